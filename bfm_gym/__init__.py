@@ -1,0 +1,21 @@
+"""bfm_gym: Behavioral Foundation Models as Gymnasium environments.
+
+A Forward-Backward (FB) model is pre-trained without rewards on one domain's data;
+for any reward it then gives a policy ``pi(a | s, z)`` through a task latent ``z``
+inferred zero-shot. bfm_gym provides the domains and tasks, reward-free data
+collection, pre-training, and adaptation of ``z`` with online interaction.
+
+Vocabulary used throughout (from the FB papers):
+    z: task latent on the sphere of radius sqrt(d), d = z_dim.
+    B(s), phi(s): backward map / state features; reward r(s) ~ phi(s)^T z.
+    F(s, a, z), psi: forward map / successor features; Q(s, a) = F(s, a, z)^T z.
+    pi(s, z): the latent-conditioned policy.
+"""
+
+from bfm_gym.envs.registration import register_envs as _register_envs
+
+__version__ = "0.1.0"
+
+_register_envs()
+
+__all__ = ["__version__"]

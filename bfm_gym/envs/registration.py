@@ -1,0 +1,52 @@
+"""Gymnasium ids for every built-in domain and task.
+
+Ids: ``bfm_gym/{domain}-v0`` (reward-free) and ``bfm_gym/{domain}-{task}-v0``, plus
+``bfm_gym/point_mass_maze-reach-v0`` which takes ``goal=(x, y)``. Entry points are
+strings, so ``env.spec`` serialises (``env.spec.to_json()``).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENTRY_POINT = "bfm_gym.envs.dmc_env:DMCEnv"
+
+# Kept in sync with bfm_gym.envs.tasks by a test; listed here so registering ids
+# does not import dm_control.
+BUILTIN_TASKS: dict[str, tuple[str, ...]] = {
+    "walker": ("stand", "walk", "run", "flip"),
+    "cheetah": ("walk", "run", "walk_backward", "run_backward"),
+    "quadruped": ("stand", "walk", "run", "jump"),
+    "point_mass_maze": (
+        "reach_top_left",
+        "reach_top_right",
+        "reach_bottom_left",
+        "reach_bottom_right",
+    ),
+}
+
+
+def env_id(domain: str, task: str | None = None) -> str:
+    """Returns the Gymnasium id of a domain (reward-free) or a domain task."""
+    return f"bfm_gym/{domain}-v0" if task is None else f"bfm_gym/{domain}-{task}-v0"
+
+
+def register_envs() -> list[str]:
+    """Registers all built-in ids (idempotent) and returns them."""
+    ids: list[str] = []
+    for domain, tasks in BUILTIN_TASKS.items():
+        for task in (None, *tasks):
+            ids.append(_register(env_id(domain, task), {"domain": domain, "task": task}))
+    ids.append(
+        _register(
+            "bfm_gym/point_mass_maze-reach-v0",
+            {"domain": "point_mass_maze", "goal": [0.15, 0.15]},
+        )
+    )
+    return ids
+
+
+def _register(id_: str, kwargs: dict) -> str:
+    if id_ not in gym.registry:
+        gym.register(id=id_, entry_point=ENTRY_POINT, kwargs=kwargs, disable_env_checker=False)
+    return id_
