@@ -1,0 +1,33 @@
+# Two entry points (see README): `make demo` and `make test`. Both create or reuse
+# the virtual env in .venv and install what is missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+export MUJOCO_GL ?= egl
+export PYTHONHASHSEED := 0
+
+.PHONY: demo test bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU wheel of torch 2.13.0 lies on this machine's disk; install it first so
+	# pyproject's torch range is satisfied without pulling a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,sb3]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bfm-gym collect --domain point_mass_maze --agent rnd --episodes 20 \
+		--out runs/demo/point_mass_maze-rnd --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/env_throughput.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

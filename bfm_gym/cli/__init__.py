@@ -1,0 +1,1 @@
+"""The ``bfm-gym`` command line (click)."""

@@ -1,0 +1,123 @@
+"""``bfm-gym``: collect data, inspect domains and tasks (more commands per concept).
+
+Each command is a thin layer over the Python API of the same name; bad input is
+reported as a one-line error (``click.UsageError``/``ClickException``), never as a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from bfm_gym import __version__
+
+
+def _parse_set(values: tuple[str, ...]) -> dict:
+    """Parses ``--set key=value`` pairs; values are JSON when they parse as JSON."""
+    out: dict = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bfm-gym")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """bfm_gym: Behavioral Foundation Models as Gymnasium environments."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--domain", required=True, help="walker, cheetah, quadruped or point_mass_maze.")
+@click.option("--agent", default="rnd", show_default=True, help="Collector agent: random, ou, rnd.")
+@click.option("--steps", type=int, default=None, help="Env steps (rounded up to 1000-step episodes).")
+@click.option("--episodes", type=int, default=None, help="Number of 1000-step episodes.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset folder.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Agent config field.")
+@click.option("--chunk-episodes", type=int, default=10, show_default=True,
+              help="Episodes per checkpoint (resume granularity).")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch threads.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def collect(domain: str, agent: str, steps: int | None, episodes: int | None, out: Path,
+            seed: int, overrides: tuple[str, ...], chunk_episodes: int, threads: int,
+            overwrite: bool, no_progress: bool) -> None:
+    """Collect a reward-free Minari dataset (resumes an interrupted run)."""
+    from bfm_gym.data.collection import collect as run
+
+    if steps is None and episodes is None:
+        raise click.UsageError("Give --steps N or --episodes N.")
+    try:
+        path = run(domain, out, agent=agent, steps=steps, episodes=episodes, seed=seed,
+                   agent_config=_parse_set(overrides), chunk_episodes=chunk_episodes,
+                   overwrite=overwrite, progress=not no_progress, threads=threads)
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _echo_coverage(path)
+
+
+@cli.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Check the sha256.")
+def coverage(dataset: Path, verify: bool) -> None:
+    """Recompute and show the coverage report of DATASET (writes coverage.json/png)."""
+    from bfm_gym.data.coverage import coverage_report
+    from bfm_gym.data.dataset import DatasetError, load_transitions
+
+    try:
+        transitions = load_transitions(dataset, verify_hash=verify)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    coverage_report(transitions, dataset)
+    _echo_coverage(dataset)
+
+
+def _echo_coverage(path: Path) -> None:
+    report = json.loads((path / "coverage.json").read_text())
+    click.echo(f"dataset {path}: {report['domain']}, {report['episodes']} episodes, {report['steps']} steps")
+    click.echo(f"{'task':<22}{'best return':>12}{'mean return':>13}")
+    for task, row in report["tasks"].items():
+        click.echo(f"{task:<22}{row['best_return']:>12.1f}{row['mean_return']:>13.1f}")
+    if "maze_cells_visited_fraction" in report:
+        click.echo(f"maze cells visited (20x20 grid): {100 * report['maze_cells_visited_fraction']:.1f}%")
+    click.echo(f"picture: {path / 'coverage.png'}")
+
+
+@cli.command()
+@click.option("--domain", default=None, help="Only this domain.")
+def tasks(domain: str | None) -> None:
+    """List domains, their tasks and Gymnasium ids."""
+    from bfm_gym.envs import DOMAINS, env_id, get_domain, get_task, list_tasks
+
+    names = [get_domain(domain).name] if domain else sorted(DOMAINS)
+    for name in names:
+        click.echo(f"{name}: {DOMAINS[name].description}  [{env_id(name)}]")
+        for task in list_tasks(name):
+            click.echo(f"  {task:<20} {get_task(name, task).description}  [{env_id(name, task)}]")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="bfm-gym", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,125 @@
+"""Coverage report of a reward-free dataset.
+
+For each task of the dataset's domain, every transition is relabelled from its
+stored next-state and summed per episode: the best and mean episode return say
+which behaviours the data contains (an FB model can hardly learn a behaviour no
+episode comes near). A picture shows where the data went: visited (x, y) for the
+maze, torso height for walker, forward velocity for cheetah, uprightness for
+quadruped, next to the per-task return distributions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bfm_gym.data.dataset import Transitions
+
+# Domain-specific picture: (label, function of next_obs).
+_PANELS: dict[str, tuple[str, Any]] = {
+    "walker": ("torso height [m]", lambda o: o[:, 14]),
+    "cheetah": ("forward velocity [m/s]", lambda o: o[:, 8]),
+    "quadruped": ("torso upright (cos of tilt)", lambda o: o[:, 47]),
+}
+
+
+def episode_returns(transitions: Transitions, rewards: np.ndarray) -> np.ndarray:
+    """Sums per-step rewards into per-episode returns, ``(n_episodes,)``."""
+    n = int(transitions.episode.max()) + 1
+    return np.bincount(transitions.episode, weights=rewards, minlength=n)
+
+
+def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
+                    tasks: list[str] | None = None) -> dict[str, Any]:
+    """Relabels every task and returns (and optionally saves) the coverage summary.
+
+    Args:
+        transitions: The dataset's transitions.
+        out_dir: If given, writes ``coverage.json`` and ``coverage.png`` there.
+        tasks: Task names (default: all tasks registered for the domain).
+
+    Returns:
+        ``{"tasks": {task: {"best_return", "mean_return", "median_return"}}, ...}``.
+    """
+    from bfm_gym.data.dataset import write_json_atomic
+    from bfm_gym.envs import list_tasks
+    from bfm_gym.envs.relabel import Relabeler
+
+    domain = transitions.domain
+    tasks = tasks or [t for t in list_tasks(domain) if not t.startswith("test_")]
+    relabeler = Relabeler(domain)
+    returns: dict[str, np.ndarray] = {}
+    for task in tasks:
+        rewards = relabeler.rewards64(transitions.next_state, task)
+        returns[task] = episode_returns(transitions, rewards)
+    report: dict[str, Any] = {
+        "domain": domain,
+        "episodes": int(transitions.episode.max()) + 1,
+        "steps": len(transitions),
+        "tasks": {
+            t: {
+                "best_return": round(float(r.max()), 2),
+                "mean_return": round(float(r.mean()), 2),
+                "median_return": round(float(np.median(r)), 2),
+            }
+            for t, r in returns.items()
+        },
+    }
+    if domain == "point_mass_maze":
+        xy = transitions.next_obs[:, :2]
+        hist, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=20, range=[[-0.3, 0.3], [-0.3, 0.3]])
+        report["maze_cells_visited_fraction"] = round(float((hist > 0).mean()), 4)
+    elif domain in _PANELS:
+        label, fn = _PANELS[domain]
+        values = fn(transitions.next_obs)
+        report["panel"] = {
+            "quantity": label,
+            "quantiles": {str(q): round(float(np.quantile(values, q)), 3) for q in (0.05, 0.5, 0.95, 0.99)},
+        }
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_json_atomic(out / "coverage.json", report)
+        _plot(transitions, returns, out / "coverage.png")
+    return report
+
+
+def _plot(transitions: Transitions, returns: dict[str, np.ndarray], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domain = transitions.domain
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax = axes[0]
+    if domain == "point_mass_maze":
+        xy = transitions.next_obs[:, :2]
+        h = ax.hist2d(xy[:, 0], xy[:, 1], bins=60, range=[[-0.3, 0.3], [-0.3, 0.3]],
+                      cmap="viridis", norm=matplotlib.colors.LogNorm())
+        fig.colorbar(h[3], ax=ax, label="visits")
+        ax.set_aspect("equal")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_title("visited positions")
+    elif domain in _PANELS:
+        label, fn = _PANELS[domain]
+        ax.hist(fn(transitions.next_obs), bins=80, color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("steps")
+        ax.set_title(f"{domain}: {label}")
+    else:
+        ax.axis("off")
+    ax = axes[1]
+    names = list(returns)
+    ax.boxplot([returns[n] for n in names], showfliers=True)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    ax.set_ylabel("episode return (relabelled)")
+    ax.set_title(f"{domain}: {int(transitions.episode.max()) + 1} episodes, {len(transitions)} steps")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
