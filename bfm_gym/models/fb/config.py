@@ -1,0 +1,265 @@
+"""Configuration of the Forward-Backward (FB) model and of its training (FB and FB-AWARE).
+
+One frozen dataclass, :class:`FBConfig`, holds the architecture, the losses and the speed
+switches. It round-trips through JSON (:meth:`FBConfig.to_dict` / :meth:`FBConfig.from_dict`)
+and is saved in every checkpoint. :meth:`FBConfig.preset` gives the reference ("paper"),
+CPU-sized ("cpu") and test-sized ("tiny") settings per DMC domain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal
+
+__all__ = ["DOMAINS", "PRESET_SIZES", "FBConfig"]
+
+DOMAINS: tuple[str, ...] = ("walker", "cheetah", "quadruped", "point_mass_maze")
+"""Domains that :meth:`FBConfig.preset` knows."""
+
+PRESET_SIZES: tuple[str, ...] = ("paper", "cpu", "tiny")
+"""Sizes that :meth:`FBConfig.preset` knows."""
+
+_DOMAIN_ALIASES = {"pointmass": "point_mass_maze", "point_mass": "point_mass_maze", "maze": "point_mass_maze"}
+
+
+def _closest(name: str, valid: typing.Iterable[str]) -> str:
+    """A ``"; did you mean 'x'?"`` hint for a misspelt name, or ``""`` when nothing is close."""
+    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FBConfig:
+    """Architecture, losses and speed switches of an FB / FB-AWARE model.
+
+    Defaults are the metamotivo DMC values (REFERENCE §1.6) except ``z_dim`` (50, as in
+    controllable_agent and opti-bfm). Use :meth:`preset` for per-domain settings.
+
+    Example:
+        >>> cfg = FBConfig.preset("walker", "tiny")
+        >>> cfg.z_dim, cfg.f_hidden_dim
+        (8, 32)
+        >>> FBConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    # --- architecture -------------------------------------------------------------------------
+    z_dim: int = 50
+    """Latent dimension d; every z lives on the sphere of radius sqrt(d)."""
+    f_hidden_dim: int = 1024
+    """Width h of F's embeddings (their last layer has h/2 units) and of its MLP."""
+    f_hidden_layers: int = 1
+    """Number of Linear(h)-ReLU layers of F's MLP after the two embeddings."""
+    f_embedding_layers: int = 2
+    """Layers of each F embedding (embed_sa, embed_sz); at least 2."""
+    b_hidden_dim: int = 256
+    """Width of B's hidden layers (of every block when ``ar_blocks > 1``)."""
+    b_hidden_layers: int = 2
+    """Number of hidden layers of B: Linear-LayerNorm-tanh, then (L-1) x Linear-ReLU."""
+    actor_hidden_dim: int = 1024
+    """Width h of the actor's embeddings (embed_s, embed_sz) and of its MLP."""
+    actor_hidden_layers: int = 1
+    """Number of Linear(h)-ReLU layers of the actor's MLP after the embeddings."""
+    actor_embedding_layers: int = 2
+    """Layers of each actor embedding; at least 2."""
+    ensemble: int = 2
+    """Number of F heads, evaluated in one batched pass (REFERENCE §1.1 num_parallel)."""
+    ensemble_mode: Literal["batched", "looped"] = "batched"
+    """"batched": stacked head weights, one baddbmm per layer; "looped": a python loop over
+    independent heads (slower, kept only as the speed benchmark's baseline)."""
+
+    # --- FB loss --------------------------------------------------------------------------------
+    gamma: float = 0.98
+    """Discount factor; multiplied by (1 - terminated) in the TD target (truncation is not terminal)."""
+    lr_f: float = 1e-4
+    """Adam learning rate of F."""
+    lr_b: float = 1e-4
+    """Adam learning rate of B."""
+    lr_actor: float = 1e-4
+    """Adam learning rate of the actor pi."""
+    tau: float = 0.01
+    """Polyak rate of the F and B target networks, applied after every gradient step."""
+    batch_size: int = 1024
+    """Transitions per update; the FB loss uses the batch x batch matrix M = F^T B."""
+    ortho_coef: float = 1.0
+    """Weight of the orthonormality loss on B."""
+    train_goal_ratio: float = 0.5
+    """Fraction of training z drawn as proj(B(g)) with g a shuffled next observation of the batch."""
+    fb_pessimism: float = 0.0
+    """Penalty on the F-head disagreement in the FB target (0 = plain ensemble mean)."""
+
+    # --- actor ----------------------------------------------------------------------------------
+    actor_std: float = 0.2
+    """Standard deviation of the actor's Gaussian noise around its tanh mean."""
+    stddev_clip: float = 0.3
+    """The actor noise is clipped to [-stddev_clip, stddev_clip] before the action clip to [-1, 1]."""
+    actor_pessimism: float = 0.5
+    """Penalty on the F-head disagreement of Q in the TD3 actor loss (0.5: min of 2 heads)."""
+    actor_loss: Literal["td3", "awr"] = "td3"
+    """"td3": maximise mean_k Q_k - actor_pessimism * unc (REFERENCE §1.4); "awr": FB-AWARE
+    advantage-weighted likelihood of dataset actions (REFERENCE §2.2)."""
+    awr_beta: float = 1.0
+    """AWR temperature, applied to advantages divided by their batch standard deviation, so it
+    has no unit: w_i ∝ exp(A_i / (beta * std(A))). Chosen here (UNVERIFIED in the paper)."""
+    awr_weight_clip: float = 20.0
+    """Upper clip of the self-normalised AWR weights (mean weight 1). Chosen here (UNVERIFIED)."""
+
+    # --- FB-AWARE auto-regressive B -------------------------------------------------------------
+    ar_blocks: int = 1
+    """1 = plain FB; K > 1 = auto-regressive B with K blocks, block k sees [s, z^{1:k-1}]."""
+    ar_z_groups: int = 8
+    """With ar_blocks > 1: number of distinct z per batch. B(s'_j, z) must be evaluated for every
+    (z, s'_j) pair, so the batch is split into groups sharing one z (cost: groups x batch B
+    evaluations). Must divide batch_size. Ignored when ar_blocks == 1."""
+
+    # --- speed switches -------------------------------------------------------------------------
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    """Mixed precision of the forward passes: "auto" = bf16 on CUDA and on CPUs with native bf16
+    (AVX512-BF16 or AMX), fp32 elsewhere; "bf16" forces bf16 autocast; "off" = fp32."""
+    compile: bool = False
+    """torch.compile the loss computations (first updates are slow while it compiles)."""
+    fused_adam: bool = True
+    """Use the fused Adam kernel when the device supports it (else the foreach one)."""
+
+    def __post_init__(self) -> None:
+        positive_ints = (
+            "z_dim", "f_hidden_dim", "f_hidden_layers", "b_hidden_dim", "b_hidden_layers",
+            "actor_hidden_dim", "actor_hidden_layers", "ensemble", "ar_blocks", "ar_z_groups",
+        )  # fmt: skip
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"FBConfig.{name} must be a positive int, got {value!r}")
+        for name in ("f_embedding_layers", "actor_embedding_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ValueError(f"FBConfig.{name} must be an int >= 2 (embeddings end in h/2 units), got {value!r}")
+        for name in ("f_hidden_dim", "actor_hidden_dim"):
+            if getattr(self, name) % 2:
+                raise ValueError(f"FBConfig.{name} must be even (the embeddings output h/2 units), got {getattr(self, name)}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ValueError(f"FBConfig.batch_size must be an int >= 2 (the FB loss needs off-diagonal pairs), got {self.batch_size!r}")
+        if not 0.0 < self.gamma < 1.0:
+            raise ValueError(f"FBConfig.gamma must be in (0, 1), got {self.gamma}")
+        for name in ("lr_f", "lr_b", "lr_actor", "actor_std", "awr_beta", "awr_weight_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"FBConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("tau", "train_goal_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"FBConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("ortho_coef", "fb_pessimism", "actor_pessimism", "stddev_clip"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"FBConfig.{name} must be >= 0, got {getattr(self, name)}")
+        hints = typing.get_type_hints(FBConfig)
+        for field in dataclasses.fields(self):
+            if typing.get_origin(hints[field.name]) is Literal:
+                choices = typing.get_args(hints[field.name])
+                if getattr(self, field.name) not in choices:
+                    raise ValueError(f"FBConfig.{field.name} must be one of {choices}, got {getattr(self, field.name)!r}")
+        if self.ar_blocks > self.z_dim:
+            raise ValueError(f"FBConfig.ar_blocks ({self.ar_blocks}) cannot exceed z_dim ({self.z_dim}): every block needs >= 1 dimension")
+        if self.ar_blocks > 1 and self.batch_size % self.ar_z_groups:
+            raise ValueError(
+                f"FBConfig.ar_z_groups ({self.ar_z_groups}) must divide batch_size ({self.batch_size}) "
+                f"when ar_blocks > 1; e.g. use ar_z_groups={_largest_divisor(self.batch_size, self.ar_z_groups)}"
+            )
+
+    # --- derived --------------------------------------------------------------------------------
+    @property
+    def block_sizes(self) -> tuple[int, ...]:
+        """Sizes (d_1, ..., d_K) of the z blocks: z_dim split as evenly as possible, larger first."""
+        q, r = divmod(self.z_dim, self.ar_blocks)
+        return tuple(q + (1 if k < r else 0) for k in range(self.ar_blocks))
+
+    # --- (de)serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-safe dict (the inverse of :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FBConfig:
+        """Build a config from a mapping, rejecting unknown keys.
+
+        Args:
+            data: Field name -> value. Missing fields take their defaults.
+
+        Raises:
+            ValueError: A key is not a field (the message names the closest field), or a value
+                fails validation.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"FBConfig.from_dict needs a mapping of field -> value, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            key = unknown[0]
+            raise ValueError(f"unknown FBConfig field {key!r}{_closest(str(key), names)} (valid fields: {', '.join(names)})")
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> FBConfig:
+        """A copy with some fields changed (validated like :meth:`from_dict`)."""
+        return FBConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def preset(cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu", **overrides: Any) -> FBConfig:
+        """Per-domain settings.
+
+        * ``"paper"``: metamotivo's ``examples/fb_train_dmc.py`` (REFERENCE §1.6): z_dim 100 for
+          walker and point_mass_maze, 50 for cheetah and quadruped; F and actor hidden 1024,
+          B 256 x 2, batch 1024, lr 1e-4; point_mass_maze: lr_b = lr_actor = 1e-6, gamma 0.99;
+          other domains gamma 0.98. Meant for ~3M updates on a GPU.
+        * ``"cpu"``: sized for 2 CPU cores and O(1e5) updates. z_dim 50 for every domain (the
+          controllable_agent / opti-bfm value; fewer dimensions for B to make orthonormal in
+          fewer updates; d only costs the last layers, so speed is not the reason); F and
+          actor hidden 384 (the F/actor MLPs dominate the cost, which grows with h^2: 384 is
+          ~7x cheaper than 1024 and still well above the 256-unit B); B 256 x 2 unchanged (B is
+          cheap and the reward-inference quality depends on it); batch 512 (half the matmul
+          cost; the FB loss still sees 512^2 - 512 negative pairs). point_mass_maze: gamma
+          0.99 as in the paper, but lr_b = lr_actor = 1e-5 instead of 1e-6: with Adam a
+          parameter moves at most ~lr per update, so 1e-6 over 3M updates allows a total drift
+          of ~3 per weight while 1e-6 over ~3e5 CPU updates would leave B and pi nearly at
+          their random init; 1e-5 keeps the paper's drift budget (lr x updates ~ 3) at 3e5
+          updates while staying 10x slower than F, which is what the small maze lr is for.
+        * ``"tiny"``: for tests: z_dim 8, hidden 32, batch 64.
+
+        Args:
+            domain: One of :data:`DOMAINS` (``"pointmass"`` is accepted for point_mass_maze).
+            size: One of :data:`PRESET_SIZES`.
+            **overrides: Fields to change after the preset is applied.
+
+        Raises:
+            ValueError: Unknown domain or size (with the closest valid name), or a bad override.
+        """
+        domain = _DOMAIN_ALIASES.get(domain, domain)
+        if domain not in DOMAINS:
+            raise ValueError(f"no FB preset for domain {domain!r}{_closest(domain, DOMAINS)} (known: {', '.join(DOMAINS)})")
+        if size not in PRESET_SIZES:
+            raise ValueError(f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} (known: {', '.join(PRESET_SIZES)})")
+        maze = domain == "point_mass_maze"
+        values: dict[str, Any] = {"gamma": 0.99 if maze else 0.98}
+        if size == "paper":
+            values.update(
+                z_dim=100 if domain in ("walker", "point_mass_maze") else 50,
+                f_hidden_dim=1024, actor_hidden_dim=1024, b_hidden_dim=256, b_hidden_layers=2,
+                batch_size=1024, lr_f=1e-4, lr_b=1e-6 if maze else 1e-4, lr_actor=1e-6 if maze else 1e-4,
+            )  # fmt: skip
+        elif size == "cpu":
+            values.update(
+                z_dim=50, f_hidden_dim=384, actor_hidden_dim=384, b_hidden_dim=256, b_hidden_layers=2,
+                batch_size=512, lr_f=1e-4, lr_b=1e-5 if maze else 1e-4, lr_actor=1e-5 if maze else 1e-4,
+            )  # fmt: skip
+        else:
+            values.update(
+                z_dim=8, f_hidden_dim=32, actor_hidden_dim=32, b_hidden_dim=32, b_hidden_layers=2,
+                batch_size=64, lr_f=1e-3, lr_b=1e-3, lr_actor=1e-3, ar_z_groups=4,
+            )  # fmt: skip
+        values.update(overrides)
+        return cls.from_dict(values)
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    """Largest divisor of ``n`` not above ``at_most`` (for error hints)."""
+    return max(k for k in range(1, max(1, min(n, at_most)) + 1) if n % k == 0)

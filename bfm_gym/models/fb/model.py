@@ -1,0 +1,352 @@
+"""The FB model: B, F and pi plus the inference operations of the USF interface (REFERENCE §0, §1.5).
+
+:class:`FBModel` holds the networks only; training (targets, optimisers, losses) lives in
+:mod:`bfm_gym.models.fb.agent`. Inference methods run under ``torch.no_grad`` unless called
+with ``grad=True``, so a caller can differentiate through the frozen actor and F w.r.t. z
+(ReLA's latent gradient ascent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .config import FBConfig
+from .networks import Actor, ARBackwardMap, BackwardMap, build_forward_map, project_sphere, sample_action
+
+__all__ = ["FBModel"]
+
+
+def _grad_context(grad: bool) -> contextlib.AbstractContextManager[None]:
+    return torch.enable_grad() if grad else torch.no_grad()
+
+
+class FBModel(nn.Module):
+    """Forward-Backward representation ``M^{pi_z}(s, a, ds') ~ F(s, a, z)^T B(s') rho(ds')``.
+
+    Args:
+        config: Architecture (and training) settings.
+        obs_dim: Observation size.
+        action_dim: Action size; actions live in [-1, 1]^action_dim.
+
+    Attributes:
+        backward_map: B, a :class:`BackwardMap` or, when ``config.ar_blocks > 1``, an
+            :class:`ARBackwardMap` (then ``B(s, z)``).
+        forward_map: F, the E-head ensemble: ``(batch, ...) -> (E, batch, d)``.
+        actor: pi's mean network.
+        cov: ``(d, d)`` buffer, the uncentred second moment ``E_rho[B B^T]`` set by
+            :meth:`finalize` (identity until then); ``phi = Cov^{-1} B``.
+        cov_samples: ``()`` int64 buffer, number of states behind ``cov`` (0 = not finalized).
+
+    Example:
+        >>> model = FBModel(FBConfig.preset("walker", "tiny"), obs_dim=24, action_dim=6)
+        >>> obs = torch.zeros(5, 24)
+        >>> z = model.sample_z(5, generator=torch.Generator().manual_seed(0))
+        >>> model.act(obs, z).shape, model.forward(obs, model.act(obs, z), z).shape
+        (torch.Size([5, 6]), torch.Size([2, 5, 8]))
+    """
+
+    cov: torch.Tensor
+    cov_samples: torch.Tensor
+
+    def __init__(self, config: FBConfig, obs_dim: int, action_dim: int) -> None:
+        super().__init__()
+        if obs_dim < 1 or action_dim < 1:
+            raise ValueError(f"obs_dim and action_dim must be >= 1, got obs_dim={obs_dim}, action_dim={action_dim}")
+        self.config = config
+        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+        c = config
+        self.backward_map: BackwardMap | ARBackwardMap
+        if c.ar_blocks == 1:
+            self.backward_map = BackwardMap(obs_dim, c.z_dim, c.b_hidden_dim, c.b_hidden_layers)
+        else:
+            self.backward_map = ARBackwardMap(obs_dim, c.block_sizes, c.b_hidden_dim, c.b_hidden_layers)
+        self.forward_map = build_forward_map(
+            c.ensemble_mode, obs_dim, action_dim, c.z_dim, c.f_hidden_dim, c.f_hidden_layers, c.f_embedding_layers, c.ensemble
+        )
+        self.actor = Actor(obs_dim, c.z_dim, action_dim, c.actor_hidden_dim, c.actor_hidden_layers, c.actor_embedding_layers)
+        self.register_buffer("cov", torch.eye(c.z_dim))
+        self.register_buffer("cov_samples", torch.zeros((), dtype=torch.int64))
+
+    # --- basic properties -----------------------------------------------------------------------
+    @property
+    def z_dim(self) -> int:
+        """Latent dimension d."""
+        return self.config.z_dim
+
+    @property
+    def gamma(self) -> float:
+        """Discount the model was trained with."""
+        return self.config.gamma
+
+    @property
+    def is_autoregressive(self) -> bool:
+        """True when B is the FB-AWARE auto-regressive B(s, z)."""
+        return self.config.ar_blocks > 1
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self.cov.device
+
+    # --- z ----------------------------------------------------------------------------------------
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Put z on the latent sphere: ``proj(z) = sqrt(d) z / ||z||`` (REFERENCE §0).
+
+        With an auto-regressive B each block k is projected on its own sphere of radius
+        sqrt(d_k) (the concatenation still has norm sqrt(d)); see :class:`ARBackwardMap`.
+
+        Args:
+            z: ``(..., d)``.
+
+        Returns:
+            ``(..., d)``.
+        """
+        if not self.is_autoregressive:
+            return project_sphere(z)
+        return torch.cat([project_sphere(block) for block in z.split(self.config.block_sizes, dim=-1)], dim=-1)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+        """``n`` latents uniform on the sphere(s): ``proj(N(0, I_d))``.
+
+        Args:
+            n: Number of latents.
+            generator: Seeded generator (on ``device``); the global RNG when None.
+            device: Defaults to the model's device.
+
+        Returns:
+            ``(n, d)`` float32.
+        """
+        device = self.device if device is None else torch.device(device)
+        return self.project(torch.randn(n, self.z_dim, generator=generator, device=device))
+
+    # --- raw maps (no grad handling; used by training) -----------------------------------------
+    def _backward(self, obs: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.is_autoregressive:
+            return self.backward_map(obs)
+        if z is None:
+            return self._goal_chain(obs)
+        return self.backward_map(obs, z)  # type: ignore[call-arg]
+
+    def _goal_chain(self, obs: torch.Tensor) -> torch.Tensor:
+        """AR goal inference ``z^k = B^k(g, z^{1:k-1})`` block by block; ``(..., obs_dim) -> (..., d)``."""
+        b = self.backward_map
+        assert isinstance(b, ARBackwardMap)
+        blocks: list[torch.Tensor] = []
+        for k in range(len(b.blocks)):
+            blocks.append(b.block(k, obs, torch.cat(blocks, dim=-1) if blocks else None))
+        return torch.cat(blocks, dim=-1)
+
+    # --- paper operations -----------------------------------------------------------------------
+    def backward(self, obs: torch.Tensor, z: torch.Tensor | None = None, *, grad: bool = False) -> torch.Tensor:  # type: ignore[override]
+        """Backward embedding ``B(s)`` (``B(s, z)`` for an auto-regressive B).
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            z: Auto-regressive B only: ``(batch, d)`` or ``(d,)`` conditioning latent. When None,
+                each state is conditioned on its own goal latent (``B(g, z_g)`` with
+                ``z_g = goal_z(g)``), so ``backward(g) == goal_z(g)``.
+            grad: Track gradients.
+
+        Returns:
+            ``(batch, d)``, rows of norm sqrt(d).
+        """
+        with _grad_context(grad):
+            return self._backward(obs, z)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
+        """Forward embedding of every ensemble head, ``F_k(s, a, z)``.
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            action: ``(batch, action_dim)``.
+            z: ``(batch, d)`` (projected; see :meth:`project`).
+            grad: Track gradients (e.g. w.r.t. z).
+
+        Returns:
+            ``(E, batch, d)``.
+        """
+        with _grad_context(grad):
+            return self.forward_map(obs, action, z)
+
+    def q(
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        z: torch.Tensor,
+        *,
+        reduce: Literal["mean", "min", "none"] = "mean",
+        grad: bool = False,
+    ) -> torch.Tensor:
+        """``Q(s, a) = F(s, a, z)^T z`` (REFERENCE §1.5).
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            action: ``(batch, action_dim)``.
+            z: ``(batch, d)``.
+            reduce: ``"mean"`` or ``"min"`` over heads -> ``(batch,)``; ``"none"`` -> ``(E, batch)``.
+            grad: Track gradients.
+
+        Returns:
+            ``(batch,)`` or ``(E, batch)``.
+        """
+        with _grad_context(grad):
+            qs = (self.forward_map(obs, action, z) * z).sum(-1)
+            if reduce == "mean":
+                return qs.mean(0)
+            if reduce == "min":
+                return qs.min(0).values
+            if reduce == "none":
+                return qs
+            raise ValueError(f"reduce must be 'mean', 'min' or 'none', got {reduce!r}")
+
+    def act(
+        self,
+        obs: torch.Tensor,
+        z: torch.Tensor,
+        *,
+        noise: bool = False,
+        generator: torch.Generator | None = None,
+        grad: bool = False,
+    ) -> torch.Tensor:
+        """Action of ``pi(. | s, z)``: the mean, or a sample with clipped Gaussian noise.
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            z: ``(batch, d)``.
+            noise: Add ``clip(N(0, actor_std^2), +-stddev_clip)`` then clip to [-1, 1].
+            generator: RNG for the noise (global RNG when None).
+            grad: Track gradients (through the mean; the noise is reparameterised).
+
+        Returns:
+            ``(batch, action_dim)`` in [-1, 1].
+        """
+        with _grad_context(grad):
+            mu = self.actor(obs, z)
+            if not noise:
+                return mu
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            return sample_action(mu, self.config.actor_std, self.config.stddev_clip, eps)
+
+    def goal_z(self, goal_obs: torch.Tensor) -> torch.Tensor:
+        """Goal inference ``z = proj(B(g))`` (block by block for an auto-regressive B).
+
+        Args:
+            goal_obs: ``(batch, obs_dim)``.
+
+        Returns:
+            ``(batch, d)``.
+        """
+        with torch.no_grad():
+            return self.project(self._backward(goal_obs))
+
+    def infer_z(
+        self, next_obs: torch.Tensor, rewards: torch.Tensor, *, project: bool = True, chunk_size: int = 65536
+    ) -> torch.Tensor:
+        """Zero-shot reward inference ``z_r = proj(mean_i r(s'_i) B(s'_i))`` (REFERENCE §1.5).
+
+        The reward of a transition is paired with its **next** state (REFERENCE §7.1). With an
+        auto-regressive B the fixed point ``z_r = E[r B(s, z_r)]`` is solved exactly block by
+        block: ``z^k = proj_k(E[r B^k(s, z^{1:k-1})])``.
+
+        Args:
+            next_obs: ``(n, obs_dim)`` states s'_i.
+            rewards: ``(n,)`` or ``(n, 1)`` rewards r(s'_i).
+            project: Project the result (False returns the raw ``E[r B]``; for plain FB this is the
+                least-squares weight of the reward on phi).
+            chunk_size: States per B evaluation (memory bound).
+
+        Returns:
+            ``(d,)``.
+        """
+        rewards = rewards.reshape(-1, 1).to(next_obs.dtype)
+        n = next_obs.shape[0]
+        with torch.no_grad():
+            if not self.is_autoregressive:
+                z = sum(
+                    (r * self._backward(s)).sum(0)
+                    for s, r in zip(next_obs.split(chunk_size), rewards.split(chunk_size), strict=True)
+                )
+                z = torch.as_tensor(z) / n
+                return self.project(z) if project else z
+            b = self.backward_map
+            assert isinstance(b, ARBackwardMap)
+            blocks: list[torch.Tensor] = []
+            for k in range(len(b.blocks)):
+                prefix = torch.cat(blocks) if blocks else None
+                acc = torch.zeros(b.block_sizes[k], device=next_obs.device)
+                for s, r in zip(next_obs.split(chunk_size), rewards.split(chunk_size), strict=True):
+                    p = None if prefix is None else prefix.expand(s.shape[0], -1)
+                    acc = acc + (r * b.block(k, s, p)).sum(0)
+                acc = acc / n
+                blocks.append(project_sphere(acc) if project else acc)
+            return torch.cat(blocks)
+
+    # --- phi / psi (successor features view, REFERENCE §0) ---------------------------------------
+    @torch.no_grad()
+    def finalize(self, obs: torch.Tensor, *, generator: torch.Generator | None = None, chunk_size: int = 65536) -> torch.Tensor:
+        """Compute and store ``cov = E_rho[B B^T]`` (uncentred) over dataset states.
+
+        With an auto-regressive B the features depend on z; the stored cov then averages
+        ``B(s, z) B(s, z)^T`` over states and latents ``z ~ proj(N(0, I))`` (one per state,
+        drawn from ``generator``).
+
+        Args:
+            obs: ``(n, obs_dim)`` states from the training distribution (REFERENCE: ~50k).
+            generator: RNG for the AR latents.
+            chunk_size: States per B evaluation.
+
+        Returns:
+            ``(d, d)`` the new cov (also stored in the ``cov`` buffer).
+        """
+        acc = torch.zeros(self.z_dim, self.z_dim, dtype=torch.float64, device=obs.device)
+        for s in obs.split(chunk_size):
+            z = self.sample_z(s.shape[0], generator=generator, device=s.device) if self.is_autoregressive else None
+            b = self._backward(s, z).double()
+            acc += b.T @ b
+        cov = (acc / obs.shape[0]).to(self.cov.dtype)
+        self.cov.copy_(cov)
+        self.cov_samples.fill_(obs.shape[0])
+        return cov
+
+    def phi(self, obs: torch.Tensor, z: torch.Tensor | None = None, *, ridge: float = 1e-6) -> torch.Tensor:
+        """State features ``phi(s) = Cov(B)^{-1} B(s)`` (REFERENCE §0, §7.5), via a ridge solve.
+
+        Args:
+            obs: ``(batch, obs_dim)``.
+            z: Conditioning latent for an auto-regressive B (see :meth:`backward`).
+            ridge: Relative ridge: ``Cov + ridge * trace(Cov)/d * I`` is solved (float64).
+
+        Returns:
+            ``(batch, d)``.
+        """
+        with torch.no_grad():
+            b = self._backward(obs, z)
+            cov = self.cov.double()
+            reg = cov + ridge * torch.trace(cov) / self.z_dim * torch.eye(self.z_dim, dtype=cov.dtype, device=cov.device)
+            return torch.linalg.solve(reg, b.double().T).T.to(b.dtype)
+
+    def psi(self, obs: torch.Tensor, z: torch.Tensor, action: torch.Tensor | None = None, *, grad: bool = False) -> torch.Tensor:
+        """Successor features ``psi(s, a, z) = F(s, a, z)`` of every head; with no action, the
+        policy mean ``a = pi(s, z)`` is used (REFERENCE §0).
+
+        Returns:
+            ``(E, batch, d)``.
+        """
+        with _grad_context(grad):
+            if action is None:
+                action = self.actor(obs, z)
+            return self.forward_map(obs, action, z)
+
+    # --- misc -----------------------------------------------------------------------------------
+    def networks(self) -> Iterator[tuple[str, nn.Module]]:
+        """``("B", B), ("F", F), ("pi", pi)``."""
+        yield from (("B", self.backward_map), ("F", self.forward_map), ("pi", self.actor))
+
+    def extra_repr(self) -> str:
+        return f"obs_dim={self.obs_dim}, action_dim={self.action_dim}, z_dim={self.z_dim}, gamma={self.gamma}"
+

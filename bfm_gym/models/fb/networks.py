@@ -1,0 +1,353 @@
+"""Networks of the FB model: the backward map B, the forward map F (an ensemble) and the actor pi.
+
+Architectures follow REFERENCE §1.1 (metamotivo ``nn_models.py``):
+
+* ``B(s)``: Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (L-1) -> Linear(d) -> proj.
+* ``F(s, a, z)``: ``embed_sa = MLP([s, a])`` and ``embed_sz = MLP([s, z])`` (each Linear(h) ->
+  LayerNorm -> tanh -> [Linear(h) -> ReLU] x (layers-2) -> Linear(h/2) -> ReLU), concatenated,
+  then [Linear(h) -> ReLU] x hidden_layers -> Linear(d). E heads, evaluated in one batched
+  pass: parameters carry a leading ensemble dimension and each layer is one ``baddbmm``.
+* ``pi(s, z)``: ``embed_s = MLP(s)`` and ``embed_sz = MLP([s, z])``, concatenated, an MLP, then
+  tanh gives the mean; actions add Gaussian noise (std 0.2) clipped to +-0.3, then clip to [-1, 1].
+
+Initialisation (metamotivo ``weight_init``): orthogonal weights with gain 1 for single layers and
+gain sqrt(2) for ensemble layers, zero biases, LayerNorm weight 1 / bias 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F_
+from torch import nn
+
+__all__ = [
+    "ARBackwardMap",
+    "Actor",
+    "BackwardMap",
+    "EnsembleLayerNorm",
+    "EnsembleLinear",
+    "ForwardMap",
+    "LoopedForwardMap",
+    "build_forward_map",
+    "project_sphere",
+    "sample_action",
+]
+
+
+def project_sphere(x: torch.Tensor) -> torch.Tensor:
+    """``proj(x) = sqrt(d) x / max(||x||, 1e-12)`` along the last dimension (REFERENCE §0).
+
+    Args:
+        x: ``(..., d)``.
+
+    Returns:
+        ``(..., d)``, every row of norm sqrt(d).
+    """
+    return math.sqrt(x.shape[-1]) * F_.normalize(x, dim=-1)
+
+
+def _linear(in_dim: int, out_dim: int) -> nn.Linear:
+    layer = nn.Linear(in_dim, out_dim)
+    nn.init.orthogonal_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+# ------------------------------------------------------------------------------------------------
+# Ensemble layers: parameters with a leading ensemble dimension E
+# ------------------------------------------------------------------------------------------------
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers applied in one ``baddbmm``.
+
+    Args:
+        in_dim: Input features.
+        out_dim: Output features.
+        ensemble: Number of heads E.
+
+    Shapes:
+        input ``(E, batch, in_dim)`` (an expanded view is fine), output ``(E, batch, out_dim)``.
+        ``weight`` is ``(E, in_dim, out_dim)``, ``bias`` is ``(E, 1, out_dim)``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, ensemble: int) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim, self.ensemble = in_dim, out_dim, ensemble
+        self.weight = nn.Parameter(torch.empty(ensemble, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.zeros(ensemble, 1, out_dim))
+        with torch.no_grad():
+            for k in range(ensemble):
+                # orthogonal on the (out, in) matrix of each head, as nn.Linear would hold it
+                self.weight[k].copy_(nn.init.orthogonal_(torch.empty(out_dim, in_dim), gain=math.sqrt(2.0)).T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"in_dim={self.in_dim}, out_dim={self.out_dim}, ensemble={self.ensemble}"
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm with per-head affine parameters ``(E, 1, dim)``; input ``(E, batch, dim)``."""
+
+    def __init__(self, dim: int, ensemble: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        self.weight = nn.Parameter(torch.ones(ensemble, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(ensemble, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F_.layer_norm(x, (self.dim,), eps=self.eps), self.weight)
+
+
+def _embedding(in_dim: int, hidden_dim: int, layers: int, ensemble: int | None = None) -> nn.Sequential:
+    """Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (layers-2) -> Linear(h/2) -> ReLU."""
+    if ensemble is None:
+        lin, norm = _linear, nn.LayerNorm
+        seq: list[nn.Module] = [lin(in_dim, hidden_dim), norm(hidden_dim), nn.Tanh()]
+        seq += [m for _ in range(layers - 2) for m in (lin(hidden_dim, hidden_dim), nn.ReLU())]
+        seq += [lin(hidden_dim, hidden_dim // 2), nn.ReLU()]
+        return nn.Sequential(*seq)
+    seq = [EnsembleLinear(in_dim, hidden_dim, ensemble), EnsembleLayerNorm(hidden_dim, ensemble), nn.Tanh()]
+    seq += [m for _ in range(layers - 2) for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())]
+    seq += [EnsembleLinear(hidden_dim, hidden_dim // 2, ensemble), nn.ReLU()]
+    return nn.Sequential(*seq)
+
+
+# ------------------------------------------------------------------------------------------------
+# B
+# ------------------------------------------------------------------------------------------------
+
+
+class BackwardMap(nn.Module):
+    """``B(s) -> R^d`` with outputs on the sphere of radius sqrt(d).
+
+    Args:
+        in_dim: Input size (observation size, plus the conditioning z prefix for AR blocks).
+        out_dim: Output size d.
+        hidden_dim: Width of the hidden layers.
+        hidden_layers: Number of hidden layers L >= 1.
+
+    Shapes:
+        ``(batch, in_dim) -> (batch, out_dim)``; any leading dimensions are kept.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int) -> None:
+        super().__init__()
+        seq: list[nn.Module] = [_linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.Tanh()]
+        seq += [m for _ in range(hidden_layers - 1) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
+        seq += [_linear(hidden_dim, out_dim)]
+        self.net = nn.Sequential(*seq)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return project_sphere(self.net(obs))
+
+
+class ARBackwardMap(nn.Module):
+    """Auto-regressive ``B(s, z) = (B^1(s), B^2(s, z^1), ..., B^K(s, z^{1:K-1}))`` (FB-AWARE, REFERENCE §2.1).
+
+    z is split into K blocks of sizes ``block_sizes``; block k is a :class:`BackwardMap` whose
+    input is ``[s, z^{1:k-1}]`` and whose output has size d_k.
+
+    Normalisation (our choice; the paper's is UNVERIFIED): each block output is projected on the
+    sphere of radius sqrt(d_k). The concatenation then always has norm sqrt(d), as plain FB
+    features do, and every block is a unit-scale feature on its own, which keeps the block-wise
+    task inference ``z^k = proj_k(E[r B^k(s, z^{1:k-1})])`` well scaled. The z that conditions
+    the blocks is normalised the same way (see ``FBModel.project``), so training (teacher
+    forcing with the training z) and inference (the inferred blocks) see the same inputs.
+
+    Args:
+        obs_dim: Observation size.
+        block_sizes: ``(d_1, ..., d_K)``, summing to d.
+        hidden_dim: Width of every block's hidden layers.
+        hidden_layers: Hidden layers of every block.
+    """
+
+    def __init__(self, obs_dim: int, block_sizes: tuple[int, ...], hidden_dim: int, hidden_layers: int) -> None:
+        super().__init__()
+        self.block_sizes = tuple(block_sizes)
+        offsets = [0]
+        for size in self.block_sizes:
+            offsets.append(offsets[-1] + size)
+        self.offsets = tuple(offsets)
+        self.blocks = nn.ModuleList(
+            BackwardMap(obs_dim + self.offsets[k], size, hidden_dim, hidden_layers) for k, size in enumerate(self.block_sizes)
+        )
+
+    def block(self, k: int, obs: torch.Tensor, z_prefix: torch.Tensor | None) -> torch.Tensor:
+        """Block k (0-based) of B.
+
+        Args:
+            k: Block index.
+            obs: ``(..., obs_dim)``.
+            z_prefix: ``(..., offsets[k])`` the earlier z blocks (``None`` for k = 0).
+
+        Returns:
+            ``(..., block_sizes[k])`` on the sphere of radius sqrt(d_k).
+        """
+        x = obs if k == 0 else torch.cat([obs, z_prefix], dim=-1)  # type: ignore[list-item]
+        return self.blocks[k](x)
+
+    def forward(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """B(s, z) with every block conditioned on the given z (teacher forcing).
+
+        Args:
+            obs: ``(..., obs_dim)``.
+            z: ``(..., d)``, broadcastable against ``obs``'s leading dimensions.
+
+        Returns:
+            ``(..., d)``.
+        """
+        lead = torch.broadcast_shapes(obs.shape[:-1], z.shape[:-1])
+        obs = obs.expand(*lead, obs.shape[-1])
+        z = z.expand(*lead, z.shape[-1])
+        return torch.cat([self.block(k, obs, z[..., : self.offsets[k]]) for k in range(len(self.blocks))], dim=-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# F
+# ------------------------------------------------------------------------------------------------
+
+
+class ForwardMap(nn.Module):
+    """Ensemble ``F_k(s, a, z) -> R^d``, k = 1..E, in one batched pass.
+
+    Args:
+        obs_dim: Observation size.
+        action_dim: Action size.
+        z_dim: Latent size d.
+        hidden_dim: Width h.
+        hidden_layers: Linear(h)-ReLU layers after the embeddings.
+        embedding_layers: Layers of each embedding (>= 2).
+        ensemble: Number of heads E.
+
+    Shapes:
+        ``obs (batch, obs_dim), action (batch, action_dim), z (batch, d) -> (E, batch, d)``.
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int, ensemble: int
+    ) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+        self.embed_sa = _embedding(obs_dim + action_dim, hidden_dim, embedding_layers, ensemble)
+        self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers, ensemble)
+        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())]
+        seq += [EnsembleLinear(hidden_dim, z_dim, ensemble)]
+        self.mlp = nn.Sequential(*seq)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        sa = torch.cat([obs, action], dim=-1).expand(self.ensemble, -1, -1)
+        sz = torch.cat([obs, z], dim=-1).expand(self.ensemble, -1, -1)
+        return self.mlp(torch.cat([self.embed_sa(sa), self.embed_sz(sz)], dim=-1))
+
+
+class _SingleForwardMap(nn.Module):
+    """One F head built from ``nn.Linear`` layers (a member of :class:`LoopedForwardMap`)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int) -> None:
+        super().__init__()
+        self.embed_sa = _embedding(obs_dim + action_dim, hidden_dim, embedding_layers)
+        self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers)
+        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
+        seq += [_linear(hidden_dim, z_dim)]
+        self.mlp = nn.Sequential(*seq)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        sa = self.embed_sa(torch.cat([obs, action], dim=-1))
+        sz = self.embed_sz(torch.cat([obs, z], dim=-1))
+        return self.mlp(torch.cat([sa, sz], dim=-1))
+
+
+class LoopedForwardMap(nn.Module):
+    """Same maps as :class:`ForwardMap`, one independent module per head, run in a python loop.
+
+    Only the speed benchmark's baseline uses it (``FBConfig.ensemble_mode="looped"``).
+    :meth:`load_from_batched` copies the weights of a :class:`ForwardMap` so both give the same
+    outputs.
+    """
+
+    def __init__(
+        self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int, ensemble: int
+    ) -> None:
+        super().__init__()
+        self.ensemble = ensemble
+        self.heads = nn.ModuleList(
+            _SingleForwardMap(obs_dim, action_dim, z_dim, hidden_dim, hidden_layers, embedding_layers) for _ in range(ensemble)
+        )
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(obs, action, z) for head in self.heads])
+
+    @torch.no_grad()
+    def load_from_batched(self, batched: ForwardMap) -> None:
+        """Copy head k of ``batched`` into ``self.heads[k]`` for every k."""
+        for k, head in enumerate(self.heads):
+            for name in ("embed_sa", "embed_sz", "mlp"):
+                for dst, src in zip(getattr(head, name), getattr(batched, name), strict=True):
+                    if isinstance(src, EnsembleLinear):
+                        dst.weight.copy_(src.weight[k].T)
+                        dst.bias.copy_(src.bias[k, 0])
+                    elif isinstance(src, EnsembleLayerNorm):
+                        dst.weight.copy_(src.weight[k, 0])
+                        dst.bias.copy_(src.bias[k, 0])
+
+
+def build_forward_map(
+    mode: str, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int, ensemble: int
+) -> ForwardMap | LoopedForwardMap:
+    """F for ``FBConfig.ensemble_mode`` (``"batched"`` or ``"looped"``)."""
+    cls = {"batched": ForwardMap, "looped": LoopedForwardMap}[mode]
+    return cls(obs_dim, action_dim, z_dim, hidden_dim, hidden_layers, embedding_layers, ensemble)
+
+
+# ------------------------------------------------------------------------------------------------
+# pi
+# ------------------------------------------------------------------------------------------------
+
+
+class Actor(nn.Module):
+    """Latent-conditioned policy mean ``mu = tanh(MLP([embed_s(s), embed_sz(s, z)]))``.
+
+    Shapes:
+        ``obs (batch, obs_dim), z (batch, d) -> mu (batch, action_dim)`` in [-1, 1].
+    """
+
+    def __init__(self, obs_dim: int, z_dim: int, action_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int) -> None:
+        super().__init__()
+        self.embed_s = _embedding(obs_dim, hidden_dim, embedding_layers)
+        self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers)
+        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
+        seq += [_linear(hidden_dim, action_dim)]
+        self.mlp = nn.Sequential(*seq)
+
+    def forward(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        s = self.embed_s(obs)
+        sz = self.embed_sz(torch.cat([obs, z], dim=-1))
+        return torch.tanh(self.mlp(torch.cat([s, sz], dim=-1)))
+
+
+def sample_action(mu: torch.Tensor, std: float, clip: float, noise: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Truncated-normal action ``clip(mu + clip(std * noise, -clip, clip), -1, 1)``.
+
+    The final clip to [-1+eps, 1-eps] is straight-through (identity gradient), as metamotivo's
+    ``TruncatedNormal._clamp`` and opti-bfm's actor loss do (REFERENCE §7.13), so the TD3 actor
+    gradient does not vanish at the action bounds.
+
+    Args:
+        mu: ``(batch, action_dim)`` policy mean.
+        std: Noise standard deviation.
+        clip: Noise clip.
+        noise: ``(batch, action_dim)`` standard normal draws (drawn by the caller from a seeded
+            generator, so the computation is deterministic and compile-friendly).
+        eps: Margin kept from the bounds.
+
+    Returns:
+        ``(batch, action_dim)``.
+    """
+    x = mu + torch.clamp(noise * std, -clip, clip)
+    clamped = torch.clamp(x, -1.0 + eps, 1.0 - eps)
+    return x - x.detach() + clamped.detach()
