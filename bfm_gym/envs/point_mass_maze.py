@@ -72,7 +72,17 @@ def _in_wall(xy: np.ndarray) -> bool:
 
 
 class MazeTask(base.Task):
-    """Reward-free maze task: random free start, position and velocity observed."""
+    """Maze task: random free start, position and velocity observed.
+
+    Args:
+        target: ``(x, y)`` to reach, or ``None`` for reward 0 (bfm_gym envs compute
+            task rewards themselves; a target makes this a plain dm_control task).
+        random: Seed or ``np.random.RandomState`` for start positions.
+    """
+
+    def __init__(self, target: Any = None, random: Any = None) -> None:
+        super().__init__(random=random)
+        self._reward = None if target is None else reach_reward(target)
 
     def initialize_episode(self, physics: Physics) -> None:
         lim = ARENA_HALF_SIZE - _CLEARANCE
@@ -93,18 +103,23 @@ class MazeTask(base.Task):
         return obs
 
     def get_reward(self, physics: Physics) -> float:
-        return 0.0
+        return 0.0 if self._reward is None else self._reward(physics)
 
 
-def load(random: Any = None, environment_kwargs: dict[str, Any] | None = None) -> control.Environment:
-    """Builds the dm_control environment (reward-free base task).
+def load(
+    random: Any = None,
+    target: Any = None,
+    environment_kwargs: dict[str, Any] | None = None,
+) -> control.Environment:
+    """Builds the dm_control environment (reward-free unless ``target`` is given).
 
     Args:
         random: Seed or ``np.random.RandomState`` for start positions.
+        target: ``(x, y)`` whose reach reward the dm_control env itself returns.
         environment_kwargs: Extra keyword arguments for ``control.Environment``.
     """
     physics = Physics.from_xml_string(_model_xml(), common.ASSETS)
-    task = MazeTask(random=random)
+    task = MazeTask(target=target, random=random)
     return control.Environment(
         physics, task, time_limit=_TIME_LIMIT, **(environment_kwargs or {})
     )
