@@ -49,11 +49,8 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
 
     domain = transitions.domain
     tasks = tasks or [t for t in list_tasks(domain) if not t.startswith("test_")]
-    relabeler = Relabeler(domain)
-    returns: dict[str, np.ndarray] = {}
-    for task in tasks:
-        rewards = relabeler.rewards64(transitions.next_state, task)
-        returns[task] = episode_returns(transitions, rewards)
+    per_step = Relabeler(domain).rewards_many(transitions.next_state, tasks)
+    returns = {task: episode_returns(transitions, r) for task, r in per_step.items()}
     report: dict[str, Any] = {
         "domain": domain,
         "episodes": int(transitions.episode.max()) + 1,

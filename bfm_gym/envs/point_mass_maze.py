@@ -127,17 +127,22 @@ def load(
 
 def reach_reward(target: Any) -> Any:
     """Returns ``fn(physics) -> float``, the reward for reaching ``target = (x, y)``."""
-    from dm_control.utils import rewards
+    import math
+
+    from bfm_gym.envs.shaping import tolerance
 
     goal = np.asarray(target, dtype=np.float64).reshape(2).copy()
+    gx, gy = float(goal[0]), float(goal[1])
 
     def reward(physics: Physics) -> float:
-        dist = float(np.linalg.norm(physics.mass_position() - goal))
-        near = rewards.tolerance(dist, bounds=(0, TARGET_SIZE), margin=TARGET_SIZE)
-        control_reward = rewards.tolerance(
-            physics.control(), margin=1, value_at_margin=0, sigmoid="quadratic"
-        ).mean()
-        return float(near * (4 + control_reward) / 5)
+        qpos, ctrl = physics.data.qpos, physics.data.ctrl  # root_x, root_y are qpos[0:2]
+        dist = math.hypot(float(qpos[0]) - gx, float(qpos[1]) - gy)
+        near = tolerance(dist, bounds=(0, TARGET_SIZE), margin=TARGET_SIZE)
+        control_reward = 0.5 * (
+            tolerance(ctrl[0], margin=1, value_at_margin=0, sigmoid="quadratic")
+            + tolerance(ctrl[1], margin=1, value_at_margin=0, sigmoid="quadratic")
+        )
+        return near * (4 + control_reward) / 5
 
     reward.__name__ = f"reach_{goal[0]:+.3f}_{goal[1]:+.3f}"
     return reward

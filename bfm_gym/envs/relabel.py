@@ -68,28 +68,52 @@ class Relabeler:
         """As :meth:`rewards`, in float64 (bit-equal to the online rewards)."""
         return self._rewards(states, task, goal)
 
+    def rewards_many(self, states: np.ndarray, tasks: Iterable[str | Task | RewardFn]) -> dict[str, np.ndarray]:
+        """Rewards of several tasks in one pass over the states (each restored once).
+
+        Returns:
+            ``{task name: (n,) float64 rewards}``.
+        """
+        from bfm_gym.envs.tasks import get_task
+
+        resolved = [get_task(self.domain, t) for t in tasks]
+        out = self._batch(states, resolved)
+        return {task.name: out[:, k] for k, task in enumerate(resolved)}
+
     def _rewards(self, states: Any, task: Any, goal: Any) -> np.ndarray:
         from bfm_gym.envs.tasks import get_task, goal_task
 
         resolved = goal_task(self.domain, goal) if goal is not None else get_task(self.domain, task)
+        return self._batch(states, [resolved])[:, 0]
+
+    def _batch(self, states: Any, tasks: list[Task]) -> np.ndarray:
+        import mujoco
+
         arr = np.asarray(states)
         if arr.ndim != 2 or arr.shape[1] != self.state_size:
             raise ValueError(
                 f"Expected states of shape (n, {self.state_size}) for domain {self.domain!r}; "
                 f"got {arr.shape}."
             )
-        out = np.empty(arr.shape[0], dtype=np.float64)
+        arr = np.ascontiguousarray(arr, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ValueError("States hold NaN or inf values; the dataset is corrupt.")
+        out = np.empty((arr.shape[0], len(tasks)), dtype=np.float64)
         physics = self._physics
+        model, data = physics.model.ptr, physics.data.ptr
+        fns = [task.reward for task in tasks]
         for i in range(arr.shape[0]):
-            _state.set_state(physics, arr[i], self.domain)
-            value = resolved.reward(physics)
-            r = float(value) if np.ndim(value) == 0 else np.nan
-            if not np.isfinite(r):
-                raise ValueError(
-                    f"Task {resolved.name!r} returned {value!r} for state {i}; a reward "
-                    "function must return one finite float."
-                )
-            out[i] = r
+            mujoco.mj_setState(model, data, arr[i], _state.STATE_SPEC)
+            mujoco.mj_forward(model, data)
+            for k, fn in enumerate(fns):
+                out[i, k] = fn(physics)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            i, k = np.argwhere(bad)[0]
+            raise ValueError(
+                f"Task {tasks[k].name!r} returned {out[i, k]!r} for state {i}; a reward "
+                "function must return one finite float."
+            )
         return out
 
 

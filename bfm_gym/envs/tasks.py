@@ -131,10 +131,21 @@ def get_task(domain: str, task: str | Task | RewardFn) -> Task:
 # ---------------------------------------------------------------------------------
 
 
-def _tolerance(x: Any, **kwargs: Any) -> float:
-    from dm_control.utils import rewards
+from bfm_gym.envs.shaping import body_id, sensor_slice
+from bfm_gym.envs.shaping import tolerance as _tolerance
 
-    return float(rewards.tolerance(x, **kwargs))
+
+def _torso_upright(physics: Any) -> float:
+    """z-z entry of the torso's rotation matrix (1 upright, -1 upside down)."""
+    return float(physics.data.xmat[body_id(physics, "torso"), 8])
+
+
+def _torso_height(physics: Any) -> float:
+    return float(physics.data.xpos[body_id(physics, "torso"), 2])
+
+
+def _subtree_linvel_x(physics: Any) -> float:
+    return float(physics.data.sensordata[sensor_slice(physics, "torso_subtreelinvel")][0])
 
 
 # ---------------------------------------------------------------------------------
@@ -150,18 +161,18 @@ _WALKER_SPIN_SPEED = 5.0
 
 def _walker_stand_reward(physics: Any) -> float:
     standing = _tolerance(
-        physics.torso_height(),
+        _torso_height(physics),
         bounds=(_WALKER_STAND_HEIGHT, float("inf")),
         margin=_WALKER_STAND_HEIGHT / 2,
     )
-    upright = (1 + physics.torso_upright()) / 2
+    upright = (1 + _torso_upright(physics)) / 2
     return (3 * standing + upright) / 4
 
 
 def _walker_move(speed: float) -> RewardFn:
     def reward(physics: Any) -> float:
         move = _tolerance(
-            physics.horizontal_velocity(),
+            _subtree_linvel_x(physics),
             bounds=(speed, float("inf")),
             margin=speed / 2,
             value_at_margin=0.5,
@@ -179,7 +190,7 @@ def walker_flip(physics: Any) -> float:
     # subtree_angmom is filled by mj_subtreeVel; call it so the value is fresh in
     # both the online step and offline relabelling.
     mujoco.mj_subtreeVel(physics.model.ptr, physics.data.ptr)
-    angmom = physics.named.data.subtree_angmom["torso"][1]
+    angmom = float(physics.data.subtree_angmom[body_id(physics, "torso"), 1])
     spin = _tolerance(
         angmom,
         bounds=(_WALKER_SPIN_SPEED, float("inf")),
@@ -198,7 +209,7 @@ def walker_flip(physics: Any) -> float:
 def _cheetah_speed(target: float, direction: float) -> RewardFn:
     def reward(physics: Any) -> float:
         return _tolerance(
-            direction * physics.speed(),
+            direction * _subtree_linvel_x(physics),
             bounds=(target, float("inf")),
             margin=target,
             value_at_margin=0,
@@ -223,13 +234,13 @@ _QUAD_JUMP_HEIGHT = 1.0
 
 def _quadruped_upright(physics: Any) -> float:
     return _tolerance(
-        physics.torso_upright(), bounds=(1.0, float("inf")), sigmoid="linear", margin=2.0,
+        _torso_upright(physics), bounds=(1.0, float("inf")), sigmoid="linear", margin=2.0,
         value_at_margin=0,
     )
 
 
 def _quadruped_com_height(physics: Any) -> float:
-    return float(physics.named.data.subtree_com["torso"][2])
+    return float(physics.data.subtree_com[body_id(physics, "torso"), 2])
 
 
 def _quadruped_height(target: float) -> RewardFn:
@@ -249,7 +260,7 @@ def _quadruped_height(target: float) -> RewardFn:
 def _quadruped_move(speed: float) -> RewardFn:
     def reward(physics: Any) -> float:
         move = _tolerance(
-            physics.torso_velocity()[0],
+            float(physics.data.sensordata[sensor_slice(physics, "velocimeter")][0]),
             bounds=(speed, float("inf")),
             margin=speed,
             value_at_margin=0.5,
