@@ -1,0 +1,171 @@
+"""Training: losses fall (FB, AR-FB, AWR), bf16 ~ fp32, exact resume, logging and evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bfm_gym.models.fb import BFM, CheckpointError, FBConfig, FBTrainer, OfflineReplay
+
+
+def _trainer(config: FBConfig, seed: int = 0) -> FBTrainer:
+    return FBTrainer(config, obs_dim=2, action_dim=2, device="cpu", seed=seed, threads=None)
+
+
+def _falls(history: list[dict[str, float]], key: str) -> bool:
+    values = [row[key] for row in history]
+    assert all(np.isfinite(values)), values
+    return values[-1] < values[0] - 0.5
+
+
+def test_fb_loss_falls_on_point_transitions(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+    history = _trainer(tiny_config).train(point_replay, 300, log_every=50, progress=False)
+    assert [row["step"] for row in history] == [50, 100, 150, 200, 250, 300]
+    assert _falls(history, "fb_loss") and _falls(history, "ortho_loss")
+    assert history[-1]["q"] > history[0]["q"]  # the TD3 actor climbs Q
+
+
+@pytest.mark.parametrize(
+    "changes", [{"ar_blocks": 2}, {"ar_blocks": 3}, {"actor_loss": "awr"}, {"ar_blocks": 2, "actor_loss": "awr"}], ids=str
+)
+def test_fb_aware_variants_train(tiny_config: FBConfig, point_replay: OfflineReplay, changes: dict) -> None:
+    config = tiny_config.replace(**changes)
+    trainer = _trainer(config)
+    history = trainer.train(point_replay, 300, log_every=50, progress=False)
+    assert _falls(history, "fb_loss")
+    if config.actor_loss == "awr":
+        assert history[-1]["actor_loss"] < history[0]["actor_loss"]
+        assert all(1.0 <= row["awr_weight_max"] <= config.awr_weight_clip for row in history)
+    bfm = trainer.snapshot(point_replay)
+    z = bfm.infer_z(point_replay.next_obs[:500], point_replay.next_obs[:500, 0])
+    assert torch.isfinite(z).all() and z.shape == (config.z_dim,)
+
+
+def test_update_returns_unsynchronised_tensors(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+    trainer = _trainer(tiny_config)
+    metrics = trainer.update(trainer.sample(point_replay))
+    assert {"fb_loss", "ortho_loss", "actor_loss", "q"} <= set(metrics)
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad for v in metrics.values())
+    assert trainer.step == 1
+
+
+def test_targets_follow_polyak_rule(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+    trainer = _trainer(tiny_config.replace(tau=0.25))
+    before = trainer.agent.target_backward_map.state_dict()["net.0.weight"].clone()
+    trainer.update(trainer.sample(point_replay))
+    online = trainer.model.backward_map.state_dict()["net.0.weight"]
+    torch.testing.assert_close(trainer.agent.target_backward_map.state_dict()["net.0.weight"], 0.75 * before + 0.25 * online)
+
+
+def test_bf16_autocast_is_close_to_fp32(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+    runs = {amp: _trainer(tiny_config.replace(amp=amp)).train(point_replay, 60, log_every=20, progress=False) for amp in ("off", "bf16")}
+    assert runs["bf16"][0]["fb_loss"] != runs["off"][0]["fb_loss"]  # bf16 really ran
+    for fp32, bf16 in zip(runs["off"], runs["bf16"], strict=True):
+        for key in ("fb_loss", "ortho_loss", "actor_loss"):
+            assert abs(fp32[key] - bf16[key]) < 0.1 * (1 + abs(fp32[key])), (key, fp32[key], bf16[key])
+
+
+def test_same_seed_same_weights(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+    a, b = _trainer(tiny_config, seed=3), _trainer(tiny_config, seed=3)
+    a.train(point_replay, 5, progress=False)
+    b.train(point_replay, 5, progress=False)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    c = _trainer(tiny_config, seed=4)
+    assert not torch.equal(c.model.actor.mlp[0].weight, a.model.actor.mlp[0].weight)
+
+
+@pytest.mark.parametrize("changes", [{}, {"ar_blocks": 2, "actor_loss": "awr"}], ids=["fb", "fb-aware"])
+def test_resumed_training_is_bit_identical(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path, changes: dict) -> None:
+    config = tiny_config.replace(**changes)
+    full = _trainer(config)
+    full.train(point_replay, 20, tmp_path / "full", checkpoint_every=10, progress=False)
+
+    interrupted = _trainer(config)
+    interrupted.train(point_replay, 10, tmp_path / "resumed", checkpoint_every=10, progress=False)
+    del interrupted  # the process "dies" after its step-10 checkpoint
+    resumed = _trainer(config)  # a fresh process with the same command line
+    resumed.train(point_replay, 20, tmp_path / "resumed", checkpoint_every=10, progress=False)
+    assert resumed.step == 20
+
+    def state(t: FBTrainer) -> dict[str, torch.Tensor]:
+        out = {f"model.{k}": v for k, v in t.model.state_dict().items()}
+        out.update(t.agent.target_state_dict())
+        for name in ("fb_optimizer", "actor_optimizer"):
+            for idx, entry in getattr(t.agent, name).state_dict()["state"].items():
+                out.update({f"{name}.{idx}.{k}": v for k, v in entry.items()})
+        return out
+
+    expected, found = state(full), state(resumed)
+    assert expected.keys() == found.keys()
+    for k in expected:
+        assert torch.equal(expected[k], found[k]), k
+    # the final models written to <out>/model agree too
+    a, b = BFM.load(tmp_path / "full" / "model"), BFM.load(tmp_path / "resumed" / "model")
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    assert a.metadata.training_steps == 20 and a.cov_finalized
+
+
+def test_from_checkpoint_and_config_mismatch(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path) -> None:
+    trainer = _trainer(tiny_config)
+    trainer.train(point_replay, 4, tmp_path, checkpoint_every=2, keep_checkpoints=1, progress=False)
+    checkpoints = sorted((tmp_path / "checkpoints").iterdir())
+    assert [p.name for p in checkpoints] == ["step_000000004"]
+    restored = FBTrainer.from_checkpoint(checkpoints[0], device="cpu", threads=None)
+    assert restored.step == 4 and restored.config == tiny_config
+    assert torch.equal(restored.model.actor.mlp[0].weight, trainer.model.actor.mlp[0].weight)
+    BFM.load(checkpoints[0])  # a training checkpoint is also a model folder
+    other = _trainer(tiny_config.replace(lr_f=5e-4))
+    with pytest.raises(CheckpointError, match=r"trained with another config \(lr_f: checkpoint 0.001 vs trainer 0.0005\)"):
+        other.train(point_replay, 8, tmp_path, progress=False)
+
+
+def test_eval_fn_tensorboard_and_final_model(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def eval_fn(bfm: BFM) -> dict[str, float]:
+        calls.append(bfm.metadata.training_steps)
+        assert bfm.cov_finalized and not any(p.requires_grad for p in bfm.model.parameters())
+        z = bfm.infer_z(point_replay.next_obs, -point_replay.next_obs.norm(dim=-1))
+        return {"reach_center/q": float(bfm.q(point_replay.obs[:64], bfm.act(point_replay.obs[:64], z), z).mean())}
+
+    trainer = FBTrainer(tiny_config, 2, 2, device="cpu", seed=0, threads=None,
+                        metadata=None)  # fmt: skip
+    history = trainer.train(point_replay, 6, tmp_path, log_every=3, eval_fn=eval_fn, eval_every=3, progress=True)
+    assert calls == [3, 6]
+    assert "eval/reach_center/q" in history[-1]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    model = BFM.load(tmp_path / "model")
+    assert model.metadata.dataset_hash == point_replay.fingerprint()
+    assert model.metadata.training_steps == 6
+
+
+def test_replay_validation() -> None:
+    with pytest.raises(ValueError, match="action has 3 rows but obs has 4"):
+        OfflineReplay(np.zeros((4, 2)), np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="next_obs has 3 features but obs has 2"):
+        OfflineReplay(np.zeros((4, 2)), np.zeros((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="obs holds NaN or inf"):
+        OfflineReplay(np.full((4, 2), np.nan), np.zeros((4, 2)), np.zeros((4, 2)))
+
+
+def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig) -> None:
+    """With every transition terminal, the TD target is 0: M is pushed up on the diagonal only."""
+    from bfm_gym.models.fb.agent import draw_noise
+    from bfm_gym.models.fb.replay import TransitionBatch
+
+    trainer = _trainer(tiny_config)
+    n = tiny_config.batch_size
+    g = torch.Generator().manual_seed(0)
+    batch = TransitionBatch(torch.rand(n, 2, generator=g), torch.rand(n, 2, generator=g), torch.rand(n, 2, generator=g), torch.ones(n, 1))
+    noise = draw_noise(tiny_config, 2, torch.Generator().manual_seed(1), torch.device("cpu"))
+    z = trainer.agent.mixed_z(batch.next_obs, noise)
+    discount = tiny_config.gamma * (1 - batch.terminated)
+    _, f, metrics = trainer.agent._fb_losses_eager(batch.obs, batch.action, batch.next_obs, discount, z, noise.next_action)
+    m = f @ trainer.model.backward(batch.next_obs).T
+    expected_diag = -torch.diagonal(m, dim1=1, dim2=2).mean(-1).sum()
+    torch.testing.assert_close(metrics["fb_diag"], expected_diag)
