@@ -107,3 +107,14 @@ def test_model_builds_both_ensemble_modes(mode: str) -> None:
     model = FBModel(FBConfig.preset("walker", "tiny", ensemble_mode=mode), obs_dim=24, action_dim=6)
     z = model.sample_z(3)
     assert model.forward(torch.zeros(3, 24), torch.zeros(3, 6), z).shape == (2, 3, 8)
+
+
+def test_cpu_tanh_matches_torch_tanh_and_its_gradient() -> None:
+    from bfm_gym.models.fb.networks import Tanh
+
+    x = (torch.randn(1000) * 4).requires_grad_(True)
+    y = Tanh()(x)
+    torch.testing.assert_close(y, torch.tanh(x), rtol=0, atol=3e-7)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    (g_ref,) = torch.autograd.grad(torch.tanh(x).sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-6)

@@ -30,6 +30,7 @@ __all__ = [
     "EnsembleLinear",
     "ForwardMap",
     "LoopedForwardMap",
+    "Tanh",
     "build_forward_map",
     "project_sphere",
     "sample_action",
@@ -46,6 +47,35 @@ def project_sphere(x: torch.Tensor) -> torch.Tensor:
         ``(..., d)``, every row of norm sqrt(d).
     """
     return math.sqrt(x.shape[-1]) * F_.normalize(x, dim=-1)
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """``tanh(x) = 2 sigmoid(2x) - 1`` with tanh's own backward ``g (1 - y^2)``."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+class Tanh(nn.Module):
+    """tanh that is fast on CPU.
+
+    ATen's AVX2 ``tanh`` kernel is ~4x slower than ``sigmoid`` (it was ~11% of an FB update on
+    a 2-core AVX2 machine). On CPU this computes ``2 sigmoid(2x) - 1`` (same function, absolute
+    error < 2e-7) with tanh's backward; elsewhere, and under ``torch.compile``, ``torch.tanh``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or torch.compiler.is_compiling():
+            return torch.tanh(x)
+        return _SigmoidTanh.apply(x)
 
 
 def _linear(in_dim: int, out_dim: int) -> nn.Linear:
@@ -107,11 +137,11 @@ def _embedding(in_dim: int, hidden_dim: int, layers: int, ensemble: int | None =
     """Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (layers-2) -> Linear(h/2) -> ReLU."""
     if ensemble is None:
         lin, norm = _linear, nn.LayerNorm
-        seq: list[nn.Module] = [lin(in_dim, hidden_dim), norm(hidden_dim), nn.Tanh()]
+        seq: list[nn.Module] = [lin(in_dim, hidden_dim), norm(hidden_dim), Tanh()]
         seq += [m for _ in range(layers - 2) for m in (lin(hidden_dim, hidden_dim), nn.ReLU())]
         seq += [lin(hidden_dim, hidden_dim // 2), nn.ReLU()]
         return nn.Sequential(*seq)
-    seq = [EnsembleLinear(in_dim, hidden_dim, ensemble), EnsembleLayerNorm(hidden_dim, ensemble), nn.Tanh()]
+    seq = [EnsembleLinear(in_dim, hidden_dim, ensemble), EnsembleLayerNorm(hidden_dim, ensemble), Tanh()]
     seq += [m for _ in range(layers - 2) for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())]
     seq += [EnsembleLinear(hidden_dim, hidden_dim // 2, ensemble), nn.ReLU()]
     return nn.Sequential(*seq)
@@ -137,7 +167,7 @@ class BackwardMap(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int) -> None:
         super().__init__()
-        seq: list[nn.Module] = [_linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.Tanh()]
+        seq: list[nn.Module] = [_linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), Tanh()]
         seq += [m for _ in range(hidden_layers - 1) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
         seq += [_linear(hidden_dim, out_dim)]
         self.net = nn.Sequential(*seq)

@@ -8,7 +8,7 @@ Example:
     >>> replay = OfflineReplay(obs, act, obs + 0.1 * np.pad(act, ((0, 0), (0, 1))))
     >>> trainer = FBTrainer(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=3, action_dim=2, device="cpu", seed=0, threads=None)
     >>> history = trainer.train(replay, num_updates=4, log_every=2, progress=False)
-    >>> [row["step"] for row in history]
+    >>> [int(row["step"]) for row in history]
     [2, 4]
 """
 
