@@ -169,3 +169,32 @@ def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig) -> None:
     m = f @ trainer.model.backward(batch.next_obs).T
     expected_diag = -torch.diagonal(m, dim1=1, dim2=2).mean(-1).sum()
     torch.testing.assert_close(metrics["fb_diag"], expected_diag)
+
+
+def test_training_leaves_the_global_rng_alone(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    trainer = _trainer(tiny_config)
+    trainer.train(point_replay, 4, tmp_path, checkpoint_every=2, eval_fn=lambda bfm: {}, eval_every=2, progress=False)
+    BFM.load(tmp_path / "model")
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def _expensive(request: pytest.FixtureRequest) -> None:
+    import os
+
+    if not (request.config.getoption("--expensive", default=False) or os.environ.get("BFM_GYM_EXPENSIVE")):
+        pytest.skip("torch.compile takes ~30-60 s on CPU: run with --expensive or BFM_GYM_EXPENSIVE=1")
+
+
+@pytest.mark.expensive
+def test_compiled_update_matches_eager(tiny_config: FBConfig, point_replay: OfflineReplay, request: pytest.FixtureRequest) -> None:
+    _expensive(request)
+    eager, compiled = _trainer(tiny_config), _trainer(tiny_config.replace(compile=True))
+    for _ in range(3):
+        batch = eager.sample(point_replay)
+        compiled.sample(point_replay)
+        m_eager, m_compiled = eager.update(batch), compiled.update(batch)
+        for key in ("fb_loss", "ortho_loss", "actor_loss"):
+            torch.testing.assert_close(m_compiled[key], m_eager[key], rtol=1e-3, atol=1e-4)

@@ -109,7 +109,6 @@ class FBAgent:
         self.actor_optimizer = make_adam([{"params": list(model.actor.parameters()), "lr": c.lr_actor}], device, c.fused_adam)
         self._online = [p for m in (model.forward_map, model.backward_map) for p in m.parameters()]
         self._target = [p for m in (self.target_forward_map, self.target_backward_map) for p in m.parameters()]
-        self._actor_params = list(model.actor.parameters())
         self.amp_dtype = resolve_amp(c.amp, device)
         self._fb_losses = self._fb_losses_eager
         self._actor_losses = self._actor_losses_eager
@@ -194,6 +193,15 @@ class FBAgent:
         }  # fmt: skip
         return loss, f.detach(), metrics
 
+    def _frozen_forward_map(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """F with detached weights: the actor loss differentiates w.r.t. the action only.
+
+        (``backward(inputs=...)`` would prune F's weight gradients in eager mode, but not inside
+        a ``torch.compile``d backward graph; detached weights work in both.)
+        """
+        params = {k: v.detach() for k, v in self.model.forward_map.named_parameters()}
+        return torch.func.functional_call(self.model.forward_map, params, (obs, action, z))
+
     def _actor_losses_eager(
         self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, f_data: torch.Tensor, actor_noise: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -202,7 +210,7 @@ class FBAgent:
             mu = model.actor(obs, z)
             if c.actor_loss == "td3":
                 pi_action = sample_action(mu, c.actor_std, c.stddev_clip, actor_noise)
-                qs = (model.forward_map(obs, pi_action, z).float() * z).sum(-1)  # (E, N)
+                qs = (self._frozen_forward_map(obs, pi_action, z).float() * z).sum(-1)  # (E, N)
                 loss, q = td3_actor_loss(qs, c.actor_pessimism)
                 return loss, {"actor_loss": loss.detach(), "q": q.mean().detach()}
             # AWR (REFERENCE §2.2): A = Q(s, a_data, z) - Q(s, a_pi, z), Q = ensemble mean of F^T z.
@@ -240,7 +248,7 @@ class FBAgent:
         z = z_groups if z_groups.shape[0] == obs.shape[0] else z_groups.repeat_interleave(obs.shape[0] // z_groups.shape[0], dim=0)
         actor_loss, actor_metrics = self._actor_losses(obs, action, z, f_data, noise.actor_action)
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=self._actor_params)  # no wasted weight gradients for F
+        actor_loss.backward()
         self.actor_optimizer.step()
 
         with torch.no_grad():

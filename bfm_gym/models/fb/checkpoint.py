@@ -344,7 +344,8 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     )
     weights_file = path / WEIGHTS_FILE
     state = read_safetensors(weights_file, what)
-    model = FBModel(config, obs_dim, action_dim)
+    with torch.random.fork_rng(devices=[]):  # the throw-away init must not touch the caller's RNG
+        model = FBModel(config, obs_dim, action_dim)
     _check_state(model.state_dict(), state, weights_file)
     for k, v in state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):

@@ -213,16 +213,20 @@ class FBConfig:
           other domains gamma 0.98. Meant for ~3M updates on a GPU.
         * ``"cpu"``: sized for 2 CPU cores and O(1e5) updates. z_dim 50 for every domain (the
           controllable_agent / opti-bfm value; fewer dimensions for B to make orthonormal in
-          fewer updates; d only costs the last layers, so speed is not the reason); F and
-          actor hidden 384 (the F/actor MLPs dominate the cost, which grows with h^2: 384 is
-          ~7x cheaper than 1024 and still well above the 256-unit B); B 256 x 2 unchanged (B is
-          cheap and the reward-inference quality depends on it); batch 512 (half the matmul
-          cost; the FB loss still sees 512^2 - 512 negative pairs). point_mass_maze: gamma
-          0.99 as in the paper, but lr_b = lr_actor = 1e-5 instead of 1e-6: with Adam a
-          parameter moves at most ~lr per update, so 1e-6 over 3M updates allows a total drift
-          of ~3 per weight while 1e-6 over ~3e5 CPU updates would leave B and pi nearly at
-          their random init; 1e-5 keeps the paper's drift budget (lr x updates ~ 3) at 3e5
-          updates while staying 10x slower than F, which is what the small maze lr is for.
+          fewer updates; d only costs the last layers, so speed is not the reason). F and actor
+          hidden 256: the F/actor MLPs dominate the cost (an update is matmul-bound at ~90
+          GFLOP/s per AVX2 core) and the cost grows with h^2; measured on one core of the
+          2-core dev machine (walker, batch 512): h=256 ~15 updates/s, h=384 ~10, h=512 ~6.4,
+          paper size ~1, so h=256 gives ~2e5 updates in under 4 hours. 256 units with 128-unit
+          embeddings is the size of the TD3/IQL critics that learn DMC locomotion offline. B
+          keeps the paper's 256 x 2 (it is cheap, and reward inference depends on it). Batch 512
+          halves the cost and the FB loss still sees 512^2 - 512 negative pairs.
+          point_mass_maze: gamma 0.99 as in the paper, but lr_b = lr_actor = 1e-5 instead of
+          1e-6: with Adam a parameter moves at most ~lr per update, so 1e-6 over 3M updates
+          allows a total drift of ~3 per weight while 1e-6 over ~3e5 CPU updates would leave B
+          and pi nearly at their random init; 1e-5 keeps the paper's drift budget (lr x updates
+          ~ 3) at 3e5 updates while staying 10x slower than F, which is what the small maze lr
+          is for.
         * ``"tiny"``: for tests: z_dim 8, hidden 32, batch 64.
 
         Args:
@@ -248,7 +252,7 @@ class FBConfig:
             )  # fmt: skip
         elif size == "cpu":
             values.update(
-                z_dim=50, f_hidden_dim=384, actor_hidden_dim=384, b_hidden_dim=256, b_hidden_layers=2,
+                z_dim=50, f_hidden_dim=256, actor_hidden_dim=256, b_hidden_dim=256, b_hidden_layers=2,
                 batch_size=512, lr_f=1e-4, lr_b=1e-5 if maze else 1e-4, lr_actor=1e-5 if maze else 1e-4,
             )  # fmt: skip
         else:

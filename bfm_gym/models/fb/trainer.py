@@ -249,7 +249,8 @@ class FBTrainer:
         When ``replay`` is given, ``cov = E[B B^T]`` is computed on up to ``finalize_samples`` of
         its next states (a fixed, seeded draw that leaves the training RNG streams untouched).
         """
-        model = FBModel(self.config, self.model.obs_dim, self.model.action_dim).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the throw-away init must not touch the caller's RNG
+            model = FBModel(self.config, self.model.obs_dim, self.model.action_dim).to(self.device)
         model.load_state_dict(self.model.state_dict())
         model.train(False).requires_grad_(False)
         if replay is not None:
