@@ -123,6 +123,7 @@ def write_minari(root: Path, episodes: list[dict[str, np.ndarray]], *, domain: s
     spec = gym.spec(env_id(domain))
     obs_dim = episodes[0]["observations"].shape[1]
     act_dim = episodes[0]["actions"].shape[1]
+    root = Path(root).resolve()  # Minari mis-joins relative roots
     old = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(root)
     try:

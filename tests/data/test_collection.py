@@ -130,3 +130,10 @@ def test_foreign_and_corrupt_datasets_raise_clear_errors(tmp_path: Path) -> None
         load_transitions(out)
     with pytest.raises(DatasetError, match="Cannot open|unreadable"):
         load_transitions(out, verify_hash=False)
+
+
+def test_relative_output_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    collect("point_mass_maze", Path("rel") / "maze", agent="random", episodes=1, progress=False,
+            coverage=False)
+    assert len(load_transitions(Path("rel") / "maze")) == 1000
