@@ -173,8 +173,8 @@ def collect(
         write_json_atomic(partial / "progress.json", {"chunks_done": 0})
 
     n_chunks = math.ceil(n_episodes / chunk_episodes)
-    bar = _progress_bar(progress, n_episodes * EPISODE_STEPS, f"collect {domain}/{agent}")
-    bar.update(min(chunks_done * chunk_episodes, n_episodes) * EPISODE_STEPS)
+    bar = _progress_bar(progress, n_episodes * EPISODE_STEPS, f"collect {domain}/{agent}",
+                        initial=min(chunks_done * chunk_episodes, n_episodes) * EPISODE_STEPS)
     start = time.perf_counter()
     stepped = 0
     for c in range(chunks_done, n_chunks):
@@ -205,10 +205,11 @@ def collect(
     return out
 
 
-def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
+def _progress_bar(enabled: bool, total: int, desc: str, initial: int = 0) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, smoothing=0.1)
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", disable=not enabled,
+                smoothing=0.1)
 
 
 def _read_json(path: Path) -> Any:
