@@ -181,3 +181,12 @@ def test_nan_weights(saved: Path) -> None:
 
 def test_checkpoint_error_is_a_value_error() -> None:
     assert issubclass(CheckpointError, ValueError)
+
+
+def test_infinite_space_bounds_round_trip(bfm: BFM, tmp_path: Path) -> None:
+    meta = bfm.metadata.replace(obs_low=np.full(5, -np.inf), obs_high=np.full(5, np.inf))
+    path = BFM(bfm.model, meta).save(tmp_path / "inf")
+    data = json.loads((path / "config.json").read_text())  # strict JSON: no Infinity literal
+    assert data["spaces"]["obs_low"] == ["-inf"] * 5
+    loaded = BFM.load(path)
+    assert loaded.metadata.obs_low == [-np.inf] * 5 and loaded.metadata.obs_high == [np.inf] * 5

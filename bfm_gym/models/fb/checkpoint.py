@@ -116,9 +116,46 @@ class ModelMetadata:
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Anything else JSON-serialisable."""
 
+    def __post_init__(self) -> None:
+        for name in ("obs_low", "obs_high", "action_low", "action_high"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    bounds = [float(v) for v in _flat(value)]
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"ModelMetadata.{name} must be a sequence of numbers, got {value!r}") from err
+                if any(math.isnan(v) for v in bounds):
+                    raise ValueError(f"ModelMetadata.{name} holds NaN")
+                object.__setattr__(self, name, bounds)
+        object.__setattr__(self, "training_steps", int(self.training_steps))
+
     def replace(self, **changes: Any) -> ModelMetadata:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def _flat(value: Any) -> list[Any]:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    return [value]
+
+
+def _bounds_to_json(bounds: list[float] | None) -> list[float | str] | None:
+    """JSON has no infinity: +-inf are written as the strings "inf" / "-inf"."""
+    if bounds is None:
+        return None
+    return [("inf" if v > 0 else "-inf") if math.isinf(v) else v for v in bounds]
+
+
+def _bounds_from_json(bounds: Any, where: Path, name: str) -> list[float] | None:
+    if bounds is None:
+        return None
+    try:
+        return [float(v) for v in bounds]
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: spaces.{name} must be a list of numbers or 'inf'/'-inf', found {bounds!r}; save the model again") from err
 
 
 # ------------------------------------------------------------------------------------------------
@@ -243,8 +280,8 @@ def model_config_json(model: FBModel, metadata: ModelMetadata) -> dict[str, Any]
         "model": {"config": c.to_dict(), "obs_dim": model.obs_dim, "action_dim": model.action_dim},
         "fb_aware": {"ar_blocks": c.ar_blocks, "actor_loss": c.actor_loss},
         "spaces": {
-            "obs_low": metadata.obs_low, "obs_high": metadata.obs_high,
-            "action_low": metadata.action_low, "action_high": metadata.action_high,
+            "obs_low": _bounds_to_json(metadata.obs_low), "obs_high": _bounds_to_json(metadata.obs_high),
+            "action_low": _bounds_to_json(metadata.action_low), "action_high": _bounds_to_json(metadata.action_high),
         },  # fmt: skip
         "domain": metadata.domain,
         "dataset": {"id": metadata.dataset_id, "hash": metadata.dataset_hash},
@@ -335,10 +372,10 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         dataset_id=dataset.get("id"),
         dataset_hash=dataset.get("hash"),
         training_steps=int(data.get("training_steps") or 0),
-        obs_low=spaces.get("obs_low"),
-        obs_high=spaces.get("obs_high"),
-        action_low=spaces.get("action_low"),
-        action_high=spaces.get("action_high"),
+        obs_low=_bounds_from_json(spaces.get("obs_low"), cfg_file, "obs_low"),
+        obs_high=_bounds_from_json(spaces.get("obs_high"), cfg_file, "obs_high"),
+        action_low=_bounds_from_json(spaces.get("action_low"), cfg_file, "action_low"),
+        action_high=_bounds_from_json(spaces.get("action_high"), cfg_file, "action_high"),
         bfm_gym_version=data.get("bfm_gym_version"),
         extra=dict(data.get("extra") or {}),
     )

@@ -257,7 +257,8 @@ class FBModel(nn.Module):
             next_obs: ``(n, obs_dim)`` states s'_i.
             rewards: ``(n,)`` or ``(n, 1)`` rewards r(s'_i).
             project: Project the result (False returns the raw ``E[r B]``; for plain FB this is the
-                least-squares weight of the reward on phi).
+                least-squares weight of the reward on phi; for an auto-regressive B the later
+                blocks are still conditioned on the projected earlier blocks).
             chunk_size: States per B evaluation (memory bound).
 
         Returns:
@@ -275,16 +276,17 @@ class FBModel(nn.Module):
                 return self.project(z) if project else z
             b = self.backward_map
             assert isinstance(b, ARBackwardMap)
-            blocks: list[torch.Tensor] = []
+            blocks: list[torch.Tensor] = []  # projected blocks: later blocks are conditioned on these
+            raw: list[torch.Tensor] = []
             for k in range(len(b.blocks)):
                 prefix = torch.cat(blocks) if blocks else None
                 acc = torch.zeros(b.block_sizes[k], device=next_obs.device)
                 for s, r in zip(next_obs.split(chunk_size), rewards.split(chunk_size), strict=True):
                     p = None if prefix is None else prefix.expand(s.shape[0], -1)
                     acc = acc + (r * b.block(k, s, p)).sum(0)
-                acc = acc / n
-                blocks.append(project_sphere(acc) if project else acc)
-            return torch.cat(blocks)
+                raw.append(acc / n)
+                blocks.append(project_sphere(raw[-1]))
+            return torch.cat(blocks if project else raw)
 
     # --- phi / psi (successor features view, REFERENCE §0) ---------------------------------------
     @torch.no_grad()

@@ -78,9 +78,9 @@ class Tanh(nn.Module):
         return _SigmoidTanh.apply(x)
 
 
-def _linear(in_dim: int, out_dim: int) -> nn.Linear:
+def _linear(in_dim: int, out_dim: int, gain: float = 1.0) -> nn.Linear:
     layer = nn.Linear(in_dim, out_dim)
-    nn.init.orthogonal_(layer.weight)
+    nn.init.orthogonal_(layer.weight, gain=gain)
     nn.init.zeros_(layer.bias)
     return layer
 
@@ -133,10 +133,14 @@ class EnsembleLayerNorm(nn.Module):
         return torch.addcmul(self.bias, F_.layer_norm(x, (self.dim,), eps=self.eps), self.weight)
 
 
-def _embedding(in_dim: int, hidden_dim: int, layers: int, ensemble: int | None = None) -> nn.Sequential:
+def _embedding(in_dim: int, hidden_dim: int, layers: int, ensemble: int | None = None, gain: float = 1.0) -> nn.Sequential:
     """Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (layers-2) -> Linear(h/2) -> ReLU."""
     if ensemble is None:
-        lin, norm = _linear, nn.LayerNorm
+        norm = nn.LayerNorm
+
+        def lin(i: int, o: int) -> nn.Linear:
+            return _linear(i, o, gain)
+
         seq: list[nn.Module] = [lin(in_dim, hidden_dim), norm(hidden_dim), Tanh()]
         seq += [m for _ in range(layers - 2) for m in (lin(hidden_dim, hidden_dim), nn.ReLU())]
         seq += [lin(hidden_dim, hidden_dim // 2), nn.ReLU()]
@@ -280,10 +284,11 @@ class _SingleForwardMap(nn.Module):
 
     def __init__(self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int) -> None:
         super().__init__()
-        self.embed_sa = _embedding(obs_dim + action_dim, hidden_dim, embedding_layers)
-        self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers)
-        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
-        seq += [_linear(hidden_dim, z_dim)]
+        gain = math.sqrt(2.0)  # as the batched ensemble layers
+        self.embed_sa = _embedding(obs_dim + action_dim, hidden_dim, embedding_layers, gain=gain)
+        self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers, gain=gain)
+        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim, gain), nn.ReLU())]
+        seq += [_linear(hidden_dim, z_dim, gain)]
         self.mlp = nn.Sequential(*seq)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
