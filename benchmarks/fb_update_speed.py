@@ -3,7 +3,8 @@
 Variants (all on random tensors of the domain's dimensions; the update is data-independent in
 cost):
 
-* ``naive``: fp32, eager, looped F ensemble (a python loop over heads), foreach Adam, ATen tanh.
+* ``naive``: fp32, eager, looped F ensemble (a python loop over heads), foreach Adam, ATen
+  tanh, F weight gradients computed in the actor's backward (see :func:`naive_patches`).
 * ``fast``: the default path (``FBConfig`` defaults: batched ensemble, fused Adam,
   ``amp="auto"``, CPU tanh via sigmoid), no compile.
 * ``fast_fp32`` / ``fast_bf16``: the fast path with ``amp`` forced to "off" / "bf16".
@@ -35,6 +36,7 @@ from pathlib import Path
 import torch
 
 from bfm_gym.models.fb import FBConfig, FBTrainer, free_cpu_cores, networks
+from bfm_gym.models.fb.agent import FBAgent
 from bfm_gym.models.fb.replay import TransitionBatch
 from bfm_gym.models.fb.runtime import cpu_has_native_bf16, resolve_amp, resolve_device
 
@@ -49,17 +51,24 @@ VARIANTS = {
 
 
 @contextlib.contextmanager
-def aten_tanh(enabled: bool) -> Iterator[None]:
-    """Make ``networks.Tanh`` call ATen's ``torch.tanh`` (the naive baseline's tanh)."""
+def naive_patches(enabled: bool) -> Iterator[None]:
+    """What a plain (metamotivo-style) port does differently from the fast path, beyond config:
+
+    * ``networks.Tanh`` calls ATen's ``torch.tanh`` (the fast path uses 2 sigmoid(2x) - 1 on CPU);
+    * the TD3 actor loss calls F with its live weights, so the actor's backward also computes
+      (and then discards) F's weight gradients, as metamotivo's ``update_td3_actor`` does.
+    """
     if not enabled:
         yield
         return
-    original = networks.Tanh.forward
+    tanh, frozen = networks.Tanh.forward, FBAgent._frozen_forward_map
     networks.Tanh.forward = lambda self, x: torch.tanh(x)  # type: ignore[method-assign]
+    FBAgent._frozen_forward_map = lambda self, obs, action, z: self.model.forward_map(obs, action, z)  # type: ignore[method-assign]
     try:
         yield
     finally:
-        networks.Tanh.forward = original  # type: ignore[method-assign]
+        networks.Tanh.forward = tanh  # type: ignore[method-assign]
+        FBAgent._frozen_forward_map = frozen  # type: ignore[method-assign]
 
 
 class Runner:
@@ -86,7 +95,7 @@ class Runner:
         self.last_loss = float(metrics["fb_loss"])  # forces completion (CPU and CUDA)
 
     def run(self, n: int) -> float:
-        with aten_tanh(self.variant == "naive"):
+        with naive_patches(self.variant == "naive"):
             start = time.perf_counter()
             metrics: dict[str, torch.Tensor] = {}
             for _ in range(n):
