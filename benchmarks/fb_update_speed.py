@@ -63,7 +63,9 @@ def naive_patches(enabled: bool) -> Iterator[None]:
         return
     tanh, frozen = networks.Tanh.forward, FBAgent._frozen_forward_map
     networks.Tanh.forward = lambda self, x: torch.tanh(x)  # type: ignore[method-assign]
-    FBAgent._frozen_forward_map = lambda self, obs, action, z: self.model.forward_map(obs, action, z)  # type: ignore[method-assign]
+    FBAgent._frozen_forward_map = lambda self, obs, action, z: self.model.forward_map(
+        obs, action, z
+    )  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -74,11 +76,15 @@ def naive_patches(enabled: bool) -> Iterator[None]:
 class Runner:
     """One trainer and a fixed random batch; :meth:`run` times ``n`` updates."""
 
-    def __init__(self, domain: str, size: str, variant: str, device: torch.device, seed: int) -> None:
+    def __init__(
+        self, domain: str, size: str, variant: str, device: torch.device, seed: int
+    ) -> None:
         self.variant = variant
         obs_dim, action_dim = DIMS[domain]
         self.config = FBConfig.preset(domain, size, **VARIANTS[variant])  # type: ignore[arg-type]
-        self.trainer = FBTrainer(self.config, obs_dim, action_dim, device=device, seed=seed, threads=None)
+        self.trainer = FBTrainer(
+            self.config, obs_dim, action_dim, device=device, seed=seed, threads=None
+        )
         g = torch.Generator(device=device).manual_seed(seed)
         n = self.config.batch_size
         self.batch = TransitionBatch(
@@ -111,7 +117,9 @@ def machine_info(device: torch.device, threads: int) -> dict[str, object]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "free_cpu_cores_at_start": free_cpu_cores(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "torch_threads": threads,
@@ -130,11 +138,25 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--domains", nargs="+", default=list(DIMS), choices=list(DIMS))
     parser.add_argument("--sizes", nargs="+", default=["cpu"], choices=["cpu", "paper", "tiny"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--updates", type=int, default=100, help="timed updates per variant (split in --repeats chunks)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed chunks per variant; the median chunk rate is reported")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed updates first (compile happens here)")
+    parser.add_argument(
+        "--updates",
+        type=int,
+        default=100,
+        help="timed updates per variant (split in --repeats chunks)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed chunks per variant; the median chunk rate is reported",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="untimed updates first (compile happens here)"
+    )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", default="auto", help="torch threads on CPU: an int or 'auto' (free cores)")
+    parser.add_argument(
+        "--threads", default="auto", help="torch threads on CPU: an int or 'auto' (free cores)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fb_update_speed.json"))
     args = parser.parse_args(argv)

@@ -12,4 +12,14 @@ from .fb import (
     save_model,
 )
 
-__all__ = ["BFM", "CheckpointError", "FBConfig", "FBModel", "FBTrainer", "ModelMetadata", "OfflineReplay", "load_model", "save_model"]
+__all__ = [
+    "BFM",
+    "CheckpointError",
+    "FBConfig",
+    "FBModel",
+    "FBTrainer",
+    "ModelMetadata",
+    "OfflineReplay",
+    "load_model",
+    "save_model",
+]

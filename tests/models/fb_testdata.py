@@ -15,4 +15,9 @@ def point_transitions(n: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
     obs = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
     action = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
     next_obs = np.clip(obs + 0.2 * action, -1, 1).astype(np.float32)
-    return {"obs": obs, "action": action, "next_obs": next_obs, "terminated": np.zeros(n, dtype=bool)}
+    return {
+        "obs": obs,
+        "action": action,
+        "next_obs": next_obs,
+        "terminated": np.zeros(n, dtype=bool),
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bfm_gym.models.fb import DOMAINS, PRESET_SIZES, FBConfig
+import itertools
 
 
 @pytest.mark.parametrize("size", PRESET_SIZES)
@@ -16,13 +17,31 @@ def test_presets_are_valid_and_round_trip(domain: str, size: str) -> None:
 
 def test_paper_preset_matches_reference_table() -> None:
     walker, cheetah = FBConfig.preset("walker", "paper"), FBConfig.preset("cheetah", "paper")
-    quadruped, maze = FBConfig.preset("quadruped", "paper"), FBConfig.preset("point_mass_maze", "paper")
+    quadruped, maze = (
+        FBConfig.preset("quadruped", "paper"),
+        FBConfig.preset("point_mass_maze", "paper"),
+    )
     assert (walker.z_dim, cheetah.z_dim, quadruped.z_dim, maze.z_dim) == (100, 50, 50, 100)
-    assert (walker.f_hidden_dim, walker.actor_hidden_dim, walker.b_hidden_dim, walker.b_hidden_layers) == (1024, 1024, 256, 2)
+    assert (
+        walker.f_hidden_dim,
+        walker.actor_hidden_dim,
+        walker.b_hidden_dim,
+        walker.b_hidden_layers,
+    ) == (1024, 1024, 256, 2)
     assert walker.batch_size == 1024 and walker.gamma == 0.98 and walker.lr_b == 1e-4
     assert (maze.gamma, maze.lr_f, maze.lr_b, maze.lr_actor) == (0.99, 1e-4, 1e-6, 1e-6)
-    assert (walker.tau, walker.ensemble, walker.actor_std, walker.stddev_clip) == (0.01, 2, 0.2, 0.3)
-    assert (walker.ortho_coef, walker.train_goal_ratio, walker.fb_pessimism, walker.actor_pessimism) == (1.0, 0.5, 0.0, 0.5)
+    assert (walker.tau, walker.ensemble, walker.actor_std, walker.stddev_clip) == (
+        0.01,
+        2,
+        0.2,
+        0.3,
+    )
+    assert (
+        walker.ortho_coef,
+        walker.train_goal_ratio,
+        walker.fb_pessimism,
+        walker.actor_pessimism,
+    ) == (1.0, 0.5, 0.0, 0.5)
 
 
 def test_preset_overrides_and_alias() -> None:
@@ -53,7 +72,10 @@ def test_unknown_preset_names_suggest() -> None:
         ({"tau": 1.5}, r"tau must be in \[0, 1\]"),
         ({"actor_loss": "sac"}, "actor_loss must be one of"),
         ({"amp": "fp16"}, "amp must be one of"),
-        ({"ar_blocks": 3, "ar_z_groups": 5, "batch_size": 64}, "ar_z_groups .* must divide batch_size"),
+        (
+            {"ar_blocks": 3, "ar_z_groups": 5, "batch_size": 64},
+            "ar_z_groups .* must divide batch_size",
+        ),
         ({"ar_blocks": 9, "z_dim": 8}, "ar_blocks .* cannot exceed z_dim"),
         ({"f_hidden_dim": 33}, "f_hidden_dim must be even"),
     ],
@@ -74,8 +96,10 @@ def test_every_field_has_a_docstring() -> None:
     body = tree.body[0].body  # type: ignore[attr-defined]
     documented = {
         stmt.target.id
-        for stmt, nxt in zip(body, body[1:], strict=False)
-        if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+        for stmt, nxt in itertools.pairwise(body)
+        if isinstance(stmt, ast.AnnAssign)
+        and isinstance(nxt, ast.Expr)
+        and isinstance(nxt.value, ast.Constant)
     }
     assert {f.name for f in dataclasses.fields(FBConfig)} <= documented
 

@@ -12,7 +12,9 @@ from bfm_gym.models.fb import BFM, FBConfig, FBModel
 
 def _model(**changes: object) -> FBModel:
     torch.manual_seed(0)
-    return FBModel(FBConfig.preset("walker", "tiny", **changes), obs_dim=5, action_dim=2).train(False)
+    return FBModel(FBConfig.preset("walker", "tiny", **changes), obs_dim=5, action_dim=2).train(
+        False
+    )
 
 
 def test_infer_z_recovers_weights_of_a_reward_linear_in_phi() -> None:
@@ -24,9 +26,16 @@ def test_infer_z_recovers_weights_of_a_reward_linear_in_phi() -> None:
     rewards = model.phi(states) @ w
     raw = model.infer_z(states, rewards, project=False)
     torch.testing.assert_close(raw, w, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(model.infer_z(states, rewards), w, rtol=1e-4, atol=1e-4)  # w is already on the sphere
+    torch.testing.assert_close(
+        model.infer_z(states, rewards), w, rtol=1e-4, atol=1e-4
+    )  # w is already on the sphere
     # chunked evaluation gives the same answer
-    torch.testing.assert_close(model.infer_z(states, rewards, chunk_size=7), model.infer_z(states, rewards), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model.infer_z(states, rewards, chunk_size=7),
+        model.infer_z(states, rewards),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_cov_is_uncentred_second_moment() -> None:

@@ -14,7 +14,15 @@ from bfm_gym.models.fb.networks import ARBackwardMap, ForwardMap, LoopedForwardM
 
 def test_batched_ensemble_equals_looped_variant() -> None:
     torch.manual_seed(0)
-    args = (5, 3, 8, 32, 2, 3, 3)  # obs, action, z, hidden, hidden_layers, embedding_layers, ensemble
+    args = (
+        5,
+        3,
+        8,
+        32,
+        2,
+        3,
+        3,
+    )  # obs, action, z, hidden, hidden_layers, embedding_layers, ensemble
     batched, looped = ForwardMap(*args), LoopedForwardMap(*args)
     looped.load_from_batched(batched)
     obs, action, z = torch.randn(17, 5), torch.rand(17, 3) * 2 - 1, torch.randn(17, 8)
@@ -24,7 +32,12 @@ def test_batched_ensemble_equals_looped_variant() -> None:
     # gradients agree too (first layer of head 1)
     out_b.square().sum().backward()
     out_l.square().sum().backward()
-    torch.testing.assert_close(batched.embed_sa[0].weight.grad[1].T, looped.heads[1].embed_sa[0].weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        batched.embed_sa[0].weight.grad[1].T,
+        looped.heads[1].embed_sa[0].weight.grad,
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_ensemble_heads_differ_at_init() -> None:
@@ -46,7 +59,9 @@ def test_ar_backward_blocks_on_their_spheres_and_causal() -> None:
     obs, z = torch.randn(5, 4), torch.randn(5, 8)
     out = b(obs, z)
     norms = torch.stack([blk.norm(dim=-1) for blk in out.split((3, 3, 2), dim=-1)], -1)
-    torch.testing.assert_close(norms, torch.tensor([math.sqrt(3), math.sqrt(3), math.sqrt(2)]).expand(5, 3))
+    torch.testing.assert_close(
+        norms, torch.tensor([math.sqrt(3), math.sqrt(3), math.sqrt(2)]).expand(5, 3)
+    )
     # block k only sees z^{1:k-1}: changing the last block of z changes nothing; changing the first block
     # changes blocks 2 and 3 but not block 1
     z2 = z.clone()
@@ -90,7 +105,10 @@ def test_fb_and_ortho_losses_match_metamotivo_formula() -> None:
     m, target, discount = torch.randn(e, n, n), torch.randn(n, n), torch.full((n, 1), 0.9)
     off = 1 - torch.eye(n)
     diff = m - discount * target
-    expected = 0.5 * (diff * off).pow(2).sum() / off.sum() - torch.diagonal(diff, dim1=1, dim2=2).mean() * e
+    expected = (
+        0.5 * (diff * off).pow(2).sum() / off.sum()
+        - torch.diagonal(diff, dim1=1, dim2=2).mean() * e
+    )
     loss, _, _ = fb_loss(m, target, discount)
     torch.testing.assert_close(loss, expected)
     b = torch.randn(n, d)
@@ -99,7 +117,9 @@ def test_fb_and_ortho_losses_match_metamotivo_formula() -> None:
     torch.testing.assert_close(ortho_loss(b)[0], expected_o)
     # grouped form is the mean over groups
     bg = torch.randn(3, n, d)
-    torch.testing.assert_close(ortho_loss(bg)[0], torch.stack([ortho_loss(x)[0] for x in bg]).mean())
+    torch.testing.assert_close(
+        ortho_loss(bg)[0], torch.stack([ortho_loss(x)[0] for x in bg]).mean()
+    )
 
 
 @pytest.mark.parametrize("mode", ["batched", "looped"])

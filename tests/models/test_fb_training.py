@@ -21,7 +21,9 @@ def _falls(history: list[dict[str, float]], key: str) -> bool:
     return values[-1] < values[0] - 0.5
 
 
-def test_fb_loss_falls_on_point_transitions(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+def test_fb_loss_falls_on_point_transitions(
+    tiny_config: FBConfig, point_replay: OfflineReplay
+) -> None:
     history = _trainer(tiny_config).train(point_replay, 300, log_every=50, progress=False)
     assert [row["step"] for row in history] == [50, 100, 150, 200, 250, 300]
     assert _falls(history, "fb_loss") and _falls(history, "ortho_loss")
@@ -29,9 +31,18 @@ def test_fb_loss_falls_on_point_transitions(tiny_config: FBConfig, point_replay:
 
 
 @pytest.mark.parametrize(
-    "changes", [{"ar_blocks": 2}, {"ar_blocks": 3}, {"actor_loss": "awr"}, {"ar_blocks": 2, "actor_loss": "awr"}], ids=str
+    "changes",
+    [
+        {"ar_blocks": 2},
+        {"ar_blocks": 3},
+        {"actor_loss": "awr"},
+        {"ar_blocks": 2, "actor_loss": "awr"},
+    ],
+    ids=str,
 )
-def test_fb_aware_variants_train(tiny_config: FBConfig, point_replay: OfflineReplay, changes: dict) -> None:
+def test_fb_aware_variants_train(
+    tiny_config: FBConfig, point_replay: OfflineReplay, changes: dict
+) -> None:
     config = tiny_config.replace(**changes)
     trainer = _trainer(config)
     history = trainer.train(point_replay, 300, log_every=50, progress=False)
@@ -44,11 +55,16 @@ def test_fb_aware_variants_train(tiny_config: FBConfig, point_replay: OfflineRep
     assert torch.isfinite(z).all() and z.shape == (config.z_dim,)
 
 
-def test_update_returns_unsynchronised_tensors(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+def test_update_returns_unsynchronised_tensors(
+    tiny_config: FBConfig, point_replay: OfflineReplay
+) -> None:
     trainer = _trainer(tiny_config)
     metrics = trainer.update(trainer.sample(point_replay))
     assert {"fb_loss", "ortho_loss", "actor_loss", "q"} <= set(metrics)
-    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad for v in metrics.values())
+    assert all(
+        isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad
+        for v in metrics.values()
+    )
     assert trainer.step == 1
 
 
@@ -57,15 +73,27 @@ def test_targets_follow_polyak_rule(tiny_config: FBConfig, point_replay: Offline
     before = trainer.agent.target_backward_map.state_dict()["net.0.weight"].clone()
     trainer.update(trainer.sample(point_replay))
     online = trainer.model.backward_map.state_dict()["net.0.weight"]
-    torch.testing.assert_close(trainer.agent.target_backward_map.state_dict()["net.0.weight"], 0.75 * before + 0.25 * online)
+    torch.testing.assert_close(
+        trainer.agent.target_backward_map.state_dict()["net.0.weight"],
+        0.75 * before + 0.25 * online,
+    )
 
 
 def test_bf16_autocast_is_close_to_fp32(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
-    runs = {amp: _trainer(tiny_config.replace(amp=amp)).train(point_replay, 60, log_every=20, progress=False) for amp in ("off", "bf16")}
+    runs = {
+        amp: _trainer(tiny_config.replace(amp=amp)).train(
+            point_replay, 60, log_every=20, progress=False
+        )
+        for amp in ("off", "bf16")
+    }
     assert runs["bf16"][0]["fb_loss"] != runs["off"][0]["fb_loss"]  # bf16 really ran
     for fp32, bf16 in zip(runs["off"], runs["bf16"], strict=True):
         for key in ("fb_loss", "ortho_loss", "actor_loss"):
-            assert abs(fp32[key] - bf16[key]) < 0.1 * (1 + abs(fp32[key])), (key, fp32[key], bf16[key])
+            assert abs(fp32[key] - bf16[key]) < 0.1 * (1 + abs(fp32[key])), (
+                key,
+                fp32[key],
+                bf16[key],
+            )
 
 
 def test_same_seed_same_weights(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
@@ -78,8 +106,12 @@ def test_same_seed_same_weights(tiny_config: FBConfig, point_replay: OfflineRepl
     assert not torch.equal(c.model.actor.mlp[0].weight, a.model.actor.mlp[0].weight)
 
 
-@pytest.mark.parametrize("changes", [{}, {"ar_blocks": 2, "actor_loss": "awr"}], ids=["fb", "fb-aware"])
-def test_resumed_training_is_bit_identical(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path, changes: dict) -> None:
+@pytest.mark.parametrize(
+    "changes", [{}, {"ar_blocks": 2, "actor_loss": "awr"}], ids=["fb", "fb-aware"]
+)
+def test_resumed_training_is_bit_identical(
+    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path, changes: dict
+) -> None:
     config = tiny_config.replace(**changes)
     full = _trainer(config)
     full.train(point_replay, 20, tmp_path / "full", checkpoint_every=10, progress=False)
@@ -110,7 +142,9 @@ def test_resumed_training_is_bit_identical(tiny_config: FBConfig, point_replay: 
     assert a.metadata.training_steps == 20 and a.cov_finalized
 
 
-def test_from_checkpoint_and_config_mismatch(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path) -> None:
+def test_from_checkpoint_and_config_mismatch(
+    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path
+) -> None:
     trainer = _trainer(tiny_config)
     trainer.train(point_replay, 4, tmp_path, checkpoint_every=2, keep_checkpoints=1, progress=False)
     checkpoints = sorted((tmp_path / "checkpoints").iterdir())
@@ -120,22 +154,33 @@ def test_from_checkpoint_and_config_mismatch(tiny_config: FBConfig, point_replay
     assert torch.equal(restored.model.actor.mlp[0].weight, trainer.model.actor.mlp[0].weight)
     BFM.load(checkpoints[0])  # a training checkpoint is also a model folder
     other = _trainer(tiny_config.replace(lr_f=5e-4))
-    with pytest.raises(CheckpointError, match=r"trained with another config \(lr_f: checkpoint 0.001 vs trainer 0.0005\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained with another config \(lr_f: checkpoint 0.001 vs trainer 0.0005\)",
+    ):
         other.train(point_replay, 8, tmp_path, progress=False)
 
 
-def test_eval_fn_tensorboard_and_final_model(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path) -> None:
+def test_eval_fn_tensorboard_and_final_model(
+    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path
+) -> None:
     calls: list[int] = []
 
     def eval_fn(bfm: BFM) -> dict[str, float]:
         calls.append(bfm.metadata.training_steps)
         assert bfm.cov_finalized and not any(p.requires_grad for p in bfm.model.parameters())
         z = bfm.infer_z(point_replay.next_obs, -point_replay.next_obs.norm(dim=-1))
-        return {"reach_center/q": float(bfm.q(point_replay.obs[:64], bfm.act(point_replay.obs[:64], z), z).mean())}
+        return {
+            "reach_center/q": float(
+                bfm.q(point_replay.obs[:64], bfm.act(point_replay.obs[:64], z), z).mean()
+            )
+        }
 
     trainer = FBTrainer(tiny_config, 2, 2, device="cpu", seed=0, threads=None,
                         metadata=None)  # fmt: skip
-    history = trainer.train(point_replay, 6, tmp_path, log_every=3, eval_fn=eval_fn, eval_every=3, progress=True)
+    history = trainer.train(
+        point_replay, 6, tmp_path, log_every=3, eval_fn=eval_fn, eval_every=3, progress=True
+    )
     assert calls == [3, 6]
     assert "eval/reach_center/q" in history[-1]
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
@@ -161,22 +206,39 @@ def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig) -> None:
     trainer = _trainer(tiny_config)
     n = tiny_config.batch_size
     g = torch.Generator().manual_seed(0)
-    batch = TransitionBatch(torch.rand(n, 2, generator=g), torch.rand(n, 2, generator=g), torch.rand(n, 2, generator=g), torch.ones(n, 1))
+    batch = TransitionBatch(
+        torch.rand(n, 2, generator=g),
+        torch.rand(n, 2, generator=g),
+        torch.rand(n, 2, generator=g),
+        torch.ones(n, 1),
+    )
     noise = draw_noise(tiny_config, 2, torch.Generator().manual_seed(1), torch.device("cpu"))
     z = trainer.agent.mixed_z(batch.next_obs, noise)
     discount = tiny_config.gamma * (1 - batch.terminated)
-    _, f, metrics = trainer.agent._fb_losses_eager(batch.obs, batch.action, batch.next_obs, discount, z, noise.next_action)
+    _, f, metrics = trainer.agent._fb_losses_eager(
+        batch.obs, batch.action, batch.next_obs, discount, z, noise.next_action
+    )
     m = f @ trainer.model.backward(batch.next_obs).T
     expected_diag = -torch.diagonal(m, dim1=1, dim2=2).mean(-1).sum()
     torch.testing.assert_close(metrics["fb_diag"], expected_diag)
 
 
-def test_training_leaves_the_global_rng_alone(tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path) -> None:
+def test_training_leaves_the_global_rng_alone(
+    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path
+) -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     trainer = _trainer(tiny_config)
-    trainer.train(point_replay, 4, tmp_path, checkpoint_every=2, eval_fn=lambda bfm: {}, eval_every=2, progress=False)
+    trainer.train(
+        point_replay,
+        4,
+        tmp_path,
+        checkpoint_every=2,
+        eval_fn=lambda bfm: {},
+        eval_every=2,
+        progress=False,
+    )
     BFM.load(tmp_path / "model")
     torch.testing.assert_close(torch.rand(3), expected)
 
@@ -184,12 +246,19 @@ def test_training_leaves_the_global_rng_alone(tiny_config: FBConfig, point_repla
 def _expensive(request: pytest.FixtureRequest) -> None:
     import os
 
-    if not (request.config.getoption("--expensive", default=False) or os.environ.get("BFM_GYM_EXPENSIVE")):
-        pytest.skip("torch.compile takes ~30-60 s on CPU: run with --expensive or BFM_GYM_EXPENSIVE=1")
+    if not (
+        request.config.getoption("--expensive", default=False)
+        or os.environ.get("BFM_GYM_EXPENSIVE")
+    ):
+        pytest.skip(
+            "torch.compile takes ~30-60 s on CPU: run with --expensive or BFM_GYM_EXPENSIVE=1"
+        )
 
 
 @pytest.mark.expensive
-def test_compiled_update_matches_eager(tiny_config: FBConfig, point_replay: OfflineReplay, request: pytest.FixtureRequest) -> None:
+def test_compiled_update_matches_eager(
+    tiny_config: FBConfig, point_replay: OfflineReplay, request: pytest.FixtureRequest
+) -> None:
     _expensive(request)
     eager, compiled = _trainer(tiny_config), _trainer(tiny_config.replace(compile=True))
     for _ in range(3):

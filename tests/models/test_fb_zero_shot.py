@@ -10,7 +10,9 @@ from bfm_gym.models.fb import BFM, FBConfig, FBTrainer, OfflineReplay
 from fb_testdata import point_transitions
 
 
-def _final_distance(bfm: BFM, z: np.ndarray, start: np.ndarray, goal: np.ndarray, steps: int = 25) -> float:
+def _final_distance(
+    bfm: BFM, z: np.ndarray, start: np.ndarray, goal: np.ndarray, steps: int = 25
+) -> float:
     s = start[None]
     for _ in range(steps):
         s = np.clip(s + 0.2 * bfm.act(s, z), -1, 1)  # the same dynamics as the dataset
@@ -19,7 +21,14 @@ def _final_distance(bfm: BFM, z: np.ndarray, start: np.ndarray, goal: np.ndarray
 
 def test_goal_and_reward_inference_reach_goals() -> None:
     replay = OfflineReplay(**point_transitions(8192))
-    trainer = FBTrainer(FBConfig.preset("point_mass_maze", "tiny", gamma=0.9), 2, 2, device="cpu", seed=0, threads=None)
+    trainer = FBTrainer(
+        FBConfig.preset("point_mass_maze", "tiny", gamma=0.9),
+        2,
+        2,
+        device="cpu",
+        seed=0,
+        threads=None,
+    )
     untrained = trainer.snapshot(replay)
     trainer.train(replay, 800, progress=False)
     bfm = trainer.snapshot(replay)
@@ -30,7 +39,10 @@ def test_goal_and_reward_inference_reach_goals() -> None:
     next_obs = replay.next_obs.numpy()
     result = {}
     for name, model in (("untrained", untrained), ("trained", bfm)):
-        goal_d = [_final_distance(model, model.goal_z(g), s, g) for s, g in zip(starts, goals, strict=True)]
+        goal_d = [
+            _final_distance(model, model.goal_z(g), s, g)
+            for s, g in zip(starts, goals, strict=True)
+        ]
         reward_d = []
         for s, g in zip(starts, goals, strict=True):
             rewards = np.exp(-np.sum((next_obs - g) ** 2, axis=1) / 0.1)  # reward on the next state

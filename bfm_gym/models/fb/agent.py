@@ -24,7 +24,14 @@ import torch
 from torch import nn
 
 from .config import FBConfig
-from .losses import awr_actor_loss, ensemble_aggregate, fb_loss, gaussian_log_prob, ortho_loss, td3_actor_loss
+from .losses import (
+    awr_actor_loss,
+    ensemble_aggregate,
+    fb_loss,
+    gaussian_log_prob,
+    ortho_loss,
+    td3_actor_loss,
+)
 from .model import FBModel
 from .networks import sample_action
 from .replay import TransitionBatch
@@ -53,7 +60,9 @@ class UpdateNoise(NamedTuple):
     actor_action: torch.Tensor
 
 
-def draw_noise(config: FBConfig, action_dim: int, generator: torch.Generator, device: torch.device) -> UpdateNoise:
+def draw_noise(
+    config: FBConfig, action_dim: int, generator: torch.Generator, device: torch.device
+) -> UpdateNoise:
     """Draw every random number one update needs, in a fixed order, from ``generator``."""
     n = config.batch_size
     g = config.ar_z_groups if config.ar_blocks > 1 else n
@@ -100,15 +109,21 @@ class FBAgent:
         model.train(True).requires_grad_(True)
         # targets are copied after the weights are initialised (REFERENCE §7.6)
         self.target_forward_map: nn.Module = copy.deepcopy(model.forward_map).requires_grad_(False)
-        self.target_backward_map: nn.Module = copy.deepcopy(model.backward_map).requires_grad_(False)
+        self.target_backward_map: nn.Module = copy.deepcopy(model.backward_map).requires_grad_(
+            False
+        )
         self.fb_optimizer = make_adam(
             [{"params": list(model.forward_map.parameters()), "lr": c.lr_f},
              {"params": list(model.backward_map.parameters()), "lr": c.lr_b}],
             device, c.fused_adam,
         )  # fmt: skip
-        self.actor_optimizer = make_adam([{"params": list(model.actor.parameters()), "lr": c.lr_actor}], device, c.fused_adam)
+        self.actor_optimizer = make_adam(
+            [{"params": list(model.actor.parameters()), "lr": c.lr_actor}], device, c.fused_adam
+        )
         self._online = [p for m in (model.forward_map, model.backward_map) for p in m.parameters()]
-        self._target = [p for m in (self.target_forward_map, self.target_backward_map) for p in m.parameters()]
+        self._target = [
+            p for m in (self.target_forward_map, self.target_backward_map) for p in m.parameters()
+        ]
         self.amp_dtype = resolve_amp(c.amp, device)
         self._fb_losses = self._fb_losses_eager
         self._actor_losses = self._actor_losses_eager
@@ -119,14 +134,26 @@ class FBAgent:
     # --- state ----------------------------------------------------------------------------------
     def target_state_dict(self) -> dict[str, torch.Tensor]:
         """Target weights under ``target_forward_map.*`` / ``target_backward_map.*``."""
-        out = {f"target_forward_map.{k}": v for k, v in self.target_forward_map.state_dict().items()}
-        out.update({f"target_backward_map.{k}": v for k, v in self.target_backward_map.state_dict().items()})
+        out = {
+            f"target_forward_map.{k}": v for k, v in self.target_forward_map.state_dict().items()
+        }
+        out.update(
+            {
+                f"target_backward_map.{k}": v
+                for k, v in self.target_backward_map.state_dict().items()
+            }
+        )
         return out
 
     def load_target_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Inverse of :meth:`target_state_dict`."""
-        for prefix, module in (("target_forward_map.", self.target_forward_map), ("target_backward_map.", self.target_backward_map)):
-            module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        for prefix, module in (
+            ("target_forward_map.", self.target_forward_map),
+            ("target_backward_map.", self.target_backward_map),
+        ):
+            module.load_state_dict(
+                {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            )
 
     # --- z sampling (REFERENCE §1.2) --------------------------------------------------------------
     @torch.no_grad()
@@ -157,12 +184,16 @@ class FBAgent:
         fg = f.reshape(*f.shape[:-2], g, n // g, f.shape[-1])
         return (fg @ b.transpose(-2, -1)).reshape(*f.shape[:-2], n, n)
 
-    def _backward_pairs(self, backward_map: nn.Module, next_obs: torch.Tensor, z_groups: torch.Tensor) -> torch.Tensor:
+    def _backward_pairs(
+        self, backward_map: nn.Module, next_obs: torch.Tensor, z_groups: torch.Tensor
+    ) -> torch.Tensor:
         """B(s'_j) ``(N, d)``, or for an auto-regressive B, B(s'_j, z_g) for every group: ``(G, N, d)``."""
         if not self.model.is_autoregressive:
             return backward_map(next_obs)
         g, n = z_groups.shape[0], next_obs.shape[0]
-        return backward_map(next_obs.unsqueeze(0).expand(g, n, -1), z_groups.unsqueeze(1).expand(g, n, -1))
+        return backward_map(
+            next_obs.unsqueeze(0).expand(g, n, -1), z_groups.unsqueeze(1).expand(g, n, -1)
+        )
 
     def _fb_losses_eager(
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, discount: torch.Tensor,
@@ -170,16 +201,28 @@ class FBAgent:
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
         c, model = self.config, self.model
         n = obs.shape[0]
-        z = z_groups if z_groups.shape[0] == n else z_groups.repeat_interleave(n // z_groups.shape[0], dim=0)
+        z = (
+            z_groups
+            if z_groups.shape[0] == n
+            else z_groups.repeat_interleave(n // z_groups.shape[0], dim=0)
+        )
         with autocast_context(self.device, self.amp_dtype):
             with torch.no_grad():
-                next_action = sample_action(model.actor(next_obs, z), c.actor_std, c.stddev_clip, next_noise)
+                next_action = sample_action(
+                    model.actor(next_obs, z), c.actor_std, c.stddev_clip, next_noise
+                )
                 target_f = self.target_forward_map(next_obs, next_action, z)  # (E, N, d)
-                target_b = self._backward_pairs(self.target_backward_map, next_obs, z_groups)  # (N, d) | (G, N, d)
-                if c.fb_pessimism == 0.0:  # mean_k(F_k)^T B == mean_k(F_k^T B): one matmul instead of E
+                target_b = self._backward_pairs(
+                    self.target_backward_map, next_obs, z_groups
+                )  # (N, d) | (G, N, d)
+                if (
+                    c.fb_pessimism == 0.0
+                ):  # mean_k(F_k)^T B == mean_k(F_k^T B): one matmul instead of E
                     target_m = self._pairwise_m(target_f.mean(0), target_b).float()
                 else:
-                    target_m = ensemble_aggregate(self._pairwise_m(target_f, target_b).float(), c.fb_pessimism)
+                    target_m = ensemble_aggregate(
+                        self._pairwise_m(target_f, target_b).float(), c.fb_pessimism
+                    )
             f = model.forward_map(obs, action, z)  # (E, N, d)
             b = self._backward_pairs(model.backward_map, next_obs, z_groups)
             m = self._pairwise_m(f, b).float()  # (E, N, N)
@@ -193,7 +236,9 @@ class FBAgent:
         }  # fmt: skip
         return loss, f.detach(), metrics
 
-    def _frozen_forward_map(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _frozen_forward_map(
+        self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor
+    ) -> torch.Tensor:
         """F with detached weights: the actor loss differentiates w.r.t. the action only.
 
         (``backward(inputs=...)`` would prune F's weight gradients in eager mode, but not inside
@@ -203,7 +248,12 @@ class FBAgent:
         return torch.func.functional_call(self.model.forward_map, params, (obs, action, z))
 
     def _actor_losses_eager(
-        self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, f_data: torch.Tensor, actor_noise: torch.Tensor
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        z: torch.Tensor,
+        f_data: torch.Tensor,
+        actor_noise: torch.Tensor,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c, model = self.config, self.model
         with autocast_context(self.device, self.amp_dtype):
@@ -240,12 +290,18 @@ class FBAgent:
         discount = c.gamma * (1.0 - batch.terminated)  # (N, 1); truncation is not terminal
         z_groups = self.mixed_z(next_obs, noise)
 
-        loss, f_data, metrics = self._fb_losses(obs, action, next_obs, discount, z_groups, noise.next_action)
+        loss, f_data, metrics = self._fb_losses(
+            obs, action, next_obs, discount, z_groups, noise.next_action
+        )
         self.fb_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.fb_optimizer.step()
 
-        z = z_groups if z_groups.shape[0] == obs.shape[0] else z_groups.repeat_interleave(obs.shape[0] // z_groups.shape[0], dim=0)
+        z = (
+            z_groups
+            if z_groups.shape[0] == obs.shape[0]
+            else z_groups.repeat_interleave(obs.shape[0] // z_groups.shape[0], dim=0)
+        )
         actor_loss, actor_metrics = self._actor_losses(obs, action, z, f_data, noise.actor_action)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
@@ -255,4 +311,3 @@ class FBAgent:
             torch._foreach_lerp_(self._target, self._online, c.tau)
         metrics.update(actor_metrics)
         return metrics
-

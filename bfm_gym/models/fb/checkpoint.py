@@ -47,8 +47,8 @@ __all__ = [
     "flatten_optimizer_state",
     "library_version",
     "load_model",
-    "read_safetensors",
     "read_json",
+    "read_safetensors",
     "save_model",
     "unflatten_optimizer_state",
     "write_folder_atomic",
@@ -123,7 +123,9 @@ class ModelMetadata:
                 try:
                     bounds = [float(v) for v in _flat(value)]
                 except (TypeError, ValueError) as err:
-                    raise ValueError(f"ModelMetadata.{name} must be a sequence of numbers, got {value!r}") from err
+                    raise ValueError(
+                        f"ModelMetadata.{name} must be a sequence of numbers, got {value!r}"
+                    ) from err
                 if any(math.isnan(v) for v in bounds):
                     raise ValueError(f"ModelMetadata.{name} holds NaN")
                 object.__setattr__(self, name, bounds)
@@ -155,7 +157,9 @@ def _bounds_from_json(bounds: Any, where: Path, name: str) -> list[float] | None
     try:
         return [float(v) for v in bounds]
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{where}: spaces.{name} must be a list of numbers or 'inf'/'-inf', found {bounds!r}; save the model again") from err
+        raise CheckpointError(
+            f"{where}: spaces.{name} must be a list of numbers or 'inf'/'-inf', found {bounds!r}; save the model again"
+        ) from err
 
 
 # ------------------------------------------------------------------------------------------------
@@ -194,7 +198,9 @@ def write_folder_atomic(target: str | os.PathLike[str]) -> Iterator[Path]:
 def read_json(file: Path, what: str) -> dict[str, Any]:
     """Parse a JSON object, raising :class:`CheckpointError` for a missing, unreadable or invalid file."""
     if not file.is_file():
-        raise CheckpointError(f"{what}: {file.name} is missing in {file.parent}; the folder is incomplete, save it again")
+        raise CheckpointError(
+            f"{what}: {file.name} is missing in {file.parent}; the folder is incomplete, save it again"
+        )
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -203,16 +209,22 @@ def read_json(file: Path, what: str) -> dict[str, Any]:
             "restore it from the original checkpoint or save the model again"
         ) from err
     except (OSError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{what}: cannot read {file} ({err}); check the file and its permissions") from err
+        raise CheckpointError(
+            f"{what}: cannot read {file} ({err}); check the file and its permissions"
+        ) from err
     if not isinstance(data, dict):
-        raise CheckpointError(f"{what}: {file} must hold a JSON object, found {type(data).__name__}; save the model again")
+        raise CheckpointError(
+            f"{what}: {file} must hold a JSON object, found {type(data).__name__}; save the model again"
+        )
     return data
 
 
 def read_safetensors(file: Path, what: str) -> dict[str, torch.Tensor]:
     """Load a safetensors file on CPU, raising :class:`CheckpointError` if missing, truncated or corrupted."""
     if not file.is_file():
-        raise CheckpointError(f"{what}: {file.name} is missing in {file.parent}; the folder is incomplete, save it again")
+        raise CheckpointError(
+            f"{what}: {file.name} is missing in {file.parent}; the folder is incomplete, save it again"
+        )
     try:
         return load_file(str(file), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
@@ -224,11 +236,17 @@ def read_safetensors(file: Path, what: str) -> dict[str, torch.Tensor]:
 
 def write_safetensors(file: Path, tensors: Mapping[str, torch.Tensor]) -> None:
     """Write tensors (CPU, contiguous copies) to a safetensors file."""
-    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, str(file), metadata={"format": "pt"})
+    save_file(
+        {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()},
+        str(file),
+        metadata={"format": "pt"},
+    )
 
 
 def _write_json(file: Path, data: Mapping[str, Any]) -> None:
-    file.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
+    file.write_text(
+        json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 def _require(data: Mapping[str, Any], dotted: str, where: Path) -> Any:
@@ -243,7 +261,9 @@ def _require(data: Mapping[str, Any], dotted: str, where: Path) -> Any:
     return node
 
 
-def _check_state(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], file: Path) -> None:
+def _check_state(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], file: Path
+) -> None:
     """Same keys and shapes, else :class:`CheckpointError` listing the differences."""
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
@@ -252,10 +272,18 @@ def _check_state(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch
         raise CheckpointError(f"{file}: missing key(s) {_few(missing)}; {fix}")
     if extra:
         raise CheckpointError(f"{file}: unexpected extra key(s) {_few(extra)}; {fix}")
-    bad = [f"{k} (expected {tuple(expected[k].shape)}, found {tuple(found[k].shape)})" for k in expected if expected[k].shape != found[k].shape]
+    bad = [
+        f"{k} (expected {tuple(expected[k].shape)}, found {tuple(found[k].shape)})"
+        for k in expected
+        if expected[k].shape != found[k].shape
+    ]
     if bad:
         raise CheckpointError(f"{file}: shape mismatch for {_few(bad)}; {fix}")
-    wrong_dtype = [f"{k} (expected {expected[k].dtype}, found {found[k].dtype})" for k in expected if expected[k].dtype != found[k].dtype]
+    wrong_dtype = [
+        f"{k} (expected {expected[k].dtype}, found {found[k].dtype})"
+        for k in expected
+        if expected[k].dtype != found[k].dtype
+    ]
     if wrong_dtype:
         raise CheckpointError(f"{file}: dtype mismatch for {_few(wrong_dtype)}; {fix}")
 
@@ -280,13 +308,18 @@ def model_config_json(model: FBModel, metadata: ModelMetadata) -> dict[str, Any]
         "model": {"config": c.to_dict(), "obs_dim": model.obs_dim, "action_dim": model.action_dim},
         "fb_aware": {"ar_blocks": c.ar_blocks, "actor_loss": c.actor_loss},
         "spaces": {
-            "obs_low": _bounds_to_json(metadata.obs_low), "obs_high": _bounds_to_json(metadata.obs_high),
-            "action_low": _bounds_to_json(metadata.action_low), "action_high": _bounds_to_json(metadata.action_high),
-        },  # fmt: skip
+            "obs_low": _bounds_to_json(metadata.obs_low),
+            "obs_high": _bounds_to_json(metadata.obs_high),
+            "action_low": _bounds_to_json(metadata.action_low),
+            "action_high": _bounds_to_json(metadata.action_high),
+        },
         "domain": metadata.domain,
         "dataset": {"id": metadata.dataset_id, "hash": metadata.dataset_hash},
         "training_steps": int(metadata.training_steps),
-        "cov": {"finalized": bool(model.cov_samples.item() > 0), "samples": int(model.cov_samples.item())},
+        "cov": {
+            "finalized": bool(model.cov_samples.item() > 0),
+            "samples": int(model.cov_samples.item()),
+        },
         "extra": dict(metadata.extra),
     }
 
@@ -297,7 +330,9 @@ def write_model_files(folder: Path, model: FBModel, metadata: ModelMetadata) -> 
     write_safetensors(folder / WEIGHTS_FILE, model.state_dict())
 
 
-def save_model(model: FBModel, path: str | os.PathLike[str], metadata: ModelMetadata | None = None) -> Path:
+def save_model(
+    model: FBModel, path: str | os.PathLike[str], metadata: ModelMetadata | None = None
+) -> Path:
     """Atomically save ``model`` as a folder (``config.json`` + ``model.safetensors``).
 
     Args:
@@ -321,11 +356,15 @@ def _check_folder(path: Path, what: str) -> None:
             f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
     if not path.is_dir():
-        hint = f"; pass its folder {path.parent}" if path.name in (CONFIG_FILE, WEIGHTS_FILE) else ""
+        hint = (
+            f"; pass its folder {path.parent}" if path.name in (CONFIG_FILE, WEIGHTS_FILE) else ""
+        )
         raise CheckpointError(f"{what}: {path} is a file, not a model folder{hint}")
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[FBModel, ModelMetadata]:
+def load_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[FBModel, ModelMetadata]:
     """Load a model folder written by :func:`save_model`, validating everything.
 
     Args:
@@ -346,7 +385,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     data = read_json(cfg_file, what)
     fmt = _require(data, "format", cfg_file)
     if fmt != FORMAT_NAME:
-        raise CheckpointError(f"{cfg_file}: format {fmt!r} is not {FORMAT_NAME!r}; this folder holds another kind of model")
+        raise CheckpointError(
+            f"{cfg_file}: format {fmt!r} is not {FORMAT_NAME!r}; this folder holds another kind of model"
+        )
     version = _require(data, "format_version", cfg_file)
     if version not in SUPPORTED_FORMAT_VERSIONS:
         writer = data.get("bfm_gym_version", "an unknown version")
@@ -360,11 +401,15 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     action_dim = _require(data, "model.action_dim", cfg_file)
     for name, value in (("model.obs_dim", obs_dim), ("model.action_dim", action_dim)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CheckpointError(f"{cfg_file}: {name} must be a positive int, found {value!r}; save the model again")
+            raise CheckpointError(
+                f"{cfg_file}: {name} must be a positive int, found {value!r}; save the model again"
+            )
     try:
         config = FBConfig.from_dict(raw_config)
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{cfg_file}: invalid model.config ({err}); save the model again with this bfm_gym version") from err
+        raise CheckpointError(
+            f"{cfg_file}: invalid model.config ({err}); save the model again with this bfm_gym version"
+        ) from err
     spaces = data.get("spaces") or {}
     dataset = data.get("dataset") or {}
     metadata = ModelMetadata(
@@ -386,7 +431,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     _check_state(model.state_dict(), state, weights_file)
     for k, v in state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-            raise CheckpointError(f"{weights_file}: tensor {k!r} holds NaN or inf; the model diverged or the file is corrupted")
+            raise CheckpointError(
+                f"{weights_file}: tensor {k!r} holds NaN or inf; the model diverged or the file is corrupted"
+            )
     model.load_state_dict(state)
     model.to(device).train(False).requires_grad_(False)
     return model, metadata
@@ -397,7 +444,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
 # ------------------------------------------------------------------------------------------------
 
 
-def flatten_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def flatten_optimizer_state(
+    optimizer: torch.optim.Optimizer, prefix: str
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split ``optimizer.state_dict()`` into tensors (``{prefix}.state.{i}.{name}``) and JSON.
 
     Returns:
@@ -412,15 +461,22 @@ def flatten_optimizer_state(optimizer: torch.optim.Optimizer, prefix: str) -> tu
                 tensors[f"{prefix}.state.{idx}.{name}"] = value
             else:
                 scalars.setdefault(str(idx), {})[name] = value
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in sd["param_groups"]]
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}
+        for g in sd["param_groups"]
+    ]
     for g in groups:
         for k, v in g.items():
             if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"optimizer {prefix}: param group field {k}={v} is not JSON-serialisable")
+                raise ValueError(
+                    f"optimizer {prefix}: param group field {k}={v} is not JSON-serialisable"
+                )
     return tensors, {"param_groups": groups, "scalars": scalars}
 
 
-def unflatten_optimizer_state(tensors: Mapping[str, torch.Tensor], json_part: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+def unflatten_optimizer_state(
+    tensors: Mapping[str, torch.Tensor], json_part: Mapping[str, Any], prefix: str
+) -> dict[str, Any]:
     """Rebuild a state dict for ``optimizer.load_state_dict`` from :func:`flatten_optimizer_state` output."""
     state: dict[int, dict[str, Any]] = {}
     head = f"{prefix}.state."
@@ -430,5 +486,8 @@ def unflatten_optimizer_state(tensors: Mapping[str, torch.Tensor], json_part: Ma
             state.setdefault(int(idx), {})[name] = value
     for idx, entry in json_part.get("scalars", {}).items():
         state.setdefault(int(idx), {}).update(entry)
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in json_part["param_groups"]]
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in g.items()}
+        for g in json_part["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}

@@ -22,7 +22,11 @@ DOMAINS: tuple[str, ...] = ("walker", "cheetah", "quadruped", "point_mass_maze")
 PRESET_SIZES: tuple[str, ...] = ("paper", "cpu", "tiny")
 """Sizes that :meth:`FBConfig.preset` knows."""
 
-_DOMAIN_ALIASES = {"pointmass": "point_mass_maze", "point_mass": "point_mass_maze", "maze": "point_mass_maze"}
+_DOMAIN_ALIASES = {
+    "pointmass": "point_mass_maze",
+    "point_mass": "point_mass_maze",
+    "maze": "point_mass_maze",
+}
 
 
 def _closest(name: str, valid: typing.Iterable[str]) -> str:
@@ -136,12 +140,22 @@ class FBConfig:
         for name in ("f_embedding_layers", "actor_embedding_layers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"FBConfig.{name} must be an int >= 2 (embeddings end in h/2 units), got {value!r}")
+                raise ValueError(
+                    f"FBConfig.{name} must be an int >= 2 (embeddings end in h/2 units), got {value!r}"
+                )
         for name in ("f_hidden_dim", "actor_hidden_dim"):
             if getattr(self, name) % 2:
-                raise ValueError(f"FBConfig.{name} must be even (the embeddings output h/2 units), got {getattr(self, name)}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise ValueError(f"FBConfig.batch_size must be an int >= 2 (the FB loss needs off-diagonal pairs), got {self.batch_size!r}")
+                raise ValueError(
+                    f"FBConfig.{name} must be even (the embeddings output h/2 units), got {getattr(self, name)}"
+                )
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 2
+        ):
+            raise ValueError(
+                f"FBConfig.batch_size must be an int >= 2 (the FB loss needs off-diagonal pairs), got {self.batch_size!r}"
+            )
         if not 0.0 < self.gamma < 1.0:
             raise ValueError(f"FBConfig.gamma must be in (0, 1), got {self.gamma}")
         for name in ("lr_f", "lr_b", "lr_actor", "actor_std", "awr_beta", "awr_weight_clip"):
@@ -158,9 +172,13 @@ class FBConfig:
             if typing.get_origin(hints[field.name]) is Literal:
                 choices = typing.get_args(hints[field.name])
                 if getattr(self, field.name) not in choices:
-                    raise ValueError(f"FBConfig.{field.name} must be one of {choices}, got {getattr(self, field.name)!r}")
+                    raise ValueError(
+                        f"FBConfig.{field.name} must be one of {choices}, got {getattr(self, field.name)!r}"
+                    )
         if self.ar_blocks > self.z_dim:
-            raise ValueError(f"FBConfig.ar_blocks ({self.ar_blocks}) cannot exceed z_dim ({self.z_dim}): every block needs >= 1 dimension")
+            raise ValueError(
+                f"FBConfig.ar_blocks ({self.ar_blocks}) cannot exceed z_dim ({self.z_dim}): every block needs >= 1 dimension"
+            )
         if self.ar_blocks > 1 and self.batch_size % self.ar_z_groups:
             raise ValueError(
                 f"FBConfig.ar_z_groups ({self.ar_z_groups}) must divide batch_size ({self.batch_size}) "
@@ -191,12 +209,16 @@ class FBConfig:
                 fails validation.
         """
         if not isinstance(data, Mapping):
-            raise ValueError(f"FBConfig.from_dict needs a mapping of field -> value, got {type(data).__name__}")
+            raise ValueError(
+                f"FBConfig.from_dict needs a mapping of field -> value, got {type(data).__name__}"
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in data if k not in names]
         if unknown:
             key = unknown[0]
-            raise ValueError(f"unknown FBConfig field {key!r}{_closest(str(key), names)} (valid fields: {', '.join(names)})")
+            raise ValueError(
+                f"unknown FBConfig field {key!r}{_closest(str(key), names)} (valid fields: {', '.join(names)})"
+            )
         return cls(**dict(data))
 
     def replace(self, **changes: Any) -> FBConfig:
@@ -204,7 +226,9 @@ class FBConfig:
         return FBConfig.from_dict({**self.to_dict(), **changes})
 
     @classmethod
-    def preset(cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu", **overrides: Any) -> FBConfig:
+    def preset(
+        cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu", **overrides: Any
+    ) -> FBConfig:
         """Per-domain settings.
 
         * ``"paper"``: metamotivo's ``examples/fb_train_dmc.py`` (REFERENCE §1.6): z_dim 100 for
@@ -239,9 +263,13 @@ class FBConfig:
         """
         domain = _DOMAIN_ALIASES.get(domain, domain)
         if domain not in DOMAINS:
-            raise ValueError(f"no FB preset for domain {domain!r}{_closest(domain, DOMAINS)} (known: {', '.join(DOMAINS)})")
+            raise ValueError(
+                f"no FB preset for domain {domain!r}{_closest(domain, DOMAINS)} (known: {', '.join(DOMAINS)})"
+            )
         if size not in PRESET_SIZES:
-            raise ValueError(f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} (known: {', '.join(PRESET_SIZES)})")
+            raise ValueError(
+                f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} (known: {', '.join(PRESET_SIZES)})"
+            )
         maze = domain == "point_mass_maze"
         values: dict[str, Any] = {"gamma": 0.99 if maze else 0.98}
         if size == "paper":

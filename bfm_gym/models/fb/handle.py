@@ -125,15 +125,21 @@ class BFM:
         return bool(self._model.cov_samples.item() > 0)
 
     # --- input handling -----------------------------------------------------------------------------
-    def _rows(self, name: str, x: np.ndarray | torch.Tensor, dim: int, what: str) -> tuple[torch.Tensor, bool]:
+    def _rows(
+        self, name: str, x: np.ndarray | torch.Tensor, dim: int, what: str
+    ) -> tuple[torch.Tensor, bool]:
         """``(batch, dim)`` float32 tensor on the model device, and whether x was a single row."""
         if not isinstance(x, (np.ndarray, torch.Tensor)):
             try:
                 x = np.asarray(x, dtype=np.float32)
             except (TypeError, ValueError) as err:
-                raise ValueError(f"{name} must be a numpy array or torch tensor of shape (batch, {dim}) or ({dim},), got {type(x).__name__}") from err
+                raise ValueError(
+                    f"{name} must be a numpy array or torch tensor of shape (batch, {dim}) or ({dim},), got {type(x).__name__}"
+                ) from err
         if x.ndim not in (1, 2) or x.shape[-1] != dim:
-            raise ValueError(f"{name} must have shape (batch, {dim}) or ({dim},) ({what}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have shape (batch, {dim}) or ({dim},) ({what}), got {tuple(x.shape)}"
+            )
         t = torch.as_tensor(x).to(device=self.device, dtype=torch.float32)
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} holds NaN or inf values; expected finite {what}")
@@ -146,10 +152,14 @@ class BFM:
             return t
         if t.shape[0] == 1:
             return t.expand(batch, -1)
-        raise ValueError(f"z has {t.shape[0]} rows but the observations have {batch}; pass one z per row or a single ({self.z_dim},) z")
+        raise ValueError(
+            f"z has {t.shape[0]} rows but the observations have {batch}; pass one z per row or a single ({self.z_dim},) z"
+        )
 
     @staticmethod
-    def _out(y: torch.Tensor, like: np.ndarray | torch.Tensor, single: bool, batch_axis: int = 0) -> np.ndarray | torch.Tensor:
+    def _out(
+        y: torch.Tensor, like: np.ndarray | torch.Tensor, single: bool, batch_axis: int = 0
+    ) -> np.ndarray | torch.Tensor:
         if single:
             y = y.squeeze(batch_axis)
         if isinstance(like, torch.Tensor):
@@ -158,7 +168,13 @@ class BFM:
 
     # --- operations -------------------------------------------------------------------------------
     def act(
-        self, obs: Array, z: np.ndarray | torch.Tensor, noise: bool = False, *, seed: int | None = None, grad: bool = False
+        self,
+        obs: Array,
+        z: np.ndarray | torch.Tensor,
+        noise: bool = False,
+        *,
+        seed: int | None = None,
+        grad: bool = False,
     ) -> Array:
         """Action of ``pi(. | s, z)``: the mean, or a noisy sample (std 0.2 clipped to 0.3, then [-1, 1]).
 
@@ -193,24 +209,47 @@ class BFM:
         zz = None if z is None else self._z_rows(z, s.shape[0])
         return self._out(self._model.phi(s, zz), obs, single)  # type: ignore[return-value]
 
-    def forward(self, obs: Array, action: np.ndarray | torch.Tensor, z: np.ndarray | torch.Tensor, *, grad: bool = False) -> Array:
+    def forward(
+        self,
+        obs: Array,
+        action: np.ndarray | torch.Tensor,
+        z: np.ndarray | torch.Tensor,
+        *,
+        grad: bool = False,
+    ) -> Array:
         """Forward embedding of every head ``F_k(s, a, z)``.
 
         Returns:
             ``(E, batch, z_dim)`` or ``(E, z_dim)`` for a single row.
         """
         s, single = self._rows("obs", obs, self.obs_dim, f"observations, obs_dim={self.obs_dim}")
-        a, _ = self._rows("action", action, self.action_dim, f"actions, action_dim={self.action_dim}")
+        a, _ = self._rows(
+            "action", action, self.action_dim, f"actions, action_dim={self.action_dim}"
+        )
         if a.shape[0] != s.shape[0]:
             raise ValueError(f"action has {a.shape[0]} rows but obs has {s.shape[0]}")
         zz = self._z_rows(z, s.shape[0])
         return self._out(self._model.forward(s, a, zz, grad=grad), obs, single, batch_axis=1)  # type: ignore[return-value]
 
-    def psi(self, obs: Array, z: np.ndarray | torch.Tensor, action: np.ndarray | torch.Tensor | None = None, *, grad: bool = False) -> Array:
+    def psi(
+        self,
+        obs: Array,
+        z: np.ndarray | torch.Tensor,
+        action: np.ndarray | torch.Tensor | None = None,
+        *,
+        grad: bool = False,
+    ) -> Array:
         """Successor features ``psi(s, a, z) = F(s, a, z)`` (policy-mean action when None): ``(E, batch, z_dim)``."""
         if action is None:
-            s, single = self._rows("obs", obs, self.obs_dim, f"observations, obs_dim={self.obs_dim}")
-            return self._out(self._model.psi(s, self._z_rows(z, s.shape[0]), grad=grad), obs, single, batch_axis=1)  # type: ignore[return-value]
+            s, single = self._rows(
+                "obs", obs, self.obs_dim, f"observations, obs_dim={self.obs_dim}"
+            )
+            return self._out(
+                self._model.psi(s, self._z_rows(z, s.shape[0]), grad=grad),
+                obs,
+                single,
+                batch_axis=1,
+            )  # type: ignore[return-value]
         return self.forward(obs, action, z, grad=grad)
 
     def q(
@@ -224,14 +263,18 @@ class BFM:
     ) -> Array:
         """``Q(s, a) = F(s, a, z)^T z``; ``reduce`` over heads: ``(batch,)`` (``"none"``: ``(E, batch)``)."""
         s, single = self._rows("obs", obs, self.obs_dim, f"observations, obs_dim={self.obs_dim}")
-        a, _ = self._rows("action", action, self.action_dim, f"actions, action_dim={self.action_dim}")
+        a, _ = self._rows(
+            "action", action, self.action_dim, f"actions, action_dim={self.action_dim}"
+        )
         if a.shape[0] != s.shape[0]:
             raise ValueError(f"action has {a.shape[0]} rows but obs has {s.shape[0]}")
         zz = self._z_rows(z, s.shape[0])
         y = self._model.q(s, a, zz, reduce=reduce, grad=grad)
         return self._out(y, obs, single, batch_axis=1 if reduce == "none" else 0)  # type: ignore[return-value]
 
-    def infer_z(self, next_obs: Array, rewards: np.ndarray | torch.Tensor, *, project: bool = True) -> Array:
+    def infer_z(
+        self, next_obs: Array, rewards: np.ndarray | torch.Tensor, *, project: bool = True
+    ) -> Array:
         """Zero-shot reward inference ``z_r = proj(mean_i r_i B(s'_i))`` (REFERENCE §1.5).
 
         Args:
@@ -245,20 +288,28 @@ class BFM:
         Raises:
             ValueError: Wrong shapes, or NaN/inf in the inputs.
         """
-        s, _ = self._rows("next_obs", next_obs, self.obs_dim, f"next observations, obs_dim={self.obs_dim}")
+        s, _ = self._rows(
+            "next_obs", next_obs, self.obs_dim, f"next observations, obs_dim={self.obs_dim}"
+        )
         if not isinstance(rewards, (np.ndarray, torch.Tensor)):
             rewards = np.asarray(rewards, dtype=np.float32)
         n = s.shape[0]
         if tuple(rewards.shape) not in ((n,), (n, 1)):
-            raise ValueError(f"rewards must have shape ({n},) or ({n}, 1) to match next_obs, got {tuple(rewards.shape)}")
+            raise ValueError(
+                f"rewards must have shape ({n},) or ({n}, 1) to match next_obs, got {tuple(rewards.shape)}"
+            )
         r = torch.as_tensor(rewards).to(device=self.device, dtype=torch.float32).reshape(n)
         if not bool(torch.isfinite(r).all()):
-            raise ValueError(f"rewards hold {int((~torch.isfinite(r)).sum())} NaN/inf value(s); expected finite rewards")
+            raise ValueError(
+                f"rewards hold {int((~torch.isfinite(r)).sum())} NaN/inf value(s); expected finite rewards"
+            )
         return self._out(self._model.infer_z(s, r, project=project), next_obs, False)  # type: ignore[return-value]
 
     def goal_z(self, goal_obs: Array) -> Array:
         """Goal inference ``z = proj(B(g))``: ``(batch, z_dim)`` or ``(z_dim,)``."""
-        s, single = self._rows("goal_obs", goal_obs, self.obs_dim, f"goal observations, obs_dim={self.obs_dim}")
+        s, single = self._rows(
+            "goal_obs", goal_obs, self.obs_dim, f"goal observations, obs_dim={self.obs_dim}"
+        )
         return self._out(self._model.goal_z(s), goal_obs, single)  # type: ignore[return-value]
 
     def project(self, z: Array) -> Array:

@@ -6,7 +6,14 @@ import math
 
 import torch
 
-__all__ = ["awr_actor_loss", "ensemble_aggregate", "fb_loss", "gaussian_log_prob", "ortho_loss", "td3_actor_loss"]
+__all__ = [
+    "awr_actor_loss",
+    "ensemble_aggregate",
+    "fb_loss",
+    "gaussian_log_prob",
+    "ortho_loss",
+    "td3_actor_loss",
+]
 
 
 def ensemble_aggregate(x: torch.Tensor, pessimism: float) -> torch.Tensor:
@@ -37,7 +44,9 @@ def _offdiag_sq_mean(d: torch.Tensor) -> torch.Tensor:
     return total.sum() / (n * n - n)
 
 
-def fb_loss(m: torch.Tensor, target_m: torch.Tensor, discount: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fb_loss(
+    m: torch.Tensor, target_m: torch.Tensor, discount: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Low-rank successor-measure TD loss (metamotivo scale, REFERENCE §1.3).
 
     ``D_k = M_k - discount * target_M`` and
@@ -92,7 +101,9 @@ def td3_actor_loss(qs: torch.Tensor, pessimism: float) -> tuple[torch.Tensor, to
 def gaussian_log_prob(action: torch.Tensor, mu: torch.Tensor, std: float) -> torch.Tensor:
     """``log N(action; mu, std^2 I)`` summed over action dimensions; ``(N, A) -> (N,)``."""
     a = action.shape[-1]
-    return -0.5 * ((action - mu) / std).square().sum(-1) - a * (math.log(std) + 0.5 * math.log(2 * math.pi))
+    return -0.5 * ((action - mu) / std).square().sum(-1) - a * (
+        math.log(std) + 0.5 * math.log(2 * math.pi)
+    )
 
 
 def awr_actor_loss(

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from .config import FBConfig
-from .networks import Actor, ARBackwardMap, BackwardMap, build_forward_map, project_sphere, sample_action
+from .networks import (
+    Actor,
+    ARBackwardMap,
+    BackwardMap,
+    build_forward_map,
+    project_sphere,
+    sample_action,
+)
 
 __all__ = ["FBModel"]
 
@@ -56,7 +63,9 @@ class FBModel(nn.Module):
     def __init__(self, config: FBConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__()
         if obs_dim < 1 or action_dim < 1:
-            raise ValueError(f"obs_dim and action_dim must be >= 1, got obs_dim={obs_dim}, action_dim={action_dim}")
+            raise ValueError(
+                f"obs_dim and action_dim must be >= 1, got obs_dim={obs_dim}, action_dim={action_dim}"
+            )
         self.config = config
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
         c = config
@@ -64,11 +73,27 @@ class FBModel(nn.Module):
         if c.ar_blocks == 1:
             self.backward_map = BackwardMap(obs_dim, c.z_dim, c.b_hidden_dim, c.b_hidden_layers)
         else:
-            self.backward_map = ARBackwardMap(obs_dim, c.block_sizes, c.b_hidden_dim, c.b_hidden_layers)
+            self.backward_map = ARBackwardMap(
+                obs_dim, c.block_sizes, c.b_hidden_dim, c.b_hidden_layers
+            )
         self.forward_map = build_forward_map(
-            c.ensemble_mode, obs_dim, action_dim, c.z_dim, c.f_hidden_dim, c.f_hidden_layers, c.f_embedding_layers, c.ensemble
+            c.ensemble_mode,
+            obs_dim,
+            action_dim,
+            c.z_dim,
+            c.f_hidden_dim,
+            c.f_hidden_layers,
+            c.f_embedding_layers,
+            c.ensemble,
         )
-        self.actor = Actor(obs_dim, c.z_dim, action_dim, c.actor_hidden_dim, c.actor_hidden_layers, c.actor_embedding_layers)
+        self.actor = Actor(
+            obs_dim,
+            c.z_dim,
+            action_dim,
+            c.actor_hidden_dim,
+            c.actor_hidden_layers,
+            c.actor_embedding_layers,
+        )
         self.register_buffer("cov", torch.eye(c.z_dim))
         self.register_buffer("cov_samples", torch.zeros((), dtype=torch.int64))
 
@@ -108,9 +133,16 @@ class FBModel(nn.Module):
         """
         if not self.is_autoregressive:
             return project_sphere(z)
-        return torch.cat([project_sphere(block) for block in z.split(self.config.block_sizes, dim=-1)], dim=-1)
+        return torch.cat(
+            [project_sphere(block) for block in z.split(self.config.block_sizes, dim=-1)], dim=-1
+        )
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    def sample_z(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
         """``n`` latents uniform on the sphere(s): ``proj(N(0, I_d))``.
 
         Args:
@@ -142,7 +174,9 @@ class FBModel(nn.Module):
         return torch.cat(blocks, dim=-1)
 
     # --- paper operations -----------------------------------------------------------------------
-    def backward(self, obs: torch.Tensor, z: torch.Tensor | None = None, *, grad: bool = False) -> torch.Tensor:  # type: ignore[override]
+    def backward(
+        self, obs: torch.Tensor, z: torch.Tensor | None = None, *, grad: bool = False
+    ) -> torch.Tensor:  # type: ignore[override]
         """Backward embedding ``B(s)`` (``B(s, z)`` for an auto-regressive B).
 
         Args:
@@ -158,7 +192,9 @@ class FBModel(nn.Module):
         with _grad_context(grad):
             return self._backward(obs, z)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
+    def forward(
+        self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, *, grad: bool = False
+    ) -> torch.Tensor:
         """Forward embedding of every ensemble head, ``F_k(s, a, z)``.
 
         Args:
@@ -245,7 +281,12 @@ class FBModel(nn.Module):
             return self.project(self._backward(goal_obs))
 
     def infer_z(
-        self, next_obs: torch.Tensor, rewards: torch.Tensor, *, project: bool = True, chunk_size: int = 65536
+        self,
+        next_obs: torch.Tensor,
+        rewards: torch.Tensor,
+        *,
+        project: bool = True,
+        chunk_size: int = 65536,
     ) -> torch.Tensor:
         """Zero-shot reward inference ``z_r = proj(mean_i r(s'_i) B(s'_i))`` (REFERENCE §1.5).
 
@@ -270,13 +311,17 @@ class FBModel(nn.Module):
             if not self.is_autoregressive:
                 z = sum(
                     (r * self._backward(s)).sum(0)
-                    for s, r in zip(next_obs.split(chunk_size), rewards.split(chunk_size), strict=True)
+                    for s, r in zip(
+                        next_obs.split(chunk_size), rewards.split(chunk_size), strict=True
+                    )
                 )
                 z = torch.as_tensor(z) / n
                 return self.project(z) if project else z
             b = self.backward_map
             assert isinstance(b, ARBackwardMap)
-            blocks: list[torch.Tensor] = []  # projected blocks: later blocks are conditioned on these
+            blocks: list[
+                torch.Tensor
+            ] = []  # projected blocks: later blocks are conditioned on these
             raw: list[torch.Tensor] = []
             for k in range(len(b.blocks)):
                 prefix = torch.cat(blocks) if blocks else None
@@ -290,7 +335,13 @@ class FBModel(nn.Module):
 
     # --- phi / psi (successor features view, REFERENCE §0) ---------------------------------------
     @torch.no_grad()
-    def finalize(self, obs: torch.Tensor, *, generator: torch.Generator | None = None, chunk_size: int = 65536) -> torch.Tensor:
+    def finalize(
+        self,
+        obs: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        chunk_size: int = 65536,
+    ) -> torch.Tensor:
         """Compute and store ``cov = E_rho[B B^T]`` (uncentred) over dataset states.
 
         With an auto-regressive B the features depend on z; the stored cov then averages
@@ -307,7 +358,11 @@ class FBModel(nn.Module):
         """
         acc = torch.zeros(self.z_dim, self.z_dim, dtype=torch.float64, device=obs.device)
         for s in obs.split(chunk_size):
-            z = self.sample_z(s.shape[0], generator=generator, device=s.device) if self.is_autoregressive else None
+            z = (
+                self.sample_z(s.shape[0], generator=generator, device=s.device)
+                if self.is_autoregressive
+                else None
+            )
             b = self._backward(s, z).double()
             acc += b.T @ b
         cov = (acc / obs.shape[0]).to(self.cov.dtype)
@@ -315,7 +370,9 @@ class FBModel(nn.Module):
         self.cov_samples.fill_(obs.shape[0])
         return cov
 
-    def phi(self, obs: torch.Tensor, z: torch.Tensor | None = None, *, ridge: float = 1e-6) -> torch.Tensor:
+    def phi(
+        self, obs: torch.Tensor, z: torch.Tensor | None = None, *, ridge: float = 1e-6
+    ) -> torch.Tensor:
         """State features ``phi(s) = Cov(B)^{-1} B(s)`` (REFERENCE §0, §7.5), via a ridge solve.
 
         Args:
@@ -329,10 +386,19 @@ class FBModel(nn.Module):
         with torch.no_grad():
             b = self._backward(obs, z)
             cov = self.cov.double()
-            reg = cov + ridge * torch.trace(cov) / self.z_dim * torch.eye(self.z_dim, dtype=cov.dtype, device=cov.device)
+            reg = cov + ridge * torch.trace(cov) / self.z_dim * torch.eye(
+                self.z_dim, dtype=cov.dtype, device=cov.device
+            )
             return torch.linalg.solve(reg, b.double().T).T.to(b.dtype)
 
-    def psi(self, obs: torch.Tensor, z: torch.Tensor, action: torch.Tensor | None = None, *, grad: bool = False) -> torch.Tensor:
+    def psi(
+        self,
+        obs: torch.Tensor,
+        z: torch.Tensor,
+        action: torch.Tensor | None = None,
+        *,
+        grad: bool = False,
+    ) -> torch.Tensor:
         """Successor features ``psi(s, a, z) = F(s, a, z)`` of every head; with no action, the
         policy mean ``a = pi(s, z)`` is used (REFERENCE §0).
 
@@ -351,4 +417,3 @@ class FBModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"obs_dim={self.obs_dim}, action_dim={self.action_dim}, z_dim={self.z_dim}, gamma={self.gamma}"
-

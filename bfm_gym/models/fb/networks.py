@@ -111,7 +111,9 @@ class EnsembleLinear(nn.Module):
         with torch.no_grad():
             for k in range(ensemble):
                 # orthogonal on the (out, in) matrix of each head, as nn.Linear would hold it
-                self.weight[k].copy_(nn.init.orthogonal_(torch.empty(out_dim, in_dim), gain=math.sqrt(2.0)).T)
+                self.weight[k].copy_(
+                    nn.init.orthogonal_(torch.empty(out_dim, in_dim), gain=math.sqrt(2.0)).T
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -133,7 +135,9 @@ class EnsembleLayerNorm(nn.Module):
         return torch.addcmul(self.bias, F_.layer_norm(x, (self.dim,), eps=self.eps), self.weight)
 
 
-def _embedding(in_dim: int, hidden_dim: int, layers: int, ensemble: int | None = None, gain: float = 1.0) -> nn.Sequential:
+def _embedding(
+    in_dim: int, hidden_dim: int, layers: int, ensemble: int | None = None, gain: float = 1.0
+) -> nn.Sequential:
     """Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (layers-2) -> Linear(h/2) -> ReLU."""
     if ensemble is None:
         norm = nn.LayerNorm
@@ -145,8 +149,16 @@ def _embedding(in_dim: int, hidden_dim: int, layers: int, ensemble: int | None =
         seq += [m for _ in range(layers - 2) for m in (lin(hidden_dim, hidden_dim), nn.ReLU())]
         seq += [lin(hidden_dim, hidden_dim // 2), nn.ReLU()]
         return nn.Sequential(*seq)
-    seq = [EnsembleLinear(in_dim, hidden_dim, ensemble), EnsembleLayerNorm(hidden_dim, ensemble), Tanh()]
-    seq += [m for _ in range(layers - 2) for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())]
+    seq = [
+        EnsembleLinear(in_dim, hidden_dim, ensemble),
+        EnsembleLayerNorm(hidden_dim, ensemble),
+        Tanh(),
+    ]
+    seq += [
+        m
+        for _ in range(layers - 2)
+        for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())
+    ]
     seq += [EnsembleLinear(hidden_dim, hidden_dim // 2, ensemble), nn.ReLU()]
     return nn.Sequential(*seq)
 
@@ -172,7 +184,11 @@ class BackwardMap(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int) -> None:
         super().__init__()
         seq: list[nn.Module] = [_linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), Tanh()]
-        seq += [m for _ in range(hidden_layers - 1) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
+        seq += [
+            m
+            for _ in range(hidden_layers - 1)
+            for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())
+        ]
         seq += [_linear(hidden_dim, out_dim)]
         self.net = nn.Sequential(*seq)
 
@@ -200,7 +216,9 @@ class ARBackwardMap(nn.Module):
         hidden_layers: Hidden layers of every block.
     """
 
-    def __init__(self, obs_dim: int, block_sizes: tuple[int, ...], hidden_dim: int, hidden_layers: int) -> None:
+    def __init__(
+        self, obs_dim: int, block_sizes: tuple[int, ...], hidden_dim: int, hidden_layers: int
+    ) -> None:
         super().__init__()
         self.block_sizes = tuple(block_sizes)
         offsets = [0]
@@ -208,7 +226,8 @@ class ARBackwardMap(nn.Module):
             offsets.append(offsets[-1] + size)
         self.offsets = tuple(offsets)
         self.blocks = nn.ModuleList(
-            BackwardMap(obs_dim + self.offsets[k], size, hidden_dim, hidden_layers) for k, size in enumerate(self.block_sizes)
+            BackwardMap(obs_dim + self.offsets[k], size, hidden_dim, hidden_layers)
+            for k, size in enumerate(self.block_sizes)
         )
 
     def block(self, k: int, obs: torch.Tensor, z_prefix: torch.Tensor | None) -> torch.Tensor:
@@ -238,7 +257,9 @@ class ARBackwardMap(nn.Module):
         lead = torch.broadcast_shapes(obs.shape[:-1], z.shape[:-1])
         obs = obs.expand(*lead, obs.shape[-1])
         z = z.expand(*lead, z.shape[-1])
-        return torch.cat([self.block(k, obs, z[..., : self.offsets[k]]) for k in range(len(self.blocks))], dim=-1)
+        return torch.cat(
+            [self.block(k, obs, z[..., : self.offsets[k]]) for k in range(len(self.blocks))], dim=-1
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,13 +284,24 @@ class ForwardMap(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int, ensemble: int
+        self,
+        obs_dim: int,
+        action_dim: int,
+        z_dim: int,
+        hidden_dim: int,
+        hidden_layers: int,
+        embedding_layers: int,
+        ensemble: int,
     ) -> None:
         super().__init__()
         self.ensemble = ensemble
         self.embed_sa = _embedding(obs_dim + action_dim, hidden_dim, embedding_layers, ensemble)
         self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers, ensemble)
-        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())]
+        seq: list[nn.Module] = [
+            m
+            for _ in range(hidden_layers)
+            for m in (EnsembleLinear(hidden_dim, hidden_dim, ensemble), nn.ReLU())
+        ]
         seq += [EnsembleLinear(hidden_dim, z_dim, ensemble)]
         self.mlp = nn.Sequential(*seq)
 
@@ -282,12 +314,24 @@ class ForwardMap(nn.Module):
 class _SingleForwardMap(nn.Module):
     """One F head built from ``nn.Linear`` layers (a member of :class:`LoopedForwardMap`)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        z_dim: int,
+        hidden_dim: int,
+        hidden_layers: int,
+        embedding_layers: int,
+    ) -> None:
         super().__init__()
         gain = math.sqrt(2.0)  # as the batched ensemble layers
         self.embed_sa = _embedding(obs_dim + action_dim, hidden_dim, embedding_layers, gain=gain)
         self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers, gain=gain)
-        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim, gain), nn.ReLU())]
+        seq: list[nn.Module] = [
+            m
+            for _ in range(hidden_layers)
+            for m in (_linear(hidden_dim, hidden_dim, gain), nn.ReLU())
+        ]
         seq += [_linear(hidden_dim, z_dim, gain)]
         self.mlp = nn.Sequential(*seq)
 
@@ -306,12 +350,22 @@ class LoopedForwardMap(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int, ensemble: int
+        self,
+        obs_dim: int,
+        action_dim: int,
+        z_dim: int,
+        hidden_dim: int,
+        hidden_layers: int,
+        embedding_layers: int,
+        ensemble: int,
     ) -> None:
         super().__init__()
         self.ensemble = ensemble
         self.heads = nn.ModuleList(
-            _SingleForwardMap(obs_dim, action_dim, z_dim, hidden_dim, hidden_layers, embedding_layers) for _ in range(ensemble)
+            _SingleForwardMap(
+                obs_dim, action_dim, z_dim, hidden_dim, hidden_layers, embedding_layers
+            )
+            for _ in range(ensemble)
         )
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -332,7 +386,14 @@ class LoopedForwardMap(nn.Module):
 
 
 def build_forward_map(
-    mode: str, obs_dim: int, action_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int, ensemble: int
+    mode: str,
+    obs_dim: int,
+    action_dim: int,
+    z_dim: int,
+    hidden_dim: int,
+    hidden_layers: int,
+    embedding_layers: int,
+    ensemble: int,
 ) -> ForwardMap | LoopedForwardMap:
     """F for ``FBConfig.ensemble_mode`` (``"batched"`` or ``"looped"``)."""
     cls = {"batched": ForwardMap, "looped": LoopedForwardMap}[mode]
@@ -351,11 +412,21 @@ class Actor(nn.Module):
         ``obs (batch, obs_dim), z (batch, d) -> mu (batch, action_dim)`` in [-1, 1].
     """
 
-    def __init__(self, obs_dim: int, z_dim: int, action_dim: int, hidden_dim: int, hidden_layers: int, embedding_layers: int) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        z_dim: int,
+        action_dim: int,
+        hidden_dim: int,
+        hidden_layers: int,
+        embedding_layers: int,
+    ) -> None:
         super().__init__()
         self.embed_s = _embedding(obs_dim, hidden_dim, embedding_layers)
         self.embed_sz = _embedding(obs_dim + z_dim, hidden_dim, embedding_layers)
-        seq: list[nn.Module] = [m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
+        seq: list[nn.Module] = [
+            m for _ in range(hidden_layers) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())
+        ]
         seq += [_linear(hidden_dim, action_dim)]
         self.mlp = nn.Sequential(*seq)
 
@@ -365,7 +436,9 @@ class Actor(nn.Module):
         return torch.tanh(self.mlp(torch.cat([s, sz], dim=-1)))
 
 
-def sample_action(mu: torch.Tensor, std: float, clip: float, noise: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def sample_action(
+    mu: torch.Tensor, std: float, clip: float, noise: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """Truncated-normal action ``clip(mu + clip(std * noise, -clip, clip), -1, 1)``.
 
     The final clip to [-1+eps, 1-eps] is straight-through (identity gradient), as metamotivo's

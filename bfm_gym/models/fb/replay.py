@@ -34,7 +34,9 @@ def _as_2d(name: str, array: object, n: int | None) -> np.ndarray:
     if a.ndim != 2:
         raise ValueError(f"OfflineReplay: {name} must have shape (n, dim), got shape {a.shape}")
     if n is not None and a.shape[0] != n:
-        raise ValueError(f"OfflineReplay: {name} has {a.shape[0]} rows but obs has {n}; all arrays must hold the same transitions")
+        raise ValueError(
+            f"OfflineReplay: {name} has {a.shape[0]} rows but obs has {n}; all arrays must hold the same transitions"
+        )
     if not np.issubdtype(a.dtype, np.number) and a.dtype != np.bool_:
         raise ValueError(f"OfflineReplay: {name} must be numeric, got dtype {a.dtype}")
     return a
@@ -79,13 +81,23 @@ class OfflineReplay:
         a = _as_2d("action", arrays["action"], n)
         o2 = _as_2d("next_obs", arrays["next_obs"], n)
         if o2.shape[1] != o.shape[1]:
-            raise ValueError(f"OfflineReplay: next_obs has {o2.shape[1]} features but obs has {o.shape[1]}")
-        t = np.zeros((n, 1)) if arrays["terminated"] is None else _as_2d("terminated", arrays["terminated"], n)
+            raise ValueError(
+                f"OfflineReplay: next_obs has {o2.shape[1]} features but obs has {o.shape[1]}"
+            )
+        t = (
+            np.zeros((n, 1))
+            if arrays["terminated"] is None
+            else _as_2d("terminated", arrays["terminated"], n)
+        )
         if t.shape[1] != 1:
-            raise ValueError(f"OfflineReplay: terminated must have shape (n,) or (n, 1), got {t.shape}")
+            raise ValueError(
+                f"OfflineReplay: terminated must have shape (n,) or (n, 1), got {t.shape}"
+            )
         for name, arr in (("obs", o), ("action", a), ("next_obs", o2)):
             if not np.isfinite(arr).all():
-                raise ValueError(f"OfflineReplay: {name} holds NaN or inf values; clean the dataset first")
+                raise ValueError(
+                    f"OfflineReplay: {name} holds NaN or inf values; clean the dataset first"
+                )
         self.device = torch.device(device)
         self.obs = torch.as_tensor(o, dtype=torch.float32, device=self.device)
         self.action = torch.as_tensor(a, dtype=torch.float32, device=self.device)
@@ -124,7 +136,9 @@ class OfflineReplay:
             A :class:`TransitionBatch` on this replay's device.
         """
         idx = torch.randint(len(self), (batch_size,), generator=generator, device=self.device)
-        return TransitionBatch(self.obs[idx], self.action[idx], self.next_obs[idx], self.terminated[idx])
+        return TransitionBatch(
+            self.obs[idx], self.action[idx], self.next_obs[idx], self.terminated[idx]
+        )
 
     def fingerprint(self) -> str:
         """SHA-256 of the stored float32 arrays: identifies the dataset in checkpoints."""

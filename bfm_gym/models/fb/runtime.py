@@ -9,7 +9,14 @@ from typing import Literal
 
 import torch
 
-__all__ = ["autocast_context", "cpu_has_native_bf16", "free_cpu_cores", "resolve_amp", "resolve_device", "set_torch_threads"]
+__all__ = [
+    "autocast_context",
+    "cpu_has_native_bf16",
+    "free_cpu_cores",
+    "resolve_amp",
+    "resolve_device",
+    "set_torch_threads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +31,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was requested but torch.cuda.is_available() is False; use device='cpu' or 'auto'")
+        raise ValueError(
+            f"device {str(device)!r} was requested but torch.cuda.is_available() is False; use device='cpu' or 'auto'"
+        )
     return dev
 
 
@@ -35,7 +44,7 @@ def free_cpu_cores() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         usable = os.cpu_count() or 1
     try:
-        busy = int(round(os.getloadavg()[0]))
+        busy = round(os.getloadavg()[0])
     except (AttributeError, OSError):  # pragma: no cover - not Unix
         busy = 0
     return max(1, usable - busy)
@@ -79,7 +88,9 @@ def resolve_amp(amp: Literal["auto", "bf16", "off"], device: torch.device) -> to
     return None
 
 
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[object]:
+def autocast_context(
+    device: torch.device, dtype: torch.dtype | None
+) -> contextlib.AbstractContextManager[object]:
     """``torch.autocast(device.type, dtype)`` or a no-op when dtype is None."""
     if dtype is None:
         return contextlib.nullcontext()

@@ -90,9 +90,13 @@ class FBTrainer:
     ) -> None:
         self.config = config
         self.device = resolve_device(device)
-        self.threads = set_torch_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
+        self.threads = (
+            set_torch_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
+        )
         self.seed = int(seed)
-        init_seed, sample_seed, noise_seed, finalize_seed = (int(s) for s in np.random.SeedSequence(self.seed).generate_state(4))
+        init_seed, sample_seed, noise_seed, finalize_seed = (
+            int(s) for s in np.random.SeedSequence(self.seed).generate_state(4)
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             model = FBModel(config, obs_dim, action_dim)
@@ -121,7 +125,9 @@ class FBTrainer:
             Detached scalar tensors (no ``.item()``: no host synchronisation per step).
         """
         if batch.obs.shape[0] != self.config.batch_size:
-            raise ValueError(f"update: batch has {batch.obs.shape[0]} transitions, config.batch_size is {self.config.batch_size}")
+            raise ValueError(
+                f"update: batch has {batch.obs.shape[0]} transitions, config.batch_size is {self.config.batch_size}"
+            )
         noise = draw_noise(self.config, self.model.action_dim, self.noise_generator, self.device)
         metrics = self.agent.update(batch, noise)
         self.step += 1
@@ -205,9 +211,14 @@ class FBTrainer:
                 row: dict[str, float] | None = None
                 if self.step % log_every == 0 or last:
                     names = list(sums)
-                    values = (torch.stack([sums[k].float() for k in names]) / count).tolist()  # one sync
+                    values = (
+                        torch.stack([sums[k].float() for k in names]) / count
+                    ).tolist()  # one sync
                     now = time.perf_counter()
-                    row = {"step": float(self.step), "updates_per_s": count / max(now - t_last, 1e-9)}
+                    row = {
+                        "step": float(self.step),
+                        "updates_per_s": count / max(now - t_last, 1e-9),
+                    }
                     row.update(zip(names, values, strict=True))
                     sums, count, t_last = {}, 0, now
                     bar.set_postfix(
@@ -220,7 +231,10 @@ class FBTrainer:
                             writer.add_scalar(f"train/{k}", row[k], self.step)
                         writer.add_scalar("perf/updates_per_s", row["updates_per_s"], self.step)
                 if eval_fn is not None and ((eval_every and self.step % eval_every == 0) or last):
-                    results = {f"eval/{k}": float(v) for k, v in eval_fn(self.snapshot(replay, finalize_samples)).items()}
+                    results = {
+                        f"eval/{k}": float(v)
+                        for k, v in eval_fn(self.snapshot(replay, finalize_samples)).items()
+                    }
                     if writer is not None:
                         for k, v in results.items():
                             writer.add_scalar(k, v, self.step)
@@ -231,7 +245,9 @@ class FBTrainer:
                     t_last = time.perf_counter()  # do not count evaluation time in updates/s
                 if row is not None:
                     history.append(row)
-                if run is not None and ((checkpoint_every and self.step % checkpoint_every == 0) or last):
+                if run is not None and (
+                    (checkpoint_every and self.step % checkpoint_every == 0) or last
+                ):
                     self.save_checkpoint(run / "checkpoints" / f"step_{self.step:09d}")
                     _prune_checkpoints(run / "checkpoints", keep_checkpoints)
             if run is not None:
@@ -249,7 +265,9 @@ class FBTrainer:
         When ``replay`` is given, ``cov = E[B B^T]`` is computed on up to ``finalize_samples`` of
         its next states (a fixed, seeded draw that leaves the training RNG streams untouched).
         """
-        with torch.random.fork_rng(devices=[]):  # the throw-away init must not touch the caller's RNG
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # the throw-away init must not touch the caller's RNG
             model = FBModel(self.config, self.model.obs_dim, self.model.action_dim).to(self.device)
         model.load_state_dict(self.model.state_dict())
         model.train(False).requires_grad_(False)
@@ -257,14 +275,24 @@ class FBTrainer:
             replay = replay.to(self.device)
             g = torch.Generator(device=self.device).manual_seed(self._finalize_seed)
             if len(replay) > finalize_samples:
-                idx = torch.randperm(len(replay), generator=g, device=self.device)[:finalize_samples]
+                idx = torch.randperm(len(replay), generator=g, device=self.device)[
+                    :finalize_samples
+                ]
                 states = replay.next_obs[idx]
             else:
                 states = replay.next_obs
             model.finalize(states, generator=g)
-        return BFM(model, self.metadata.replace(training_steps=self.step, bfm_gym_version=library_version()))
+        return BFM(
+            model,
+            self.metadata.replace(training_steps=self.step, bfm_gym_version=library_version()),
+        )
 
-    def save_model(self, path: str | os.PathLike[str], replay: OfflineReplay | None = None, finalize_samples: int = 50_000) -> Path:
+    def save_model(
+        self,
+        path: str | os.PathLike[str],
+        replay: OfflineReplay | None = None,
+        finalize_samples: int = 50_000,
+    ) -> Path:
         """Save the current model (cov finalized on ``replay`` when given) as a model folder."""
         return self.snapshot(replay, finalize_samples).save(path)
 
@@ -306,14 +334,21 @@ class FBTrainer:
         path = Path(path)
         what = "cannot resume training"
         state = read_json(path / "trainer.json", what)
-        if state.get("format") != TRAINER_FORMAT or state.get("format_version") != TRAINER_FORMAT_VERSION:
+        if (
+            state.get("format") != TRAINER_FORMAT
+            or state.get("format_version") != TRAINER_FORMAT_VERSION
+        ):
             raise CheckpointError(
                 f"{path / 'trainer.json'}: not a {TRAINER_FORMAT} v{TRAINER_FORMAT_VERSION} file "
                 f"(format={state.get('format')!r}, version={state.get('format_version')!r}); use a checkpoint written by this bfm_gym"
             )
         saved = dict(state.get("config") or {})
         mine = self.config.to_dict()
-        diffs = [f"{k}: checkpoint {saved.get(k)!r} vs trainer {mine[k]!r}" for k in mine if k not in _RESUME_IGNORED and saved.get(k) != mine[k]]
+        diffs = [
+            f"{k}: checkpoint {saved.get(k)!r} vs trainer {mine[k]!r}"
+            for k in mine
+            if k not in _RESUME_IGNORED and saved.get(k) != mine[k]
+        ]
         if diffs:
             raise CheckpointError(
                 f"{path} was trained with another config ({'; '.join(diffs[:5])}); "
@@ -330,25 +365,42 @@ class FBTrainer:
             with torch.no_grad():
                 self.model.load_state_dict(model.state_dict())
             self.agent.load_target_state_dict(tensors)
-            for name, opt in (("fb_optimizer", self.agent.fb_optimizer), ("actor_optimizer", self.agent.actor_optimizer)):
+            for name, opt in (
+                ("fb_optimizer", self.agent.fb_optimizer),
+                ("actor_optimizer", self.agent.actor_optimizer),
+            ):
                 sd = unflatten_optimizer_state(tensors, state["optimizers"][name], name)
                 opt.load_state_dict(sd)
             self.sample_generator.set_state(tensors["rng.sample"])
             self.noise_generator.set_state(tensors["rng.noise"])
         except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{path}: trainer state is incomplete or inconsistent ({err}); resume from an older checkpoint") from err
+            raise CheckpointError(
+                f"{path}: trainer state is incomplete or inconsistent ({err}); resume from an older checkpoint"
+            ) from err
         self.step = int(state["step"])
         self.metadata = metadata.replace(training_steps=self.step)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: str | torch.device = "auto", *, threads: int | Literal["auto"] | None = "auto"
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        *,
+        threads: int | Literal["auto"] | None = "auto",
     ) -> FBTrainer:
         """A trainer restored from :meth:`save_checkpoint` (config, dims and seed from the folder)."""
         path = Path(path)
         state = read_json(path / "trainer.json", "cannot resume training")
         model, metadata = load_model(path, device="cpu")
-        trainer = cls(model.config, model.obs_dim, model.action_dim, device, int(state.get("seed", 0)), metadata=metadata, threads=threads)
+        trainer = cls(
+            model.config,
+            model.obs_dim,
+            model.action_dim,
+            device,
+            int(state.get("seed", 0)),
+            metadata=metadata,
+            threads=threads,
+        )
         trainer.load_checkpoint(path)
         return trainer
 
@@ -366,12 +418,23 @@ def latest_checkpoint(folder: Path) -> Path | None:
     """The ``step_*`` checkpoint with the highest step in ``folder`` (None if there is none)."""
     if not folder.is_dir():
         return None
-    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()]
+    found = [
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()
+    ]
     return max(found, key=_checkpoint_step) if found else None
 
 
 def _prune_checkpoints(folder: Path, keep: int) -> None:
-    found = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()), key=_checkpoint_step)
+    found = sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()
+        ),
+        key=_checkpoint_step,
+    )
     for old in found[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -399,4 +462,3 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm  # lazy, as SB3 does
 
     return tqdm(total=total, initial=initial, unit="upd", dynamic_ncols=True, mininterval=1.0)
-
