@@ -18,4 +18,12 @@ __version__ = "0.1.0"
 
 _register_envs()
 
-__all__ = ["__version__"]
+
+def load(name_or_path, device: str = "cpu"):  # noqa: ANN001, ANN201
+    """Loads a BFM by shipped name (``"walker"``) or model folder; see :mod:`bfm_gym.pretrained`."""
+    from bfm_gym.pretrained import load as _load
+
+    return _load(name_or_path, device=device)
+
+
+__all__ = ["__version__", "load"]

@@ -98,6 +98,77 @@ def _echo_coverage(path: Path) -> None:
 
 
 @cli.command()
+@click.option("--dataset", required=True, type=click.Path(path_type=Path), help="Dataset folder.")
+@click.option("--config", default="cpu", show_default=True,
+              help="Preset (paper, cpu, tiny) or a JSON file of FBConfig fields.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="FBConfig field, e.g. --set ar_blocks=2 --set actor_loss=awr.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder.")
+@click.option("--updates", type=int, default=100_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--eval-every", type=int, default=10_000, show_default=True,
+              help="Updates between zero-shot evaluations (0: none).")
+@click.option("--eval-episodes", type=int, default=2, show_default=True)
+@click.option("--checkpoint-every", type=int, default=5_000, show_default=True)
+@click.option("--inference-samples", type=int, default=10_000, show_default=True,
+              help="Dataset next-states shipped with the model for z inference.")
+@click.option("--threads", default="auto", show_default=True, help="torch threads (auto: free cores).")
+@click.option("--overwrite", is_flag=True, help="Discard a previous run in --out.")
+@click.option("--no-progress", is_flag=True)
+def pretrain(dataset: Path, config: str, overrides: tuple[str, ...], out: Path, updates: int,
+             seed: int, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
+             inference_samples: int, threads: str, overwrite: bool, no_progress: bool) -> None:
+    """Pre-train an FB model on a dataset (rerun to resume after an interruption)."""
+    from bfm_gym.data.dataset import DatasetError
+    from bfm_gym.models import CheckpointError
+    from bfm_gym.pretraining import pretrain as run
+
+    try:
+        path = run(dataset, out, config=config, overrides=_parse_set(overrides), updates=updates,
+                   seed=seed, device=device, eval_every=eval_every, eval_episodes=eval_episodes,
+                   checkpoint_every=checkpoint_every, inference_samples=inference_samples,
+                   threads=int(threads) if threads.isdigit() else threads,
+                   progress=not no_progress, overwrite=overwrite)
+    except (DatasetError, CheckpointError, ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"model written to {path} (TensorBoard: tensorboard --logdir {path / 'training' / 'tb'})")
+
+
+@cli.command(name="eval")
+@click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
+@click.option("--task", default=None, help="Task, as 'run' or 'walker-run'.")
+@click.option("--goal", default=None, help="Goal position 'x,y' (point_mass_maze).")
+@click.option("--reward", default=None, metavar="MODULE:FUNCTION",
+              help="A reward fn(physics) -> float to evaluate instead of a shipped task.")
+@click.option("--episodes", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dataset", type=click.Path(path_type=Path), default=None,
+              help="Infer z from this dataset instead of the model's shipped samples.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write the result as JSON here.")
+def eval_(model_name: str, task: str | None, goal: str | None, reward: str | None,
+          episodes: int, seed: int, dataset: Path | None, json_out: Path | None) -> None:
+    """Zero-shot return of a model on a task: mean with a 95% interval."""
+    from bfm_gym.evaluation.cli import run_eval
+
+    try:
+        result = run_eval(model_name, task=task, goal=goal, reward=reward, episodes=episodes,
+                          seed=seed, dataset=dataset)
+    except (ValueError, FileNotFoundError, ImportError, AttributeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    lo, hi = result.ci95
+    click.echo(f"{result.task}: mean return {result.mean:.1f} (95% CI {lo:.1f} to {hi:.1f}) "
+               f"over {episodes} episodes")
+    if json_out is not None:
+        from bfm_gym.data.dataset import write_json_atomic
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(json_out, result.to_dict())
+        click.echo(f"wrote {json_out}")
+
+
+@cli.command()
 @click.option("--domain", default=None, help="Only this domain.")
 def tasks(domain: str | None) -> None:
     """List domains, their tasks and Gymnasium ids."""

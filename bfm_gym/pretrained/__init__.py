@@ -1,0 +1,64 @@
+"""Pre-trained models shipped with bfm_gym, and ``load(name_or_path)``.
+
+Shipped models live in sub-folders of this package (``walker/``, ...), each with a
+``MODEL_CARD.md`` recording the command, data, hardware and zero-shot results.
+Plugins can add named models with the ``register_models`` hook.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).parent
+_EXTRA: dict[str, Path] = {}
+
+
+def shipped_models() -> dict[str, Path]:
+    """Names of the models available offline, mapped to their folders."""
+    found = {p.name: p for p in sorted(_HERE.iterdir()) if (p / "config.json").is_file()}
+    return {**found, **_EXTRA}
+
+
+def register_model(name: str, path: str | os.PathLike[str]) -> None:
+    """Makes ``load(name)`` open the model folder ``path`` (used by plugins)."""
+    _EXTRA[name] = Path(path)
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    """Finds the model folder for a shipped name or a path.
+
+    A path may be the model folder itself or a training run holding ``model/``.
+
+    Raises:
+        ValueError: Neither a shipped name nor a model folder; lists the names.
+    """
+    models = shipped_models()
+    if str(name_or_path) in models:
+        return models[str(name_or_path)]
+    path = Path(name_or_path)
+    if (path / "config.json").is_file():
+        return path
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    names = ", ".join(sorted(models)) or "(none shipped yet)"
+    close = difflib.get_close_matches(str(name_or_path), list(models), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"No model {str(name_or_path)!r}: not a shipped model and not a folder with config.json."
+        f"{hint} Shipped models: {names}."
+    )
+
+
+def load(name_or_path: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """Loads a BFM by shipped name (``"walker"``) or folder path.
+
+    Raises:
+        ValueError: Unknown name (the message lists shipped models).
+        CheckpointError: The folder is incomplete, corrupt or of an unknown format.
+    """
+    from bfm_gym.models import BFM
+
+    return BFM.load(resolve(name_or_path), device=device)

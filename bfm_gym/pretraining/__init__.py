@@ -1,0 +1,188 @@
+"""Pre-training pipeline: dataset folder -> trained FB model folder.
+
+``pretrain()`` (and ``bfm-gym pretrain``) loads a reward-free dataset, trains an
+FB / FB-AWARE model with :class:`~bfm_gym.models.fb.trainer.FBTrainer` (progress
+bar, TensorBoard, periodic checkpoints, exact resume), evaluates zero-shot
+returns on the domain's tasks during training, and writes a model folder::
+
+    MODEL_DIR/config.json, model.safetensors     the model (bfm_gym.load(MODEL_DIR))
+    MODEL_DIR/inference_samples.safetensors      dataset next-states for z inference
+    MODEL_DIR/training/tb, training/checkpoints  TensorBoard logs, resume checkpoints
+    MODEL_DIR/training/history.json              logged metrics per log point
+
+Rerunning the same command after an interruption resumes from the newest
+checkpoint; the result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["make_config", "pretrain"]
+
+
+def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
+                overrides: dict[str, Any] | None = None) -> Any:
+    """Builds an :class:`FBConfig` from a preset name, a JSON file or a config object.
+
+    Args:
+        domain: Domain the preset is for.
+        config: ``"paper"``, ``"cpu"``, ``"tiny"``, a path to a JSON file of fields, or an FBConfig.
+        overrides: Field values to change (e.g. ``{"ar_blocks": 2}``).
+
+    Raises:
+        ValueError: Unknown preset, unreadable file, or unknown/invalid fields.
+    """
+    import dataclasses
+
+    from bfm_gym.models import FBConfig
+
+    if isinstance(config, FBConfig):
+        base = config
+    elif str(config) in ("paper", "cpu", "tiny"):
+        base = FBConfig.preset(domain, str(config))  # type: ignore[arg-type]
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise ValueError(
+                f"Config {config!r} is neither a preset (paper, cpu, tiny) nor a JSON file."
+            )
+        try:
+            base = FBConfig.from_dict(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"Config file {path} is not valid JSON: {exc}") from exc
+    if overrides:
+        merged = {**base.to_dict(), **overrides}
+        base = FBConfig.from_dict(merged)
+    return dataclasses.replace(base)
+
+
+def _eval_fn(domain: str, samples: Any, episodes: int, seed: int) -> Any:
+    """Zero-shot returns on every task of the domain (rewards relabelled once)."""
+    from bfm_gym.envs import list_tasks
+    from bfm_gym.envs.dmc_env import DMCEnv
+    from bfm_gym.envs.relabel import Relabeler
+    from bfm_gym.evaluation.rollout import rollout_returns
+
+    tasks = [t for t in list_tasks(domain) if not t.startswith("test_")]
+    rewards = Relabeler(domain).rewards_many(samples.next_state, tasks)
+
+    def evaluate(bfm: Any) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for task in tasks:
+            z = bfm.infer_z(samples.next_obs, rewards[task].astype(np.float32))
+            returns = rollout_returns(lambda task=task: DMCEnv(domain, task),
+                                      lambda obs, z=z: bfm.act(obs, z), episodes, seed)
+            out[f"zero_shot/{task}"] = float(returns.mean())
+        out["zero_shot/mean"] = float(np.mean([out[f"zero_shot/{t}"] for t in tasks]))
+        return out
+
+    return evaluate
+
+
+def pretrain(
+    dataset: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    config: str | os.PathLike[str] | Any = "cpu",
+    overrides: dict[str, Any] | None = None,
+    updates: int = 100_000,
+    seed: int = 0,
+    device: str = "auto",
+    eval_every: int = 10_000,
+    eval_episodes: int = 2,
+    checkpoint_every: int = 5_000,
+    log_every: int = 200,
+    inference_samples: int = 10_000,
+    threads: int | str | None = "auto",
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Trains an FB model on a dataset folder and returns the model folder.
+
+    Args:
+        dataset: Folder written by ``bfm-gym collect``.
+        out: Model folder to create (or to resume into).
+        config: Preset (``paper``/``cpu``/``tiny``), JSON file or FBConfig.
+        overrides: Config fields to change.
+        updates: Total gradient updates.
+        seed: Training seed.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``.
+        eval_every: Updates between zero-shot evaluations (0 disables them).
+        eval_episodes: Episodes per task and evaluation.
+        checkpoint_every: Updates between resume checkpoints.
+        log_every: Updates between logged metrics.
+        inference_samples: Dataset next-states shipped with the model for z inference.
+        threads: torch threads on CPU (``auto`` = free cores).
+        progress: Show a progress bar.
+        overwrite: Start afresh even if ``out`` holds a run.
+
+    Raises:
+        ValueError: Bad config or dataset; a run with another config is in ``out``.
+    """
+    from bfm_gym import __version__
+    from bfm_gym.data import load_transitions, read_manifest
+    from bfm_gym.evaluation.zero_shot import InferenceSet
+    from bfm_gym.models import FBTrainer, ModelMetadata, OfflineReplay
+
+    manifest = read_manifest(dataset)
+    domain = manifest["domain"]
+    cfg = make_config(domain, config, overrides)
+    out = Path(out)
+    run = out / "training"
+    run_json = run / "run.json"
+    run_spec = {"dataset_sha256": manifest["sha256"], "config": cfg.to_dict(), "seed": seed}
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    if run_json.is_file():
+        previous = json.loads(run_json.read_text())
+        if previous.get("spec") != run_spec:
+            raise ValueError(
+                f"{out} holds a run with another dataset, config or seed; pass --overwrite to "
+                "replace it, or choose another --out."
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not a bfm_gym training run; pass --overwrite.")
+    run.mkdir(parents=True, exist_ok=True)
+    from bfm_gym.data.dataset import write_json_atomic
+
+    write_json_atomic(run_json, {"spec": run_spec, "dataset": str(Path(dataset).resolve()),
+                                 "updates": updates, "bfm_gym_version": __version__})
+
+    transitions = load_transitions(dataset)
+    replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
+                           transitions.terminated)
+    samples = InferenceSet.from_transitions(transitions, n=inference_samples, seed=seed)
+    from bfm_gym.envs import make_env
+
+    env = make_env(domain)
+    metadata = ModelMetadata(
+        domain=domain,
+        dataset_id=f"{manifest['dataset_id']} (seed {manifest['seed']}, {manifest['episodes']} episodes)",
+        obs_low=env.observation_space.low.tolist(),
+        obs_high=env.observation_space.high.tolist(),
+        action_low=env.action_space.low.tolist(),
+        action_high=env.action_space.high.tolist(),
+        extra={"dataset_sha256": manifest["sha256"], "train_seed": seed},
+    )
+    env.close()
+    trainer = FBTrainer(cfg, transitions.obs.shape[1], transitions.action.shape[1], device=device,
+                        seed=seed, metadata=metadata, threads=threads)
+    del transitions
+    eval_fn = _eval_fn(domain, samples, eval_episodes, seed) if eval_every else None
+    history = trainer.train(replay, updates, run, log_every=log_every,
+                            checkpoint_every=checkpoint_every, eval_fn=eval_fn,
+                            eval_every=eval_every or None, progress=progress)
+    write_json_atomic(run / "history.json", history)
+    for name in ("config.json", "model.safetensors"):
+        tmp = out / f".{name}.tmp"
+        shutil.copyfile(run / "model" / name, tmp)
+        os.replace(tmp, out / name)
+    samples.save(out)
+    return out

@@ -1,0 +1,103 @@
+"""Dataset -> pretrain -> model folder -> load -> zero-shot eval, on real (tiny) data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bfm_gym
+from bfm_gym.data.collection import collect
+from bfm_gym.evaluation import InferenceSet, evaluate_zero_shot
+from bfm_gym.pretraining import make_config, pretrain
+
+
+@pytest.fixture(scope="module")
+def maze_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "maze"
+    collect("point_mass_maze", out, agent="ou", episodes=3, seed=0, progress=False, coverage=False)
+    return out
+
+
+def test_pretrain_writes_loadable_model_and_resumes(maze_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    pretrain(maze_data, out, config="tiny", updates=60, eval_every=30, eval_episodes=1,
+             checkpoint_every=30, log_every=10, inference_samples=500, progress=False, threads=1)
+    bfm = bfm_gym.load(out)
+    assert bfm.metadata.domain == "point_mass_maze" and bfm.metadata.training_steps == 60
+    history = json.loads((out / "training" / "history.json").read_text())
+    assert any("eval/zero_shot/mean" in row for row in history)
+    assert (out / "training" / "tb").is_dir()
+    samples = InferenceSet.load(out)
+    assert samples.next_obs.shape == (500, 4) and samples.domain == "point_mass_maze"
+    # Continuing the same run to more updates resumes from the checkpoint.
+    pretrain(maze_data, out, config="tiny", updates=90, eval_every=0, checkpoint_every=30,
+             inference_samples=500, progress=False, threads=1)
+    assert bfm_gym.load(out).metadata.training_steps == 90
+    # Another config into the same folder is refused.
+    with pytest.raises(ValueError, match="another dataset, config or seed"):
+        pretrain(maze_data, out, config="tiny", overrides={"gamma": 0.9}, updates=10,
+                 progress=False)
+
+
+def test_zero_shot_eval_for_task_goal_and_user_reward(maze_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    pretrain(maze_data, out, config="tiny", updates=20, eval_every=0, checkpoint_every=0,
+             inference_samples=2000, progress=False, threads=1)
+    bfm = bfm_gym.load(out)
+    samples = InferenceSet.load(out)
+
+    def right_half(physics) -> float:  # noqa: ANN001
+        return float(physics.data.qpos[0] > 0.0)
+
+    from bfm_gym.envs.tasks import Task
+
+    custom = Task("point_mass_maze", "right_half", right_half)
+    visited = tuple(round(float(v), 3) for v in samples.next_obs[100, :2])  # a goal the data reached
+    res = evaluate_zero_shot(bfm, "point_mass_maze", [custom], samples, episodes=2, seed=0,
+                             goals=[visited])
+    assert set(res) == {"right_half", f"reach@{visited[0]:g},{visited[1]:g}"}
+    for r in res.values():
+        assert len(r.returns) == 2 and r.ci95[0] <= r.mean <= r.ci95[1]
+        assert len(r.extra["z"]) == bfm.z_dim
+
+    def never(physics) -> float:  # noqa: ANN001, ARG001
+        return 0.0
+
+    with pytest.raises(ValueError, match="reward 0"):
+        evaluate_zero_shot(bfm, "point_mass_maze", [Task("point_mass_maze", "never", never)],
+                           samples, episodes=1)
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ValueError, match="neither a preset"):
+        make_config("walker", "huge")
+    with pytest.raises(ValueError):
+        make_config("walker", "cpu", {"z_dimm": 3})
+
+
+def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-model"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bfm_gym.cli.main", *args],
+                              capture_output=True, text=True, timeout=600)
+
+    proc = run("pretrain", "--dataset", str(maze_data), "--config", "tiny", "--out", str(out),
+               "--updates", "20", "--eval-every", "0", "--inference-samples", "1000",
+               "--threads", "1", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    x, y = InferenceSet.load(out).next_obs[7, :2]
+    proc = run("eval", "--model", str(out), "--goal", f"{x:.3f},{y:.3f}",
+               "--episodes", "2", "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "95% CI" in proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["task"].startswith("reach@")
+    bad = run("eval", "--model", str(out), "--task", "run")
+    assert bad.returncode != 0 and "Valid tasks" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run("pretrain", "--dataset", str(tmp_path), "--out", str(tmp_path / "x"))
+    assert bad.returncode != 0 and "not a bfm_gym dataset" in bad.stderr
