@@ -14,7 +14,29 @@ folder plus ``trainer.safetensors`` (targets, optimiser moments, RNG states) and
 
 Saves are atomic: everything is written into a temporary folder next to the target, which
 then replaces the target by ``os.rename``. Every loading problem raises
-:class:`CheckpointError` naming the problem and the fix.
+:class:`CheckpointError` (a ``ValueError``) naming the problem and the fix, chained (``from``)
+to the underlying json/safetensors error when there is one:
+
+=================================  =============================================================
+problem                            message contains
+=================================  =============================================================
+no folder / a file was given       ``no folder at P; pass the folder written by BFM.save()`` /
+                                   ``P is a file, not a model folder; pass its folder``
+config.json / weights missing      ``config.json is missing in P; the folder is incomplete``
+config.json not JSON               ``is not valid JSON (<msg> at line L column C); restore it``
+config.json field missing          ``required field 'model.obs_dim' is missing``
+unknown format version             ``format_version V is not supported by bfm_gym X
+                                   (supported: 1); ... install that version``
+invalid architecture config        ``invalid model.config (unknown FBConfig field 'zdim'; did
+                                   you mean 'z_dim'?)``
+truncated / corrupted weights      ``model.safetensors is truncated or corrupted (...); copy or
+                                   download it again, or save the model again``
+missing / extra tensors            ``missing key(s) 'k'`` / ``unexpected extra key(s) 'k'``;
+                                   ``the weights do not belong to the architecture in
+                                   config.json``
+shape / dtype mismatch             ``shape mismatch for k (expected (a, b), found (c, d))``
+NaN / inf weights                  ``tensor 'k' holds NaN or inf``
+=================================  =============================================================
 """
 
 from __future__ import annotations
