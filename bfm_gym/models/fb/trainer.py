@@ -200,7 +200,7 @@ class FBTrainer:
         bar = _progress_bar(num_updates, self.step, progress)
         history: list[dict[str, float]] = []
         sums: dict[str, torch.Tensor] = {}
-        count, t_last = 0, time.perf_counter()
+        count, t_last, paused = 0, time.perf_counter(), 0.0  # paused: eval/checkpoint time
         try:
             while self.step < num_updates:
                 metrics = self.update(self.sample(replay))
@@ -217,10 +217,10 @@ class FBTrainer:
                     now = time.perf_counter()
                     row = {
                         "step": float(self.step),
-                        "updates_per_s": count / max(now - t_last, 1e-9),
+                        "updates_per_s": count / max(now - t_last - paused, 1e-9),
                     }
                     row.update(zip(names, values, strict=True))
-                    sums, count, t_last = {}, 0, now
+                    sums, count, t_last, paused = {}, 0, now, 0.0
                     bar.set_postfix(
                         {"upd/s": f"{row['updates_per_s']:.1f}", "fb": f"{row['fb_loss']:.3g}",
                          "ortho": f"{row['ortho_loss']:.3g}", "actor": f"{row['actor_loss']:.3g}"},
@@ -231,6 +231,7 @@ class FBTrainer:
                             writer.add_scalar(f"train/{k}", row[k], self.step)
                         writer.add_scalar("perf/updates_per_s", row["updates_per_s"], self.step)
                 if eval_fn is not None and ((eval_every and self.step % eval_every == 0) or last):
+                    t_pause = time.perf_counter()
                     results = {
                         f"eval/{k}": float(v)
                         for k, v in eval_fn(self.snapshot(replay, finalize_samples)).items()
@@ -242,14 +243,16 @@ class FBTrainer:
                     if row is None:
                         row = {"step": float(self.step)}
                     row.update(results)
-                    t_last = time.perf_counter()  # do not count evaluation time in updates/s
+                    paused += time.perf_counter() - t_pause  # not counted in updates/s
                 if row is not None:
                     history.append(row)
                 if run is not None and (
                     (checkpoint_every and self.step % checkpoint_every == 0) or last
                 ):
+                    t_pause = time.perf_counter()
                     self.save_checkpoint(run / "checkpoints" / f"step_{self.step:09d}")
                     _prune_checkpoints(run / "checkpoints", keep_checkpoints)
+                    paused += time.perf_counter() - t_pause
             if run is not None:
                 self.save_model(run / "model", replay, finalize_samples)
         finally:
