@@ -244,8 +244,8 @@ class FBModel(nn.Module):
         self,
         obs: torch.Tensor,
         z: torch.Tensor,
-        *,
         noise: bool = False,
+        *,
         generator: torch.Generator | None = None,
         grad: bool = False,
     ) -> torch.Tensor:

@@ -156,7 +156,9 @@ class FBTrainer:
         every ``checkpoint_every`` updates (the last ``keep_checkpoints`` are kept), and the final
         model (cov finalized) in ``out_dir/model``. With ``resume`` (default), the newest
         checkpoint in ``out_dir`` is loaded first, and the run continues bit-identically to an
-        uninterrupted one.
+        uninterrupted one (on CPU; on CUDA two runs are bit-identical only with
+        ``torch.use_deterministic_algorithms(True)`` and ``CUBLAS_WORKSPACE_CONFIG=:4096:8``,
+        the same condition as for two uninterrupted runs).
 
         Args:
             replay: Training transitions (moved to the trainer's device if needed).
