@@ -101,3 +101,26 @@ def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
     assert bad.returncode != 0 and "Valid tasks" in bad.stderr and "Traceback" not in bad.stderr
     bad = run("pretrain", "--dataset", str(tmp_path), "--out", str(tmp_path / "x"))
     assert bad.returncode != 0 and "not a bfm_gym dataset" in bad.stderr
+
+
+def test_load_unknown_model_lists_shipped_names(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Shipped models"):
+        bfm_gym.load("no-such-model")
+    with pytest.raises(ValueError, match="not a shipped model"):
+        bfm_gym.load(tmp_path)
+
+
+def test_inference_samples_missing_or_corrupt(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no inference samples"):
+        InferenceSet.load(tmp_path)
+    (tmp_path / "inference_samples.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="corrupt"):
+        InferenceSet.load(tmp_path)
+
+
+def test_summarize_interval_brackets_mean() -> None:
+    from bfm_gym.evaluation import summarize
+
+    res = summarize("t", np.array([100.0, 200.0, 300.0, 400.0]), seed=3)
+    assert res.mean == 250.0 and res.ci95[0] < 250.0 < res.ci95[1]
+    assert summarize("t", np.array([5.0]), seed=0).ci95 == (5.0, 5.0)

@@ -1,0 +1,116 @@
+"""Zero-shot quality of BFMs: 10 episodes per task, 95 % intervals, JSON out.
+
+Two modes:
+
+* ``--models walker,point_mass_maze`` (shipped names or model folders): evaluates
+  each model on every task of its domain with its shipped inference samples and
+  checks the quality floors (maze: mean over the four reach tasks >= 500; walker:
+  mean over stand/walk/run/flip >= 450).
+* ``--compare-variants --dataset DIR --updates N``: trains plain FB, AR-FB
+  (``ar_blocks=2``), FB-AW (``actor_loss=awr``) and FB-AWARE (both) on the same
+  data with the same budget and seed, then evaluates each the same way.
+
+    python benchmarks/zero_shot.py --models point_mass_maze --out benchmarks/results/zero_shot.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+
+FLOORS = {"point_mass_maze": 500.0, "walker": 450.0}
+VARIANTS = {
+    "FB": {},
+    "AR-FB": {"ar_blocks": 2},
+    "FB-AW": {"actor_loss": "awr"},
+    "FB-AWARE": {"ar_blocks": 2, "actor_loss": "awr"},
+}
+
+
+def evaluate_model(model: str, episodes: int, seed: int) -> dict:
+    import bfm_gym
+    from bfm_gym.envs import list_tasks
+    from bfm_gym.evaluation import InferenceSet, evaluate_zero_shot
+    from bfm_gym.pretrained import resolve
+
+    bfm = bfm_gym.load(model)
+    domain = bfm.metadata.domain
+    tasks = [t for t in list_tasks(domain) if not t.startswith("test_")]
+    start = time.perf_counter()
+    results = evaluate_zero_shot(bfm, domain, tasks, InferenceSet.load(resolve(model)),
+                                 episodes=episodes, seed=seed)
+    mean = float(np.mean([r.mean for r in results.values()]))
+    row = {
+        "model": str(model),
+        "domain": domain,
+        "training_steps": bfm.metadata.training_steps,
+        "tasks": {t: {"mean": r.mean, "ci95": list(r.ci95), "returns": r.returns}
+                  for t, r in results.items()},
+        "mean_over_tasks": round(mean, 2),
+        "eval_seconds": round(time.perf_counter() - start, 1),
+    }
+    if domain in FLOORS:
+        row["floor"] = FLOORS[domain]
+        row["floor_met"] = mean >= FLOORS[domain]
+    return row
+
+
+def compare_variants(dataset: str, updates: int, episodes: int, seed: int, workdir: Path,
+                     config: str) -> list[dict]:
+    from bfm_gym.pretraining import pretrain
+
+    rows = []
+    for name, overrides in VARIANTS.items():
+        start = time.perf_counter()
+        out = pretrain(dataset, workdir / name, config=config, overrides=overrides,
+                       updates=updates, seed=seed, eval_every=0, progress=False)
+        row = evaluate_model(str(out), episodes, seed)
+        row.update(variant=name, overrides=overrides, train_seconds=round(time.perf_counter() - start, 1))
+        rows.append(row)
+        print(name, row["mean_over_tasks"], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare-variants", action="store_true")
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--config", default="cpu")
+    parser.add_argument("--updates", type=int, default=20_000)
+    parser.add_argument("--workdir", default="runs/zero_shot_variants")
+    parser.add_argument("--out", default="benchmarks/results/zero_shot.json")
+    args = parser.parse_args()
+    report: dict = {
+        "benchmark": "zero_shot",
+        "command": "python benchmarks/zero_shot.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            if k != "out" and v not in (None, False, "")),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "models": [evaluate_model(m, args.episodes, args.seed) for m in args.models.split(",") if m],
+    }
+    if args.compare_variants:
+        if not args.dataset:
+            parser.error("--compare-variants needs --dataset")
+        report["variants"] = compare_variants(args.dataset, args.updates, args.episodes, args.seed,
+                                              Path(args.workdir), args.config)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    for row in report["models"]:
+        print(row["model"], row["mean_over_tasks"], row.get("floor_met"))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
