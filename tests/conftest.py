@@ -12,6 +12,22 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("BFM_GYM_LOAD_PLUGINS", "")
 
 
+def pytest_addoption(parser):  # noqa: ANN001, ANN201
+    parser.addoption("--expensive", action="store_true", default=False,
+                     help="also run tests marked expensive (slow; not in CI)")
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
+    import pytest
+
+    if config.getoption("--expensive") or os.environ.get("BFM_GYM_EXPENSIVE"):
+        return
+    skip = pytest.mark.skip(reason="expensive: run with --expensive or BFM_GYM_EXPENSIVE=1")
+    for item in items:
+        if "expensive" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_configure(config):  # noqa: ANN001, ANN201
     sys._called_from_test = True  # type: ignore[attr-defined]
     try:
