@@ -16,10 +16,12 @@ random state), with what BFMs need on top:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 from gymnasium.error import ResetNeeded
 from gymnasium.utils import EzPickle
@@ -94,7 +96,13 @@ class DMCEnv(DmControlCompatibilityV0):
         )
         self.domain = domain
         self.task = resolved
+        self._fast_observe = spec.observe
         self._physics = dm_env.physics
+        model, data = self._physics.model.ptr, self._physics.data.ptr
+        self._mj = (model, data)
+        self._rk4 = model.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
+        # Live views of MuJoCo's warning counters (checked after each step).
+        self._warnings = [data.warning[i] for i in range(len(data.warning))]
         self._dm_task = dm_env.task
         self._dt = float(dm_env.control_timestep())
         self._n_sub_steps = int(round(self._dt / float(self._physics.timestep())))
@@ -150,12 +158,12 @@ class DMCEnv(DmControlCompatibilityV0):
             raise ValueError(
                 f"Action of shape {a.shape} given; {self.domain} expects shape {self._low.shape}."
             )
-        if not np.isfinite(a).all():
+        if not math.isfinite(a.sum()):
             raise ValueError(f"Action holds NaN or inf: {a}.")
-        np.clip(a, self._low, self._high, out=a)
+        a = a.clip(self._low, self._high)
         physics = self._physics
         self._dm_task.before_step(a, physics)
-        physics.step(self._n_sub_steps)
+        self._advance()
         self._dm_task.after_step(physics)
         self._steps += 1
         reward = 0.0 if self.task is None else float(self.task.reward(physics))
@@ -199,7 +207,34 @@ class DMCEnv(DmControlCompatibilityV0):
 
     # -- helpers ------------------------------------------------------------------------
 
+    def _advance(self) -> None:
+        """``physics.step(n_sub_steps)`` with dm_control's legacy-step semantics, minus its
+        Python overhead (a contextmanager per step): ``mj_step2``, ``n - 1`` full steps, then
+        ``mj_step1`` so position/velocity quantities (sensors, xpos) match the new state.
+        Raises dm_control's ``PhysicsError`` when MuJoCo raised a new warning (divergence).
+        """
+        model, data = self._mj
+        before = [w.number for w in self._warnings]
+        if self._rk4:
+            mujoco.mj_step(model, data, self._n_sub_steps)
+        else:
+            mujoco.mj_step2(model, data)
+            if self._n_sub_steps > 1:
+                mujoco.mj_step(model, data, self._n_sub_steps - 1)
+        mujoco.mj_step1(model, data)
+        if any(w.number > b for w, b in zip(self._warnings, before, strict=True)):
+            from dm_control.rl.control import PhysicsError
+
+            names = [n for n, w, b in zip(mujoco.mjtWarning.__members__, self._warnings, before,
+                                          strict=False) if w.number > b]
+            raise PhysicsError(
+                f"MuJoCo warned {', '.join(names)} during the step: the simulation diverged "
+                "(e.g. an extreme action or state). Reset the env."
+            )
+
     def _observation(self) -> np.ndarray:
+        if self._fast_observe is not None:
+            return self._fast_observe(self._physics)
         obs = self._dm_task.get_observation(self._physics)
         return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in obs.values()]).astype(
             np.float32

@@ -30,12 +30,15 @@ class Domain:
             environment's own reward is ignored: bfm_gym computes task rewards.
         description: One line for listings.
         has_goals: Whether ``goal_task(domain, goal)`` is defined (maze positions).
+        observe: Optional fast ``observe(physics) -> float32 array`` equal to flattening
+            the task's ``get_observation`` (a test checks the equality).
     """
 
     name: str
     load: Callable[[Any], Any]
     description: str = ""
     has_goals: bool = False
+    observe: Callable[[Any], Any] | None = None
 
 
 def _suite_loader(domain: str, base_task: str) -> Callable[[Any], Any]:
@@ -53,6 +56,12 @@ def _maze_load(random: Any) -> Any:
     return point_mass_maze.load(random=random)
 
 
+def _maze_observe(physics: Any) -> Any:
+    from bfm_gym.envs import point_mass_maze
+
+    return point_mass_maze.observe(physics)
+
+
 DOMAINS: dict[str, Domain] = {
     # The base task fixes the floor size and reset distribution; "run" variants get
     # the largest floor.
@@ -62,7 +71,8 @@ DOMAINS: dict[str, Domain] = {
         "quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators"
     ),
     "point_mass_maze": Domain(
-        "point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True
+        "point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
+        _maze_observe,
     ),
 }
 

@@ -97,9 +97,10 @@ class MazeTask(base.Task):
     def get_observation(self, physics: Physics) -> dict[str, np.ndarray]:
         from collections import OrderedDict
 
+        data = physics.data  # qpos = (root_x, root_y), qvel likewise
         obs = OrderedDict()
-        obs["position"] = physics.mass_position()
-        obs["velocity"] = physics.mass_velocity()
+        obs["position"] = data.qpos[:2].copy()
+        obs["velocity"] = data.qvel[:2].copy()
         return obs
 
     def get_reward(self, physics: Physics) -> float:
@@ -123,6 +124,12 @@ def load(
     return control.Environment(
         physics, task, time_limit=_TIME_LIMIT, **(environment_kwargs or {})
     )
+
+
+def observe(physics: Physics) -> np.ndarray:
+    """Flat float32 observation, equal to flattening ``MazeTask.get_observation``."""
+    data = physics.data
+    return np.concatenate((data.qpos, data.qvel)).astype(np.float32)
 
 
 def reach_reward(target: Any) -> Any:

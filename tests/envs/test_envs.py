@@ -193,3 +193,13 @@ def test_goal_validation() -> None:
         make_env("walker", goal=(0, 0))
     with pytest.raises(ValueError, match="outside the maze"):
         make_env("point_mass_maze", goal=(1.0, 0))
+
+
+def test_maze_fast_observation_equals_flattened_task_observation() -> None:
+    env = make_env("point_mass_maze")
+    env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs, *_ = env.step(rng.uniform(-1, 1, 2))
+        flat = np.concatenate([np.ravel(v) for v in env._dm_task.get_observation(env.physics).values()])
+        np.testing.assert_array_equal(obs, flat.astype(np.float32))
