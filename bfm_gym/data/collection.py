@@ -161,9 +161,11 @@ def collect(
                     f"({saved}); rerun with the same arguments to resume it, or pass "
                     "--overwrite to discard it."
                 )
+    seconds_before = 0.0
     if partial.exists():
         prog = _read_json(partial / "progress.json") or {"chunks_done": 0}
         chunks_done = int(prog["chunks_done"])
+        seconds_before = float(prog.get("seconds", 0.0))
         if chunks_done:
             with np.load(partial / f"agent_{chunks_done - 1:05d}.npz", allow_pickle=False) as state:
                 collector.load_state_dict(state)
@@ -193,15 +195,16 @@ def collect(
         _save_npz_atomic(partial / f"agent_{c:05d}.npz", collector.state_dict())
         # progress.json is the commit point: a kill before it redoes chunk c from
         # the agent state saved after chunk c - 1.
-        write_json_atomic(partial / "progress.json", {"chunks_done": c + 1})
+        write_json_atomic(partial / "progress.json", {
+            "chunks_done": c + 1, "seconds": seconds_before + time.perf_counter() - start})
         if c > 0:
             (partial / f"agent_{c - 1:05d}.npz").unlink(missing_ok=True)
     bar.close()
-    collect_seconds = time.perf_counter() - start
+    collect_seconds = seconds_before + time.perf_counter() - start
     env.close()
 
     episodes_data = _load_chunks(partial, n_chunks)
-    _finalize(out, partial, episodes_data, run_config, collect_seconds, stepped, coverage, overwrite)
+    _finalize(out, partial, episodes_data, run_config, collect_seconds, coverage, overwrite)
     return out
 
 
@@ -236,7 +239,7 @@ def _load_chunks(partial: Path, n_chunks: int) -> list[dict[str, np.ndarray]]:
 
 
 def _finalize(out: Path, partial: Path, episodes: list[dict[str, np.ndarray]], run_config: dict,
-              collect_seconds: float, stepped: int, coverage: bool, overwrite: bool) -> None:
+              collect_seconds: float, coverage: bool, overwrite: bool) -> None:
     from bfm_gym import __version__
 
     domain, agent = run_config["domain"], run_config["agent"]
@@ -263,8 +266,9 @@ def _finalize(out: Path, partial: Path, episodes: list[dict[str, np.ndarray]], r
         "state_size": int(transitions.next_state.shape[1]),
         "dataset_id": dataset_id(domain, agent),
         "sha256": sha256_file(hdf5),
-        "collect_seconds_this_run": round(collect_seconds, 2),
-        "collect_steps_per_second_this_run": round(stepped / collect_seconds, 1) if stepped else None,
+        # Wall time of the episodes (summed over resumed runs; excludes the Minari write).
+        "collect_seconds": round(collect_seconds, 2),
+        "collect_steps_per_second": round(len(transitions) / max(collect_seconds, 1e-9), 1),
         "command": (
             f"bfm-gym collect --domain {domain} --agent {agent} --episodes {len(episodes)} "
             f"--seed {run_config['seed']}"

@@ -97,6 +97,9 @@ def test_interrupted_collection_resumes_identically(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a.action, b.action)
     np.testing.assert_array_equal(a.next_state, b.next_state)
     assert not partial.exists()
+    # Wall time of the interrupted part is kept, so the steps/s figure is honest.
+    seconds = read_manifest(out)["collect_seconds"]
+    assert seconds > 0.5 * read_manifest(ref)["collect_seconds"]
 
 
 def test_collect_bad_input(tmp_path: Path) -> None:
