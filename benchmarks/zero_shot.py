@@ -24,9 +24,6 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import numpy as np
-
-FLOORS = {"point_mass_maze": 500.0, "walker": 450.0}
 VARIANTS = {
     "FB": {},
     "AR-FB": {"ar_blocks": 2},
@@ -36,31 +33,9 @@ VARIANTS = {
 
 
 def evaluate_model(model: str, episodes: int, seed: int) -> dict:
-    import bfm_gym
-    from bfm_gym.envs import list_tasks
-    from bfm_gym.evaluation import InferenceSet, evaluate_zero_shot
-    from bfm_gym.pretrained import resolve
+    from bfm_gym.evaluation.report import zero_shot_report
 
-    bfm = bfm_gym.load(model)
-    domain = bfm.metadata.domain
-    tasks = [t for t in list_tasks(domain) if not t.startswith("test_")]
-    start = time.perf_counter()
-    results = evaluate_zero_shot(bfm, domain, tasks, InferenceSet.load(resolve(model)),
-                                 episodes=episodes, seed=seed)
-    mean = float(np.mean([r.mean for r in results.values()]))
-    row = {
-        "model": str(model),
-        "domain": domain,
-        "training_steps": bfm.metadata.training_steps,
-        "tasks": {t: {"mean": r.mean, "ci95": list(r.ci95), "returns": r.returns}
-                  for t, r in results.items()},
-        "mean_over_tasks": round(mean, 2),
-        "eval_seconds": round(time.perf_counter() - start, 1),
-    }
-    if domain in FLOORS:
-        row["floor"] = FLOORS[domain]
-        row["floor_met"] = mean >= FLOORS[domain]
-    return row
+    return zero_shot_report(model, episodes=episodes, seed=seed)
 
 
 def compare_variants(dataset: str, updates: int, episodes: int, seed: int, workdir: Path,

@@ -97,6 +97,12 @@ def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "95% CI" in proc.stdout
     assert json.loads((tmp_path / "r.json").read_text())["task"].startswith("reach@")
+    proc = run("card", str(out), "--episodes", "1", "--command", "bfm-gym pretrain ...")
+    assert proc.returncode == 0, proc.stderr
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "bfm-gym pretrain ..." in card and "| reach_top_left |" in card
+    report = json.loads((out / "zero_shot.json").read_text())
+    assert report["floor"] == 500.0 and set(report["tasks"]) >= {"reach_top_left"}
     bad = run("eval", "--model", str(out), "--task", "run")
     assert bad.returncode != 0 and "Valid tasks" in bad.stderr and "Traceback" not in bad.stderr
     bad = run("pretrain", "--dataset", str(tmp_path), "--out", str(tmp_path / "x"))

@@ -169,6 +169,30 @@ def eval_(model_name: str, task: str | None, goal: str | None, reward: str | Non
 
 
 @cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--episodes", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--command", "train_command", default="(not recorded)",
+              help="The training command to record in the card.")
+@click.option("--dataset-command", default="(not recorded)", help="The data collection command.")
+@click.option("--wall-time", default="(not recorded)", help="Training wall time to record.")
+def card(model_dir: Path, episodes: int, seed: int, train_command: str, dataset_command: str,
+         wall_time: str) -> None:
+    """Evaluate MODEL_DIR on every task of its domain; write MODEL_CARD.md + zero_shot.json."""
+    from bfm_gym.evaluation.report import write_model_card, zero_shot_report
+
+    try:
+        report = zero_shot_report(model_dir, episodes=episodes, seed=seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = write_model_card(model_dir, report, command=train_command,
+                            dataset_command=dataset_command, wall_time=wall_time)
+    for task, row in report["tasks"].items():
+        click.echo(f"{task:<22}{row['mean']:>9.1f}  [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}]")
+    click.echo(f"mean over tasks {report['mean_over_tasks']:.1f}; wrote {path}")
+
+
+@cli.command()
 @click.option("--domain", default=None, help="Only this domain.")
 def tasks(domain: str | None) -> None:
     """List domains, their tasks and Gymnasium ids."""

@@ -1,0 +1,101 @@
+"""Zero-shot report of a model on every task of its domain, and its model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FLOORS = {"point_mass_maze": 500.0, "walker": 450.0}
+"""Quality floors on the mean zero-shot return over the domain's tasks (issue: shipped models)."""
+
+
+def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Evaluates a model on every task of its domain with its shipped inference samples.
+
+    Returns:
+        ``{"model", "domain", "training_steps", "tasks": {task: {mean, ci95, returns}},
+        "mean_over_tasks", "floor", "floor_met", "eval_seconds"}``.
+    """
+    import bfm_gym
+    from bfm_gym.envs import list_tasks
+    from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
+    from bfm_gym.pretrained import resolve
+
+    bfm = bfm_gym.load(model)
+    domain = bfm.metadata.domain
+    tasks = [t for t in list_tasks(domain) if not t.startswith("test_")]
+    start = time.perf_counter()
+    results = evaluate_zero_shot(bfm, domain, tasks, InferenceSet.load(resolve(model)),
+                                 episodes=episodes, seed=seed)
+    mean = float(np.mean([r.mean for r in results.values()]))
+    row: dict[str, Any] = {
+        "model": str(model),
+        "domain": domain,
+        "training_steps": bfm.metadata.training_steps,
+        "episodes_per_task": episodes,
+        "seed": seed,
+        "tasks": {t: {"mean": r.mean, "ci95": list(r.ci95), "returns": r.returns}
+                  for t, r in results.items()},
+        "mean_over_tasks": round(mean, 2),
+        "eval_seconds": round(time.perf_counter() - start, 1),
+    }
+    if domain in FLOORS:
+        row["floor"] = FLOORS[domain]
+        row["floor_met"] = bool(mean >= FLOORS[domain])
+    return row
+
+
+def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], *,
+                     command: str, dataset_command: str, wall_time: str, notes: str = "") -> Path:
+    """Writes ``MODEL_CARD.md`` and ``zero_shot.json`` into a model folder."""
+    from bfm_gym.data.dataset import write_json_atomic
+
+    folder = Path(model_dir)
+    cfg = json.loads((folder / "config.json").read_text())
+    write_json_atomic(folder / "zero_shot.json", report)
+    c = cfg["model"]["config"]
+    arch = (f"z_dim {c['z_dim']}, F/actor hidden {c['f_hidden_dim']}/{c['actor_hidden_dim']}, "
+            f"B hidden {c['b_hidden_dim']}x{c['b_hidden_layers']}, batch {c['batch_size']}, "
+            f"gamma {c['gamma']}, ar_blocks {c['ar_blocks']}, actor_loss {c['actor_loss']}")
+    rows = "\n".join(
+        f"| {t} | {v['mean']:.1f} | {v['ci95'][0]:.1f} to {v['ci95'][1]:.1f} |"
+        for t, v in report["tasks"].items()
+    )
+    floor = ""
+    if "floor" in report:
+        floor = (f"\nQuality floor: mean over tasks >= {report['floor']:.0f}: "
+                 f"**{'met' if report['floor_met'] else 'NOT met'}** ({report['mean_over_tasks']:.1f}).\n")
+    text = f"""# bfm_gym model: {report['domain']}
+
+Forward-Backward model trained by this project's own commands.
+
+- Training command: `{command}`
+- Dataset: `{dataset_command}`
+- Training updates: {report['training_steps']}
+- Hardware: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores ({platform.platform()}); wall time {wall_time}
+- Architecture: {arch} (all fields in `config.json`)
+- Dataset id and hash: {cfg.get('dataset', {}).get('id')}, {cfg.get('dataset', {}).get('hash')}
+
+## Zero-shot returns
+
+{report['episodes_per_task']} episodes per task, seed {report['seed']}, deterministic policy,
+z inferred from this folder's `inference_samples.safetensors`.
+Command: `bfm-gym card {folder}` (or `python benchmarks/zero_shot.py --models {folder}`).
+
+| task | mean return | 95% CI |
+|---|---|---|
+{rows}
+{floor}
+{notes}
+"""
+    path = folder / "MODEL_CARD.md"
+    tmp = path.with_name(".MODEL_CARD.md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
