@@ -193,6 +193,18 @@ def card(model_dir: Path, episodes: int, seed: int, train_command: str, dataset_
 
 
 @cli.command()
+@click.option("--hook", default=None, help="Only plugins implementing this hook.")
+def plugins(hook: str | None) -> None:
+    """List loaded plugins as JSON: version, hooks, what each registered, errors."""
+    from dataclasses import asdict
+
+    from bfm_gym.plugins import plugin_infos
+
+    rows = [asdict(p) for p in plugin_infos() if hook is None or hook in p.hooks]
+    click.echo(json.dumps(rows, indent=2))
+
+
+@cli.command()
 @click.option("--domain", default=None, help="Only this domain.")
 def tasks(domain: str | None) -> None:
     """List domains, their tasks and Gymnasium ids."""
@@ -207,6 +219,13 @@ def tasks(domain: str | None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from bfm_gym.plugins import PluginError, add_plugin_commands
+
+    try:
+        add_plugin_commands(cli)
+    except PluginError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
     try:
         cli.main(prog_name="bfm-gym", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover

@@ -59,6 +59,24 @@ class Task:
 
 
 _TASKS: dict[str, dict[str, Task]] = {}
+_PLUGINS_MERGED = False
+
+
+def _ensure_plugin_tasks() -> None:
+    """Merges the tasks registered through the ``register_tasks`` hook (once).
+
+    Built-in tasks come through this hook too (:mod:`bfm_gym.plugins.builtin`).
+    """
+    global _PLUGINS_MERGED
+    if _PLUGINS_MERGED:
+        return
+    _PLUGINS_MERGED = True
+    from bfm_gym.plugins import load_plugins
+
+    for (domain, name), ((fn, description), _plugin) in load_plugins().tasks.items():
+        _TASKS.setdefault(domain, {}).setdefault(
+            name, Task(domain=domain, name=name, reward=fn, description=description)
+        )
 
 
 def register_task(
@@ -84,6 +102,7 @@ def register_task(
     """
     if not name or not name.replace("_", "").isalnum():
         raise ValueError(f"Task name must be letters, digits and underscores; got {name!r}.")
+    _ensure_plugin_tasks()
     if not callable(reward):
         raise TypeError(f"Task reward must be callable fn(physics) -> float; got {type(reward).__name__}.")
     tasks = _TASKS.setdefault(domain, {})
@@ -98,6 +117,7 @@ def register_task(
 
 def list_tasks(domain: str) -> list[str]:
     """Returns the sorted task names registered for ``domain``."""
+    _ensure_plugin_tasks()
     return sorted(_TASKS.get(domain, {}))
 
 
@@ -117,6 +137,7 @@ def get_task(domain: str, task: str | Task | RewardFn) -> Task:
     if callable(task):
         name = getattr(task, "__name__", type(task).__name__)
         return Task(domain=domain, name=name, reward=task, description="user reward function")
+    _ensure_plugin_tasks()
     tasks = _TASKS.get(domain, {})
     if task not in tasks:
         valid = ", ".join(sorted(tasks)) or "(none)"
@@ -276,7 +297,11 @@ def _quadruped_move(speed: float) -> RewardFn:
 # ---------------------------------------------------------------------------------
 
 
-def _register_builtin_tasks() -> None:
+def builtin_tasks() -> list[tuple[str, str, RewardFn, str]]:
+    """The built-in tasks as ``(domain, name, reward_fn, description)`` rows.
+
+    Registered through the plugin hook ``register_tasks`` by :mod:`bfm_gym.plugins.builtin`.
+    """
     from bfm_gym.envs import point_mass_maze
 
     builtin: list[tuple[str, str, RewardFn, str]] = [
@@ -302,8 +327,7 @@ def _register_builtin_tasks() -> None:
                 f"reach the {corner.replace('_', ' ')} room centre {tuple(xy)}",
             )
         )
-    for domain, name, fn, description in builtin:
-        register_task(domain, name, fn, description, overwrite=True)
+    return builtin
 
 
 def goal_task(domain: str, goal: Sequence[float]) -> Task:
@@ -334,5 +358,3 @@ def goal_task(domain: str, goal: Sequence[float]) -> Task:
         params={"goal": [float(v) for v in xy]},
     )
 
-
-_register_builtin_tasks()

@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).parent
 _EXTRA: dict[str, Path] = {}
 
 
 def shipped_models() -> dict[str, Path]:
-    """Names of the models available offline, mapped to their folders."""
-    found = {p.name: p for p in sorted(_HERE.iterdir()) if (p / "config.json").is_file()}
+    """Names of the models available offline (shipped here or registered by plugins
+    through ``register_models``), mapped to their folders."""
+    from bfm_gym.plugins import load_plugins
+
+    found = {name: Path(path) for name, (path, _plugin) in load_plugins().models.items()}
     return {**found, **_EXTRA}
 
 

@@ -1,0 +1,28 @@
+"""The built-in plugin: bfm_gym's own tasks and shipped models, registered through
+the same hooks a third-party plugin implements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bfm_gym.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def register_tasks(register: Any) -> None:
+    from bfm_gym.envs.tasks import builtin_tasks
+
+    for domain, name, fn, description in builtin_tasks():
+        register(domain, name, fn, description)
+
+
+@hookimpl
+def register_models(register: Any) -> None:
+    from pathlib import Path
+
+    import bfm_gym.pretrained as pretrained
+
+    here = Path(pretrained.__file__).parent
+    for folder in sorted(here.iterdir()):
+        if (folder / "config.json").is_file():
+            register(folder.name, folder)

@@ -1,0 +1,37 @@
+"""Hook specifications: what a bfm_gym plugin can provide.
+
+Every hook takes a callback and the plugin calls it once per thing it adds; the
+host owns the registries. Built-in adapters, models and tasks register through
+these same hooks (:mod:`bfm_gym.plugins.builtin`). Hook implementations must not
+give their parameters defaults (pluggy ignores such parameters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("bfm_gym")
+hookimpl = pluggy.HookimplMarker("bfm_gym")
+
+
+@hookspec
+def register_adapters(register: Any) -> None:
+    """Register adaptation methods: ``register(name, adapter_class)``."""
+
+
+@hookspec
+def register_models(register: Any) -> None:
+    """Register named pre-trained models: ``register(name, model_folder_path)``."""
+
+
+@hookspec
+def register_tasks(register: Any) -> None:
+    """Register tasks: ``register(domain, name, reward_fn, description)`` with
+    ``reward_fn(physics) -> float`` computed from the simulator state after a step."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``bfm-gym`` click group: ``cli.add_command(...)`` or ``@cli.command()``."""

@@ -1,0 +1,198 @@
+"""Plugin loading and the registries filled by the hooks.
+
+Loading (done once, lazily, on first use of a registry):
+
+1. the built-in plugin (:mod:`bfm_gym.plugins.builtin`);
+2. every entry point of the group ``bfm_gym``, each loaded on its own: one that
+   fails to import is reported (a warning, and ``bfm-gym plugins``) and the others
+   keep working. ``BFM_GYM_LOAD_PLUGINS`` (comma-separated entry-point or
+   distribution names; empty = none) limits which load; ``BFM_GYM_STRICT_PLUGINS=1``
+   turns failures into errors.
+
+Each hook implementation is then called on its own with a ``register`` callback
+that records which plugin registered what; a hook that raises is reported like a
+failed import. Two plugins registering the same name is an error naming both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from bfm_gym.plugins import hookspecs
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "bfm_gym"
+BUILTIN = "bfm_gym.plugins.builtin"
+
+pm = pluggy.PluginManager("bfm_gym")
+pm.add_hookspecs(hookspecs)
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded, a hook failed, or two plugins clash."""
+
+
+@dataclass
+class PluginInfo:
+    """What ``bfm-gym plugins`` shows about one plugin."""
+
+    name: str
+    version: str | None = None
+    module: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Registries:
+    """Everything plugins registered, with the plugin that registered each name."""
+
+    adapters: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    models: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    tasks: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
+
+
+_state: dict[str, Any] = {"loaded": False, "registries": None, "plugins": {}}
+
+
+def _strict() -> bool:
+    return os.environ.get("BFM_GYM_STRICT_PLUGINS", "") not in ("", "0")
+
+
+def _report(info: PluginInfo, message: str) -> None:
+    info.errors.append(message)
+    if _strict():
+        raise PluginError(f"plugin {info.name!r}: {message}")
+    warnings.warn(f"bfm_gym plugin {info.name!r} disabled: {message}", stacklevel=3)
+
+
+def _allowed() -> set[str] | None:
+    value = os.environ.get("BFM_GYM_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {v.strip() for v in value.split(",") if v.strip()}
+
+
+def _load_entry_points(plugins: dict[str, PluginInfo]) -> None:
+    allowed = _allowed()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if allowed is not None and ep.name not in allowed and dist_name not in allowed:
+            continue
+        info = PluginInfo(name=ep.name, version=dist.version if dist is not None else None,
+                          module=ep.value)
+        plugins[ep.name] = info
+        if pm.has_plugin(ep.name):
+            continue
+        try:
+            obj = ep.load()
+            pm.register(obj, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the host down
+            _report(info, f"failed to load ({type(exc).__name__}: {exc})")
+
+
+def load_plugins() -> Registries:
+    """Loads plugins (once) and fills the registries; returns them."""
+    if _state["loaded"]:
+        return _state["registries"]
+    _state["loaded"] = True  # set first: hooks may look registries up while registering
+    plugins: dict[str, PluginInfo] = {}
+    from importlib import import_module
+
+    from bfm_gym import __version__
+
+    if not pm.has_plugin("bfm_gym"):
+        pm.register(import_module(BUILTIN), name="bfm_gym")
+    plugins["bfm_gym"] = PluginInfo(name="bfm_gym", version=__version__, module=BUILTIN)
+    if not getattr(sys, "_called_from_test", False) or os.environ.get("BFM_GYM_LOAD_PLUGINS") is not None:
+        _load_entry_points(plugins)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"a plugin implements an unknown hook: {exc}") from exc
+    registries = Registries()
+    _state["registries"] = registries
+    _state["plugins"] = plugins
+    _call_hooks(registries, plugins)
+    return registries
+
+
+def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
+    def recorder(kind: str, table: dict, plugin: str) -> Any:
+        def register(*args: Any) -> None:
+            key: Any
+            if kind == "tasks":
+                if len(args) not in (3, 4):
+                    raise TypeError("register(domain, name, reward_fn[, description])")
+                domain, name, fn = args[:3]
+                description = args[3] if len(args) == 4 else ""
+                key, value = (domain, name), (fn, description)
+                label = f"{domain}/{name}"
+            else:
+                if len(args) != 2:
+                    raise TypeError(f"register(name, {'adapter_class' if kind == 'adapters' else 'path'})")
+                key, value = args
+                label = str(key)
+            if key in table and table[key][1] != plugin:
+                raise PluginError(
+                    f"{kind[:-1]} {label!r} is registered by both plugin {table[key][1]!r} and "
+                    f"plugin {plugin!r}; uninstall one or disable it with BFM_GYM_LOAD_PLUGINS."
+                )
+            table[key] = (value, plugin)
+            plugins[plugin].registered.setdefault(kind, []).append(label)
+
+        return register
+
+    for hook_name, table in (("register_tasks", registries.tasks),
+                             ("register_models", registries.models),
+                             ("register_adapters", registries.adapters)):
+        kind = hook_name.removeprefix("register_")
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            info = plugins.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name))
+            info.hooks.append(hook_name)
+            try:
+                impl.function(register=recorder(kind, table, impl.plugin_name))
+            except PluginError:
+                raise
+            except Exception as exc:
+                _report(info, f"hook {hook_name} raised {type(exc).__name__}: {exc}")
+    for impl in pm.hook.register_commands.get_hookimpls():
+        plugins.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name)).hooks.append(
+            "register_commands")
+
+
+def add_plugin_commands(cli: Any) -> None:
+    """Calls every plugin's ``register_commands(cli)``; a failing one is reported."""
+    load_plugins()
+    plugins: dict[str, PluginInfo] = _state["plugins"]
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            _report(plugins.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name)),
+                    f"hook register_commands raised {type(exc).__name__}: {exc}")
+
+
+def plugin_infos() -> list[PluginInfo]:
+    """What each plugin is, implements and registered (after loading)."""
+    load_plugins()
+    return list(_state["plugins"].values())
+
+
+def reset_plugins() -> None:
+    """Forgets loaded plugins and registries (for tests)."""
+    for name, _plugin in list(pm.list_name_plugin()):
+        pm.unregister(name=name)
+    _state.update(loaded=False, registries=None, plugins={})

@@ -1,0 +1,212 @@
+"""Plugin discovery through real entry points (a plugin distribution put on the path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bfm_gym.plugins import hookspecs
+
+ROOT = Path(__file__).parents[2]
+
+GOOD = '''
+from bfm_gym.plugins import hookimpl
+
+def crouch(physics):
+    return float(physics.torso_height() < 0.6)
+
+@hookimpl
+def register_tasks(register):
+    register("walker", "crouch", crouch, "torso below 0.6 m")
+
+@hookimpl
+def register_commands(cli):
+    import click
+
+    @cli.command()
+    def hello():
+        """Say hello from a plugin."""
+        click.echo("hello from plugin")
+'''
+
+BROKEN_IMPORT = "raise ImportError('this plugin is broken on purpose')\n"
+
+RAISING_HOOK = '''
+from bfm_gym.plugins import hookimpl
+
+@hookimpl
+def register_tasks(register):
+    raise RuntimeError("boom")
+'''
+
+DUPLICATE = '''
+from bfm_gym.plugins import hookimpl
+
+def other(physics):
+    return 0.0
+
+@hookimpl
+def register_tasks(register):
+    register("walker", "crouch", other, "same name as the good plugin")
+'''
+
+TYPO = '''
+from bfm_gym.plugins import hookimpl
+
+@hookimpl
+def register_taskz(register):
+    pass
+'''
+
+
+def make_dist(site: Path, name: str, module_source: str, version: str = "0.1.0") -> None:
+    """Writes ``module.py`` plus a ``.dist-info`` with an entry point in group bfm_gym."""
+    module = name.replace("-", "_")
+    (site / f"{module}.py").write_text(textwrap.dedent(module_source))
+    info = site / f"{module}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[bfm_gym]\n{name} = {module}\n")
+
+
+def run(site: Path, *args: str, load: str | None = None, code: str | None = None,
+        strict: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("BFM_GYM_LOAD_PLUGINS", "BFM_GYM_STRICT_PLUGINS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+    if load is not None:
+        env["BFM_GYM_LOAD_PLUGINS"] = load
+    if strict:
+        env["BFM_GYM_STRICT_PLUGINS"] = "1"
+    cmd = [sys.executable, "-c", code] if code else [sys.executable, "-m", "bfm_gym.cli.main", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    return site
+
+
+def test_hook_register_tasks_and_commands_from_installed_plugin(site: Path) -> None:
+    make_dist(site, "bfm-gym-good", GOOD, version="1.2.3")
+    proc = run(site, "plugins")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["bfm-gym-good"]["version"] == "1.2.3"
+    assert rows["bfm-gym-good"]["registered"]["tasks"] == ["walker/crouch"]
+    assert "register_commands" in rows["bfm-gym-good"]["hooks"]
+    assert "walker/run" in rows["bfm_gym"]["registered"]["tasks"]  # built-ins use the same hook
+    proc = run(site, "hello")
+    assert proc.returncode == 0 and "hello from plugin" in proc.stdout
+    proc = run(site, code="import gymnasium as gym, bfm_gym\n"
+                          "env = gym.make('bfm_gym/walker-v0', task='crouch')\n"
+                          "env.reset(seed=0); print('reward', env.step(env.action_space.sample())[1])")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"reward (0|1)\.0", proc.stdout)
+
+
+def test_broken_plugins_are_reported_and_others_keep_working(site: Path) -> None:
+    make_dist(site, "bfm-gym-good", GOOD)
+    make_dist(site, "bfm-gym-broken", BROKEN_IMPORT)
+    make_dist(site, "bfm-gym-raising", RAISING_HOOK)
+    proc = run(site, "plugins")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert "broken on purpose" in rows["bfm-gym-broken"]["errors"][0]
+    assert "boom" in rows["bfm-gym-raising"]["errors"][0]
+    assert rows["bfm-gym-good"]["registered"]["tasks"] == ["walker/crouch"]
+    assert "disabled" in proc.stderr  # a warning names the failure
+    strict = run(site, "plugins", strict=True)
+    assert strict.returncode != 0 and "broken on purpose" in strict.stderr
+
+
+def test_duplicate_names_name_both_plugins(site: Path) -> None:
+    make_dist(site, "bfm-gym-good", GOOD)
+    make_dist(site, "bfm-gym-dup", DUPLICATE)
+    proc = run(site, "plugins")
+    assert proc.returncode != 0
+    assert "bfm-gym-good" in proc.stderr and "bfm-gym-dup" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_load_plugins_variable_selects_plugins(site: Path) -> None:
+    make_dist(site, "bfm-gym-good", GOOD)
+    make_dist(site, "bfm-gym-dup", DUPLICATE)
+    only_good = json.loads(run(site, "plugins", load="bfm-gym-good").stdout)
+    assert {row["name"] for row in only_good} == {"bfm_gym", "bfm-gym-good"}
+    none = json.loads(run(site, "plugins", load="").stdout)
+    assert {row["name"] for row in none} == {"bfm_gym"}
+
+
+def test_unknown_hook_is_an_error(site: Path) -> None:
+    make_dist(site, "bfm-gym-typo", TYPO)
+    proc = run(site, "plugins")
+    assert proc.returncode != 0 and "register_taskz" in proc.stderr
+
+
+def test_tests_do_not_load_installed_plugins() -> None:
+    from bfm_gym.plugins import plugin_infos
+
+    assert [p.name for p in plugin_infos()] == ["bfm_gym"]
+
+
+HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_in_contributing(hook: str) -> None:
+    import inspect
+
+    args = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    assert f"### {hook}({args})" in text, f"CONTRIBUTING.md lacks a '### {hook}({args})' section"
+
+
+def test_every_hook_has_a_test() -> None:
+    tested = {"register_tasks", "register_commands"}  # test_hook_register_tasks_and_commands...
+    tested |= {"register_models"}  # test_register_models_hook below
+    tested |= {"register_adapters"}  # test_register_adapters_hook below
+    assert set(HOOKS) == tested
+
+
+MODELS = '''
+from bfm_gym.plugins import hookimpl
+
+@hookimpl
+def register_models(register):
+    register("my-model", "{path}")
+
+@hookimpl
+def register_adapters(register):
+    class Noop:
+        name = "noop"
+    register("noop", Noop)
+'''
+
+
+def test_register_models_hook(site: Path, tmp_path: Path) -> None:
+    from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
+
+    folder = tmp_path / "model"
+    BFM(FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2),
+        ModelMetadata(domain="point_mass_maze")).save(folder)
+    make_dist(site, "bfm-gym-models", MODELS.replace("{path}", str(folder)))
+    proc = run(site, code="import bfm_gym; print(bfm_gym.load('my-model'))")
+    assert proc.returncode == 0, proc.stderr
+    assert "point_mass_maze" in proc.stdout
+
+
+def test_register_adapters_hook(site: Path) -> None:
+    make_dist(site, "bfm-gym-models", MODELS.replace("{path}", "/nonexistent"))
+    proc = run(site, code="from bfm_gym.plugins import load_plugins\n"
+                          "print(sorted(load_plugins().adapters))")
+    assert proc.returncode == 0, proc.stderr
+    assert "['noop']" in proc.stdout
