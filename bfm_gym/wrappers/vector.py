@@ -1,0 +1,381 @@
+"""``LatentActionVectorEnv``: N inner envs acting in latent space, one batched pi forward per step.
+
+It behaves like ``gymnasium.vector.SyncVectorEnv`` over N :class:`LatentActionWrapper` s (same
+observations, rewards, flags and infos for the same seeds; a test checks it), but evaluates the
+policy once per low-level step for all N envs instead of N times. ``gym.make_vec`` on a latent id
+(``bfm_gym/walker-run-latent-v0``) builds one through the ``vector_entry_point``.
+
+Autoreset follows Gymnasium 1.x. The default, and ``SyncVectorEnv``'s default in gymnasium 1.4,
+is ``AutoresetMode.NEXT_STEP``: when sub-env i ends (terminated or truncated) at one ``step``,
+the *next* ``step`` resets it instead of stepping it, ignores its action, and returns its first
+observation with reward 0, ``terminated = truncated = False`` and the reset info (no ``"z"`` or
+``"transitions"`` for that env: the mask ``info["_z"][i]`` is False).
+``AutoresetMode.SAME_STEP`` resets in the same step and puts the last observation/info in
+``info["final_obs"]``/``info["final_info"]``; ``AutoresetMode.DISABLED`` leaves resets to the
+caller (``reset(options={"reset_mask": mask})``).
+
+A hold of k low-level steps runs the envs in lock step: at each low-level step, one forward
+over all N rows, then every env still in its hold steps once; an env whose episode ends stops
+early while the others finish their hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from copy import deepcopy
+from typing import TYPE_CHECKING, Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from bfm_gym.wrappers.latent import (
+    ActionMap,
+    InnerEnvSpec,
+    RewardFn,
+    ZHold,
+    _as_rows,
+    _closed_message,
+    _HoldRecorder,
+    _no_state_reset_message,
+    _resolve_reward_fn,
+    check_z_hold,
+    resolve_model,
+)
+
+if TYPE_CHECKING:
+    import os
+
+    from bfm_gym.models.fb.handle import BFM
+
+__all__ = ["LatentActionVectorEnv", "make_latent_vector_env"]
+
+
+class LatentActionVectorEnv(VectorEnv):
+    """N inner envs driven by one BFM; the batched action is one latent action per env.
+
+    Args:
+        envs: The inner envs, or thunks that build them (all with the same spaces).
+        model: Shipped name, model folder or loaded BFM (loaded once, shared by all envs).
+        z_hold: Low-level steps per latent action (``"episode"``: one per episode).
+        action_map: ``"sphere"`` or ``"raw"``; see :class:`LatentActionWrapper`.
+        strict: Reject out-of-box actions instead of clipping them (warned once).
+        reward_fn: ``reward_fn(obs, action, next_obs, info) -> float`` or ``"module:function"``.
+        record_state: Simulator states in the infos (``"state"``, ``transitions.next_state``).
+        record_transitions: :class:`HoldTransitions` in ``info["transitions"]`` (an object
+            array of N, masked by ``info["_transitions"]``).
+        device: Where to load the model from a name or path.
+        autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default, as ``SyncVectorEnv``),
+            ``SAME_STEP`` or ``DISABLED``.
+
+    Example:
+        >>> import gymnasium as gym, bfm_gym
+        >>> envs = gym.make_vec("bfm_gym/walker-run-latent-v0", num_envs=4, model="walker")  # doctest: +SKIP
+        >>> obs, info = envs.reset(seed=0)  # doctest: +SKIP
+        >>> obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[gym.Env | Callable[[], gym.Env]],
+        model: str | os.PathLike[str] | BFM,
+        z_hold: ZHold = 1,
+        *,
+        action_map: Literal["sphere", "raw"] = "sphere",
+        strict: bool = False,
+        reward_fn: RewardFn | str | None = None,
+        record_state: bool = False,
+        record_transitions: bool = True,
+        device: str = "cpu",
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    ) -> None:
+        from bfm_gym.wrappers._policy import PolicyRunner
+
+        if not envs:
+            raise ValueError("LatentActionVectorEnv needs at least one env.")
+        self.envs = [e if isinstance(e, gym.Env) else e() for e in envs]
+        self.num_envs = len(self.envs)
+        self._bfm, _ = resolve_model(model, device=device)
+        self._reward_fn, _ = _resolve_reward_fn(reward_fn)
+        self._hold = check_z_hold(z_hold)
+        self._z_hold = z_hold
+        self._map = ActionMap(self._bfm, action_map, strict=strict, owner="LatentActionVectorEnv")
+        self._inner = InnerEnvSpec.check(self.envs[0], self._bfm, owner="LatentActionVectorEnv")
+        for i, env in enumerate(self.envs[1:], 1):
+            if env.observation_space != self.envs[0].observation_space or (
+                env.action_space != self.envs[0].action_space
+            ):
+                raise ValueError(
+                    f"LatentActionVectorEnv: env {i} has spaces {env.observation_space}, "
+                    f"{env.action_space}; env 0 has {self.envs[0].observation_space}, "
+                    f"{self.envs[0].action_space}. All envs must have the same spaces."
+                )
+        if record_state and not callable(getattr(self.envs[0].unwrapped, "get_state", None)):
+            raise ValueError("record_state=True needs inner envs with get_state().")
+        self._record_state = bool(record_state)
+        self._record_transitions = bool(record_transitions)
+        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self._map.space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.render_mode = self.envs[0].render_mode
+        self.metadata = {
+            **getattr(self.envs[0], "metadata", {}),
+            "autoreset_mode": self.autoreset_mode,
+        }
+        self._runner = PolicyRunner(self._bfm.model, batch=self.num_envs)
+        self._obs: list[Any] = [None] * self.num_envs
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._ended = np.ones(self.num_envs, dtype=bool)  # never reset counts as ended
+        self._started = False
+        self._closed = False
+
+    # -- properties -------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> BFM:
+        """The frozen BFM whose policy acts in every env."""
+        return self._bfm
+
+    @property
+    def z_dim(self) -> int:
+        """Latent dimension d."""
+        return self._bfm.z_dim
+
+    @property
+    def z_hold(self) -> ZHold:
+        """Low-level steps per latent action."""
+        return self._z_hold
+
+    @property
+    def supports_state_reset(self) -> bool:
+        """Whether the inner envs accept ``reset(options={"state": s})``."""
+        return self._inner.supports_state_reset
+
+    # -- Gymnasium API ----------------------------------------------------------------------------
+
+    def reset(
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Resets the envs (``seed`` int -> ``seed + i`` for env i, as ``SyncVectorEnv``).
+
+        ``options={"reset_mask": mask}`` resets only the masked envs; other options go to
+        every inner env (``{"state": s}`` starts them all from ``s``).
+        """
+        self._check_open()
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, (int, np.integer)):
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+        if len(seeds) != self.num_envs:
+            raise ValueError(
+                f"If seeds are passed as a list the length must match num_envs={self.num_envs} "
+                f"but got length={len(seeds)}."
+            )
+        options = dict(options) if options else {}
+        if "state" in options and not self.supports_state_reset:
+            raise ValueError(_no_state_reset_message(self.envs[0]))
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=bool)
+        elif (
+            not isinstance(mask, np.ndarray)
+            or mask.dtype != np.bool_
+            or mask.shape != (self.num_envs,)
+            or not mask.any()
+        ):
+            raise ValueError(
+                f"options['reset_mask'] must be a bool array of shape ({self.num_envs},) with at "
+                f"least one True; got {mask!r}."
+            )
+        elif not self._started:
+            raise ValueError("reset(options={'reset_mask': ...}) needs a full reset() first.")
+        infos: dict[str, Any] = {}
+        for i in np.flatnonzero(mask):
+            obs, info = self.envs[i].reset(seed=seeds[i], options=options or None)
+            infos = self._add_info(infos, self._reset_info(i, info), i)
+            self._set_obs(i, obs)
+            self._autoreset[i] = False
+            self._ended[i] = False
+        self._started = True
+        return self._batched_obs(), infos
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One latent action per env, held for ``z_hold`` low-level steps in each env.
+
+        Raises:
+            ValueError: NaN/inf, wrong shape or dtype, or (strict) out-of-box actions; the
+                message names what was received and what is expected.
+            gymnasium.error.ResetNeeded: Called before ``reset()`` (or, with
+                ``AutoresetMode.DISABLED``, on an env that ended and was not reset).
+        """
+        self._check_open()
+        if not self._started:
+            raise gym.error.ResetNeeded(
+                "LatentActionVectorEnv.step() was called before reset(); call reset(seed=...) first."
+            )
+        n = self.num_envs
+        a = _as_rows(actions, self._map, batch=n)
+        rewards = np.zeros(n, dtype=np.float64)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        infos: dict[str, Any] = {}
+        stepping = np.ones(n, dtype=bool)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            for i in np.flatnonzero(self._autoreset):
+                obs, info = self.envs[i].reset()
+                self._set_obs(i, obs)
+                infos = self._add_info(infos, self._reset_info(i, info), i)
+                stepping[i] = False
+                self._ended[i] = False
+        elif self.autoreset_mode == AutoresetMode.DISABLED and self._ended.any():
+            raise gym.error.ResetNeeded(
+                f"LatentActionVectorEnv.step(): envs {np.flatnonzero(self._ended).tolist()} ended "
+                "and autoreset is disabled; call reset(options={'reset_mask': mask}) first."
+            )
+        runner = self._runner
+        z = self._map.to_z(a, out=runner.z)
+        z_out = z.copy()
+        recs = [
+            _HoldRecorder(self._inner, self._hold, self._record_state)
+            if self._record_transitions and stepping[i]
+            else None
+            for i in range(n)
+        ]
+        last_info: list[dict[str, Any]] = [{} for _ in range(n)]
+        counts = np.zeros(n, dtype=np.int64)
+        active = np.flatnonzero(stepping)
+        reward_fn, to_env, hold = self._reward_fn, self._inner.to_env_action, self._hold
+        while active.size:
+            acts = runner()
+            still = []
+            for i in active:
+                env, obs = self.envs[i], self._obs[i]
+                act = to_env(acts[i])
+                next_obs, r, term, trunc, info = env.step(act)
+                if reward_fn is not None:
+                    r = reward_fn(obs, act, next_obs, info)
+                rewards[i] += float(r)
+                rec = recs[i]
+                if rec is not None:
+                    rec.add(env, obs, act, r, next_obs, term, trunc)
+                self._set_obs(i, next_obs)
+                last_info[i] = info
+                counts[i] += 1
+                if term or trunc:
+                    terminated[i], truncated[i] = bool(term), bool(trunc)
+                elif counts[i] != hold:
+                    still.append(i)
+            active = np.asarray(still, dtype=np.int64)
+        for i in np.flatnonzero(stepping):
+            info = {**last_info[i], "z": z_out[i].copy(), "hold_steps": int(counts[i])}
+            rec = recs[i]
+            if rec is not None:
+                info["transitions"] = rec.result()
+            if self._record_state:
+                info["state"] = np.asarray(self.envs[i].unwrapped.get_state())
+            ended = terminated[i] or truncated[i]
+            if ended and self.autoreset_mode == AutoresetMode.SAME_STEP:
+                infos = self._add_info(
+                    infos, {"final_obs": self._obs[i], "final_info": info}, i
+                )
+                obs, info = self.envs[i].reset()
+                self._set_obs(i, obs)
+                info = self._reset_info(i, info)
+                ended = False
+            infos = self._add_info(infos, info, i)
+            self._ended[i] = ended
+        self._autoreset = terminated | truncated
+        return self._batched_obs(), rewards, terminated, truncated, infos
+
+    def render(self) -> tuple[Any, ...]:
+        """The frames of every inner env."""
+        return tuple(env.render() for env in self.envs)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Calls (or reads) ``name`` on every inner env, through its wrappers."""
+        out = []
+        for env in self.envs:
+            attr = env.get_wrapper_attr(name)
+            out.append(attr(*args, **kwargs) if callable(attr) else attr)
+        return tuple(out)
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """``name`` of every inner env."""
+        return self.call(name)
+
+    def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | Any) -> None:
+        """Sets ``name`` on every inner env (one value, or one per env)."""
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"Got {len(values)} values for {self.num_envs} environments.")
+        for env, value in zip(self.envs, values, strict=True):
+            env.set_wrapper_attr(name, value)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Closes every inner env."""
+        if not self._closed:
+            self._closed = True
+            for env in self.envs:
+                env.close()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _set_obs(self, i: int, obs: Any) -> None:
+        self._obs[i] = obs
+        self._runner.obs[i] = obs
+
+    def _batched_obs(self) -> np.ndarray:
+        return np.stack(self._obs).astype(self.single_observation_space.dtype, copy=False)
+
+    def _reset_info(self, i: int, info: dict[str, Any]) -> dict[str, Any]:
+        if self._record_state:
+            return {**info, "state": np.asarray(self.envs[i].unwrapped.get_state())}
+        return info
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(_closed_message("LatentActionVectorEnv"))
+
+
+def make_latent_vector_env(
+    num_envs: int = 1,
+    domain: str = "walker",
+    task: str | None = None,
+    *,
+    model: Any = None,
+    goal: Sequence[float] | None = None,
+    z_hold: ZHold = 1,
+    render_mode: str | None = None,
+    render_kwargs: dict[str, Any] | None = None,
+    max_inner_steps: int | None = None,
+    **kwargs: Any,
+) -> LatentActionVectorEnv:
+    """Vector entry point of the latent ids: ``num_envs`` bfm_gym envs, one shared model.
+
+    Arguments are those of :func:`~bfm_gym.wrappers.registration.make_latent_env`, plus
+    ``autoreset_mode``.
+    """
+    from bfm_gym.wrappers.registration import make_inner_env
+
+    bfm, _ = resolve_model(
+        domain if model is None else model, device=kwargs.get("device", "cpu"), domain=domain
+    )
+    envs = [
+        make_inner_env(
+            domain, task, goal=goal, render_mode=render_mode,
+            render_kwargs=deepcopy(render_kwargs), max_inner_steps=max_inner_steps,
+        )  # fmt: skip
+        for _ in range(num_envs)
+    ]
+    return LatentActionVectorEnv(envs, bfm, z_hold, **kwargs)
