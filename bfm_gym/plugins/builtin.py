@@ -26,3 +26,12 @@ def register_models(register: Any) -> None:
     for folder in sorted(here.iterdir()):
         if (folder / "config.json").is_file():
             register(folder.name, folder)
+
+
+@hookimpl
+def register_adapters(register: Any) -> None:
+    from bfm_gym.adapters.opti import OptiAdapter
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+
+    for cls in (ZeroShotAdapter, OptiAdapter):
+        register(cls.name, cls)

@@ -1,0 +1,145 @@
+"""The adapter protocol: an agent that searches the latent space of a frozen BFM.
+
+An adapter acts on a :class:`~bfm_gym.wrappers.LatentActionWrapper` built with
+``action_map="raw"``: its action *is* a latent z (projected onto the BFM's sphere by
+the wrapper). The adaptation loop calls, per episode::
+
+    adapter.on_episode_start(obs)
+    while not done:
+        z = adapter.act(obs)                       # (z_dim,) latent
+        obs, reward, terminated, truncated, info = env.step(z)
+        adapter.observe(info["transitions"])       # low-level (s, a, r, s') of the hold
+    adapter.on_episode_end(episode_return)
+
+``predict`` has Stable-Baselines3's signature so ``evaluate_policy`` works on any
+adapter. ``state_dict`` / ``load_state_dict`` (numpy arrays only) let an interrupted
+run resume. ``needs`` declares what the adapter requires from the environment; the
+adaptation runner checks it before the first step.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import difflib
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+
+__all__ = ["Adapter", "AdapterConfig", "AdapterNeeds"]
+
+_C = TypeVar("_C", bound="AdapterConfig")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdapterConfig:
+    """Base of adapter configs: frozen keyword-only dataclasses, a docstring per field."""
+
+    @classmethod
+    def from_dict(cls: type[_C], values: dict[str, Any] | None) -> _C:
+        """Builds the config, refusing unknown fields (naming the closest valid one).
+
+        Raises:
+            ValueError: Unknown field, or a value ``__post_init__`` rejects.
+        """
+        values = dict(values or {})
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"unknown {cls.__name__} field {key!r}{hint} (valid fields: {', '.join(names) or 'none'})"
+                )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterNeeds:
+    """What an adapter requires; checked before the first step.
+
+    Attributes:
+        labels: ``"online"`` (rewards observed while acting), ``"dataset"`` (reward
+            labels of dataset samples: the model's inference samples), or ``"none"``.
+        state_resets: Needs ``reset(options={"state": s})`` on the inner env.
+        z_hold: The hold it wants (``1`` per step, ``"episode"``), or None for any.
+    """
+
+    labels: Literal["online", "dataset", "none"] = "online"
+    state_resets: bool = False
+    z_hold: int | Literal["episode"] | None = None
+
+
+class Adapter(abc.ABC):
+    """Base class of adaptation methods.
+
+    Args:
+        bfm: The frozen model (:class:`~bfm_gym.models.BFM`).
+        task: What to adapt to: the task's env spec or a dict with at least
+            ``{"domain": ..., "task": ...}`` (adapters that use dataset labels need it).
+        config: Config dataclass instance or a dict of its fields.
+        seed: Seeds every RNG the adapter owns.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[AdapterConfig]] = AdapterConfig
+    needs: ClassVar[AdapterNeeds] = AdapterNeeds()
+
+    def __init__(self, bfm: Any, task: dict[str, Any], config: AdapterConfig | dict | None = None,
+                 seed: int = 0) -> None:
+        self.bfm = bfm
+        self.task = dict(task)
+        if isinstance(config, AdapterConfig):
+            if not isinstance(config, self.config_class):
+                raise TypeError(
+                    f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}."
+                )
+            self.config = config
+        else:
+            self.config = self.config_class.from_dict(config)
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.z: np.ndarray = np.zeros(bfm.z_dim, dtype=np.float32)
+
+    # -- acting -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The latent to act with from ``obs``: ``(z_dim,)`` float32 on the sphere."""
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """SB3's ``predict``: batched observations -> batched latents (``(n, z_dim)``)."""
+        obs = np.asarray(observation)
+        if obs.ndim == 1:
+            return self.act(obs), state
+        return np.stack([self.act(o) for o in obs]), state
+
+    def observe(self, transitions: Any) -> dict[str, float]:
+        """Learns from the low-level transitions of one wrapper step; returns metrics."""
+        return {}
+
+    def on_episode_start(self, obs: np.ndarray) -> None:
+        """Called after each reset."""
+
+    def on_episode_end(self, episode_return: float) -> dict[str, float]:
+        """Called when an episode ends; returns metrics."""
+        return {}
+
+    # -- persistence --------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to resume (numpy arrays only)."""
+        import json
+
+        return {"z": self.z.copy(),
+                "rng": np.array(json.dumps(self.rng.bit_generator.state))}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        import json
+
+        self.z = np.array(state["z"], dtype=np.float32)
+        self.rng.bit_generator.state = json.loads(str(state["rng"]))

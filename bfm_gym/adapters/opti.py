@@ -1,0 +1,100 @@
+"""``opti``: OpTI-BFM, optimistic task inference from online rewards only.
+
+Rewards are regressed on ``phi(s') = Cov(B)^{-1} B(s')`` online
+(:class:`~bfm_gym.adapters.bandit.LinearBandit`); every ``reselect_every`` steps the
+latent is chosen optimistically among candidates drawn in the confidence ellipsoid
+(UCB over the F heads' successor features at the current state), or drawn from the
+posterior (Thompson sampling). REFERENCE §5; defaults from opti-bfm's README run
+(beta 0.1, per-step reselection, 128 candidates, lambda 1, no forgetting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import numpy as np
+
+from bfm_gym.adapters.bandit import LinearBandit, ucb_scores
+from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptiConfig(AdapterConfig):
+    mode: Literal["ucb", "ts"] = "ucb"
+    """``ucb``: optimistic candidate search (OpTI-BFM); ``ts``: Thompson sampling (OpTI-BFM-TS)."""
+    beta: float = 0.1
+    """Exploration weight of the UCB bonus (opti-bfm README run: 0.1)."""
+    candidates: int = 128
+    """Candidates per UCB selection, uniform in the ellipsoid of radius 2 beta."""
+    reselect_every: int = 1
+    """Env steps between selections (1 = per step; 1000 = per episode)."""
+    lam: float = 1.0
+    """Prior precision of the least-squares estimate."""
+    decay: float = 1.0
+    """Forgetting factor (< 1 tracks non-stationary rewards)."""
+    kappa: float = 0.0
+    """Information-gain gate on updates (0 = update on every transition)."""
+    ts_noise_std: float = 0.01
+    """Observation noise of the TS posterior."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("ucb", "ts"):
+            raise ValueError(f"OptiConfig.mode must be 'ucb' or 'ts'; got {self.mode!r}.")
+        if self.beta < 0 or self.candidates < 1 or self.reselect_every < 1:
+            raise ValueError("OptiConfig: beta >= 0, candidates >= 1 and reselect_every >= 1 required.")
+
+
+class OptiAdapter(Adapter):
+    """OpTI-BFM (UCB) and OpTI-BFM-TS."""
+
+    name = "opti"
+    config_class = OptiConfig
+    needs = AdapterNeeds(labels="online", z_hold=1)
+
+    def __init__(self, bfm: Any, task: dict[str, Any], config: Any = None, seed: int = 0) -> None:
+        super().__init__(bfm, task, config, seed)
+        c = self.config
+        noise = c.ts_noise_std if c.mode == "ts" else 1.0
+        self.bandit = LinearBandit(bfm.z_dim, lam=c.lam, decay=c.decay, kappa=c.kappa,
+                                   noise_std=noise)
+        self.steps = 0
+
+    def _project(self, w: np.ndarray) -> np.ndarray:
+        return np.asarray(self.bfm.project(np.asarray(w, dtype=np.float32)), dtype=np.float32)
+
+    def select(self, obs: np.ndarray) -> np.ndarray:
+        """Chooses a latent for ``obs`` (UCB over candidates, or a posterior draw)."""
+        c = self.config
+        if c.mode == "ts":
+            return self._project(self.bandit.sample_posterior(self.rng))
+        cand = self.bandit.sample_ellipsoid(c.candidates, 2 * c.beta, self.rng).astype(np.float32)
+        cand[np.linalg.norm(cand, axis=1) < 1e-8] = 1.0  # no direction: any fixed latent
+        z = np.asarray(self.bfm.project(cand), dtype=np.float32)
+        obs_rows = np.repeat(np.asarray(obs, dtype=np.float32)[None], c.candidates, axis=0)
+        psi = np.asarray(self.bfm.psi(obs_rows, z))  # (E, n, d), policy-mean action
+        scores = ucb_scores(psi, self.bandit, c.beta) + 1e-8 * self.rng.uniform(size=c.candidates)
+        return z[int(np.argmax(scores))]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.steps % self.config.reselect_every == 0:
+            self.z = self.select(obs)
+        self.steps += 1
+        return self.z
+
+    def observe(self, transitions: Any) -> dict[str, float]:
+        phi = np.asarray(self.bfm.phi(np.asarray(transitions.next_obs, dtype=np.float32)))
+        self.bandit.update(phi, np.asarray(transitions.reward, dtype=np.float64))
+        return {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = super().state_dict()
+        state.update({f"bandit/{k}": v for k, v in self.bandit.state_dict().items()})
+        state["steps"] = np.array(self.steps, dtype=np.int64)
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        super().load_state_dict(state)
+        self.bandit.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items()
+                                     if k.startswith("bandit/")})
+        self.steps = int(state["steps"])
