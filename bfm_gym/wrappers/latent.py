@@ -42,11 +42,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import math
 import os
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, SupportsFloat, Union
+from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -64,7 +65,7 @@ __all__ = [
     "wrap",
 ]
 
-ZHold = Union[int, Literal["episode"]]
+ZHold = int | Literal["episode"]
 """How long one latent action is held: a number of low-level steps, or ``"episode"``."""
 
 RewardFn = Callable[[np.ndarray, np.ndarray, np.ndarray, dict], SupportsFloat]
@@ -268,7 +269,7 @@ class LatentActionWrapper(
 
     def action_to_z(self, action: Any) -> np.ndarray:
         """The latent an action selects, ``(z_dim,)`` float32 (validated like :meth:`step`)."""
-        return self._map.to_z(_as_rows(action, self._map))[0]
+        return self._map.single_to_z(action, np.empty(self.z_dim, np.float32))
 
     def z_to_action(self, z: Any) -> np.ndarray:
         """The action in the box that selects ``z``: ``z / sqrt(d)`` for ``"sphere"`` (after
@@ -312,7 +313,7 @@ class LatentActionWrapper(
         """
         if self._phase != "running":
             _raise_not_running(self._phase, "LatentActionWrapper")
-        z = self._map.to_z(_as_rows(action, self._map), out=self._runner.z)[0]
+        z = self._map.single_to_z(action, self._z_row)
         self._z = z.copy()
         env, runner, obs_in, inner = self.env, self._runner, self._obs_in, self._inner
         reward_fn, record = self._reward_fn, self._record_transitions
@@ -368,7 +369,10 @@ class LatentActionWrapper(
 
 
 def wrap(
-    env: gym.Env, model: str | os.PathLike[str] | BFM | None = None, z_hold: ZHold = 1, **kwargs: Any
+    env: gym.Env,
+    model: str | os.PathLike[str] | BFM | None = None,
+    z_hold: ZHold = 1,
+    **kwargs: Any,
 ) -> LatentActionWrapper:
     """``LatentActionWrapper(env, model, z_hold, **kwargs)``; ``model`` defaults to the shipped
     model named after the env's domain (a bfm_gym env knows its domain).
@@ -397,9 +401,7 @@ def wrap(
 # ------------------------------------------------------------------------------------------------
 
 
-def resolve_model(
-    model: Any, device: str = "cpu", *, domain: str | None = None
-) -> tuple[BFM, str]:
+def resolve_model(model: Any, device: str = "cpu", *, domain: str | None = None) -> tuple[BFM, str]:
     """``(bfm, recorded)``: the BFM for ``model`` and the JSON-safe value to record for it.
 
     Raises:
@@ -468,7 +470,10 @@ def _resolve_reward_fn(reward_fn: Any) -> tuple[RewardFn | None, str | None]:
             f"reward_fn must be callable(obs, action, next_obs, info) -> float or a "
             f"'module:function' string; got {type(reward_fn).__name__}."
         )
-    module, qualname = getattr(reward_fn, "__module__", None), getattr(reward_fn, "__qualname__", "")
+    module, qualname = (
+        getattr(reward_fn, "__module__", None),
+        getattr(reward_fn, "__qualname__", ""),
+    )
     recorded = UNIMPORTABLE_REWARD
     if module and qualname and "<" not in qualname:
         try:
@@ -480,7 +485,7 @@ def _resolve_reward_fn(reward_fn: Any) -> tuple[RewardFn | None, str | None]:
 
 
 class ActionMap:
-    """Validation of latent actions and the action -> z map (batched over rows)."""
+    """Validation of latent actions and the action -> z map."""
 
     def __init__(self, bfm: BFM, action_map: str, *, strict: bool, owner: str) -> None:
         if action_map not in _ALL_ACTIONS:
@@ -490,61 +495,92 @@ class ActionMap:
         self.strict = bool(strict)
         self.owner = owner
         sizes = list(bfm.config.block_sizes) if bfm.config.ar_blocks > 1 else [self.d]
-        bounds = np.cumsum([0, *sizes])
-        self.blocks = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self.radii = np.sqrt(np.asarray(sizes, dtype=np.float32))
+        bounds = np.cumsum([0, *sizes]).tolist()
+        self.blocks = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        self.radii = [math.sqrt(k) for k in sizes]
         self.bounded = action_map == "sphere"
         lim = 1.0 if self.bounded else np.inf
         self.space = gym.spaces.Box(-lim, lim, (self.d,), np.float32)
+        self.shape = (self.d,)
         self.warned = False
 
-    def to_z(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``(n, d)`` latents for ``(n, d)`` validated float32 actions (written into ``out``).
+    def single_to_z(self, action: Any, out: np.ndarray) -> np.ndarray:
+        """The latent of one action, written into ``out`` ``(d,)`` (the per-step fast path)."""
+        a = action
+        if not (type(a) is np.ndarray and a.dtype == np.float32 and a.shape == self.shape):
+            a = _as_rows(a, self)[0]
+        if self.bounded:
+            lo, hi = a.min(), a.max()
+            if not (lo >= -1.0 and hi <= 1.0):  # also catches NaN
+                a = self._out_of_box(a[None])[0]
+        if len(self.blocks) == 1:
+            n2 = float(np.dot(a, a))
+            if _ZERO_NORM**2 < n2 < math.inf:
+                np.multiply(a, self.radii[0] / math.sqrt(n2), out=out)
+                return out
+        _check_finite(a, self)
+        self.project(a[None], out[None])
+        return out
 
-        Out-of-box actions (``"sphere"``) are clipped with a one-time warning, or rejected
-        (``strict``).
-        """
-        if self.bounded and (a.max() > 1.0 or a.min() < -1.0):
-            msg = (
-                f"{self.owner}: action outside the action space Box(-1, 1, ({self.d},)) "
-                f"(max |a| = {np.abs(a).max():.4g})"
-            )
-            if self.strict:
-                raise ValueError(f"{msg}; expected values in [-1, 1] (strict=True).")
-            if not self.warned:
-                warnings.warn(
-                    f"{msg}; clipping to [-1, 1]. Out-of-box actions are clipped (warned once "
-                    "per env); pass strict=True to reject them.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                self.warned = True
-            a = np.clip(a, -1.0, 1.0)
+    def to_z(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(n, d)`` latents for ``(n, d)`` float32 actions from :func:`_as_rows`."""
+        if self.bounded and not (a.min() >= -1.0 and a.max() <= 1.0):
+            a = self._out_of_box(a)
         return self.project(a, out)
 
+    def _out_of_box(self, a: np.ndarray) -> np.ndarray:
+        """Out-of-box actions: error (NaN/inf, or ``strict``) or clipped with a one-time warning."""
+        _check_finite(a, self)
+        msg = (
+            f"{self.owner}: action outside the action space {self.space} "
+            f"(max |a| = {np.abs(a).max():.4g})"
+        )
+        if self.strict:
+            raise ValueError(f"{msg}; expected values in [-1, 1] (strict=True).")
+        if not self.warned:
+            warnings.warn(
+                f"{msg}; clipping to [-1, 1]. Out-of-box actions are clipped (warned once per "
+                "env); pass strict=True to reject them.",
+                UserWarning,
+                stacklevel=4,
+            )
+            self.warned = True
+        return np.clip(a, -1.0, 1.0)
+
     def project(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``proj`` of every row (per block), the all-ones latent for a zero row."""
+        """``proj`` of every row of finite ``x`` ``(n, d)`` (per block, in float64 so huge raw
+        values cannot overflow); a zero row (block) becomes the all-ones latent."""
         if out is None:
-            out = np.empty_like(x)
+            out = np.empty(x.shape, np.float32)
         for block, radius in zip(self.blocks, self.radii, strict=True):
-            xb = x[:, block]
+            xb = x[:, block].astype(np.float64)
             norms = np.sqrt(np.einsum("ij,ij->i", xb, xb))
             zero = norms <= _ZERO_NORM
             if zero.any():  # no direction: the all-ones latent of this block
-                xb = xb.copy()
                 xb[zero] = 1.0
                 norms = np.where(zero, radius, norms)
-            np.multiply(xb, (radius / norms)[:, None], out=out[:, block])
+            out[:, block] = xb * (radius / norms)[:, None]
         return out
 
     def from_z(self, z: Any) -> np.ndarray:
         """The action selecting ``z``: ``proj(z) / sqrt(d)`` (``"sphere"``, norm 1, inside the
         box) or ``proj(z)`` (``"raw"``); ``(d,)`` float32."""
-        zz = self.project(_as_rows(z, self, what="z"))[0]
+        rows = _as_rows(z, self, what="z")
+        zz = self.project(rows)[0]
         return zz / np.float32(math.sqrt(self.d)) if self.bounded else zz
 
 
-def _as_rows(action: Any, amap: ActionMap, *, what: str = "action", batch: int | None = None) -> np.ndarray:
+def _check_finite(a: np.ndarray, amap: ActionMap, what: str = "action") -> None:
+    if not np.isfinite(a).all():
+        raise ValueError(
+            f"{amap.owner}: {what} holds NaN or inf ({np.asarray(a).ravel()[:8].tolist()}...); "
+            f"expected finite values (the action space is {amap.space})."
+        )
+
+
+def _as_rows(
+    action: Any, amap: ActionMap, *, what: str = "action", batch: int | None = None
+) -> np.ndarray:
     """``(n, d)`` finite float32 view/copy of an action, or ``ValueError`` naming what is wrong."""
     d = amap.d
     expected = (d,) if batch is None else (batch, d)
@@ -568,13 +604,14 @@ def _as_rows(action: Any, amap: ActionMap, *, what: str = "action", batch: int |
                 f"{amap.owner}: {what} of shape {a.shape} received; expected shape {expected} "
                 f"(z_dim={d}; the action space is {amap.space})."
             )
-    if not np.isfinite(a).all():
-        raise ValueError(
-            f"{amap.owner}: {what} holds NaN or inf ({np.asarray(a).ravel()[:8].tolist()}...); "
-            f"expected finite values (the action space is {amap.space})."
-        )
+    _check_finite(a, amap, what)
     if a.dtype != np.float32:
         a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError(
+                f"{amap.owner}: {what} holds values beyond the float32 range; expected finite "
+                f"float32 values (the action space is {amap.space})."
+            )
     return a.reshape(-1, d)
 
 
@@ -662,7 +699,16 @@ class InnerEnvSpec:
 class _HoldRecorder:
     """Fills the arrays of :class:`HoldTransitions` row by row (grows for ``"episode"``)."""
 
-    __slots__ = ("action", "n", "next_obs", "next_state", "obs", "reward", "terminated", "truncated")
+    __slots__ = (
+        "action",
+        "n",
+        "next_obs",
+        "next_state",
+        "obs",
+        "reward",
+        "terminated",
+        "truncated",
+    )
 
     def __init__(self, inner: InnerEnvSpec, hold: int, record_state: bool) -> None:
         cap = hold if hold > 0 else 1024
@@ -695,7 +741,15 @@ class _HoldRecorder:
         self.n = n + 1
 
     def _grow(self) -> None:
-        for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated", "next_state"):
+        for name in (
+            "obs",
+            "action",
+            "reward",
+            "next_obs",
+            "terminated",
+            "truncated",
+            "next_state",
+        ):
             arr = getattr(self, name)
             if arr is not None:
                 grown = np.empty((2 * arr.shape[0], *arr.shape[1:]), arr.dtype)
@@ -753,7 +807,9 @@ def _raise_not_running(phase: str, owner: str) -> None:
     if phase == "closed":
         raise RuntimeError(_closed_message(owner))
     if phase == "new":
-        raise ResetNeeded(f"{owner}.step() was called before reset(); call env.reset(seed=...) first.")
+        raise ResetNeeded(
+            f"{owner}.step() was called before reset(); call env.reset(seed=...) first."
+        )
     raise ResetNeeded(
         f"{owner}.step() was called after the episode ended (terminated or truncated); "
         "call env.reset() first."

@@ -285,9 +285,7 @@ class LatentActionVectorEnv(VectorEnv):
                 info["state"] = np.asarray(self.envs[i].unwrapped.get_state())
             ended = terminated[i] or truncated[i]
             if ended and self.autoreset_mode == AutoresetMode.SAME_STEP:
-                infos = self._add_info(
-                    infos, {"final_obs": self._obs[i], "final_info": info}, i
-                )
+                infos = self._add_info(infos, {"final_obs": self._obs[i], "final_info": info}, i)
                 obs, info = self.envs[i].reset()
                 self._set_obs(i, obs)
                 info = self._reset_info(i, info)
@@ -371,11 +369,9 @@ def make_latent_vector_env(
     bfm, _ = resolve_model(
         domain if model is None else model, device=kwargs.get("device", "cpu"), domain=domain
     )
+    kw = {"goal": goal, "render_mode": render_mode, "max_inner_steps": max_inner_steps}
     envs = [
-        make_inner_env(
-            domain, task, goal=goal, render_mode=render_mode,
-            render_kwargs=deepcopy(render_kwargs), max_inner_steps=max_inner_steps,
-        )  # fmt: skip
+        make_inner_env(domain, task, render_kwargs=deepcopy(render_kwargs), **kw)
         for _ in range(num_envs)
     ]
     return LatentActionVectorEnv(envs, bfm, z_hold, **kwargs)
