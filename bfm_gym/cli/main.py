@@ -205,6 +205,48 @@ def plugins(hook: str | None) -> None:
 
 
 @cli.command()
+@click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
+@click.option("--task", default=None, help="Task, as 'run' or 'walker-run'.")
+@click.option("--goal", default=None, help="Goal 'x,y' instead of a task (point_mass_maze).")
+@click.option("--adapter", default="opti", show_default=True, help="Registered adapter name.")
+@click.option("--episodes", type=int, default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (resumable).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Adapter config field.")
+@click.option("--z-hold", default=None, help="Low-level steps per latent (int or 'episode').")
+@click.option("--eval-every", type=int, default=0, show_default=True,
+              help="Evaluation episode with z fixed every K episodes (0: none).")
+@click.option("--oracle", type=float, default=None, help="Reference return for the summary.")
+@click.option("--max-episode-steps", type=int, default=None, help="Cap episode length (quick runs).")
+@click.option("--no-progress", is_flag=True)
+def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, episodes: int,
+          seed: int, out: Path, overrides: tuple[str, ...], z_hold: str | None, eval_every: int,
+          oracle: float | None, max_episode_steps: int | None, no_progress: bool) -> None:
+    """Adapt a model's latent to a task online (rerun the same command to resume)."""
+    from bfm_gym.experiments import adapt as run
+
+    hold: int | str | None = None if z_hold is None else (z_hold if z_hold == "episode" else int(z_hold))
+    goal_xy = None
+    if goal is not None:
+        try:
+            goal_xy = [float(v) for v in goal.split(",")]
+        except ValueError as exc:
+            raise click.BadParameter(f"expected x,y, got {goal!r}", param_hint="--goal") from exc
+    try:
+        res = run(model_name, task, adapter, episodes=episodes, seed=seed, out=out,
+                  config=_parse_set(overrides), goal=goal_xy, z_hold=hold, eval_every=eval_every,
+                  oracle=oracle, max_episode_steps=max_episode_steps, progress=not no_progress)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    s = res.summary
+    for key in ("zero_shot", "first", "best", "last", "last_over_zero_shot_pct",
+                "episodes_to_95pct_oracle", "env_steps", "labels_used"):
+        if key in s:
+            click.echo(f"{key:<26}{s[key]}")
+    click.echo(f"curve: {out / 'curve.png'}  records: {out / 'records.csv'}")
+
+
+@cli.command()
 @click.option("--domain", default=None, help="Only this domain.")
 def tasks(domain: str | None) -> None:
     """List domains, their tasks and Gymnasium ids."""

@@ -1,0 +1,300 @@
+"""``adapt()`` / ``bfm-gym adapt``: run one adapter on one task for N episodes.
+
+Per episode the run records the return, cumulative env steps and reward labels
+used, wall time and how far z moved; optionally every K episodes an evaluation
+episode with the current z held fixed (deterministic policy). Output folder::
+
+    records.jsonl, records.csv   one row per episode (rewritten atomically)
+    state.npz                    adapter state after the last finished episode
+    run.json                     the run's arguments (a rerun must match them)
+    summary.json, curve.png      final table and learning curve
+    tb/                          TensorBoard scalars
+
+Rerunning the same command after an interrupt resumes after the last finished
+episode; because each episode resets with ``seed + k`` and the adapter's RNGs are
+part of its state, the records equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AdaptResult", "adapt"]
+
+
+@dataclass
+class AdaptResult:
+    """Records (one dict per episode) and the summary table of an adaptation run."""
+
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    out: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve_task(domain: str, task: str | None, goal: Any) -> dict[str, Any]:
+    from bfm_gym.envs import get_task
+
+    if goal is not None:
+        return {"domain": domain, "task": None, "goal": [float(v) for v in goal]}
+    if task is None:
+        raise ValueError("Give a task (or a goal for point_mass_maze).")
+    name = task.split("-", 1)[1] if task.startswith(f"{domain}-") else task
+    get_task(domain, name)  # raises with the valid names
+    return {"domain": domain, "task": name, "goal": None}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _run_episode(env: Any, adapter: Any, seed: int, learn: bool) -> tuple[float, int, float]:
+    """One episode; returns (return, env steps, distance z moved)."""
+    obs, _ = env.reset(seed=seed)
+    if learn:
+        adapter.on_episode_start(obs)
+    z0 = adapter.z.copy() if learn else None
+    fixed = adapter.z.copy()
+    total, steps, done = 0.0, 0, False
+    while not done:
+        z = adapter.act(obs) if learn else fixed
+        obs, r, term, trunc, info = env.step(z)
+        steps += len(info["transitions"])
+        if learn:
+            adapter.observe(info["transitions"])
+        total += float(r)
+        done = bool(term or trunc)
+    moved = float(np.linalg.norm(adapter.z - z0)) if learn else 0.0
+    if learn:
+        adapter.on_episode_end(total)
+    return total, steps, moved
+
+
+def adapt(
+    model: Any,
+    task: str | None = None,
+    adapter: str = "opti",
+    *,
+    episodes: int = 50,
+    seed: int = 0,
+    out: str | os.PathLike[str] | None = None,
+    config: dict[str, Any] | None = None,
+    goal: Any = None,
+    z_hold: int | str | None = None,
+    eval_every: int = 0,
+    oracle: float | None = None,
+    max_episode_steps: int | None = None,
+    progress: bool = True,
+) -> AdaptResult:
+    """Adapts ``adapter`` on ``task`` for ``episodes`` episodes and returns the records.
+
+    Args:
+        model: Shipped model name, model folder, or a loaded BFM.
+        task: Task of the model's domain (``"run"`` or ``"walker-run"``).
+        adapter: Registered adapter name (``bfm-gym plugins --hook register_adapters``).
+        episodes: Training episodes.
+        seed: Episode ``k`` resets with ``seed + k``; seeds the adapter.
+        out: Run folder (resumable); None keeps everything in memory.
+        config: Adapter config fields.
+        goal: ``(x, y)`` instead of a task (point_mass_maze).
+        z_hold: Overrides the adapter's preferred hold.
+        eval_every: Every K episodes, one evaluation episode with z fixed (0: none).
+        oracle: A reference return; the summary reports episodes to reach 95 % of it.
+        max_episode_steps: Cap episode length (for quick runs; default: full episodes).
+        progress: Show a progress bar.
+
+    Raises:
+        ValueError: Unknown adapter/task/model, invalid config, unmet adapter needs, or an
+            ``out`` folder holding a run with other arguments.
+    """
+    import bfm_gym
+    from bfm_gym.envs.dmc_env import DMCEnv
+    from bfm_gym.plugins import load_plugins
+    from bfm_gym.wrappers import LatentActionWrapper
+
+    registry = load_plugins().adapters
+    if adapter not in registry:
+        raise ValueError(f"Unknown adapter {adapter!r}; registered adapters: {', '.join(sorted(registry))}.")
+    cls = registry[adapter][0]
+    bfm = bfm_gym.load(model) if isinstance(model, (str, os.PathLike)) else model
+    domain = bfm.metadata.domain
+    if domain is None:
+        raise ValueError("The model records no domain; adapt needs a model trained on a bfm_gym domain.")
+    spec = _resolve_task(domain, task, goal)
+    cfg = cls.config_class.from_dict(config)
+    hold = z_hold if z_hold is not None else (cls.needs.z_hold or 1)
+
+    def make_env() -> Any:
+        inner: Any = DMCEnv(domain, spec["task"], goal=spec["goal"])
+        if max_episode_steps is not None:
+            from gymnasium.wrappers import TimeLimit
+
+            inner = TimeLimit(inner, max_episode_steps)
+        return LatentActionWrapper(inner, bfm, z_hold=hold, action_map="raw")
+
+    env = make_env()
+    if cls.needs.state_resets and not env.supports_state_reset:
+        raise ValueError(f"Adapter {adapter!r} needs resets to simulator states; this env has none.")
+    kwargs: dict[str, Any] = {}
+    samples = _samples(model)
+    if cls.needs.labels == "dataset":
+        if samples is None:
+            raise ValueError(
+                f"Adapter {adapter!r} needs reward labels of dataset samples, but the model "
+                "ships no inference samples; pass a model folder made by `bfm-gym pretrain`."
+            )
+        kwargs["samples"] = samples
+    agent = cls(bfm, spec, cfg, seed=seed, **kwargs)
+
+    run_args = {"model": str(model) if isinstance(model, (str, os.PathLike)) else "<in-memory BFM>",
+                "task": spec, "adapter": adapter, "config": cfg.to_dict(), "seed": seed,
+                "z_hold": hold, "eval_every": eval_every, "max_episode_steps": max_episode_steps}
+    records: list[dict[str, Any]] = []
+    folder = Path(out) if out is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        run_json = folder / "run.json"
+        if run_json.is_file():
+            if json.loads(run_json.read_text()) != run_args:
+                raise ValueError(f"{folder} holds a run with other arguments; choose another --out.")
+            if (folder / "state.npz").is_file():
+                with np.load(folder / "state.npz", allow_pickle=False) as st:
+                    agent.load_state_dict({k: st[k] for k in st.files})
+                records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line]
+        else:
+            _atomic_write(run_json, json.dumps(run_args, indent=2))
+
+    zero_shot = _zero_shot_level(bfm, spec, samples, make_env, seed) if samples is not None else None
+    writer = _writer(folder, len(records))
+    from tqdm.auto import trange
+
+    env_steps = records[-1]["env_steps"] if records else 0
+    labels = records[-1]["labels_used"] if records else 0
+    start_wall = time.perf_counter() - (records[-1]["wall_s"] if records else 0.0)
+    bar = trange(len(records), episodes, initial=len(records), total=episodes, disable=not progress,
+                 desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
+    for k in bar:
+        ret, steps, moved = _run_episode(env, agent, seed + k, learn=True)
+        env_steps += steps
+        labels += steps if cls.needs.labels == "online" else 0
+        row: dict[str, Any] = {"episode": k, "return": round(ret, 4), "env_steps": env_steps,
+                               "labels_used": labels, "z_change": round(moved, 5),
+                               "wall_s": round(time.perf_counter() - start_wall, 3)}
+        if eval_every and (k + 1) % eval_every == 0:
+            eval_ret, eval_steps, _ = _run_episode(make_env(), agent, 10_000 + seed + k, learn=False)
+            row["eval_return"] = round(eval_ret, 4)
+        records.append(row)
+        bar.set_postfix(ret=f"{ret:.1f}", dz=f"{moved:.2f}")
+        if writer is not None:
+            for key in ("return", "z_change", "eval_return"):
+                if key in row:
+                    writer.add_scalar(f"adapt/{key}", row[key], env_steps)
+        if folder is not None:
+            state = agent.state_dict()
+            tmp = folder / ".state.npz.tmp.npz"
+            np.savez(tmp, **state)
+            _save_records(folder, records)  # records first: state.npz is the commit point
+            os.replace(tmp, folder / "state.npz")
+    bar.close()
+    if writer is not None:
+        writer.close()
+    summary = _summary(records, zero_shot, oracle)
+    if folder is not None:
+        _atomic_write(folder / "summary.json", json.dumps(summary, indent=2))
+        _plot(records, zero_shot, folder / "curve.png", f"{adapter} on {spec['task'] or spec['goal']}")
+    return AdaptResult(records=records, summary=summary, out=folder)
+
+
+def _samples(model: Any) -> Any:
+    """The model's shipped inference samples, or None (in-memory model, none shipped)."""
+    from bfm_gym.evaluation.zero_shot import InferenceSet
+    from bfm_gym.pretrained import resolve
+
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    try:
+        return InferenceSet.load(resolve(model))
+    except FileNotFoundError:
+        return None
+
+
+def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: int) -> float | None:
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+
+    try:
+        ref = ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples)
+    except ValueError:
+        return None
+    ret, _, _ = _run_episode(make_env(), ref, 10_000 + seed, learn=False)
+    return round(ret, 4)
+
+
+def _save_records(folder: Path, records: list[dict[str, Any]]) -> None:
+    _atomic_write(folder / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    keys = sorted({k for r in records for k in r}, key=lambda k: list(records[0]).index(k) if k in records[0] else 99)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(records)
+    _atomic_write(folder / "records.csv", buf.getvalue())
+
+
+def _writer(folder: Path | None, step: int) -> Any:
+    if folder is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder / "tb"), purge_step=step or None)
+
+
+def _summary(records: list[dict[str, Any]], zero_shot: float | None, oracle: float | None) -> dict[str, Any]:
+    returns = [r["return"] for r in records]
+    s: dict[str, Any] = {"episodes": len(records), "zero_shot": zero_shot,
+                         "first": returns[0] if returns else None,
+                         "best": max(returns) if returns else None,
+                         "last": returns[-1] if returns else None,
+                         "env_steps": records[-1]["env_steps"] if records else 0,
+                         "labels_used": records[-1]["labels_used"] if records else 0}
+    if zero_shot and returns:
+        s["last_over_zero_shot_pct"] = round(100 * (returns[-1] - zero_shot) / abs(zero_shot), 2)
+    if oracle is not None:
+        s["oracle"] = oracle
+        hit = [r["episode"] + 1 for r in records if r["return"] >= 0.95 * oracle]
+        s["episodes_to_95pct_oracle"] = hit[0] if hit else None
+    return s
+
+
+def _plot(records: list[dict[str, Any]], zero_shot: float | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot([r["episode"] + 1 for r in records], [r["return"] for r in records], marker="o", ms=3,
+            label="training episodes")
+    evals = [(r["episode"] + 1, r["eval_return"]) for r in records if "eval_return" in r]
+    if evals:
+        ax.plot(*zip(*evals, strict=True), marker="s", ls="--", label="evaluation (z fixed)")
+    if zero_shot is not None:
+        ax.axhline(zero_shot, color="gray", ls=":", label="zero-shot")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
