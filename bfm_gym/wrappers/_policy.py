@@ -33,8 +33,8 @@ differ, e.g. after an architecture change it does not know. Off CPU it always us
 
 from __future__ import annotations
 
-import math
 import warnings
+from typing import Literal
 
 import numpy as np
 import torch
@@ -57,8 +57,10 @@ class PolicyRunner:
     Args:
         model: The frozen FB model.
         batch: Number of rows (envs) evaluated per call.
-        fused: Use the fused CPU path when the actor's layout is the known one (False: always
-            ``model.actor``; for comparisons).
+        backend: ``"auto"`` (numpy for small actors on CPU, else fused torch on CPU, else
+            ``model.actor``), or force ``"numpy"``, ``"torch-fused"`` or ``"module"`` (for
+            comparisons; a fused backend the actor's layout does not allow falls back to
+            ``"module"``).
 
     Attributes:
         obs: ``(batch, obs_dim)`` float32 numpy view to write observations into.
@@ -66,7 +68,15 @@ class PolicyRunner:
         path: ``"numpy"``, ``"torch-fused"`` or ``"module"`` (``model.actor``).
     """
 
-    def __init__(self, model: FBModel, batch: int = 1, *, fused: bool = True) -> None:
+    def __init__(
+        self,
+        model: FBModel,
+        batch: int = 1,
+        *,
+        backend: Literal["auto", "numpy", "torch-fused", "module"] = "auto",
+    ) -> None:
+        if backend not in ("auto", "numpy", "torch-fused", "module"):
+            raise ValueError(f"unknown PolicyRunner backend {backend!r}")
         self._model = model
         self.batch = int(batch)
         od, zd = model.obs_dim, model.z_dim
@@ -81,13 +91,10 @@ class PolicyRunner:
         self.z = x_np[:, od : od + zd]
         self._weights: _FusedWeights | None = None
         self._numpy: _NumpyFused | None = None
-        if fused and self._on_cpu:
+        if backend != "module" and self._on_cpu:
             self._weights = _FusedWeights.build(model.actor, od, zd)
-            if (
-                self._weights is not None
-                and self.batch == 1
-                and (sum(p.numel() for p in model.actor.parameters()) <= _NUMPY_MAX_WEIGHTS)
-            ):
+            small = sum(p.numel() for p in model.actor.parameters()) <= _NUMPY_MAX_WEIGHTS
+            if self._weights is not None and (backend == "numpy" or (backend == "auto" and small)):
                 self._numpy = _NumpyFused(self._weights, x_np)
             if self._weights is not None and not self._agrees_with_actor():
                 warnings.warn(
@@ -211,55 +218,63 @@ class _FusedWeights:
 
 
 class _NumpyFused:
-    """:class:`_FusedWeights`' forward for one row in numpy, on preallocated buffers.
+    """:class:`_FusedWeights`' forward in numpy, on preallocated buffers.
 
     Every layer's input buffer ends with a constant 1 and its weight matrix with the bias row,
     so ``x @ W`` includes the bias (one op per layer instead of two), and each op writes into
-    the next layer's input buffer.
+    the next layer's input buffer. Rows are kept as ``(batch, 1, features)`` stacks, so numpy's
+    ``matmul`` runs the same vector-matrix product for every row whatever the batch size: a
+    row's action is bitwise the same alone or in a batch (the vector env relies on this to
+    reproduce single-env trajectories exactly), and each product stays a small single-threaded
+    BLAS call.
     """
 
     def __init__(self, w: _FusedWeights, x: np.ndarray) -> None:
         h = w.h
+        n = x.shape[0]
         center = np.eye(h, dtype=np.float64) - 1.0 / h  # h - mean(h) == h @ center
         w_in = np.concatenate([w.w_in.double().numpy(), w.b_in.double().numpy()[None]])
         for half in (slice(0, h), slice(h, 2 * h)):
             w_in[:, half] = w_in[:, half] @ center
-        self.x = x[0]  # (od + zd + 1,) view of the shared input buffer, ending in 1
+        self.x = x[:, None, :]  # (n, 1, od + zd + 1) view of the shared input, ending in 1
         self.w_in = np.ascontiguousarray(w_in, dtype=np.float32)
-        self.h, self.inv_h, self.eps = h, 1.0 / h, w.ln_eps
-        self.y = np.empty(2 * h, np.float32)
-        self.yv = self.y.reshape(2, h)
-        self.scale = np.empty((2, 1), np.float32)
+        self.inv_h, self.eps = np.float32(1.0 / h), np.float32(w.ln_eps)
+        self.y = np.empty((n, 1, 2 * h), np.float32)
+        self.yv = self.y.reshape(n, 2, h)
+        self.var = np.empty((n, 2), np.float32)
         self.ln_w = w.ln_w.numpy().copy()
         self.ln_b = w.ln_b.numpy().copy()
-        # embedding layers after the first: (2, 1, in + 1) inputs, (2, in + 1, out) weights
+        # embedding layers after the first: (n, 2, 1, in + 1) inputs, (2, in + 1, out) weights
         self.embed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for wt, b in w.embed:
-            buf = np.ones((2, 1, wt.shape[1] + 1), np.float32)
-            self.embed.append(
-                (buf, np.concatenate([wt.numpy(), b.numpy()], axis=1), buf[:, :, :-1])
-            )
+            buf = np.ones((n, 2, 1, wt.shape[1] + 1), np.float32)
+            weight = np.concatenate([wt.numpy(), b.numpy()], axis=1)
+            self.embed.append((buf, weight, buf[..., :-1]))
         self.mlp: list[tuple[np.ndarray, np.ndarray]] = []
         for wt, b in w.mlp:
-            buf = np.ones(wt.shape[0] + 1, np.float32)
+            buf = np.ones((n, 1, wt.shape[0] + 1), np.float32)
             self.mlp.append((buf, np.concatenate([wt.numpy(), b.numpy()[None]])))
-        # where the last embedding layer writes: the first mlp input, as (2, 1, h/2) == [s, sz]
-        first_in = self.mlp[0][0]
-        self.embed_out = first_in[:-1].reshape(2, 1, -1)
-        self.out = np.empty((1, self.mlp[-1][1].shape[1]), np.float32)
+        # the last embedding layer writes the first mlp input: (n, 2, 1, h/2) == cat([s, sz])
+        first = self.mlp[0][0]
+        self.embed_out = first[:, 0, :-1].reshape(n, 2, 1, -1)
+        if not np.shares_memory(self.embed_out, first):  # pragma: no cover - numpy keeps views
+            raise RuntimeError("embedding output is not a view of the mlp input")
+        self.out = np.empty((n, 1, self.mlp[-1][1].shape[1]), np.float32)
+        self.out2d = self.out[:, 0, :]
 
     def run(self) -> np.ndarray:
-        yv = self.yv
-        np.dot(self.x, self.w_in, out=self.y)  # centred per branch, bias included
-        v0, v1 = np.einsum("ij,ij->i", yv, yv).tolist()
-        scale = self.scale
-        scale[0, 0] = 1.0 / math.sqrt(v0 * self.inv_h + self.eps)
-        scale[1, 0] = 1.0 / math.sqrt(v1 * self.inv_h + self.eps)
-        yv *= scale
+        yv, var = self.yv, self.var
+        np.matmul(self.x, self.w_in, out=self.y)  # centred per branch, bias included
+        np.einsum("nij,nij->ni", yv, yv, out=var)
+        var *= self.inv_h
+        var += self.eps
+        np.sqrt(var, out=var)
+        np.divide(1.0, var, out=var)
+        yv *= var[:, :, None]
         yv *= self.ln_w
         yv += self.ln_b
         embed = self.embed
-        np.tanh(yv, out=embed[0][2][:, 0, :])
+        np.tanh(yv, out=embed[0][2][:, :, 0, :])
         last = len(embed) - 1
         for i, (buf, w, _) in enumerate(embed):
             dst = self.embed_out if i == last else embed[i + 1][2]
@@ -269,10 +284,11 @@ class _NumpyFused:
         last = len(mlp) - 1
         for i, (buf, w) in enumerate(mlp):
             if i == last:
-                np.dot(buf, w, out=self.out[0])
-                return np.tanh(self.out, out=self.out)
-            dst = mlp[i + 1][0][:-1]
-            np.dot(buf, w, out=dst)
+                np.matmul(buf, w, out=self.out)
+                np.tanh(self.out, out=self.out)
+                return self.out2d
+            dst = mlp[i + 1][0][:, :, :-1]
+            np.matmul(buf, w, out=dst)
             np.maximum(dst, 0.0, out=dst)
         raise AssertionError  # pragma: no cover - mlp always has a last layer
 

@@ -513,8 +513,17 @@ class ActionMap:
             lo, hi = a.min(), a.max()
             if not (lo >= -1.0 and hi <= 1.0):  # also catches NaN
                 a = self._out_of_box(a[None])[0]
+        return self.project_row(a, out)
+
+    def project_row(self, a: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``proj`` of one row ``(d,)`` into ``out``; every path (single env, vector env) uses
+        this, so a latent action gives bitwise the same z wherever it is taken."""
         if len(self.blocks) == 1:
-            n2 = float(np.dot(a, a))
+            if self.bounded:  # |a| <= 1: cannot overflow
+                n2 = float(np.dot(a, a))
+            else:  # huge raw values overflow float32; project() then works in float64
+                with np.errstate(over="ignore", invalid="ignore"):
+                    n2 = float(np.dot(a, a))
             if _ZERO_NORM**2 < n2 < math.inf:
                 np.multiply(a, self.radii[0] / math.sqrt(n2), out=out)
                 return out
@@ -523,10 +532,15 @@ class ActionMap:
         return out
 
     def to_z(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``(n, d)`` latents for ``(n, d)`` float32 actions from :func:`_as_rows`."""
+        """``(n, d)`` latents for ``(n, d)`` float32 actions from :func:`_as_rows` (row by row,
+        as :meth:`single_to_z`)."""
         if self.bounded and not (a.min() >= -1.0 and a.max() <= 1.0):
             a = self._out_of_box(a)
-        return self.project(a, out)
+        if out is None:
+            out = np.empty(a.shape, np.float32)
+        for row, dst in zip(a, out, strict=True):
+            self.project_row(row, dst)
+        return out
 
     def _out_of_box(self, a: np.ndarray) -> np.ndarray:
         """Out-of-box actions: error (NaN/inf, or ``strict``) or clipped with a one-time warning."""

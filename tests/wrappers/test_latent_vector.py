@@ -1,0 +1,141 @@
+"""LatentActionVectorEnv: the same trajectories as N single wrappers, one forward per step."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import data_equivalence
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from bfm_gym.wrappers.latent import LatentActionWrapper
+from bfm_gym.wrappers.registration import make_inner_env, make_latent_env
+from bfm_gym.wrappers.vector import LatentActionVectorEnv, make_latent_vector_env
+from latent_testenvs import tiny_bfm
+
+CAPS = (5, 7, 9)  # different inner episode lengths, so the envs end at different steps
+
+
+@pytest.fixture(scope="module")
+def bfm():
+    return tiny_bfm("walker")
+
+
+def _pair(bfm, mode: AutoresetMode, **kw):
+    """The vector env and a SyncVectorEnv of single wrappers over the same inner envs."""
+    vec = LatentActionVectorEnv(
+        [make_inner_env("walker", "run", max_inner_steps=c) for c in CAPS], bfm, 3,
+        autoreset_mode=mode, **kw,
+    )  # fmt: skip
+    sync = SyncVectorEnv(
+        [lambda c=c: LatentActionWrapper(make_inner_env("walker", "run", max_inner_steps=c),
+                                         bfm, 3, **kw) for c in CAPS],
+        autoreset_mode=mode,
+    )  # fmt: skip
+    return vec, sync
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode), ids=lambda m: m.value)
+def test_same_trajectories_as_single_wrappers(bfm, mode: AutoresetMode) -> None:
+    vec, sync = _pair(bfm, mode, record_state=True)
+    assert vec.metadata["autoreset_mode"] == mode
+    out_v, out_s = vec.reset(seed=3), sync.reset(seed=3)
+    assert data_equivalence(out_v, out_s, exact=True)
+    rng = np.random.default_rng(0)
+    ended_seen = 0
+    for _ in range(12):
+        actions = rng.uniform(-1, 1, (3, 8)).astype(np.float32)
+        out_v, out_s = vec.step(actions), sync.step(actions)
+        assert data_equivalence(out_v, out_s, exact=True), (out_v, out_s)
+        ended = out_v[2] | out_v[3]
+        ended_seen += int(ended.sum())
+        if mode == AutoresetMode.DISABLED and ended.any():
+            assert data_equivalence(vec.reset(options={"reset_mask": ended}),
+                                    sync.reset(options={"reset_mask": ended}), exact=True)  # fmt: skip
+    assert ended_seen >= 4  # the episodes ended (and restarted) at different steps
+
+
+def test_same_trajectories_as_independent_single_envs(bfm) -> None:
+    """Against N wrappers stepped by hand with NEXT_STEP autoreset, seeds seed + i."""
+    vec = make_latent_vector_env(3, "walker", "run", model=bfm, z_hold=2, max_inner_steps=9)
+    singles = [make_latent_env("walker", "run", model=bfm, z_hold=2, max_inner_steps=9)
+               for _ in range(3)]  # fmt: skip
+    obs, _ = vec.reset(seed=10)
+    for i, env in enumerate(singles):
+        np.testing.assert_array_equal(env.reset(seed=10 + i)[0], obs[i])
+    done = np.zeros(3, bool)
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        actions = rng.uniform(-1, 1, (3, 8)).astype(np.float32)
+        obs, rewards, terminated, truncated, info = vec.step(actions)
+        for i, env in enumerate(singles):
+            if done[i]:  # NEXT_STEP: this step resets env i and ignores its action
+                o, _ = env.reset()
+                r, te, tr = 0.0, False, False
+                assert not info.get("_z", np.zeros(3, bool))[i]
+            else:
+                o, r, te, tr, single_info = env.step(actions[i])
+                np.testing.assert_array_equal(info["z"][i], single_info["z"])
+                assert info["transitions"][i] == single_info["transitions"]
+            np.testing.assert_array_equal(obs[i], o)
+            assert (rewards[i], terminated[i], truncated[i]) == (r, te, tr)
+        done = terminated | truncated
+
+
+class _CountingRunner:
+    def __init__(self, runner) -> None:
+        self.runner, self.calls = runner, 0
+        self.obs, self.z = runner.obs, runner.z
+
+    def __call__(self) -> np.ndarray:
+        self.calls += 1
+        return self.runner()
+
+
+def test_one_batched_forward_per_low_level_step(bfm) -> None:
+    vec = make_latent_vector_env(4, "walker", "run", model=bfm, z_hold=3)
+    counter = _CountingRunner(vec._runner)
+    vec._runner = counter
+    assert counter.runner.batch == 4
+    vec.reset(seed=0)
+    vec.step(np.zeros((4, 8), np.float32))
+    assert counter.calls == 3
+
+
+def test_state_reset_option_goes_to_every_env(bfm) -> None:
+    vec = make_latent_vector_env(2, "walker", "run", model=bfm, record_state=True)
+    assert vec.supports_state_reset
+    _, info = vec.reset(seed=0)
+    state = info["state"][1]
+    obs, _ = vec.reset(options={"state": state})
+    np.testing.assert_array_equal(obs[0], obs[1])
+
+
+def test_bad_input_and_lifecycle(bfm) -> None:
+    vec = make_latent_vector_env(2, "walker", "run", model=bfm)
+    with pytest.raises(gym.error.ResetNeeded, match="before reset"):
+        vec.step(np.zeros((2, 8), np.float32))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(8,\) received; expected shape \(2, 8\)"):
+        vec.step(np.zeros(8, np.float32))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        vec.step(np.full((2, 8), np.nan, np.float32))
+    with pytest.warns(UserWarning, match="clipping"):
+        vec.step(np.full((2, 8), 2.0, np.float32))
+    with pytest.raises(ValueError, match="reset_mask"):
+        vec.reset(options={"reset_mask": np.zeros(2, bool)})
+    vec.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        vec.reset()
+    with pytest.raises(ValueError, match="same spaces"):
+        LatentActionVectorEnv([make_inner_env("walker"), make_inner_env("cheetah")], bfm)
+    with pytest.raises(ValueError, match="does not match"):
+        LatentActionVectorEnv([make_inner_env("cheetah")], bfm)
+
+
+def test_render_returns_one_frame_per_env(bfm) -> None:
+    vec = make_latent_vector_env(2, "walker", "run", model=bfm, render_mode="rgb_array",
+                                 render_kwargs={"height": 24, "width": 32})  # fmt: skip
+    vec.reset(seed=0)
+    frames = vec.render()
+    assert len(frames) == 2 and frames[0].shape == (24, 32, 3)
