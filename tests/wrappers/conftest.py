@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from bfm_gym.wrappers import register_latent_envs
 from latent_testenvs import DIMS, tiny_bfm
+
+register_latent_envs()  # idempotent; bfm_gym/__init__ registers them too
 
 
 @pytest.fixture(autouse=True)

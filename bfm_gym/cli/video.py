@@ -1,0 +1,94 @@
+"""``bfm-gym video``: render a BFM acting with one latent z on a task, as a GIF or MP4.
+
+Registered in :mod:`bfm_gym.cli.main` with ``cli.add_command(video)``. A thin layer over
+:func:`bfm_gym.wrappers.video.render_rollout` and :func:`~bfm_gym.wrappers.video.write_video`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["video"]
+
+
+def _parse_z(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint="--z"
+        ) from exc
+
+
+@click.command("video")
+@click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
+@click.option("--task", required=True, help="Task, as 'run' or 'walker-run'.")
+@click.option(
+    "--z",
+    "z_text",
+    default=None,
+    metavar="Z1,Z2,...",
+    help="The latent: z_dim comma-separated numbers (projected onto the sphere).",
+)
+@click.option(
+    "--z-from-task",
+    is_flag=True,
+    help="Infer z zero-shot for --task from the model's shipped inference samples.",
+)
+@click.option("--steps", type=int, default=300, show_default=True, help="Env steps to render.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output file: .gif (Pillow) or .mp4 (needs the [video] extra).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Reset seed.")
+@click.option("--width", type=int, default=320, show_default=True)
+@click.option("--height", type=int, default=240, show_default=True)
+@click.option("--camera", type=int, default=0, show_default=True, help="MuJoCo camera id.")
+def video(model_name: str, task: str, z_text: str | None, z_from_task: bool, steps: int,
+          out: Path, seed: int, width: int, height: int, camera: int) -> None:  # fmt: skip
+    """Render the policy pi(a | s, z) of a model on a task with a fixed latent z."""
+    from bfm_gym.wrappers.video import VideoError, render_rollout, write_video
+
+    if (z_text is None) == (not z_from_task):
+        raise click.UsageError("Give exactly one of --z Z1,Z2,... or --z-from-task.")
+    if steps < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--steps")
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        raise click.BadParameter(f"{out.name} must end in .gif or .mp4", param_hint="--out")
+    try:
+        if z_from_task:
+            z = _task_z(model_name, task)
+        else:
+            z = _parse_z(z_text or "")
+        frames, total, fps = render_rollout(model_name, task, z, steps=steps, seed=seed,
+                                            width=width, height=height, camera_id=camera)  # fmt: skip
+        path = write_video(frames, out, fps)
+    except (ValueError, FileNotFoundError, VideoError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path}: {len(frames)} frames at {fps:g} fps, return {total:.1f}")
+
+
+def _task_z(model_name: str, task: str) -> list[float]:
+    """Zero-shot z for ``task`` from the model's shipped inference samples."""
+    from bfm_gym.envs import get_task
+    from bfm_gym.evaluation.zero_shot import InferenceSet, task_z
+    from bfm_gym.pretrained import load, resolve
+
+    bfm = load(model_name)
+    domain = bfm.metadata.domain
+    if domain is None:
+        raise ValueError(f"Model {model_name} records no domain; give --z instead.")
+    name = task.split("-", 1)[1] if task.startswith(f"{domain}-") else task
+    get_task(domain, name)  # clear error listing the valid tasks
+    try:
+        samples = InferenceSet.load(resolve(model_name))
+    except FileNotFoundError as exc:
+        raise ValueError(
+            f"Model {model_name} ships no inference samples, so --z-from-task cannot infer z; "
+            "give --z Z1,Z2,... instead."
+        ) from exc
+    return task_z(bfm, samples, name).tolist()
