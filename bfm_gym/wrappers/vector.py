@@ -32,12 +32,12 @@ from gymnasium.vector.utils import batch_space
 
 from bfm_gym.wrappers.latent import (
     ActionMap,
+    HoldTransitions,
     InnerEnvSpec,
     RewardFn,
     ZHold,
     _as_rows,
     _closed_message,
-    _HoldRecorder,
     _no_state_reset_message,
     _resolve_reward_fn,
     check_z_hold,
@@ -225,75 +225,129 @@ class LatentActionVectorEnv(VectorEnv):
             )
         n = self.num_envs
         a = _as_rows(actions, self._map, batch=n)
-        rewards = np.zeros(n, dtype=np.float64)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
         infos: dict[str, Any] = {}
-        stepping = np.ones(n, dtype=bool)
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            for i in np.flatnonzero(self._autoreset):
+        mode = self.autoreset_mode
+        stepping = [True] * n
+        if mode == AutoresetMode.NEXT_STEP:
+            for i in np.flatnonzero(self._autoreset).tolist():
                 obs, info = self.envs[i].reset()
                 self._set_obs(i, obs)
                 infos = self._add_info(infos, self._reset_info(i, info), i)
                 stepping[i] = False
                 self._ended[i] = False
-        elif self.autoreset_mode == AutoresetMode.DISABLED and self._ended.any():
+        elif mode == AutoresetMode.DISABLED and self._ended.any():
             raise gym.error.ResetNeeded(
                 f"LatentActionVectorEnv.step(): envs {np.flatnonzero(self._ended).tolist()} ended "
                 "and autoreset is disabled; call reset(options={'reset_mask': mask}) first."
             )
         runner = self._runner
-        z = self._map.to_z(a, out=runner.z)
-        z_out = z.copy()
-        recs = [
-            _HoldRecorder(self._inner, self._hold, self._record_state)
-            if self._record_transitions and stepping[i]
+        z_out = self._map.to_z(a, out=runner.z).copy()
+        stepped = [i for i in range(n) if stepping[i]]
+        rec = (
+            _BatchRecorder(self._inner, n, self._hold, self._record_state)
+            if self._record_transitions and stepped
             else None
-            for i in range(n)
-        ]
-        last_info: list[dict[str, Any]] = [{} for _ in range(n)]
-        counts = np.zeros(n, dtype=np.int64)
-        active = np.flatnonzero(stepping)
+        )
+        rewards, counts = [0.0] * n, [0] * n
+        term, trunc = [False] * n, [False] * n
+        last_info: list[dict[str, Any]] = [{}] * n
+        envs, obs_list, obs_rows = self.envs, self._obs, runner.obs
         reward_fn, to_env, hold = self._reward_fn, self._inner.to_env_action, self._hold
-        while active.size:
-            acts = runner()
+        active = stepped
+        while active:
+            acts = runner()  # one batched forward for every env still in its hold
             still = []
             for i in active:
-                env, obs = self.envs[i], self._obs[i]
+                env, obs = envs[i], obs_list[i]
                 act = to_env(acts[i])
-                next_obs, r, term, trunc, info = env.step(act)
+                next_obs, r, te, tr, info = env.step(act)
                 if reward_fn is not None:
                     r = reward_fn(obs, act, next_obs, info)
-                rewards[i] += float(r)
-                rec = recs[i]
+                r = float(r)
+                rewards[i] += r
                 if rec is not None:
-                    rec.add(env, obs, act, r, next_obs, term, trunc)
-                self._set_obs(i, next_obs)
+                    rec.add(i, counts[i], env, obs, act, r, next_obs, te, tr)
+                obs_list[i] = next_obs
+                obs_rows[i] = next_obs
                 last_info[i] = info
                 counts[i] += 1
-                if term or trunc:
-                    terminated[i], truncated[i] = bool(term), bool(trunc)
+                if te or tr:
+                    term[i], trunc[i] = bool(te), bool(tr)
                 elif counts[i] != hold:
                     still.append(i)
-            active = np.asarray(still, dtype=np.int64)
-        for i in np.flatnonzero(stepping):
-            info = {**last_info[i], "z": z_out[i].copy(), "hold_steps": int(counts[i])}
-            rec = recs[i]
-            if rec is not None:
-                info["transitions"] = rec.result()
-            if self._record_state:
-                info["state"] = np.asarray(self.envs[i].unwrapped.get_state())
-            ended = terminated[i] or truncated[i]
-            if ended and self.autoreset_mode == AutoresetMode.SAME_STEP:
-                infos = self._add_info(infos, {"final_obs": self._obs[i], "final_info": info}, i)
-                obs, info = self.envs[i].reset()
+            active = still
+        reported = []  # envs whose hold is reported at the top level of the infos
+        for i in stepped:
+            ended = term[i] or trunc[i]
+            if ended and mode == AutoresetMode.SAME_STEP:
+                final = self._hold_info(i, last_info[i], z_out, counts, rec)
+                infos = self._add_info(infos, {"final_obs": obs_list[i], "final_info": final}, i)
+                obs, info = envs[i].reset()
                 self._set_obs(i, obs)
-                info = self._reset_info(i, info)
+                infos = self._add_info(infos, self._reset_info(i, info), i)
                 ended = False
-            infos = self._add_info(infos, info, i)
+            else:
+                if last_info[i]:
+                    infos = self._add_info(infos, last_info[i], i)
+                reported.append(i)
             self._ended[i] = ended
+        if reported:
+            infos = self._add_hold_infos(infos, reported, z_out, counts, rec)
+        terminated, truncated = np.array(term, dtype=bool), np.array(trunc, dtype=bool)
         self._autoreset = terminated | truncated
-        return self._batched_obs(), rewards, terminated, truncated, infos
+        return self._batched_obs(), np.array(rewards), terminated, truncated, infos
+
+    def _hold_info(
+        self,
+        i: int,
+        inner_info: dict[str, Any],
+        z: np.ndarray,
+        counts: list[int],
+        rec: _BatchRecorder | None,
+    ) -> dict[str, Any]:
+        """Env i's info as a single :class:`LatentActionWrapper` would return it."""
+        info = {**inner_info, "z": z[i].copy(), "hold_steps": counts[i]}
+        if rec is not None:
+            info["transitions"] = rec.result(i, counts[i])
+        if self._record_state:
+            info["state"] = np.asarray(self.envs[i].unwrapped.get_state())
+        return info
+
+    def _add_hold_infos(
+        self,
+        infos: dict[str, Any],
+        idx: list[int],
+        z: np.ndarray,
+        counts: list[int],
+        rec: _BatchRecorder | None,
+    ) -> dict[str, Any]:
+        """Adds ``z``, ``hold_steps``, ``transitions`` (and ``state``) of the envs ``idx`` as
+        ``VectorEnv._add_info`` would, built directly (arrays with ``_key`` masks)."""
+        n = self.num_envs
+        ours = ("z", "hold_steps", "transitions", "state")
+        if any(k in infos for k in ours):  # an inner info used our keys: merge generically
+            for i in idx:
+                infos = self._add_info(infos, self._hold_info(i, {}, z, counts, rec), i)
+            return infos
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        z_arr = np.zeros_like(z)
+        z_arr[idx] = z[idx]
+        holds = np.zeros(n, dtype=int)
+        holds[idx] = [counts[i] for i in idx]
+        infos["z"], infos["_z"] = z_arr, mask
+        infos["hold_steps"], infos["_hold_steps"] = holds, mask.copy()
+        if rec is not None:
+            transitions = np.full(n, None, dtype=object)
+            for i in idx:
+                transitions[i] = rec.result(i, counts[i])
+            infos["transitions"], infos["_transitions"] = transitions, mask.copy()
+        if self._record_state:
+            states = [np.asarray(self.envs[i].unwrapped.get_state()) for i in idx]
+            arr = np.zeros((n, *states[0].shape), dtype=states[0].dtype)
+            arr[idx] = states
+            infos["state"], infos["_state"] = arr, mask.copy()
+        return infos
 
     def render(self) -> tuple[Any, ...]:
         """The frames of every inner env."""
@@ -344,6 +398,66 @@ class LatentActionVectorEnv(VectorEnv):
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(_closed_message("LatentActionVectorEnv"))
+
+
+class _BatchRecorder:
+    """The transitions of a hold for every env, in ``(num_envs, hold, ...)`` arrays allocated
+    once per step (grown for ``"episode"``); env i's :class:`HoldTransitions` are views."""
+
+    def __init__(self, inner: InnerEnvSpec, n: int, hold: int, record_state: bool) -> None:
+        cap = hold if hold > 0 else 1024
+        self.obs = np.empty((n, cap, *inner.obs_shape), inner.obs_dtype)
+        self.action = np.empty((n, cap, inner.action_dim), np.float32)
+        self.reward = np.empty((n, cap), np.float64)
+        self.next_obs = np.empty((n, cap, *inner.obs_shape), inner.obs_dtype)
+        self.terminated = np.empty((n, cap), bool)
+        self.truncated = np.empty((n, cap), bool)
+        self.next_state: np.ndarray | None = np.empty((n, cap, 0)) if record_state else None
+
+    def add(
+        self, i: int, k: int, env: gym.Env, obs: Any, a: np.ndarray, r: float, next_obs: Any,
+        term: Any, trunc: Any,
+    ) -> None:  # fmt: skip
+        if k == self.reward.shape[1]:
+            self._grow()
+        self.obs[i, k] = obs
+        self.action[i, k] = a
+        self.reward[i, k] = r
+        self.next_obs[i, k] = next_obs
+        self.terminated[i, k] = term
+        self.truncated[i, k] = trunc
+        if self.next_state is not None:
+            s = np.asarray(env.unwrapped.get_state(), dtype=np.float64)
+            if self.next_state.shape[2] != s.shape[0]:
+                self.next_state = np.empty((*self.reward.shape, s.shape[0]))
+            self.next_state[i, k] = s
+
+    def _grow(self) -> None:
+        for name in (
+            "obs",
+            "action",
+            "reward",
+            "next_obs",
+            "terminated",
+            "truncated",
+            "next_state",
+        ):
+            arr = getattr(self, name)
+            if arr is not None:
+                grown = np.empty((arr.shape[0], 2 * arr.shape[1], *arr.shape[2:]), arr.dtype)
+                grown[:, : arr.shape[1]] = arr
+                setattr(self, name, grown)
+
+    def result(self, i: int, k: int) -> HoldTransitions:
+        return HoldTransitions(
+            self.obs[i, :k],
+            self.action[i, :k],
+            self.reward[i, :k],
+            self.next_obs[i, :k],
+            self.terminated[i, :k],
+            self.truncated[i, :k],
+            None if self.next_state is None else self.next_state[i, :k],
+        )
 
 
 def make_latent_vector_env(

@@ -1,0 +1,349 @@
+"""Latent-action wrapper throughput, measured in one run (CPU, torch at 1 thread).
+
+1. Single env, walker, ``z_hold=1``: env steps/s of the bfm_gym walker env alone ("raw": the
+   env the wrapper wraps, random actions) against the same env inside
+   ``LatentActionWrapper`` (a new random latent action every step, so z is projected and pi
+   evaluated every step). Goal: wrapper >= 0.7 x raw. Also shown: dm_control's own
+   ``suite.load(...).step`` (what ``env_throughput.py`` calls raw), the id made with
+   ``gym.make``, the wrapper without transition recording, and two baselines: calling
+   ``model.actor`` (the nn.Module) and the naive loop ``bfm.act(obs, bfm.project(a))``.
+2. Vector: 8 walker envs in ``LatentActionVectorEnv`` (one batched forward per step) against 8
+   separate wrappers stepped in turn. Goal: >= 2x. Repeated on point_mass_maze, whose env step
+   is much cheaper, so the policy's share (what batching can save) is larger.
+3. Where the time goes: per-step microseconds of the env step and of the policy forward when
+   interleaved with env steps (caches cold, as in the wrapper), the latent map, the remaining
+   bookkeeping, and a cProfile of the wrapper loop.
+
+The model is FBConfig.preset(domain, "cpu") (z_dim 50, actor hidden 256) with UNTRAINED
+weights: the cost of a forward does not depend on the weights' values. The machine may be
+shared: variants are interleaved within each repeat and the best repeat is kept.
+
+    python benchmarks/wrapper_throughput.py [--steps 3000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import torch
+
+import bfm_gym
+from bfm_gym.envs import make_env
+from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
+from bfm_gym.wrappers import LatentActionVectorEnv, LatentActionWrapper, register_latent_envs
+from bfm_gym.wrappers._policy import PolicyRunner
+
+DIMS = {"walker": (24, 6), "point_mass_maze": (4, 2)}
+TASK = {"walker": "run", "point_mass_maze": "reach_top_left"}
+
+
+def cpu_model(domain: str) -> BFM:
+    torch.manual_seed(0)
+    obs_dim, action_dim = DIMS[domain]
+    model = FBModel(FBConfig.preset(domain, "cpu"), obs_dim=obs_dim, action_dim=action_dim)
+    return BFM(model, ModelMetadata(domain=domain))
+
+
+def steps_per_s(step, reset, actions: np.ndarray) -> float:
+    """Steps/s of ``step(a)`` over ``actions``, resetting when an episode ends."""
+    reset()
+    start = time.perf_counter()
+    for a in actions:
+        out = step(a)
+        if out[2] or out[3]:
+            reset()
+    return len(actions) / (time.perf_counter() - start)
+
+
+def naive_step(env, bfm: BFM):
+    """The straightforward loop through the BFM handle (validation and tensors every call)."""
+    state = {"obs": None}
+
+    def reset() -> None:
+        state["obs"], _ = env.reset(seed=0)
+
+    def step(a: np.ndarray):
+        z = bfm.project(a)
+        out = env.step(bfm.act(state["obs"], z))
+        state["obs"] = out[0]
+        return out
+
+    return step, reset
+
+
+def single_env(steps: int, repeats: int, model: BFM) -> dict:
+    from dm_control import suite
+
+    rng = np.random.default_rng(0)
+    low_actions = rng.uniform(-1, 1, (steps, 6))
+    latent = rng.uniform(-1, 1, (steps, model.z_dim)).astype(np.float32)
+    raw = make_env("walker", "run")
+    dm = suite.load("walker", "run", task_kwargs={"random": 0})
+    wrapper = LatentActionWrapper(make_env("walker", "run"), model)
+    no_rec = LatentActionWrapper(make_env("walker", "run"), model, record_transitions=False)
+    made = bfm_gym_make(model)
+    module = LatentActionWrapper(make_env("walker", "run"), model)
+    module._runner = PolicyRunner(model.model, 1, backend="module")  # the nn.Module forward
+    module._obs_in, module._z_row = module._runner.obs[0], module._runner.z[0]
+    naive_env = make_env("walker", "run")
+    naive = naive_step(naive_env, model)
+    torch.manual_seed(0)
+    tiny_model = BFM(FBModel(FBConfig.preset("walker", "tiny"), obs_dim=24, action_dim=6),
+                     ModelMetadata(domain="walker"))  # fmt: skip
+    tiny = LatentActionWrapper(make_env("walker", "run"), tiny_model)
+    tiny_latent = rng.uniform(-1, 1, (steps, tiny_model.z_dim)).astype(np.float32)
+
+    def dm_step(a):
+        ts = dm.step(a)
+        return None, ts.reward, False, ts.last()
+
+    variants = {
+        "raw_bfm_gym_env": (raw.step, lambda: raw.reset(seed=0), low_actions),
+        "raw_dm_control_env": (dm_step, dm.reset, low_actions),
+        "wrapper": (wrapper.step, lambda: wrapper.reset(seed=0), latent),
+        "wrapper_no_transitions": (no_rec.step, lambda: no_rec.reset(seed=0), latent),
+        "wrapper_gym_make_id": (made.step, lambda: made.reset(seed=0), latent),
+        "baseline_module_actor": (module.step, lambda: module.reset(seed=0), latent),
+        "baseline_naive_bfm_act": (naive[0], naive[1], latent),
+        "reference_wrapper_tiny_actor": (tiny.step, lambda: tiny.reset(seed=0), tiny_latent),
+    }
+    runs: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, (step, reset, acts) in variants.items():
+            runs[name].append(steps_per_s(step, reset, acts))
+    best = {k: round(max(v), 1) for k, v in runs.items()}
+    raw_sps = best["raw_bfm_gym_env"]
+    return {
+        "steps_per_s": best,
+        "all_repeats_steps_per_s": {k: [round(x, 1) for x in v] for k, v in runs.items()},
+        "ratio_wrapper_vs_raw": round(best["wrapper"] / raw_sps, 3),
+        "ratio_wrapper_no_transitions_vs_raw": round(best["wrapper_no_transitions"] / raw_sps, 3),
+        "ratio_gym_make_id_vs_raw": round(best["wrapper_gym_make_id"] / raw_sps, 3),
+        "ratio_wrapper_vs_dm_control_env": round(best["wrapper"] / best["raw_dm_control_env"], 3),
+        "ratio_tiny_actor_wrapper_vs_raw": round(best["reference_wrapper_tiny_actor"] / raw_sps, 3),
+        "speedup_vs_module_actor": round(best["wrapper"] / best["baseline_module_actor"], 2),
+        "speedup_vs_naive_bfm_act": round(best["wrapper"] / best["baseline_naive_bfm_act"], 2),
+        "policy_backend": wrapper._runner.path,
+    }
+
+
+def bfm_gym_make(model: BFM):
+    import gymnasium as gym
+
+    register_latent_envs()
+    return gym.make("bfm_gym/walker-run-latent-v0", model=model)
+
+
+def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
+    """Env steps/s (summed over envs) of the vector env vs ``num_envs`` separate wrappers."""
+    model = cpu_model(domain)
+    task = TASK[domain]
+    rng = np.random.default_rng(1)
+    latent = rng.uniform(-1, 1, (steps // num_envs, num_envs, model.z_dim)).astype(np.float32)
+    vec = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model)
+    singles = [LatentActionWrapper(make_env(domain, task), model) for _ in range(num_envs)]
+
+    def run_vec() -> float:
+        vec.reset(seed=0)
+        start = time.perf_counter()
+        for a in latent:
+            vec.step(a)  # NEXT_STEP autoreset handles episode ends
+        return latent.shape[0] * num_envs / (time.perf_counter() - start)
+
+    def run_singles() -> float:
+        for i, env in enumerate(singles):
+            env.reset(seed=i)
+        start = time.perf_counter()
+        for a in latent:
+            for env, ai in zip(singles, a, strict=True):
+                out = env.step(ai)
+                if out[2] or out[3]:
+                    env.reset()
+        return latent.shape[0] * num_envs / (time.perf_counter() - start)
+
+    raw = make_env(domain, task)
+    low = rng.uniform(-1, 1, (steps, DIMS[domain][1]))
+    runs: dict[str, list[float]] = {"vector": [], "separate_wrappers": [], "raw_env": []}
+    for _ in range(repeats):
+        runs["vector"].append(run_vec())
+        runs["separate_wrappers"].append(run_singles())
+        runs["raw_env"].append(steps_per_s(raw.step, lambda: raw.reset(seed=0), low))
+    best = {k: round(max(v), 1) for k, v in runs.items()}
+    return {
+        "num_envs": num_envs,
+        "env_steps_per_s": best,
+        "speedup_vector_vs_separate": round(best["vector"] / best["separate_wrappers"], 3),
+        # even with a free policy and no bookkeeping, the vector env cannot beat the raw env:
+        "speedup_upper_bound_raw_env_vs_separate": round(
+            best["raw_env"] / best["separate_wrappers"], 3
+        ),
+        "policy_backend": vec._runner.path,
+    }
+
+
+def breakdown(steps: int, model: BFM) -> dict:
+    """Per-step microseconds of each piece, each measured inside an env-stepping loop."""
+    env = make_env("walker", "run")
+    runner = PolicyRunner(model.model, 1)
+    wrapper = LatentActionWrapper(make_env("walker", "run"), model)
+    rng = np.random.default_rng(2)
+    acts = rng.uniform(-1, 1, (steps, 6))
+    latent = rng.uniform(-1, 1, (steps, model.z_dim)).astype(np.float32)
+    out = np.empty(model.z_dim, np.float32)
+    t = {"env_step": 0.0, "policy_forward": 0.0, "latent_map": 0.0}
+    env.reset(seed=0)
+    for a, z in zip(acts, latent, strict=True):
+        s0 = time.perf_counter()
+        wrapper._map.single_to_z(z, out)
+        s1 = time.perf_counter()
+        runner()
+        s2 = time.perf_counter()
+        res = env.step(a)
+        s3 = time.perf_counter()
+        t["latent_map"] += s1 - s0
+        t["policy_forward"] += s2 - s1
+        t["env_step"] += s3 - s2
+        if res[3]:
+            env.reset()
+    hot = time.perf_counter()
+    for _ in range(steps):
+        runner()
+    hot = time.perf_counter() - hot
+    us = {k: round(v / steps * 1e6, 1) for k, v in t.items()}
+    wrapper.reset(seed=0)
+    start = time.perf_counter()
+    for z in latent:
+        if wrapper.step(z)[3]:
+            wrapper.reset()
+    us["wrapper_step_total"] = round((time.perf_counter() - start) / steps * 1e6, 1)
+    us["bookkeeping_rest"] = round(
+        us["wrapper_step_total"] - us["env_step"] - us["policy_forward"] - us["latent_map"], 1
+    )
+    us["policy_forward_hot_loop"] = round(hot / steps * 1e6, 1)
+    prof = cProfile.Profile()
+    wrapper.reset(seed=0)
+    prof.enable()
+    for z in latent[:2000]:
+        if wrapper.step(z)[3]:
+            wrapper.reset()
+    prof.disable()
+    stats = pstats.Stats(prof).sort_stats("tottime")
+    top = []
+    for (file, line, fn), (_, ncalls, tottime, cumtime, _) in list(stats.stats.items()):  # type: ignore[attr-defined]
+        top.append((tottime, f"{Path(file).name}:{line}({fn})", ncalls, cumtime))
+    top.sort(reverse=True)
+    us_profile = [
+        {"function": name, "calls": n, "tottime_us_per_wrapper_step": round(tt / 2000 * 1e6, 1),
+         "cumtime_us_per_wrapper_step": round(ct / 2000 * 1e6, 1)}
+        for tt, name, n, ct in top[:12]
+    ]  # fmt: skip
+    return {"us_per_step": us, "cprofile_top_tottime": us_profile}
+
+
+def _cache_size(level: int) -> str | None:
+    """Size of the cpu0 cache of ``level`` (data/unified), from sysfs; None when unknown."""
+    root = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(root.glob("index*")) if root.is_dir() else []:
+        try:
+            if int((index / "level").read_text()) == level and (
+                (index / "type").read_text().strip() in ("Data", "Unified")
+            ):
+                return (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--num-envs", type=int, default=8)
+    parser.add_argument("--out", default="benchmarks/results/wrapper_throughput.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()
+    model = cpu_model("walker")
+    report: dict = {
+        "benchmark": "wrapper_throughput",
+        "command": "python benchmarks/wrapper_throughput.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "load_average_at_start": [round(x, 2) for x in load_before],
+            "l2_cache_per_core": _cache_size(2),
+            "l3_cache": _cache_size(3),
+        },
+        "bfm_gym_version": bfm_gym.__version__,
+        "model": "FBConfig.preset(domain, 'cpu'): z_dim 50, actor hidden 256, UNTRAINED weights",
+        "goals": {
+            "single": "wrapper (walker, z_hold=1) >= 0.7 x raw bfm_gym env steps/s",
+            "vector": f"vector env with {args.num_envs} envs >= 2 x {args.num_envs} separate wrappers",
+        },
+    }
+    report["single_env_walker_z_hold_1"] = single_env(args.steps, args.repeats, model)
+    print("single", json.dumps(report["single_env_walker_z_hold_1"]["steps_per_s"]), flush=True)
+    report["vector"] = {
+        d: vector(d, args.num_envs, args.steps, args.repeats) for d in ("walker", "point_mass_maze")
+    }
+    print("vector", json.dumps(report["vector"]), flush=True)
+    report["where_the_time_goes_walker"] = breakdown(args.steps, model)
+    print("breakdown", json.dumps(report["where_the_time_goes_walker"]["us_per_step"]), flush=True)
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    single = report["single_env_walker_z_hold_1"]
+    us = report["where_the_time_goes_walker"]["us_per_step"]
+    raw_us = 1e6 / single["steps_per_s"]["raw_bfm_gym_env"]
+    report["analysis"] = {
+        "raw_env_step_us": round(raw_us, 1),
+        "wrapper_step_us": round(1e6 / single["steps_per_s"]["wrapper"], 1),
+        # the best the wrapper could do if bookkeeping and the latent map were free and the
+        # forward ran at its hot-loop speed, with the env step as slow as it measures when
+        # interleaved with the forward:
+        "ratio_bound_env_interleaved_plus_hot_forward": round(
+            raw_us / (us["env_step"] + us["policy_forward_hot_loop"]), 3
+        ),
+        "notes": [
+            "The env step costs more inside the loop than alone (env_step vs raw_env_step_us): "
+            "the policy forward and the other jobs on the shared cores evict MuJoCo's caches, "
+            "and the forward is slower between env steps than in a hot loop for the same reason.",
+            "The forward reads ~0.65 MB of float32 actor weights (cpu preset: 1.6e5 weights) per "
+            "call, more than this machine's per-core L2 (machine.l2_cache_per_core), so every "
+            "call streams them from the L3 shared with the other jobs; the numpy path runs ~16 "
+            "ops on preallocated buffers (see the nn.Module and naive BFM.act baselines). With "
+            "the tiny actor (reference_wrapper_tiny_actor) the same wrapper code reaches "
+            "ratio_tiny_actor_wrapper_vs_raw: the rest of the gap is the cpu actor's forward.",
+            "Vector env: every env still steps its own simulator one after the other, so its "
+            "speedup over separate wrappers is bounded by raw_env/separate_wrappers "
+            "(speedup_upper_bound_raw_env_vs_separate) even with a free policy; on walker the "
+            "env step dominates, on point_mass_maze (a cheap step) batching saves more.",
+        ],
+    }
+    report["goal_met"] = {
+        "single": single["ratio_wrapper_vs_raw"] >= 0.7,
+        "vector_walker": report["vector"]["walker"]["speedup_vector_vs_separate"] >= 2.0,
+        "vector_point_mass_maze": report["vector"]["point_mass_maze"]["speedup_vector_vs_separate"]
+        >= 2.0,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
