@@ -14,6 +14,12 @@ observation with reward 0, ``terminated = truncated = False`` and the reset info
 ``info["final_obs"]``/``info["final_info"]``; ``AutoresetMode.DISABLED`` leaves resets to the
 caller (``reset(options={"reset_mask": mask})``).
 
+``gym.make_vec(id, vectorization_mode="sync")`` gives a ``SyncVectorEnv`` of single wrappers
+(one forward per env). ``"async"`` forks worker processes; with the default ``fork`` start
+method, a worker hangs at its first torch op when the parent already ran torch ops on more than
+one thread (a PyTorch/OpenMP limitation, not specific to bfm_gym): pass
+``vector_kwargs={"context": "spawn"}`` (or call ``torch.set_num_threads(1)`` first).
+
 A hold of k low-level steps runs the envs in lock step: at each low-level step, one forward
 over all N rows, then every env still in its hold steps once; an env whose episode ends stops
 early while the others finish their hold.

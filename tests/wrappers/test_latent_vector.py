@@ -139,3 +139,16 @@ def test_render_returns_one_frame_per_env(bfm) -> None:
     vec.reset(seed=0)
     frames = vec.render()
     assert len(frames) == 2 and frames[0].shape == (24, 32, 3)
+
+
+@pytest.mark.expensive
+def test_async_make_vec_with_spawn(model_dirs) -> None:
+    """Async workers must be spawned: forking after multi-threaded torch ops hangs them."""
+    envs = gym.make_vec("bfm_gym/walker-run-latent-v0", num_envs=2, vectorization_mode="async",
+                        vector_kwargs={"context": "spawn"}, model=str(model_dirs["walker"]))  # fmt: skip
+    try:
+        envs.reset(seed=0)
+        obs, *_, info = envs.step(np.zeros((2, 8), np.float32))
+        assert obs.shape == (2, 24) and len(info["transitions"][0]) == 1
+    finally:
+        envs.close()

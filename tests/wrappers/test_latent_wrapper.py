@@ -413,3 +413,10 @@ def test_large_actor_uses_torch() -> None:
 
     model = FBModel(FBConfig.preset("walker", "paper"), obs_dim=24, action_dim=6).eval()
     assert PolicyRunner(model, 1).path == "torch-fused"
+
+
+def test_spec_of_an_in_memory_model_asks_for_a_path(bfm) -> None:
+    env = LatentActionWrapper(gym.make("bfm_gym/walker-run-v0"), bfm)
+    json.loads(env.spec.to_json())  # serialises
+    with pytest.raises(ValueError, match=r"in-memory BFM.*bfm\.save\(path\)"):
+        gym.make(env.spec)
