@@ -311,6 +311,9 @@ def main() -> None:
     report["analysis"] = {
         "raw_env_step_us": round(raw_us, 1),
         "wrapper_step_us": round(1e6 / single["steps_per_s"]["wrapper"], 1),
+        "tiny_actor_wrapper_step_us": round(
+            1e6 / single["steps_per_s"]["reference_wrapper_tiny_actor"], 1
+        ),
         # the best the wrapper could do if bookkeeping and the latent map were free and the
         # forward ran at its hot-loop speed, with the env step as slow as it measures when
         # interleaved with the forward:
@@ -321,12 +324,15 @@ def main() -> None:
             "The env step costs more inside the loop than alone (env_step vs raw_env_step_us): "
             "the policy forward and the other jobs on the shared cores evict MuJoCo's caches, "
             "and the forward is slower between env steps than in a hot loop for the same reason.",
-            "The forward reads ~0.65 MB of float32 actor weights (cpu preset: 1.6e5 weights) per "
-            "call, more than this machine's per-core L2 (machine.l2_cache_per_core), so every "
-            "call streams them from the L3 shared with the other jobs; the numpy path runs ~16 "
-            "ops on preallocated buffers (see the nn.Module and naive BFM.act baselines). With "
-            "the tiny actor (reference_wrapper_tiny_actor) the same wrapper code reaches "
-            "ratio_tiny_actor_wrapper_vs_raw: the rest of the gap is the cpu actor's forward.",
+            "The cpu actor's forward reads ~0.65 MB of float32 weights (1.6e5 weights) per call, "
+            "more than this machine's per-core L2 (machine.l2_cache_per_core), so each call "
+            "streams them from the L3 shared with the other jobs. The numpy path runs ~16 ops on "
+            "preallocated buffers; see the nn.Module and naive BFM.act baselines for the paths "
+            "it replaces.",
+            "The same wrapper with the tiny actor (reference_wrapper_tiny_actor) shows the cost "
+            "without a big forward: wrapper_step_us - tiny_actor_wrapper_step_us is what the cpu "
+            "actor adds; the rest (env slow-down when interleaved, latent map, bookkeeping) is "
+            "a few dozen small numpy/python calls of ~1-2 us each on this shared machine.",
             "Vector env: every env still steps its own simulator one after the other, so its "
             "speedup over separate wrappers is bounded by raw_env/separate_wrappers "
             "(speedup_upper_bound_raw_env_vs_separate) even with a free policy; on walker the "
