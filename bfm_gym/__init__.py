@@ -12,11 +12,24 @@ Vocabulary used throughout (from the FB papers):
     pi(s, z): the latent-conditioned policy.
 """
 
+from typing import Any
+
 from bfm_gym.envs.registration import register_envs as _register_envs
+from bfm_gym.wrappers.registration import register_latent_envs as _register_latent_envs
 
 __version__ = "0.1.0"
 
 _register_envs()
+_register_latent_envs()
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy top-level names (importing bfm_gym stays light: no torch until needed)."""
+    if name in ("LatentActionWrapper", "wrap"):
+        from bfm_gym import wrappers
+
+        return getattr(wrappers, name)
+    raise AttributeError(f"module 'bfm_gym' has no attribute {name!r}")
 
 
 def load(name_or_path, device: str = "cpu"):  # noqa: ANN001, ANN201
@@ -26,4 +39,4 @@ def load(name_or_path, device: str = "cpu"):  # noqa: ANN001, ANN201
     return _load(name_or_path, device=device)
 
 
-__all__ = ["__version__", "load"]
+__all__ = ["LatentActionWrapper", "__version__", "load", "wrap"]

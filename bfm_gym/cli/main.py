@@ -259,6 +259,15 @@ def tasks(domain: str | None) -> None:
             click.echo(f"  {task:<20} {get_task(name, task).description}  [{env_id(name, task)}]")
 
 
+def _add_builtin_commands() -> None:
+    from bfm_gym.cli.video import video
+
+    cli.add_command(video)
+
+
+_add_builtin_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     from bfm_gym.plugins import PluginError, add_plugin_commands

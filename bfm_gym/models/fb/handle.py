@@ -47,6 +47,8 @@ class BFM:
     def __init__(self, model: FBModel, metadata: ModelMetadata | None = None) -> None:
         self._model = model.train(False).requires_grad_(False)
         self._metadata = metadata or ModelMetadata()
+        self.source: str | None = None
+        """Folder this model was loaded from (None for an in-memory model)."""
 
     # --- persistence ------------------------------------------------------------------------------
     @classmethod
@@ -57,7 +59,9 @@ class BFM:
             CheckpointError: The folder is missing, incomplete, corrupted or of an unknown format.
         """
         model, metadata = load_model(path, device=device)
-        return cls(model, metadata)
+        bfm = cls(model, metadata)
+        bfm.source = str(path)  # lets wrappers record a rebuildable spec
+        return bfm
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Atomically save as a model folder; returns its path."""
