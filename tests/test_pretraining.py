@@ -130,3 +130,17 @@ def test_summarize_interval_brackets_mean() -> None:
     res = summarize("t", np.array([100.0, 200.0, 300.0, 400.0]), seed=3)
     assert res.mean == 250.0 and res.ci95[0] < 250.0 < res.ci95[1]
     assert summarize("t", np.array([5.0]), seed=0).ci95 == (5.0, 5.0)
+
+
+def test_pretrain_mixes_datasets_of_one_domain(maze_data: Path, tmp_path: Path) -> None:
+    other = tmp_path / "random"
+    collect("point_mass_maze", other, agent="random", episodes=1, seed=1, progress=False,
+            coverage=False)
+    out = pretrain([maze_data, other], tmp_path / "mix", config="tiny", updates=5, eval_every=0,
+                   checkpoint_every=0, inference_samples=100, progress=False, threads=1)
+    bfm = bfm_gym.load(out)
+    assert " + " in bfm.metadata.dataset_id
+    walker = tmp_path / "walker"
+    collect("walker", walker, agent="random", episodes=1, progress=False, coverage=False)
+    with pytest.raises(ValueError, match="one domain"):
+        pretrain([maze_data, walker], tmp_path / "bad", config="tiny", updates=1, progress=False)

@@ -98,7 +98,8 @@ def _echo_coverage(path: Path) -> None:
 
 
 @cli.command()
-@click.option("--dataset", required=True, type=click.Path(path_type=Path), help="Dataset folder.")
+@click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Dataset folder; repeat to mix datasets of one domain.")
 @click.option("--config", default="cpu", show_default=True,
               help="Preset (paper, cpu, tiny) or a JSON file of FBConfig fields.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -116,7 +117,7 @@ def _echo_coverage(path: Path) -> None:
 @click.option("--threads", default="auto", show_default=True, help="torch threads (auto: free cores).")
 @click.option("--overwrite", is_flag=True, help="Discard a previous run in --out.")
 @click.option("--no-progress", is_flag=True)
-def pretrain(dataset: Path, config: str, overrides: tuple[str, ...], out: Path, updates: int,
+def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...], out: Path, updates: int,
              seed: int, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
              inference_samples: int, threads: str, overwrite: bool, no_progress: bool) -> None:
     """Pre-train an FB model on a dataset (rerun to resume after an interruption)."""
@@ -125,7 +126,7 @@ def pretrain(dataset: Path, config: str, overrides: tuple[str, ...], out: Path, 
     from bfm_gym.pretraining import pretrain as run
 
     try:
-        path = run(dataset, out, config=config, overrides=_parse_set(overrides), updates=updates,
+        path = run(list(datasets), out, config=config, overrides=_parse_set(overrides), updates=updates,
                    seed=seed, device=device, eval_every=eval_every, eval_episodes=eval_episodes,
                    checkpoint_every=checkpoint_every, inference_samples=inference_samples,
                    threads=int(threads) if threads.isdigit() else threads,

@@ -86,8 +86,32 @@ def _eval_fn(domain: str, samples: Any, episodes: int, seed: int) -> Any:
     return evaluate
 
 
+def _load_datasets(datasets: list[Path]) -> tuple[list[dict[str, Any]], Any]:
+    """Manifests and the concatenated transitions of one or more datasets of one domain."""
+    from bfm_gym.data import load_transitions, read_manifest
+    from bfm_gym.data.dataset import Transitions
+
+    manifests = [read_manifest(d) for d in datasets]
+    domains = {m["domain"] for m in manifests}
+    if len(domains) != 1:
+        raise ValueError(f"Datasets of one domain can be mixed; got domains {sorted(domains)}.")
+    parts = [load_transitions(d) for d in datasets]
+    if len(parts) == 1:
+        return manifests, parts[0]
+    offsets = np.cumsum([0] + [int(p.episode.max()) + 1 for p in parts[:-1]])
+    return manifests, Transitions(
+        obs=np.concatenate([p.obs for p in parts]),
+        action=np.concatenate([p.action for p in parts]),
+        next_obs=np.concatenate([p.next_obs for p in parts]),
+        terminated=np.concatenate([p.terminated for p in parts]),
+        next_state=np.concatenate([p.next_state for p in parts]),
+        episode=np.concatenate([p.episode + o for p, o in zip(parts, offsets, strict=True)]),
+        domain=parts[0].domain,
+    )
+
+
 def pretrain(
-    dataset: str | os.PathLike[str],
+    dataset: str | os.PathLike[str] | list[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
     config: str | os.PathLike[str] | Any = "cpu",
@@ -107,7 +131,8 @@ def pretrain(
     """Trains an FB model on a dataset folder and returns the model folder.
 
     Args:
-        dataset: Folder written by ``bfm-gym collect``.
+        dataset: Folder written by ``bfm-gym collect``, or a list of folders of one domain
+            whose transitions are mixed (e.g. RND and random data).
         out: Model folder to create (or to resume into).
         config: Preset (``paper``/``cpu``/``tiny``), JSON file or FBConfig.
         overrides: Config fields to change.
@@ -127,17 +152,21 @@ def pretrain(
         ValueError: Bad config or dataset; a run with another config is in ``out``.
     """
     from bfm_gym import __version__
-    from bfm_gym.data import load_transitions, read_manifest
+    from bfm_gym.data import read_manifest
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models import FBTrainer, ModelMetadata, OfflineReplay
 
-    manifest = read_manifest(dataset)
-    domain = manifest["domain"]
+    folders = [Path(d) for d in (dataset if isinstance(dataset, (list, tuple)) else [dataset])]
+    if not folders:
+        raise ValueError("Give at least one dataset folder.")
+    manifests = [read_manifest(d) for d in folders]
+    domain = manifests[0]["domain"]
     cfg = make_config(domain, config, overrides)
     out = Path(out)
     run = out / "training"
     run_json = run / "run.json"
-    run_spec = {"dataset_sha256": manifest["sha256"], "config": cfg.to_dict(), "seed": seed}
+    sha = manifests[0]["sha256"] if len(manifests) == 1 else [m["sha256"] for m in manifests]
+    run_spec = {"dataset_sha256": sha, "config": cfg.to_dict(), "seed": seed}
     if out.exists() and overwrite:
         shutil.rmtree(out)
     if run_json.is_file():
@@ -152,10 +181,10 @@ def pretrain(
     run.mkdir(parents=True, exist_ok=True)
     from bfm_gym.data.dataset import write_json_atomic
 
-    write_json_atomic(run_json, {"spec": run_spec, "dataset": str(Path(dataset).resolve()),
+    write_json_atomic(run_json, {"spec": run_spec, "dataset": [str(f.resolve()) for f in folders],
                                  "updates": updates, "bfm_gym_version": __version__})
 
-    transitions = load_transitions(dataset)
+    manifests, transitions = _load_datasets(folders)
     replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
                            transitions.terminated)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples, seed=seed)
@@ -164,12 +193,13 @@ def pretrain(
     env = make_env(domain)
     metadata = ModelMetadata(
         domain=domain,
-        dataset_id=f"{manifest['dataset_id']} (seed {manifest['seed']}, {manifest['episodes']} episodes)",
+        dataset_id=" + ".join(
+            f"{m['dataset_id']} (seed {m['seed']}, {m['episodes']} episodes)" for m in manifests),
         obs_low=env.observation_space.low.tolist(),
         obs_high=env.observation_space.high.tolist(),
         action_low=env.action_space.low.tolist(),
         action_high=env.action_space.high.tolist(),
-        extra={"dataset_sha256": manifest["sha256"], "train_seed": seed},
+        extra={"dataset_sha256": sha, "train_seed": seed},
     )
     env.close()
     trainer = FBTrainer(cfg, transitions.obs.shape[1], transitions.action.shape[1], device=device,
