@@ -121,11 +121,16 @@ def load_plugins() -> Registries:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
+        _state["loaded"] = False
         raise PluginError(f"a plugin implements an unknown hook: {exc}") from exc
     registries = Registries()
     _state["registries"] = registries
     _state["plugins"] = plugins
-    _call_hooks(registries, plugins)
+    try:
+        _call_hooks(registries, plugins)
+    except PluginError:
+        _state["loaded"] = False  # a later call raises the same clear error again
+        raise
     return registries
 
 

@@ -135,6 +135,11 @@ def test_duplicate_names_name_both_plugins(site: Path) -> None:
     assert proc.returncode != 0
     assert "bfm-gym-good" in proc.stderr and "bfm-gym-dup" in proc.stderr
     assert "Traceback" not in proc.stderr
+    again = run(site, code="from bfm_gym.plugins import PluginError, load_plugins\n"
+                           "for _ in range(2):\n"
+                           "    try:\n        load_plugins()\n"
+                           "    except PluginError as e:\n        print('PluginError', 'both' in str(e))")
+    assert again.stdout.split() == ["PluginError", "True", "PluginError", "True"], again.stderr
 
 
 def test_load_plugins_variable_selects_plugins(site: Path) -> None:
