@@ -103,6 +103,8 @@ class Adapter(abc.ABC):
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
         self.z: np.ndarray = np.zeros(bfm.z_dim, dtype=np.float32)
+        self.labels_used = 0
+        """Online reward labels this adapter has consumed (counted by its ``observe``)."""
 
     # -- acting -------------------------------------------------------------------------
 
@@ -136,10 +138,12 @@ class Adapter(abc.ABC):
         import json
 
         return {"z": self.z.copy(),
-                "rng": np.array(json.dumps(self.rng.bit_generator.state))}
+                "rng": np.array(json.dumps(self.rng.bit_generator.state)),
+                "labels_used": np.array(self.labels_used, dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         import json
 
         self.z = np.array(state["z"], dtype=np.float32)
         self.rng.bit_generator.state = json.loads(str(state["rng"]))
+        self.labels_used = int(state["labels_used"])

@@ -85,6 +85,7 @@ class OptiAdapter(Adapter):
     def observe(self, transitions: Any) -> dict[str, float]:
         phi = np.asarray(self.bfm.phi(np.asarray(transitions.next_obs, dtype=np.float32)))
         self.bandit.update(phi, np.asarray(transitions.reward, dtype=np.float64))
+        self.labels_used += len(transitions)
         return {}
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -56,6 +56,7 @@ class ZeroShotAdapter(Adapter):
         if n == 0 or sum(len(r) for _, r in self._buffer) >= n:
             return {}
         self._buffer.append((np.asarray(transitions.next_obs), np.asarray(transitions.reward)))
+        self.labels_used = min(n, sum(len(r) for _, r in self._buffer))
         if sum(len(r) for _, r in self._buffer) >= n:
             next_obs = np.concatenate([o for o, _ in self._buffer])[:n]
             rewards = np.concatenate([r for _, r in self._buffer])[:n].astype(np.float32)

@@ -180,16 +180,14 @@ def adapt(
     from tqdm.auto import trange
 
     env_steps = records[-1]["env_steps"] if records else 0
-    labels = records[-1]["labels_used"] if records else 0
     start_wall = time.perf_counter() - (records[-1]["wall_s"] if records else 0.0)
     bar = trange(len(records), episodes, initial=len(records), total=episodes, disable=not progress,
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
     for k in bar:
         ret, steps, moved = _run_episode(env, agent, seed + k, learn=True)
         env_steps += steps
-        labels += steps if cls.needs.labels == "online" else 0
         row: dict[str, Any] = {"episode": k, "return": round(ret, 4), "env_steps": env_steps,
-                               "labels_used": labels, "z_change": round(moved, 5),
+                               "labels_used": agent.labels_used, "z_change": round(moved, 5),
                                "wall_s": round(time.perf_counter() - start_wall, 3)}
         if eval_every and (k + 1) % eval_every == 0:
             eval_ret, eval_steps, _ = _run_episode(make_env(), agent, 10_000 + seed + k, learn=False)

@@ -57,6 +57,12 @@ def test_adapt_writes_records_curve_and_summary(model_dir: Path, tmp_path: Path,
     assert labels == (120 if adapter == "opti" else 0)
 
 
+def test_zero_shot_from_online_labels_counts_them(model_dir: Path) -> None:
+    res = adapt(str(model_dir), adapter="zero-shot", config={"online_labels": 50}, episodes=2,
+                seed=0, **KW)
+    assert [r["labels_used"] for r in res.records] == [40, 50]
+
+
 def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     full = adapt(str(model_dir), adapter="opti", episodes=4, seed=3, out=tmp_path / "a", **KW)
     adapt(str(model_dir), adapter="opti", episodes=2, seed=3, out=tmp_path / "b", **KW)  # "killed" after 2
