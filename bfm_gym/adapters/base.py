@@ -21,40 +21,18 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import difflib
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from bfm_gym.config import Config
+
 __all__ = ["Adapter", "AdapterConfig", "AdapterNeeds"]
 
-_C = TypeVar("_C", bound="AdapterConfig")
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AdapterConfig:
-    """Base of adapter configs: frozen keyword-only dataclasses, a docstring per field."""
-
-    @classmethod
-    def from_dict(cls: type[_C], values: dict[str, Any] | None) -> _C:
-        """Builds the config, refusing unknown fields (naming the closest valid one).
-
-        Raises:
-            ValueError: Unknown field, or a value ``__post_init__`` rejects.
-        """
-        values = dict(values or {})
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"unknown {cls.__name__} field {key!r}{hint} (valid fields: {', '.join(names) or 'none'})"
-                )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+class AdapterConfig(Config):
+    """Base of adapter configs: frozen keyword-only dataclasses, a docstring per field;
+    ``from_dict`` refuses unknown fields (see :class:`bfm_gym.config.Config`)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import difflib
 import json
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
+
+from bfm_gym.config import Config
 
 __all__ = [
     "STATE_FORMAT_VERSION",
@@ -41,47 +42,10 @@ __all__ = [
 STATE_FORMAT_VERSION = 1
 """Version of the state-dict layout; bumped when keys change meaning."""
 
-_ConfigT = TypeVar("_ConfigT", bound="AgentConfig")
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AgentConfig:
-    """Base class of the per-agent configs (frozen, keyword-only dataclasses).
-
-    Subclasses declare their fields with a docstring under each one, and check
-    values in ``__post_init__``.
-    """
-
-    @classmethod
-    def from_dict(cls: type[_ConfigT], config: dict[str, Any]) -> _ConfigT:
-        """Builds the config from keyword arguments, refusing unknown keys.
-
-        Args:
-            config: Field name to value. Missing fields take their defaults.
-
-        Returns:
-            The config.
-
-        Raises:
-            ValueError: If a key is not a field of ``cls``; the message lists
-                the valid fields and the closest match.
-        """
-        valid = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(config) - set(valid))
-        if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, valid, n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ValueError(
-                f"{cls.__name__} got unknown key(s) {', '.join(hints)}; "
-                f"valid fields: {', '.join(valid) if valid else '(none)'}"
-            )
-        return cls(**config)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns the fields as a JSON-able dict (the inverse of :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
+class AgentConfig(Config):
+    """Base class of the per-agent configs (frozen, keyword-only dataclasses;
+    ``from_dict`` refuses unknown keys, see :class:`bfm_gym.config.Config`)."""
 
 
 def generator_to_array(rng: np.random.Generator) -> np.ndarray:
