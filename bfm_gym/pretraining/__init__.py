@@ -86,20 +86,16 @@ def _eval_fn(domain: str, samples: Any, episodes: int, seed: int) -> Any:
     return evaluate
 
 
-def _load_datasets(datasets: list[Path]) -> tuple[list[dict[str, Any]], Any]:
-    """Manifests and the concatenated transitions of one or more datasets of one domain."""
-    from bfm_gym.data import load_transitions, read_manifest
+def _load_datasets(datasets: list[Path]) -> Any:
+    """The concatenated transitions of one or more datasets (of one domain, checked before)."""
+    from bfm_gym.data import load_transitions
     from bfm_gym.data.dataset import Transitions
 
-    manifests = [read_manifest(d) for d in datasets]
-    domains = {m["domain"] for m in manifests}
-    if len(domains) != 1:
-        raise ValueError(f"Datasets of one domain can be mixed; got domains {sorted(domains)}.")
     parts = [load_transitions(d) for d in datasets]
     if len(parts) == 1:
-        return manifests, parts[0]
+        return parts[0]
     offsets = np.cumsum([0] + [int(p.episode.max()) + 1 for p in parts[:-1]])
-    return manifests, Transitions(
+    return Transitions(
         obs=np.concatenate([p.obs for p in parts]),
         action=np.concatenate([p.action for p in parts]),
         next_obs=np.concatenate([p.next_obs for p in parts]),
@@ -160,6 +156,9 @@ def pretrain(
     if not folders:
         raise ValueError("Give at least one dataset folder.")
     manifests = [read_manifest(d) for d in folders]
+    domains = {m["domain"] for m in manifests}
+    if len(domains) != 1:
+        raise ValueError(f"Datasets of one domain can be mixed; got domains {sorted(domains)}.")
     domain = manifests[0]["domain"]
     cfg = make_config(domain, config, overrides)
     out = Path(out)
@@ -184,7 +183,7 @@ def pretrain(
     write_json_atomic(run_json, {"spec": run_spec, "dataset": [str(f.resolve()) for f in folders],
                                  "updates": updates, "bfm_gym_version": __version__})
 
-    manifests, transitions = _load_datasets(folders)
+    transitions = _load_datasets(folders)
     replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
                            transitions.terminated)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples, seed=seed)
