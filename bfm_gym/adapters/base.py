@@ -11,8 +11,9 @@ the wrapper). The adaptation loop calls, per episode::
         adapter.observe(info["transitions"])       # low-level (s, a, r, s') of the hold
     adapter.on_episode_end(episode_return)
 
-``predict`` has Stable-Baselines3's signature so ``evaluate_policy`` works on any
-adapter. ``state_dict`` / ``load_state_dict`` (numpy arrays only) let an interrupted
+``run_episode`` wraps that loop; adapters that drive the environment themselves (an SB3
+``learn`` loop, say) override it. ``predict`` has Stable-Baselines3's signature so
+``evaluate_policy`` works on any adapter. ``state_dict`` / ``load_state_dict`` (numpy arrays only) let an interrupted
 run resume. ``needs`` declares what the adapter requires from the environment; the
 adaptation runner checks it before the first step.
 """
@@ -41,14 +42,29 @@ class AdapterNeeds:
 
     Attributes:
         labels: ``"online"`` (rewards observed while acting), ``"dataset"`` (reward
-            labels of dataset samples: the model's inference samples), or ``"none"``.
-        state_resets: Needs ``reset(options={"state": s})`` on the inner env.
+            labels of dataset samples: the model's inference samples, passed to the
+            constructor as ``samples=``), ``"dataset+online"`` (both: e.g. start from the
+            zero-shot z, then learn from online rewards), or ``"none"``.
+        state_resets: Needs resets to simulator states. The runner then records states in
+            the transitions (``transitions.next_state``) and passes ``sim=``, a second plain
+            environment of the same task whose ``reset(options={"state": s})`` restores
+            ``s``; every step taken in it must be added to :attr:`Adapter.sim_steps`.
         z_hold: The hold it wants (``1`` per step, ``"episode"``), or None for any.
+        acts: ``"latent"``: actions are latents on the latent wrapper (every built-in);
+            ``"env"``: actions are the environment's own (weight fine-tuning baselines),
+            and ``run_episode`` receives the plain environment.
     """
 
-    labels: Literal["online", "dataset", "none"] = "online"
+    labels: Literal["online", "dataset", "dataset+online", "none"] = "online"
     state_resets: bool = False
     z_hold: int | Literal["episode"] | None = None
+    acts: Literal["latent", "env"] = "latent"
+
+    def __post_init__(self) -> None:
+        if self.labels not in ("online", "dataset", "dataset+online", "none"):
+            raise ValueError(f"AdapterNeeds.labels must be online, dataset, dataset+online or none; got {self.labels!r}.")
+        if self.acts not in ("latent", "env"):
+            raise ValueError(f"AdapterNeeds.acts must be 'latent' or 'env'; got {self.acts!r}.")
 
 
 class Adapter(abc.ABC):
@@ -83,6 +99,9 @@ class Adapter(abc.ABC):
         self.z: np.ndarray = np.zeros(bfm.z_dim, dtype=np.float32)
         self.labels_used = 0
         """Online reward labels this adapter has consumed (counted by its ``observe``)."""
+        self.sim_steps = 0
+        """Env steps taken outside the recorded episodes (e.g. lookahead rollouts in ``sim``);
+        the runner adds them to the budget, so comparisons stay at equal env steps."""
 
     # -- acting -------------------------------------------------------------------------
 
@@ -109,6 +128,32 @@ class Adapter(abc.ABC):
         """Called when an episode ends; returns metrics."""
         return {}
 
+    def run_episode(self, env: Any, seed: int, learn: bool = True) -> tuple[float, int]:
+        """Plays one episode on ``env`` and returns ``(return, env steps)``.
+
+        ``learn=True``: the adaptation loop of the module docstring. ``learn=False``: an
+        evaluation episode with the current ``z`` held fixed; nothing is learned. ``env``
+        is the latent wrapper (``needs.acts == "latent"``) or the plain env (``"env"``).
+        Steps counted here are those of ``env`` only; lookahead steps go to ``sim_steps``.
+        """
+        obs, _ = env.reset(seed=seed)
+        if learn:
+            self.on_episode_start(obs)
+        fixed = self.z.copy()
+        total, steps, done = 0.0, 0, False
+        while not done:
+            action = self.act(obs) if learn else fixed
+            obs, r, term, trunc, info = env.step(action)
+            transitions = info.get("transitions")
+            steps += len(transitions) if transitions is not None else 1
+            if learn and transitions is not None:
+                self.observe(transitions)
+            total += float(r)
+            done = bool(term or trunc)
+        if learn:
+            self.on_episode_end(total)
+        return total, steps
+
     # -- persistence --------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -117,7 +162,8 @@ class Adapter(abc.ABC):
 
         return {"z": self.z.copy(),
                 "rng": np.array(json.dumps(self.rng.bit_generator.state)),
-                "labels_used": np.array(self.labels_used, dtype=np.int64)}
+                "labels_used": np.array(self.labels_used, dtype=np.int64),
+                "sim_steps": np.array(self.sim_steps, dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         import json
@@ -125,3 +171,4 @@ class Adapter(abc.ABC):
         self.z = np.array(state["z"], dtype=np.float32)
         self.rng.bit_generator.state = json.loads(str(state["rng"]))
         self.labels_used = int(state["labels_used"])
+        self.sim_steps = int(state.get("sim_steps", 0))

@@ -219,10 +219,13 @@ def plugins(hook: str | None) -> None:
               help="Evaluation episode with z fixed every K episodes (0: none).")
 @click.option("--oracle", type=float, default=None, help="Reference return for the summary.")
 @click.option("--max-episode-steps", type=int, default=None, help="Cap episode length (quick runs).")
+@click.option("--budget-steps", type=int, default=None,
+              help="Stop after this many env steps, lookahead steps included.")
 @click.option("--no-progress", is_flag=True)
 def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, episodes: int,
           seed: int, out: Path, overrides: tuple[str, ...], z_hold: str | None, eval_every: int,
-          oracle: float | None, max_episode_steps: int | None, no_progress: bool) -> None:
+          oracle: float | None, max_episode_steps: int | None, budget_steps: int | None,
+          no_progress: bool) -> None:
     """Adapt a model's latent to a task online (rerun the same command to resume)."""
     from bfm_gym.experiments import adapt as run
 
@@ -236,7 +239,8 @@ def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, epi
     try:
         res = run(model_name, task, adapter, episodes=episodes, seed=seed, out=out,
                   config=_parse_set(overrides), goal=goal_xy, z_hold=hold, eval_every=eval_every,
-                  oracle=oracle, max_episode_steps=max_episode_steps, progress=not no_progress)
+                  oracle=oracle, max_episode_steps=max_episode_steps, budget_steps=budget_steps,
+                  progress=not no_progress)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     s = res.summary

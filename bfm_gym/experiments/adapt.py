@@ -60,25 +60,11 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _run_episode(env: Any, adapter: Any, seed: int, learn: bool) -> tuple[float, int, float]:
-    """One episode; returns (return, env steps, distance z moved)."""
-    obs, _ = env.reset(seed=seed)
-    if learn:
-        adapter.on_episode_start(obs)
-    z0 = adapter.z.copy() if learn else None
-    fixed = adapter.z.copy()
-    total, steps, done = 0.0, 0, False
-    while not done:
-        z = adapter.act(obs) if learn else fixed
-        obs, r, term, trunc, info = env.step(z)
-        steps += len(info["transitions"])
-        if learn:
-            adapter.observe(info["transitions"])
-        total += float(r)
-        done = bool(term or trunc)
+    """One episode; returns (return, env steps incl. lookahead steps, distance z moved)."""
+    z0, sim0 = adapter.z.copy(), adapter.sim_steps
+    total, steps = adapter.run_episode(env, seed, learn=learn)
     moved = float(np.linalg.norm(adapter.z - z0)) if learn else 0.0
-    if learn:
-        adapter.on_episode_end(total)
-    return total, steps, moved
+    return total, steps + adapter.sim_steps - sim0, moved
 
 
 def adapt(
@@ -95,6 +81,7 @@ def adapt(
     eval_every: int = 0,
     oracle: float | None = None,
     max_episode_steps: int | None = None,
+    budget_steps: int | None = None,
     progress: bool = True,
 ) -> AdaptResult:
     """Adapts ``adapter`` on ``task`` for ``episodes`` episodes and returns the records.
@@ -112,6 +99,8 @@ def adapt(
         eval_every: Every K episodes, one evaluation episode with z fixed (0: none).
         oracle: A reference return; the summary reports episodes to reach 95 % of it.
         max_episode_steps: Cap episode length (for quick runs; default: full episodes).
+        budget_steps: Stop once this many env steps (lookahead steps included) are spent,
+            even before ``episodes``: equal-budget comparisons set it for every adapter.
         progress: Show a progress bar.
 
     Raises:
@@ -135,20 +124,34 @@ def adapt(
     cfg = cls.config_class.from_dict(config)
     hold = z_hold if z_hold is not None else (cls.needs.z_hold or 1)
 
-    def make_env() -> Any:
+    needs = cls.needs
+
+    def make_inner() -> Any:
         inner: Any = DMCEnv(domain, spec["task"], goal=spec["goal"])
         if max_episode_steps is not None:
             from gymnasium.wrappers import TimeLimit
 
             inner = TimeLimit(inner, max_episode_steps)
-        return LatentActionWrapper(inner, bfm, z_hold=hold, action_map="raw")
+        return inner
+
+    def make_latent_env() -> Any:
+        return LatentActionWrapper(make_inner(), bfm, z_hold=hold, action_map="raw",
+                                   record_state=needs.state_resets)
+
+    def make_env() -> Any:
+        return make_inner() if needs.acts == "env" else make_latent_env()
 
     env = make_env()
-    if cls.needs.state_resets and not env.supports_state_reset:
-        raise ValueError(f"Adapter {adapter!r} needs resets to simulator states; this env has none.")
     kwargs: dict[str, Any] = {}
+    if needs.state_resets:
+        sim = make_inner()
+        if not callable(getattr(sim.unwrapped, "set_state", None)):
+            raise ValueError(f"Adapter {adapter!r} needs resets to simulator states; this env has none.")
+        kwargs["sim"] = sim
+    if budget_steps is not None and budget_steps < 1:
+        raise ValueError(f"budget_steps must be a positive number of env steps; got {budget_steps}.")
     samples = _samples(model)
-    if cls.needs.labels == "dataset":
+    if "dataset" in needs.labels:
         if samples is None:
             raise ValueError(
                 f"Adapter {adapter!r} needs reward labels of dataset samples, but the model "
@@ -160,6 +163,8 @@ def adapt(
     run_args = {"model": str(model) if isinstance(model, (str, os.PathLike)) else "<in-memory BFM>",
                 "task": spec, "adapter": adapter, "config": cfg.to_dict(), "seed": seed,
                 "z_hold": hold, "eval_every": eval_every, "max_episode_steps": max_episode_steps}
+    if budget_steps is not None:
+        run_args["budget_steps"] = budget_steps
     records: list[dict[str, Any]] = []
     folder = Path(out) if out is not None else None
     if folder is not None:
@@ -175,7 +180,7 @@ def adapt(
         else:
             _atomic_write(run_json, json.dumps(run_args, indent=2))
 
-    zero_shot = _zero_shot_level(bfm, spec, samples, make_env, seed) if samples is not None else None
+    zero_shot = _zero_shot_level(bfm, spec, samples, make_latent_env, seed) if samples is not None else None
     writer = _writer(folder, len(records))
     from tqdm.auto import trange
 
@@ -184,13 +189,16 @@ def adapt(
     bar = trange(len(records), episodes, initial=len(records), total=episodes, disable=not progress,
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
     for k in bar:
+        if budget_steps is not None and env_steps >= budget_steps:
+            break
         ret, steps, moved = _run_episode(env, agent, seed + k, learn=True)
         env_steps += steps
         row: dict[str, Any] = {"episode": k, "return": round(ret, 4), "env_steps": env_steps,
-                               "labels_used": agent.labels_used, "z_change": round(moved, 5),
+                               "sim_steps": agent.sim_steps, "labels_used": agent.labels_used,
+                               "z_change": round(moved, 5),
                                "wall_s": round(time.perf_counter() - start_wall, 3)}
         if eval_every and (k + 1) % eval_every == 0:
-            eval_ret, eval_steps, _ = _run_episode(make_env(), agent, 10_000 + seed + k, learn=False)
+            eval_ret, _, _ = _run_episode(make_env(), agent, 10_000 + seed + k, learn=False)
             row["eval_return"] = round(eval_ret, 4)
         records.append(row)
         bar.set_postfix(ret=f"{ret:.1f}", dz=f"{moved:.2f}")
