@@ -84,7 +84,7 @@ class LinearBandit:
         return used
 
     @property
-    def V(self) -> np.ndarray:  # noqa: N802 - the paper's symbol
+    def V(self) -> np.ndarray:
         """The design matrix ``V = L L^T`` (formed on request)."""
         return self.L @ self.L.T
 
@@ -158,7 +158,7 @@ def ucb_scores(psi: np.ndarray, bandit: LinearBandit, beta: float) -> np.ndarray
     return values.reshape(e, n).min(0)
 
 
-def _chol_rank1_update(L: np.ndarray, x: np.ndarray) -> None:  # noqa: N803
+def _chol_rank1_update(L: np.ndarray, x: np.ndarray) -> None:
     """In place: ``L L^T <- L L^T + x x^T`` for lower-triangular L."""
     n = x.shape[0]
     for k in range(n):
@@ -171,7 +171,7 @@ def _chol_rank1_update(L: np.ndarray, x: np.ndarray) -> None:  # noqa: N803
             x[k + 1 :] = c * x[k + 1 :] - s * L[k + 1 :, k]
 
 
-def _solve_lower(L: np.ndarray, y: np.ndarray) -> np.ndarray:  # noqa: N803
+def _solve_lower(L: np.ndarray, y: np.ndarray) -> np.ndarray:
     from scipy.linalg import solve_triangular
 
     return solve_triangular(L, y, lower=True, check_finite=False)

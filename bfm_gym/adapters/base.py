@@ -103,6 +103,14 @@ class Adapter(abc.ABC):
         """Env steps taken outside the recorded episodes (e.g. lookahead rollouts in ``sim``);
         the runner adds them to the budget, so comparisons stay at equal env steps."""
 
+    @classmethod
+    def needs_for(cls, config: AdapterConfig) -> AdapterNeeds:
+        """What this adapter needs with ``config`` (default: the class's ``needs``).
+
+        Override when an option changes the needs, e.g. a warm start from dataset labels.
+        """
+        return cls.needs
+
     # -- acting -------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -121,7 +129,7 @@ class Adapter(abc.ABC):
         """Learns from the low-level transitions of one wrapper step; returns metrics."""
         return {}
 
-    def on_episode_start(self, obs: np.ndarray) -> None:
+    def on_episode_start(self, obs: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Called after each reset."""
 
     def on_episode_end(self, episode_return: float) -> dict[str, float]:

@@ -6,6 +6,11 @@ latent is chosen optimistically among candidates drawn in the confidence ellipso
 (UCB over the F heads' successor features at the current state), or drawn from the
 posterior (Thompson sampling). REFERENCE §5; defaults from opti-bfm's README run
 (beta 0.1, per-step reselection, 128 candidates, lambda 1, no forgetting).
+
+Warm start (opti-bfm's ``zsrl``): with ``warm_start = N > 0`` the estimate is first
+batch-updated with N reward-labelled dataset samples (the model's inference samples),
+or, for a goal task, with the single pair ``(phi(g), 1)``; the adapter then also needs
+dataset labels. ``labels_used`` counts online labels only.
 """
 
 from __future__ import annotations
@@ -37,12 +42,17 @@ class OptiConfig(AdapterConfig):
     """Information-gain gate on updates (0 = update on every transition)."""
     ts_noise_std: float = 0.01
     """Observation noise of the TS posterior."""
+    warm_start: int = 0
+    """Dataset labels that batch-update the estimate before the first step (0: none;
+    a goal task uses the single pair (phi(g), 1))."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("ucb", "ts"):
             raise ValueError(f"OptiConfig.mode must be 'ucb' or 'ts'; got {self.mode!r}.")
         if self.beta < 0 or self.candidates < 1 or self.reselect_every < 1:
             raise ValueError("OptiConfig: beta >= 0, candidates >= 1 and reselect_every >= 1 required.")
+        if self.warm_start < 0:
+            raise ValueError(f"OptiConfig.warm_start must be >= 0 dataset labels; got {self.warm_start}.")
 
 
 class OptiAdapter(Adapter):
@@ -52,13 +62,40 @@ class OptiAdapter(Adapter):
     config_class = OptiConfig
     needs = AdapterNeeds(labels="online", z_hold=1)
 
-    def __init__(self, bfm: Any, task: dict[str, Any], config: Any = None, seed: int = 0) -> None:
+    @classmethod
+    def needs_for(cls, config: OptiConfig) -> AdapterNeeds:  # type: ignore[override]
+        if config.warm_start > 0:
+            return dataclasses.replace(cls.needs, labels="dataset+online")
+        return cls.needs
+
+    def __init__(self, bfm: Any, task: dict[str, Any], config: Any = None, seed: int = 0,
+                 samples: Any = None) -> None:
         super().__init__(bfm, task, config, seed)
         c = self.config
         noise = c.ts_noise_std if c.mode == "ts" else 1.0
         self.bandit = LinearBandit(bfm.z_dim, lam=c.lam, decay=c.decay, kappa=c.kappa,
                                    noise_std=noise)
         self.steps = 0
+        if c.warm_start > 0:
+            self._warm_start(samples)
+
+    def _warm_start(self, samples: Any) -> None:
+        goal = self.task.get("goal")
+        if goal is not None and samples is None:
+            # point_mass_maze observes (x, y, vx, vy): the goal at rest
+            g = np.zeros((1, self.bfm.obs_dim), dtype=np.float32)
+            g[0, : len(goal)] = goal
+            phi = np.asarray(self.bfm.phi(g))
+            self.bandit.update(phi, np.ones(1))
+            return
+        if samples is None:
+            raise ValueError("OptiConfig.warm_start > 0 needs dataset samples (samples=...); "
+                             "run through `adapt` with a model folder that ships inference samples.")
+        n = min(self.config.warm_start, len(samples.next_obs))
+        idx = self.rng.choice(len(samples.next_obs), size=n, replace=False)
+        rewards = samples.rewards(self.task.get("task"), goal=goal)[idx]
+        phi = np.asarray(self.bfm.phi(np.asarray(samples.next_obs[idx], dtype=np.float32)))
+        self.bandit.update(phi, rewards.astype(np.float64))
 
     def _project(self, w: np.ndarray) -> np.ndarray:
         return np.asarray(self.bfm.project(np.asarray(w, dtype=np.float32)), dtype=np.float32)

@@ -90,7 +90,7 @@ def task_z(bfm: Any, samples: InferenceSet, task: str | Task | RewardFn | None =
     """Infers the task latent for ``task`` (or reward inference for a ``goal`` position).
 
     For a goal, the reach reward of the goal is relabelled like any task (robust to
-    the velocity part of the observation); :func:`goal_obs_z` gives ``proj(B(g))``.
+    the velocity part of the observation); ``BFM.goal_z`` gives ``proj(B(g))`` instead.
     """
     if samples.domain and bfm.metadata.domain and samples.domain != bfm.metadata.domain:
         raise ValueError(

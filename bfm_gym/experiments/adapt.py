@@ -122,9 +122,8 @@ def adapt(
         raise ValueError("The model records no domain; adapt needs a model trained on a bfm_gym domain.")
     spec = _resolve_task(domain, task, goal)
     cfg = cls.config_class.from_dict(config)
-    hold = z_hold if z_hold is not None else (cls.needs.z_hold or 1)
-
-    needs = cls.needs
+    needs = cls.needs_for(cfg)
+    hold = z_hold if z_hold is not None else (needs.z_hold or 1)
 
     def make_inner() -> Any:
         inner: Any = DMCEnv(domain, spec["task"], goal=spec["goal"])

@@ -98,3 +98,35 @@ def test_cli_adapt(model_dir: Path, tmp_path: Path) -> None:
                           "--task", "reach_top_left", "--adapter", "nope", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "registered adapters" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_opti_warm_start_uses_dataset_labels(model_dir: Path) -> None:
+    cold = adapt(str(model_dir), adapter="opti", episodes=1, seed=0, **KW)
+    warm = adapt(str(model_dir), adapter="opti", config={"warm_start": 300}, episodes=1, seed=0, **KW)
+    assert warm.records[0]["labels_used"] == cold.records[0]["labels_used"] == 40  # online only
+    with pytest.raises(ValueError, match="warm_start must be >= 0"):
+        adapt(str(model_dir), adapter="opti", config={"warm_start": -1}, episodes=1, **KW)
+
+
+def test_opti_warm_start_moves_estimate_toward_labels(model_dir: Path) -> None:
+    from bfm_gym.adapters.opti import OptiAdapter
+
+    bfm = BFM.load(model_dir)
+    samples = InferenceSet.load(model_dir)
+    spec = {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}
+    cold = OptiAdapter(bfm, spec, {}, seed=0)
+    warm = OptiAdapter(bfm, spec, {"warm_start": 600}, seed=0, samples=samples)
+    assert np.allclose(cold.bandit.w_hat(), 0.0)
+    assert np.linalg.norm(warm.bandit.w_hat()) > 0
+    with pytest.raises(ValueError, match="needs dataset samples"):
+        OptiAdapter(bfm, spec, {"warm_start": 5}, seed=0)
+    goal = OptiAdapter(bfm, {"domain": "point_mass_maze", "task": None, "goal": [0.1, 0.1]},
+                       {"warm_start": 1}, seed=0)
+    assert np.linalg.norm(goal.bandit.w_hat()) > 0
+
+
+def test_budget_steps_stops_adaptation(model_dir: Path) -> None:
+    res = adapt(str(model_dir), adapter="opti", episodes=10, seed=0, budget_steps=100, **KW)
+    assert [r["env_steps"] for r in res.records] == [40, 80, 120]
+    with pytest.raises(ValueError, match="budget_steps"):
+        adapt(str(model_dir), adapter="opti", episodes=1, budget_steps=0, **KW)

@@ -48,7 +48,7 @@ def samples() -> InferenceSet:
     return InferenceSet("point_mass_maze", np.stack(obs), np.stack(states))
 
 
-def make(bfm: BFM, name: str, samples: InferenceSet, **config) -> Adapter:  # noqa: ANN003
+def make(bfm: BFM, name: str, samples: InferenceSet, **config) -> Adapter:
     if name == "zero-shot":
         return ZeroShotAdapter(bfm, TASK, config, seed=0, samples=samples)
     return OptiAdapter(bfm, TASK, config, seed=0)
