@@ -31,7 +31,7 @@ DOMAINS = ["walker", "cheetah", "quadruped", "point_mass_maze"]
 TASK = {"walker": "run", "cheetah": "run", "quadruped": "walk", "point_mass_maze": "reach_top_left"}
 
 
-def _time_steps(step, reset, actions: np.ndarray) -> float:  # noqa: ANN001
+def _time_steps(step, reset, actions: np.ndarray) -> float:
     reset()
     start = time.perf_counter()
     for i, a in enumerate(actions):

@@ -32,7 +32,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'bfm_gym' has no attribute {name!r}")
 
 
-def load(name_or_path, device: str = "cpu"):  # noqa: ANN001, ANN201
+def load(name_or_path, device: str = "cpu"):
     """Loads a BFM by shipped name (``"walker"``) or model folder; see :mod:`bfm_gym.pretrained`."""
     from bfm_gym.pretrained import load as _load
 

@@ -20,7 +20,7 @@ from bfm_gym.data.coverage import episode_returns
 from bfm_gym.envs.relabel import Relabeler
 
 
-def in_right_half(physics) -> float:  # noqa: ANN001
+def in_right_half(physics) -> float:
     """A reward the library never heard of: 1 while the mass is in the right half."""
     return float(physics.mass_position()[0] > 0.0)
 

@@ -12,12 +12,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("BFM_GYM_LOAD_PLUGINS", "")
 
 
-def pytest_addoption(parser):  # noqa: ANN001, ANN201
+def pytest_addoption(parser):
     parser.addoption("--expensive", action="store_true", default=False,
                      help="also run tests marked expensive (slow; not in CI)")
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
+def pytest_collection_modifyitems(config, items):
     import pytest
 
     if config.getoption("--expensive") or os.environ.get("BFM_GYM_EXPENSIVE"):
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201
             item.add_marker(skip)
 
 
-def pytest_configure(config):  # noqa: ANN001, ANN201
+def pytest_configure(config):
     sys._called_from_test = True  # type: ignore[attr-defined]
     try:
         import torch

@@ -51,7 +51,7 @@ def test_zero_shot_eval_for_task_goal_and_user_reward(maze_data: Path, tmp_path:
     bfm = bfm_gym.load(out)
     samples = InferenceSet.load(out)
 
-    def right_half(physics) -> float:  # noqa: ANN001
+    def right_half(physics) -> float:
         return float(physics.data.qpos[0] > 0.0)
 
     from bfm_gym.envs.tasks import Task
@@ -65,7 +65,7 @@ def test_zero_shot_eval_for_task_goal_and_user_reward(maze_data: Path, tmp_path:
         assert len(r.returns) == 2 and r.ci95[0] <= r.mean <= r.ci95[1]
         assert len(r.extra["z"]) == bfm.z_dim
 
-    def never(physics) -> float:  # noqa: ANN001, ARG001
+    def never(physics) -> float:
         return 0.0
 
     with pytest.raises(ValueError, match="reward 0"):

@@ -5,7 +5,7 @@ from bfm_gym.data.dataset import DatasetError, Transitions, load_transitions, re
 __all__ = ["DatasetError", "Transitions", "collect", "load_transitions", "read_manifest"]
 
 
-def collect(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+def collect(*args, **kwargs):
     """See :func:`bfm_gym.data.collection.collect` (imported lazily)."""
     from bfm_gym.data.collection import collect as _collect
 

@@ -5,7 +5,7 @@ from bfm_gym.envs.registration import BUILTIN_TASKS, env_id, register_envs
 from bfm_gym.envs.tasks import RewardFn, Task, get_task, goal_task, list_tasks, register_task
 
 
-def make_env(domain: str, task=None, **kwargs):  # noqa: ANN001, ANN201
+def make_env(domain: str, task=None, **kwargs):
     """Builds a :class:`~bfm_gym.envs.dmc_env.DMCEnv` directly (no Gymnasium wrappers).
 
     ``gym.make(env_id(domain, task))`` gives the same env with Gymnasium's

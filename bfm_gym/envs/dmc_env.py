@@ -30,7 +30,7 @@ from bfm_gym.envs import domains as _domains  # sets MUJOCO_GL before dm_control
 from bfm_gym.envs import state as _state
 from bfm_gym.envs.tasks import RewardFn, Task, get_task, goal_task
 
-from shimmy.dm_control_compatibility import DmControlCompatibilityV0  # noqa: E402
+from shimmy.dm_control_compatibility import DmControlCompatibilityV0
 
 EPISODE_STEPS = 1000
 """Length of every bfm_gym episode in env steps (20-25 s of simulated time)."""

@@ -14,7 +14,7 @@ from bfm_gym.data.collection import collect
 from bfm_gym.envs.relabel import Relabeler
 
 
-def _minari_load(root: Path, dataset_id: str):  # noqa: ANN202
+def _minari_load(root: Path, dataset_id: str):
     import minari
 
     old = os.environ.get("MINARI_DATASETS_PATH")
@@ -74,7 +74,7 @@ def test_interrupted_collection_resumes_identically(tmp_path: Path) -> None:
     calls = {"n": 0}
     real = coll._save_npz_atomic
 
-    def dying_save(path, arrays):  # noqa: ANN001, ANN202
+    def dying_save(path, arrays):
         real(path, arrays)
         if path.name.startswith("agent_"):
             calls["n"] += 1

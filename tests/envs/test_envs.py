@@ -127,7 +127,7 @@ def test_maze_goal_relabel_and_nonzero_reward_at_goal() -> None:
 
 
 def test_user_reward_function_works_online_and_offline() -> None:
-    def height(physics) -> float:  # noqa: ANN001
+    def height(physics) -> float:
         return float(physics.torso_height())
 
     env = make_env("walker", height)
