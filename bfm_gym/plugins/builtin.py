@@ -30,8 +30,10 @@ def register_models(register: Any) -> None:
 
 @hookimpl
 def register_adapters(register: Any) -> None:
+    from bfm_gym.adapters.lola import LoLAAdapter
     from bfm_gym.adapters.opti import OptiAdapter
+    from bfm_gym.adapters.rela import ReLAAdapter
     from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 
-    for cls in (ZeroShotAdapter, OptiAdapter):
+    for cls in (ZeroShotAdapter, OptiAdapter, ReLAAdapter, LoLAAdapter):
         register(cls.name, cls)

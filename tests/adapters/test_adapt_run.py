@@ -74,7 +74,7 @@ def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_adapt_bad_input(model_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="registered adapters: opti, zero-shot"):
+    with pytest.raises(ValueError, match="registered adapters: lola, opti, rela, zero-shot"):
         adapt(str(model_dir), adapter="nope", episodes=1, **KW)
     with pytest.raises(ValueError, match="Valid tasks"):
         adapt(str(model_dir), task="run", adapter="opti", episodes=1, progress=False)

@@ -1,0 +1,71 @@
+"""Pieces shared by the latent-search adapters ReLA and LoLA (REFERENCE §3, §4).
+
+Both keep the reward weights ``z_r`` of the zero-shot inference fixed and value a
+latent z by ``psi(s, pi(s, z), z)^T z_r`` aggregated pessimistically over the F heads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["aggregate_heads", "reward_weights"]
+
+
+def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> np.ndarray:
+    """The fixed reward weights ``z_r = E[r(s') B(s')]`` from dataset labels, ``(z_dim,)`` float32.
+
+    This is the least-squares fit of the reward on ``phi = Cov(B)^{-1} B`` (REFERENCE §0,
+    §3.1), *not* projected: ``phi(s)^T z_r`` then estimates ``r(s)`` on the reward's own
+    scale, so it can be summed with observed rewards. ``proj(z_r)`` is the zero-shot latent
+    (the same z as :func:`bfm_gym.evaluation.zero_shot.task_z`). A goal task relabels the
+    samples with the goal's reach reward, as ``task_z`` does.
+
+    Args:
+        bfm: The frozen model.
+        samples: An :class:`~bfm_gym.evaluation.zero_shot.InferenceSet`, or None.
+        task: ``{"task": name or None, "goal": (x, y) or None}``.
+        owner: Adapter name for error messages.
+
+    Raises:
+        ValueError: No samples, samples of another domain, or no sample with a nonzero reward.
+    """
+    if samples is None:
+        raise ValueError(
+            f"{owner} starts from the zero-shot latent and needs dataset samples (samples=...); "
+            "run it through `adapt` with a model folder that ships inference samples."
+        )
+    domain = bfm.metadata.domain
+    if samples.domain and domain and samples.domain != domain:
+        raise ValueError(f"{owner}: inference samples are from {samples.domain!r} but the model "
+                         f"was trained on {domain!r}.")
+    rewards = samples.rewards(task.get("task"), goal=task.get("goal"))
+    if not np.any(rewards):
+        raise ValueError(
+            f"{owner}: every inference sample has reward 0 for this task, so z_r = E[r B] is "
+            "undefined; the data never reaches the task's rewarding states."
+        )
+    return np.asarray(bfm.infer_z(samples.next_obs, rewards, project=False), dtype=np.float32)
+
+
+def aggregate_heads(values: torch.Tensor, pessimism: float) -> torch.Tensor:
+    """Pessimistic ensemble value ``mean_k X_k - pessimism * unc`` over the first axis.
+
+    ``unc = sum_{k != l} |X_k - X_l| / (E^2 - E)`` (REFERENCE §1.4, pitfall 8); with two
+    heads and ``pessimism = 0.5`` this is ``min(X_1, X_2)``.
+
+    Args:
+        values: ``(E, ...)`` per-head values.
+        pessimism: Weight of the disagreement penalty (0: plain mean).
+
+    Returns:
+        ``values.shape[1:]``.
+    """
+    e = values.shape[0]
+    mean = values.mean(0)
+    if e == 1 or pessimism == 0:
+        return mean
+    unc = (values.unsqueeze(0) - values.unsqueeze(1)).abs().sum((0, 1)) / (e * e - e)
+    return mean - pessimism * unc

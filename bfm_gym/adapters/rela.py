@@ -1,0 +1,332 @@
+"""``rela``: Residual Latent Adaptation (Sikchi et al., arXiv 2504.07896; REFERENCE §3).
+
+The pre-trained BFM (``phi``, ``psi = F``, ``pi``) stays frozen; only the task latent z and a
+small residual critic are learned from online transitions. The zero-shot reward weights
+``z_r = E[r(s') B(s')]`` (least squares of the reward on ``phi``, from the model's dataset
+samples) are kept **fixed**, and the true value of ``pi_z`` splits exactly into::
+
+    Q_r^{pi_z}(s, a) = psi(s, a, z)^T z_r  +  Q_res(s, a)
+                       \\_ frozen BFM _/      \\_ value of the residual reward r - phi(s')^T z_r _/
+
+``Q_res`` (an MLP, 2 x 64 by default, optionally also fed z) is trained off-policy by TD on a
+replay buffer of online transitions, with the target ``(r - phi(s')^T z_r) + gamma *
+Q_res_targ(s', pi(s', z))`` (policy-mean target action, Polyak target network, no terminal
+on truncation). The latent climbs::
+
+    J(z) = E_{s ~ D}[ agg_k psi_k(s, pi(s, z), z)^T z_r + Q_res(s, pi(s, z)) ]
+
+by Adam through the frozen actor and F (``agg_k``: the pessimistic ensemble value, mean
+minus 0.5 |difference| = min over two heads, REFERENCE pitfall 8), then z is projected back
+onto the sqrt(d) sphere. J is evaluated at ``proj(z)``, so its gradient is the tangent one.
+The adapter acts with ``z = proj(z_r)`` (the zero-shot latent) during the warm-up steps, then
+with the current z, one latent per env step. Replayed actions are the env's own; every bfm_gym
+domain acts in [-1, 1], pi's range, so the critic sees both on one scale.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from bfm_gym.adapters._common import aggregate_heads, reward_weights
+from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
+
+__all__ = ["ReLAAdapter", "ReLAConfig", "ResidualCritic"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReLAConfig(AdapterConfig):
+    hidden_dim: int = 64
+    """Width of the residual critic's hidden layers (paper: "2 layers, 64 hidden"; a larger
+    critic is reported to be less stable)."""
+    hidden_layers: int = 2
+    """Hidden layers of the residual critic."""
+    q_uses_z: bool = False
+    """Feed z to the residual critic too, ``Q_res(s, a, z)`` (the paper leaves this open;
+    this project's default: off, ``Q_res(s, a)``)."""
+    lr_z: float = 1e-4
+    """Adam learning rate of the latent (UNVERIFIED in the paper; this project's choice, as in a
+    third-party re-implementation: small, because every step moves z)."""
+    lr_q: float = 3e-4
+    """Adam learning rate of the residual critic (this project's choice: the TD3 critic default)."""
+    batch_size: int = 256
+    """Transitions per gradient step (this project's choice; CPU-sized)."""
+    warmup_steps: int = 1000
+    """Online steps collected with the zero-shot latent before the first update (this
+    project's choice: one DMC episode; more warm-up softens the initial drop)."""
+    update_every: int = 1
+    """Env steps between update rounds."""
+    gradient_steps: int = 1
+    """Critic + latent gradient steps per round (update-to-data ratio =
+    gradient_steps / update_every)."""
+    tau: float = 0.005
+    """Polyak rate of the residual critic's target network (this project's choice: TD3's)."""
+    pessimism: float = 0.5
+    """Penalty on the F heads' disagreement in ``psi^T z_r`` (0.5 = min over two heads)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (oldest overwritten); storage grows as it fills."""
+
+    def __post_init__(self) -> None:
+        positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
+                    "lr_z": self.lr_z, "lr_q": self.lr_q, "batch_size": self.batch_size,
+                    "update_every": self.update_every, "gradient_steps": self.gradient_steps,
+                    "buffer_size": self.buffer_size}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"ReLAConfig.{name} must be > 0; got {value!r}.")
+        if self.warmup_steps < 0:
+            raise ValueError(f"ReLAConfig.warmup_steps must be >= 0; got {self.warmup_steps}.")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"ReLAConfig.tau must be in (0, 1]; got {self.tau}.")
+        if self.pessimism < 0:
+            raise ValueError(f"ReLAConfig.pessimism must be >= 0; got {self.pessimism}.")
+
+
+class ResidualCritic(nn.Module):
+    """``Q_res(s, a[, z])``: ``[Linear(h) -> ReLU] x layers -> Linear(1)``.
+
+    Hidden weights are orthogonal (gain sqrt 2, as the FB networks) and the output layer is
+    zero, so ``Q_res`` starts at 0 and the first latent steps follow the BFM's own value.
+
+    Args:
+        in_dim: ``obs_dim + action_dim (+ z_dim)``.
+        hidden_dim: Width h.
+        hidden_layers: Number of hidden layers.
+        generator: Seeds the initialisation.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, hidden_layers: int,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(hidden_layers):
+            linear = nn.Linear(in_dim if i == 0 else hidden_dim, hidden_dim)
+            nn.init.orthogonal_(linear.weight, gain=math.sqrt(2.0), generator=generator)
+            nn.init.zeros_(linear.bias)
+            layers += [linear, nn.ReLU()]
+        out = nn.Linear(hidden_dim, 1)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(*layers, out)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor,
+                z: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, obs_dim), (batch, action_dim)[, (batch, z_dim)] -> (batch,)``."""
+        x = torch.cat([obs, action] if z is None else [obs, action, z], dim=-1)
+        return self.net(x).squeeze(-1)
+
+
+class _Replay:
+    """Ring buffer of online transitions on the model's device; storage doubles as it fills."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], capacity: int, device: torch.device) -> None:
+        self.capacity, self.device = capacity, device
+        self.data = {k: torch.empty((0, *s), device=device) for k, s in shapes.items()}
+        self.size = 0
+        self.ptr = 0
+
+    def _reserve(self, rows: int) -> None:
+        alloc = next(iter(self.data.values())).shape[0]
+        if rows <= alloc:
+            return
+        new = min(self.capacity, max(rows, 2 * alloc, 1024))
+        for k, v in self.data.items():
+            grown = torch.empty((new, *v.shape[1:]), device=self.device)
+            grown[: self.size] = v[: self.size]
+            self.data[k] = grown
+
+    def add(self, rows: dict[str, torch.Tensor]) -> None:
+        n = next(iter(rows.values())).shape[0]
+        if n > self.capacity:
+            rows = {k: v[-self.capacity:] for k, v in rows.items()}
+            n = self.capacity
+        self._reserve(min(self.capacity, self.size + n))
+        idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
+        for k, v in rows.items():
+            self.data[k][idx] = v
+        self.ptr = (self.ptr + n) % self.capacity
+        self.size = min(self.capacity, self.size + n)
+
+    def sample(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {f"buffer/{k}": v[: self.size].cpu().numpy() for k, v in self.data.items()}
+        out["buffer/size"] = np.array(self.size, dtype=np.int64)
+        out["buffer/ptr"] = np.array(self.ptr, dtype=np.int64)
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.size, self.ptr = int(state["buffer/size"]), int(state["buffer/ptr"])
+        for k in self.data:
+            arr = torch.as_tensor(np.asarray(state[f"buffer/{k}"]), device=self.device)
+            self.data[k] = arr.to(torch.float32).clone()
+
+
+def _optimizer_state(opt: torch.optim.Optimizer, prefix: str) -> dict[str, np.ndarray]:
+    out = {}
+    for i, per_param in opt.state_dict()["state"].items():
+        for k, v in per_param.items():
+            out[f"{prefix}/{i}/{k}"] = v.detach().cpu().numpy() if torch.is_tensor(v) else np.array(v)
+    return out
+
+
+def _load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, np.ndarray], prefix: str) -> None:
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, arr in state.items():
+        if key.startswith(prefix + "/"):
+            _, i, k = key.split("/")
+            per_param.setdefault(int(i), {})[k] = torch.as_tensor(np.array(arr))
+    sd = opt.state_dict()
+    sd["state"] = per_param
+    opt.load_state_dict(sd)
+
+
+class ReLAAdapter(Adapter):
+    """ReLA: latent gradient ascent on the frozen BFM's value plus a learned residual critic.
+
+    Args:
+        bfm: The frozen model.
+        task: ``{"domain", "task", "goal"}`` (the zero-shot inference relabels ``samples``).
+        config: :class:`ReLAConfig` or a dict of its fields.
+        seed: Seeds the critic initialisation and the minibatch generator.
+        samples: The model's inference samples (reward labels of dataset states).
+
+    Raises:
+        ValueError: No samples, or no sample with a nonzero task reward.
+    """
+
+    name = "rela"
+    config_class = ReLAConfig
+    needs = AdapterNeeds(labels="dataset+online", z_hold=1)
+
+    def __init__(self, bfm: Any, task: dict[str, Any], config: Any = None, seed: int = 0,
+                 samples: Any = None) -> None:
+        super().__init__(bfm, task, config, seed)
+        c = self.config
+        device = bfm.device
+        model = bfm.model
+        self.z_r = torch.as_tensor(reward_weights(bfm, samples, self.task, "ReLA"), device=device)
+        """Fixed reward weights ``(z_dim,)`` (unprojected least squares; see the module docstring)."""
+        self.z = np.asarray(bfm.project(self.z_r.cpu().numpy()), dtype=np.float32)
+        self._z = nn.Parameter(torch.as_tensor(self.z, device=device).clone())
+        init = torch.Generator().manual_seed(self.seed)
+        in_dim = bfm.obs_dim + bfm.action_dim + (bfm.z_dim if c.q_uses_z else 0)
+        self.critic = ResidualCritic(in_dim, c.hidden_dim, c.hidden_layers, generator=init).to(device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.z_optimizer = torch.optim.Adam([self._z], lr=c.lr_z)
+        self.q_optimizer = torch.optim.Adam(self.critic.parameters(), lr=c.lr_q)
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.buffer = _Replay({"obs": (bfm.obs_dim,), "action": (bfm.action_dim,), "residual": (),
+                               "next_obs": (bfm.obs_dim,), "terminal": ()}, c.buffer_size, device)
+        self.steps = 0
+        """Online transitions observed."""
+        self.updates = 0
+        """Gradient steps taken (critic and latent)."""
+        self._model = model
+
+    # -- acting ---------------------------------------------------------------------------
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.z
+
+    def observe(self, transitions: Any) -> dict[str, float]:
+        """Stores the hold's transitions with their residual reward; runs due update rounds."""
+        c, device = self.config, self.z_r.device
+        n = len(transitions)
+
+        def rows(x: Any) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+
+        next_obs = rows(transitions.next_obs)
+        # residual reward r - phi(s')^T z_r (reward on the next state, REFERENCE pitfall 1)
+        residual = rows(transitions.reward) - self._model.phi(next_obs) @ self.z_r
+        self.buffer.add({"obs": rows(transitions.obs), "action": rows(transitions.action),
+                         "residual": residual, "next_obs": next_obs,
+                         "terminal": rows(transitions.terminated)})  # truncation is not terminal
+        self.labels_used += n
+        rounds = sum(1 for t in range(self.steps + 1, self.steps + n + 1)
+                     if t >= max(c.warmup_steps, 1) and t % c.update_every == 0)
+        self.steps += n
+        for _ in range(rounds * c.gradient_steps):
+            self._update()
+        if rounds:
+            self.z = self._z.detach().cpu().numpy().copy()
+        return {}
+
+    # -- learning -------------------------------------------------------------------------
+
+    def _q_res(self, net: nn.Module, obs: torch.Tensor, action: torch.Tensor,
+               z: torch.Tensor) -> torch.Tensor:
+        return net(obs, action, z if self.config.q_uses_z else None)
+
+    def _update(self) -> None:
+        """One TD step of the residual critic, one ascent step of z, one Polyak step."""
+        c, model = self.config, self._model
+        idx = torch.randint(self.buffer.size, (c.batch_size,), generator=self.generator,
+                            device=self.z_r.device)
+        batch = self.buffer.sample(idx)
+        obs, next_obs = batch["obs"], batch["next_obs"]
+
+        # residual critic: y = (r - phi(s')^T z_r) + gamma * Q_res_targ(s', pi(s', z))
+        z_rows = self._z.detach().expand(c.batch_size, -1)
+        with torch.no_grad():
+            next_action = model.act(next_obs, z_rows)
+            target = batch["residual"] + self.bfm.gamma * (1.0 - batch["terminal"]) * self._q_res(
+                self.critic_target, next_obs, next_action, z_rows)
+        q_loss = (self._q_res(self.critic, obs, batch["action"], z_rows) - target).pow(2).mean()
+        self.q_optimizer.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_optimizer.step()
+
+        # latent: ascend J(z) = E_s[agg_k psi_k(s, pi(s,z), z)^T z_r + Q_res(s, pi(s,z))]
+        z = model.project(self._z).expand(c.batch_size, -1)
+        action = model.act(obs, z, grad=True)
+        value = aggregate_heads((model.forward(obs, action, z, grad=True) * self.z_r).sum(-1),
+                                c.pessimism)
+        objective = (value + self._q_res(self.critic, obs, action, z)).mean()
+        (grad,) = torch.autograd.grad(-objective, [self._z])  # only z: the critic is fit by TD
+        self._z.grad = grad
+        self.z_optimizer.step()
+        with torch.no_grad():
+            self._z.copy_(model.project(self._z))
+            for p, p_targ in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True):
+                p_targ.lerp_(p, c.tau)
+        self.updates += 1
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = super().state_dict()
+        state["z_param"] = self._z.detach().cpu().numpy().copy()
+        for prefix, net in (("critic", self.critic), ("critic_target", self.critic_target)):
+            state.update({f"{prefix}/{k}": v.detach().cpu().numpy().copy()
+                          for k, v in net.state_dict().items()})
+        state.update(_optimizer_state(self.z_optimizer, "z_optimizer"))
+        state.update(_optimizer_state(self.q_optimizer, "q_optimizer"))
+        state.update(self.buffer.state_dict())
+        state["torch_generator"] = self.generator.get_state().numpy().copy()
+        state["steps"] = np.array(self.steps, dtype=np.int64)
+        state["updates"] = np.array(self.updates, dtype=np.int64)
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        super().load_state_dict(state)
+        device = self.z_r.device
+        with torch.no_grad():
+            self._z.copy_(torch.as_tensor(np.asarray(state["z_param"]), device=device))
+        for prefix, net in (("critic", self.critic), ("critic_target", self.critic_target)):
+            net.load_state_dict({k: torch.as_tensor(np.asarray(state[f"{prefix}/{k}"]))
+                                 for k in net.state_dict()})
+        _load_optimizer_state(self.z_optimizer, state, "z_optimizer")
+        _load_optimizer_state(self.q_optimizer, state, "q_optimizer")
+        self.buffer.load_state_dict(state)
+        self.generator.set_state(torch.as_tensor(np.asarray(state["torch_generator"]), dtype=torch.uint8))
+        self.steps = int(state["steps"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,144 @@
+"""LoLA (REFERENCE §4.1): the leave-one-out gradient, real episodes and exact budget
+accounting through `adapt`, resume after an interrupt, the need for state resets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers import TimeLimit
+
+from bfm_gym.adapters.lola import LoLAAdapter, LoLAConfig, loo_gradient
+from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+from bfm_gym.envs import make_env
+from bfm_gym.evaluation.zero_shot import InferenceSet
+from bfm_gym.experiments import adapt
+from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
+from bfm_gym.wrappers import LatentActionWrapper
+
+TASK = {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}
+KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)
+SMALL = {"update_every": 20, "k": 3, "horizon": 5}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2)
+    model.finalize(torch.rand(256, 4) * 0.6 - 0.3)
+    folder = tmp_path_factory.mktemp("m") / "maze-tiny"
+    BFM(model, ModelMetadata(domain="point_mass_maze")).save(folder)
+    env = make_env("point_mass_maze")
+    obs, states = [], []
+    for ep in range(3):
+        env.reset(seed=ep)
+        s = env.get_state()
+        s[1:3] = (-0.15, 0.15 - 0.005 * ep)  # some samples on the reach_top_left target
+        env.set_state(s)
+        for _ in range(200):
+            o, *_ = env.step(np.zeros(2))
+            obs.append(o)
+            states.append(env.get_state())
+    InferenceSet("point_mass_maze", np.stack(obs), np.stack(states)).save(folder)
+    return folder
+
+
+def make(model_dir: Path, sim_steps: int = 1000, **config) -> LoLAAdapter:
+    sim = TimeLimit(make_env("point_mass_maze", "reach_top_left"), sim_steps)
+    return LoLAAdapter(BFM.load(model_dir), TASK, {**SMALL, **config}, seed=0,
+                       samples=InferenceSet.load(model_dir), sim=sim)
+
+
+def test_loo_gradient_matches_explicit_loops() -> None:
+    rng = np.random.default_rng(0)
+    k, d, sigma = 4, 3, 0.3
+    mu = rng.normal(size=d)
+    z = mu + sigma * rng.normal(size=(k, d))
+    returns = rng.normal(size=k)
+    expected = np.zeros(d)
+    for i in range(k):
+        baseline = sum(returns[j] for j in range(k) if j != i) / (k - 1)
+        for c in range(d):
+            expected[c] += (returns[i] - baseline) * (z[i, c] - mu[c]) / sigma**2 / k
+    np.testing.assert_allclose(loo_gradient(returns, z, mu, sigma), expected, rtol=1e-12)
+    # equal returns carry no signal; the baseline removes any constant
+    assert np.allclose(loo_gradient(np.full(k, 5.0), z, mu, sigma), 0.0)
+    np.testing.assert_allclose(loo_gradient(returns + 7.0, z, mu, sigma), expected, rtol=1e-9)
+
+
+def test_budget_counts_every_lookahead_step(model_dir: Path) -> None:
+    res = adapt(str(model_dir), adapter="lola", episodes=2, seed=0, config=SMALL, **KW)
+    assert all(np.isfinite(r["return"]) for r in res.records)
+    # per 40-step episode: 2 rounds (every 20 real steps) x 1 start x k=3 latents x H=5 steps
+    per_episode_sim = 2 * 1 * 3 * 5
+    assert [r["sim_steps"] for r in res.records] == [per_episode_sim, 2 * per_episode_sim]
+    assert [r["env_steps"] for r in res.records] == [40 + 30, 2 * (40 + 30)]
+    assert [r["labels_used"] for r in res.records] == [30, 60]  # lookahead rewards only
+    assert res.records[0]["z_change"] > 0
+
+
+def test_mu_starts_at_zero_shot_moves_and_stays_on_the_sphere(model_dir: Path) -> None:
+    lola = make(model_dir, starts=2)
+    bfm = lola.bfm
+    before = {k: v.clone() for k, v in bfm.model.state_dict().items()}
+    zero_shot = ZeroShotAdapter(bfm, TASK, None, seed=0, samples=InferenceSet.load(model_dir))
+    np.testing.assert_allclose(lola.mu, zero_shot.z, rtol=1e-6, atol=1e-6)
+    mu0 = lola.mu.copy()
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 40), bfm,
+                              z_hold=1, action_map="raw", record_state=True)
+    ret, steps = lola.run_episode(env, seed=0)
+    assert np.isfinite(ret) and steps == 40
+    assert lola.updates == 2 * 2 and lola.sim_steps == 4 * 3 * 5
+    assert not np.allclose(lola.mu, mu0)
+    assert np.isclose(np.linalg.norm(lola.mu), np.sqrt(bfm.z_dim), rtol=1e-5)
+    np.testing.assert_array_equal(lola.act(np.zeros(4, np.float32)), lola.mu)
+    for k, v in before.items():
+        assert torch.equal(v, bfm.model.state_dict()[k])
+
+
+def test_lookahead_stops_at_truncation_and_counts_those_steps(model_dir: Path) -> None:
+    lola = make(model_dir, sim_steps=3)  # the sim truncates after 3 of the 5 lookahead steps
+    env = make_env("point_mass_maze", "reach_top_left")
+    env.reset(seed=0)
+    z = lola.bfm.sample_z(2, seed=0)
+    returns = lola.lookahead(env.get_state(), z)
+    assert returns.shape == (2,) and np.all(np.isfinite(returns))
+    assert lola.sim_steps == lola.labels_used == 2 * 3
+
+
+def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
+    run = dict(adapter="lola", seed=3, config=SMALL, **KW)
+    full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
+    adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)  # "killed" after 2
+    resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
+
+    def strip(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+
+    assert strip(resumed.records) == strip(full.records)
+
+
+def test_needs_state_resets(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="LoLA needs resets to simulator states"):
+        LoLAAdapter(BFM.load(model_dir), TASK, SMALL, seed=0, samples=InferenceSet.load(model_dir))
+    from bfm_gym.envs.dmc_env import DMCEnv
+
+    monkeypatch.setattr(DMCEnv, "set_state", None)  # an env without state restore
+    with pytest.raises(ValueError, match="needs resets to simulator states"):
+        adapt(str(model_dir), adapter="lola", episodes=1, out=tmp_path / "x", **KW)
+    assert not (tmp_path / "x").exists()  # refused before the first step
+
+
+def test_config_errors_name_the_field(model_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"LoLAConfig\.sigma must be > 0"):
+        LoLAConfig(sigma=0.0)
+    with pytest.raises(ValueError, match=r"LoLAConfig.sigma"):
+        adapt(str(model_dir), adapter="lola", config={"sigma": -1.0}, episodes=1, **KW)
+    with pytest.raises(ValueError, match=r"LoLAConfig.k must be >= 2"):
+        LoLAConfig(k=1)
+    with pytest.raises(ValueError, match=r"LoLAConfig.horizon"):
+        LoLAConfig(horizon=0)
+    with pytest.raises(ValueError, match="did you mean 'sigma'"):
+        LoLAConfig.from_dict({"sigmaa": 1.0})

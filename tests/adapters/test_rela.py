@@ -1,0 +1,124 @@
+"""ReLA (REFERENCE §3): real episodes through `adapt`, only z and the residual critic learn,
+resume after an interrupt, config errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers import TimeLimit
+
+from bfm_gym.adapters.rela import ReLAAdapter, ReLAConfig
+from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+from bfm_gym.envs import make_env
+from bfm_gym.evaluation.zero_shot import InferenceSet
+from bfm_gym.experiments import adapt
+from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
+from bfm_gym.wrappers import LatentActionWrapper
+
+TASK = {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}
+KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)
+FAST = {"warmup_steps": 10, "batch_size": 32, "lr_z": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2)
+    model.finalize(torch.rand(256, 4) * 0.6 - 0.3)
+    folder = tmp_path_factory.mktemp("m") / "maze-tiny"
+    BFM(model, ModelMetadata(domain="point_mass_maze")).save(folder)
+    env = make_env("point_mass_maze")
+    obs, states = [], []
+    for ep in range(3):
+        env.reset(seed=ep)
+        s = env.get_state()
+        s[1:3] = (-0.15, 0.15 - 0.005 * ep)  # some samples on the reach_top_left target
+        env.set_state(s)
+        for _ in range(200):
+            o, *_ = env.step(np.zeros(2))
+            obs.append(o)
+            states.append(env.get_state())
+    InferenceSet("point_mass_maze", np.stack(obs), np.stack(states)).save(folder)
+    return folder
+
+
+def test_rela_runs_real_episodes_through_adapt(model_dir: Path) -> None:
+    res = adapt(str(model_dir), adapter="rela", episodes=2, seed=0, config=FAST, **KW)
+    assert len(res.records) == 2 and all(np.isfinite(r["return"]) for r in res.records)
+    assert [r["env_steps"] for r in res.records] == [40, 80]
+    assert [r["labels_used"] for r in res.records] == [40, 80]  # online rewards observed
+    assert [r["sim_steps"] for r in res.records] == [0, 0]
+    assert res.records[1]["z_change"] > 0
+
+
+@pytest.mark.parametrize("q_uses_z", [False, True])
+def test_only_the_latent_and_the_residual_critic_learn(model_dir: Path, q_uses_z: bool) -> None:
+    bfm = BFM.load(model_dir)
+    samples = InferenceSet.load(model_dir)
+    before = {k: v.clone() for k, v in bfm.model.state_dict().items()}
+    rela = ReLAAdapter(bfm, TASK, {**FAST, "q_uses_z": q_uses_z}, seed=0, samples=samples)
+    # z starts at the zero-shot latent
+    zero_shot = ZeroShotAdapter(bfm, TASK, None, seed=0, samples=samples)
+    np.testing.assert_allclose(rela.z, zero_shot.z, rtol=1e-6, atol=1e-6)
+    z0 = rela.z.copy()
+    critic0 = {k: v.clone() for k, v in rela.critic.state_dict().items()}
+    target0 = {k: v.clone() for k, v in rela.critic_target.state_dict().items()}
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 30),
+                              bfm, z_hold=1, action_map="raw")
+    for ep in range(2):
+        ret, steps = rela.run_episode(env, seed=ep)
+        assert np.isfinite(ret) and steps == 30
+    assert rela.updates == 60 - FAST["warmup_steps"] + 1  # one round per step after warm-up
+    assert not np.allclose(rela.z, z0)
+    assert np.isclose(np.linalg.norm(rela.z), np.sqrt(bfm.z_dim), rtol=1e-5)
+    assert any(not torch.equal(critic0[k], v) for k, v in rela.critic.state_dict().items())
+    assert any(not torch.equal(target0[k], v) for k, v in rela.critic_target.state_dict().items())
+    after = bfm.model.state_dict()
+    assert before.keys() == after.keys()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), f"BFM weight {k} changed"
+    assert all(not p.requires_grad for p in bfm.model.parameters())
+
+
+def test_buffer_holds_the_residual_reward(model_dir: Path) -> None:
+    bfm = BFM.load(model_dir)
+    rela = ReLAAdapter(bfm, TASK, {"warmup_steps": 1000}, seed=0, samples=InferenceSet.load(model_dir))
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 10),
+                              bfm, z_hold=1, action_map="raw")
+    rela.run_episode(env, seed=0)
+    data = rela.buffer.sample(torch.arange(rela.buffer.size))
+    phi = bfm.phi(data["next_obs"].numpy())
+    rewards = data["residual"].numpy() + phi @ rela.z_r.numpy()
+    assert rela.buffer.size == 10 and rela.updates == 0  # still warming up
+    assert np.all(rewards >= -1e-5) and np.all(rewards <= 1 + 1e-5)  # maze rewards lie in [0, 1]
+    assert rela.labels_used == 10
+
+
+def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
+    run = dict(adapter="rela", seed=3, config=FAST, **KW)
+    full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
+    adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)  # "killed" after 2
+    resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
+
+    def strip(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+
+    assert strip(resumed.records) == strip(full.records)
+    state = np.load(tmp_path / "b" / "state.npz")
+    assert all(state[k].dtype != object for k in state.files)  # numpy arrays only
+
+
+def test_config_errors_name_the_field(model_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"ReLAConfig.tau"):
+        ReLAConfig(tau=0.0)
+    with pytest.raises(ValueError, match=r"ReLAConfig.lr_z"):
+        adapt(str(model_dir), adapter="rela", config={"lr_z": -1.0}, episodes=1, **KW)
+    with pytest.raises(ValueError, match=r"ReLAConfig.warmup_steps"):
+        ReLAConfig(warmup_steps=-1)
+    with pytest.raises(ValueError, match="did you mean 'lr_q'"):
+        ReLAConfig.from_dict({"lr_qq": 1.0})
+    with pytest.raises(ValueError, match="needs dataset samples"):
+        ReLAAdapter(BFM.load(model_dir), TASK, None, seed=0)
