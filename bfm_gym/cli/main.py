@@ -265,9 +265,11 @@ def tasks(domain: str | None) -> None:
 
 
 def _add_builtin_commands() -> None:
+    from bfm_gym.cli.compare import compare
     from bfm_gym.cli.video import video
 
     cli.add_command(video)
+    cli.add_command(compare)
 
 
 _add_builtin_commands()

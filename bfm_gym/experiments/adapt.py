@@ -82,6 +82,7 @@ def adapt(
     oracle: float | None = None,
     max_episode_steps: int | None = None,
     budget_steps: int | None = None,
+    budget_labels: int | None = None,
     progress: bool = True,
 ) -> AdaptResult:
     """Adapts ``adapter`` on ``task`` for ``episodes`` episodes and returns the records.
@@ -101,6 +102,8 @@ def adapt(
         max_episode_steps: Cap episode length (for quick runs; default: full episodes).
         budget_steps: Stop once this many env steps (lookahead steps included) are spent,
             even before ``episodes``: equal-budget comparisons set it for every adapter.
+        budget_labels: Stop once the adapter has used this many online reward labels
+            (``labels_used``); ``bfm-gym compare`` sets the same cap for every adapter.
         progress: Show a progress bar.
 
     Raises:
@@ -149,6 +152,8 @@ def adapt(
         kwargs["sim"] = sim
     if budget_steps is not None and budget_steps < 1:
         raise ValueError(f"budget_steps must be a positive number of env steps; got {budget_steps}.")
+    if budget_labels is not None and budget_labels < 1:
+        raise ValueError(f"budget_labels must be a positive number of reward labels; got {budget_labels}.")
     samples = _samples(model)
     if "dataset" in needs.labels:
         if samples is None:
@@ -164,6 +169,8 @@ def adapt(
                 "z_hold": hold, "eval_every": eval_every, "max_episode_steps": max_episode_steps}
     if budget_steps is not None:
         run_args["budget_steps"] = budget_steps
+    if budget_labels is not None:
+        run_args["budget_labels"] = budget_labels
     records: list[dict[str, Any]] = []
     folder = Path(out) if out is not None else None
     if folder is not None:
@@ -189,6 +196,8 @@ def adapt(
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
     for k in bar:
         if budget_steps is not None and env_steps >= budget_steps:
+            break
+        if budget_labels is not None and agent.labels_used >= budget_labels:
             break
         ret, steps, moved = _run_episode(env, agent, seed + k, learn=True)
         env_steps += steps

@@ -1,0 +1,84 @@
+"""``bfm-gym compare``: adapters x tasks x seeds at equal budgets (see :mod:`bfm_gym.experiments.compare`)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+
+def _parse_oracle(values: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in values:
+        task, sep, raw = item.partition("=")
+        try:
+            if not sep or not task.strip():
+                raise ValueError
+            out[task.strip()] = float(raw)
+        except ValueError:
+            raise click.BadParameter(f"expected TASK=VALUE (e.g. walker-run=800), got {item!r}",
+                                     param_hint="--oracle") from None
+    return out
+
+
+def _parse_ints(value: str | None, hint: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=hint) from None
+
+
+@click.command()
+@click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
+@click.option("--tasks", required=True, help="Comma-separated tasks, e.g. walker-run,walker-walk.")
+@click.option("--adapters", required=True, help="Comma-separated registered adapters (plugins included).")
+@click.option("--seeds", default="5", show_default=True, help="Number of seeds (0..N-1) or a list 0,3,7.")
+@click.option("--episodes", type=int, default=50, show_default=True,
+              help="Episodes per cell; budget = episodes x episode length env steps.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (resumable).")
+@click.option("--workers", type=int, default=None, help="Parallel cells (default: min(cpus, cells)).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster address (--executor ray).")
+@click.option("--set", "overrides", multiple=True, metavar="ADAPTER.KEY=VALUE",
+              help="Adapter config field, e.g. --set opti.beta=0.2.")
+@click.option("--max-episode-steps", type=int, default=None, help="Cap episode length (quick runs).")
+@click.option("--max-labels", type=int, default=None,
+              help="Cap on online reward labels per cell (default: the env-step budget).")
+@click.option("--oracle", "oracles", multiple=True, metavar="TASK=VALUE",
+              help="Oracle return of a task (default: the zero-shot return with dataset labels).")
+@click.option("--checkpoints", default=None, help="Budgets in episodes for the aggregates, e.g. 10,20,50.")
+@click.option("--bootstrap-reps", type=int, default=2000, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
+            workers: int | None, executor: str, address: str | None, overrides: tuple[str, ...],
+            max_episode_steps: int | None, max_labels: int | None, oracles: tuple[str, ...],
+            checkpoints: str | None, bootstrap_reps: int, no_progress: bool) -> None:
+    """Compare adapters on tasks and seeds at equal env-step and label budgets.
+
+    Rerun the same command to resume: finished cells are skipped, interrupted ones
+    continue after their last finished episode.
+    """
+    from bfm_gym.experiments.compare import CompareError, compare as run, parse_overrides
+
+    seed_list = _parse_ints(seeds, "--seeds") or []
+    seed_arg: int | list[int] = seed_list[0] if len(seed_list) == 1 and "," not in seeds else seed_list
+    try:
+        res = run(model_name, tasks, adapters, out=out, seeds=seed_arg, episodes=episodes, workers=workers,
+                  executor=executor, address=address, config=parse_overrides(overrides),  # type: ignore[arg-type]
+                  max_episode_steps=max_episode_steps, max_labels=max_labels,
+                  oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
+                  bootstrap_reps=bootstrap_reps, progress=not no_progress,
+                  command=shlex.join(["bfm-gym", *sys.argv[1:]]))
+    except (ValueError, TypeError, FileNotFoundError, ImportError, CompareError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    final = res.aggregates["checkpoints"][-1]
+    click.echo(f"{'adapter':<22}{'IQM score/zero-shot [95% CI]':>34}")
+    for adapter in res.spec.adapters:
+        iv = final["adapters"][adapter]["zero_shot"]["iqm"]
+        click.echo(f"{adapter:<22}{iv['value']:>14.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
+    ran = sum(c["status"] == "ran" for c in res.cells)
+    click.echo(f"{ran} cells ran, {len(res.cells) - ran} reused; report: {res.out / 'report.md'}")

@@ -1,0 +1,157 @@
+"""`compare`: a tiny grid on the local pool and on Ray, resume, outputs, bad input, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bfm_gym.experiments.adapt import adapt
+from bfm_gym.experiments.compare import CompareResult, cell_name, compare, parse_overrides
+
+TASKS = "point_mass_maze-reach_top_left,reach_top_right"
+ADAPTERS = "zero-shot,opti"
+KW: dict[str, Any] = dict(seeds=2, episodes=3, max_episode_steps=30, config={"opti": {"beta": 0.5}},
+                          oracle={"reach_top_left": 2.0}, bootstrap_reps=300, progress=False)
+CELL = cell_name("opti", "point_mass_maze-reach_top_right", 1)
+
+
+def _table(out: Path) -> list[dict[str, str]]:
+    with open(out / "results.csv", newline="") as f:
+        return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def local_run(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> CompareResult:
+    out = tmp_path_factory.mktemp("cmp") / "local"
+    return compare(str(model_dir), TASKS, ADAPTERS, out=out, workers=2, **KW)
+
+
+def test_local_pool_outputs_and_equal_budgets(local_run: CompareResult) -> None:
+    out = local_run.out
+    for name in ("results.csv", "cells.json", "aggregates.json", "aggregates.csv", "compare.json",
+                 "report.md", "aggregate.png", "profile.png", "curve_point_mass_maze-reach_top_left.png"):
+        assert (out / name).is_file(), name
+    rows = _table(out)
+    assert len(rows) == 2 * 2 * 2 * 3
+    keys = [(r["adapter"], r["task"], r["seed"], r["episode"]) for r in rows]
+    assert len(set(keys)) == len(keys)
+    cells = json.loads((out / "cells.json").read_text())
+    assert len(cells) == 8 and {c["status"] for c in cells} == {"ran"}
+    assert {(c["budget_steps"], c["budget_labels"], c["env_steps"]) for c in cells} == {(90, 90, 90)}
+    assert {c["labels_used"] for c in cells if c["adapter"] == "opti"} == {90}
+    assert {c["labels_used"] for c in cells if c["adapter"] == "zero-shot"} == {0}
+    for r in local_run.rows:
+        if r["task"].endswith("top_left"):
+            assert r["oracle"] == 2.0 and r["oracle_source"] == "--oracle"
+            assert r["score_oracle"] == pytest.approx(r["return"] / 2.0)
+        else:
+            assert r["oracle_source"].startswith("zero-shot") and r["oracle"] == r["zero_shot"]
+    agg = json.loads((out / "aggregates.json").read_text())
+    assert [c["episodes"] for c in agg["checkpoints"]] == [1, 3]
+    final = agg["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
+    assert final["n"] == 2 and final["low"] <= final["value"] <= final["high"]  # top_left runs only
+    report = (out / "report.md").read_text()
+    assert "bfm-gym compare --model" in report and "--set opti.beta=0.5" in report
+    assert "| opti | point_mass_maze-reach_top_left | 3 | 90 | 90 | 0 |" in report
+    assert json.loads((out / "cells" / CELL / "run.json").read_text())["config"]["beta"] == 0.5
+
+
+def test_resume_after_interrupt_equals_uninterrupted(local_run: CompareResult, model_dir: Path,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "resumed"
+    shutil.copytree(local_run.out, out)
+    # one cell never started, one killed after its first episode (no summary.json)
+    shutil.rmtree(out / "cells" / cell_name("zero-shot", "point_mass_maze-reach_top_left", 0))
+    shutil.rmtree(out / "cells" / CELL)
+    spec = local_run.spec
+    adapt(str(model_dir), "reach_top_right", "opti", episodes=1, seed=1, out=out / "cells" / CELL,
+          config=spec.configs["opti"], max_episode_steps=30, budget_steps=spec.budget_steps,
+          budget_labels=spec.budget_labels, progress=False)
+    (out / "cells" / CELL / "summary.json").unlink()
+    kept = (out / "cells" / cell_name("opti", "point_mass_maze-reach_top_left", 0) / "records.jsonl").stat()
+    res = compare(str(model_dir), TASKS, ADAPTERS, out=out, workers=1, **KW)
+    assert _table(out) == _table(local_run.out)
+    assert len((out / "cells" / CELL / "records.jsonl").read_text().splitlines()) == 3
+    ran = {c["cell"] for c in res.cells if c["status"] == "ran"}
+    assert ran == {CELL, cell_name("zero-shot", "point_mass_maze-reach_top_left", 0)}
+    again = (out / "cells" / cell_name("opti", "point_mass_maze-reach_top_left", 0) / "records.jsonl").stat()
+    assert again.st_mtime_ns == kept.st_mtime_ns  # finished cells are not rerun
+    assert res.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"] == \
+        local_run.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
+
+
+def test_ray_gives_the_same_numbers(local_run: CompareResult, model_dir: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        compare(str(model_dir), TASKS, ADAPTERS, out=tmp_path / "ray", executor="ray", **KW)
+    finally:
+        ray.shutdown()
+    assert _table(tmp_path / "ray") == _table(local_run.out)
+
+
+def test_ray_missing_names_the_extra(model_dir: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'bfm_gym\[ray\]'"):
+        compare(str(model_dir), TASKS, ADAPTERS, out=tmp_path / "x", executor="ray", **KW)
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_input_fails_before_running(model_dir: Path, local_run: CompareResult, tmp_path: Path) -> None:
+    m, out = str(model_dir), tmp_path / "bad"
+    kw = {k: v for k, v in KW.items() if k != "config"}
+    with pytest.raises(ValueError, match=r"Unknown adapter.*'nope'.*registered adapters: .*opti.*zero-shot"):
+        compare(m, TASKS, "opti,nope", out=out, **kw)
+    with pytest.raises(ValueError, match=r"Unknown task 'reach_middle'.*Valid tasks: reach_bottom_left"):
+        compare(m, "reach_middle", "opti", out=out, **kw)
+    with pytest.raises(ValueError, match="No model 'no-such-model'"):
+        compare("no-such-model", TASKS, "opti", out=out, **kw)
+    with pytest.raises(ValueError, match=r"--set for opti: .*'betaa' \(did you mean 'beta'"):
+        compare(m, TASKS, "opti", out=out, config={"opti": {"betaa": 1}}, **kw)
+    with pytest.raises(ValueError, match="per-adapter 'episodes' would give cells unequal budgets"):
+        compare(m, TASKS, "opti", out=out, config={"opti": {"episodes": 10}}, **kw)
+    with pytest.raises(ValueError, match="--set for adapter\\(s\\) not in the comparison: rela"):
+        compare(m, TASKS, "opti", out=out, config={"rela": {"lr": 1}}, **kw)
+    with pytest.raises(ValueError, match="--oracle for task 'reach_bottom_left', which is not compared"):
+        compare(m, TASKS, "opti", out=out, **{**kw, "oracle": {"reach_bottom_left": 1.0}})
+    assert not out.exists()
+    with pytest.raises(ValueError, match="another episodes, budget_steps, budget_labels"):
+        compare(m, TASKS, ADAPTERS, out=local_run.out, **{**KW, "episodes": 4})
+    with pytest.raises(ValueError, match=r"ADAPTER\.KEY=VALUE"):
+        parse_overrides(["beta=0.2"])
+    assert parse_overrides(["opti.beta=0.2", "opti.mode=ts"]) == {"opti": {"beta": 0.2, "mode": "ts"}}
+
+
+def test_cli_compare(model_dir: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "bfm_gym.cli.main", "compare", "--model", str(model_dir)]
+    proc = subprocess.run(
+        [*base, "--tasks", "reach_top_left", "--adapters", "zero-shot", "--seeds", "1", "--episodes", "2",
+         "--max-episode-steps", "20", "--workers", "1", "--oracle", "reach_top_left=1.5",
+         "--bootstrap-reps", "100", "--out", str(tmp_path / "cli"), "--no-progress"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "zero-shot" in proc.stdout and "1 cells ran" in proc.stdout
+    report = (tmp_path / "cli" / "report.md").read_text()
+    assert "--oracle reach_top_left=1.5" in report and len(_table(tmp_path / "cli")) == 2
+    bad = subprocess.run([*base, "--tasks", "reach_top_left", "--adapters", "nope", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "registered adapters:" in bad.stderr and "zero-shot" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_label_cap_stops_cells_and_limits_scores(model_dir: Path, tmp_path: Path) -> None:
+    res = compare(str(model_dir), "reach_top_left", "opti", out=tmp_path / "cap", workers=1,
+                  **{**KW, "seeds": 1, "config": None, "max_labels": 45})
+    assert [(r["labels_used"], r["within_budget"]) for r in res.rows] == [(30, True), (60, False)]
+    assert res.cells[0]["budget_labels"] == 45 and res.cells[0]["episodes"] == 2
+    final = res.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
+    assert final["value"] == pytest.approx(res.rows[0]["return"] / 2.0)  # scored at episode 0
+    assert "--max-labels 45" in (tmp_path / "cap" / "report.md").read_text()
