@@ -8,13 +8,15 @@ export PYTHONHASHSEED := 0
 
 .PHONY: demo test bench install clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/bfm-gym-sb3/pyproject.toml plugins/bfm-gym-cem/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU wheel of torch 2.13.0 lies on this machine's disk; install it first so
 	# pyproject's torch range is satisfied without pulling a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev,sb3]"
+	# The plugin packages of plugins/ (their tests run in the main suite).
+	$(PY) -m pip install -q -e plugins/bfm-gym-sb3 -e plugins/bfm-gym-cem
 	touch $(STAMP)
 
 install: $(STAMP)

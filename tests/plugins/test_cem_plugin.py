@@ -1,0 +1,58 @@
+"""The example plugin package plugins/bfm-gym-cem, loaded through its real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)
+CFG = {"population": 3, "elites": 1, "segment_steps": 20}
+
+
+@pytest.fixture
+def cem(load_only: Callable[[str, str], None]) -> None:
+    load_only("cem", "bfm-gym-cem")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BFM_GYM_LOAD_PLUGINS": "cem"}
+    return subprocess.run([sys.executable, "-m", "bfm_gym.cli.main", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_cem_is_listed_by_bfm_gym_plugins(cem: None) -> None:
+    proc = _cli("plugins", "--hook", "register_adapters")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["cem"]["registered"]["adapters"] == ["cem"]
+    assert rows["cem"]["module"] == "bfm_gym_cem.plugin" and not rows["cem"]["errors"]
+
+
+def test_cem_through_python_adapt(cem: None, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from bfm_gym.experiments import adapt
+
+    res = adapt(str(tiny_model_dir), adapter="cem", episodes=3, seed=0, out=tmp_path / "run",
+                config=CFG, eval_every=3, **KW)
+    assert [r["env_steps"] for r in res.records] == [40, 80, 120]
+    assert res.records[-1]["labels_used"] == 120 and "eval_return" in res.records[-1]
+    assert any(r["z_change"] > 0 for r in res.records)  # two generations: the mean moved
+    assert (tmp_path / "run" / "state.npz").is_file()
+
+
+def test_cem_through_the_cli_resumes(cem: None, tiny_model_dir: Path, tmp_path: Path) -> None:
+    args = ["adapt", "--model", str(tiny_model_dir), "--task", "reach_top_left", "--adapter", "cem",
+            "--seed", "1", "--out", str(tmp_path / "run"), "--max-episode-steps", "40",
+            "--no-progress", "--set", "population=3", "--set", "elites=1",
+            "--set", "segment_steps=20"]
+    first = _cli(*args, "--episodes", "1")
+    assert first.returncode == 0, first.stderr
+    second = _cli(*args, "--episodes", "3")
+    assert second.returncode == 0, second.stderr
+    lines = (tmp_path / "run" / "records.jsonl").read_text().splitlines()
+    assert [json.loads(line)["episode"] for line in lines] == [0, 1, 2]
