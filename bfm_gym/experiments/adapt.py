@@ -177,12 +177,16 @@ def adapt(
         folder.mkdir(parents=True, exist_ok=True)
         run_json = folder / "run.json"
         if run_json.is_file():
-            if json.loads(run_json.read_text()) != run_args:
+            if json.loads(run_json.read_text()) != json.loads(json.dumps(run_args)):
                 raise ValueError(f"{folder} holds a run with other arguments; choose another --out.")
             if (folder / "state.npz").is_file():
                 with np.load(folder / "state.npz", allow_pickle=False) as st:
-                    agent.load_state_dict({k: st[k] for k in st.files})
+                    saved = {k: st[k] for k in st.files}
+                done = int(saved.pop("__episodes__", -1))
+                agent.load_state_dict(saved)
                 records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line]
+                if done >= 0:  # a kill between the records and the state commit leaves extra rows
+                    records = records[:done]
         else:
             _atomic_write(run_json, json.dumps(run_args, indent=2))
 
@@ -217,7 +221,7 @@ def adapt(
         if folder is not None:
             state = agent.state_dict()
             tmp = folder / ".state.npz.tmp.npz"
-            np.savez(tmp, **state)
+            np.savez(tmp, **state, __episodes__=np.array(len(records), dtype=np.int64))
             _save_records(folder, records)  # records first: state.npz is the commit point
             os.replace(tmp, folder / "state.npz")
     bar.close()

@@ -130,3 +130,17 @@ def test_budget_steps_stops_adaptation(model_dir: Path) -> None:
     assert [r["env_steps"] for r in res.records] == [40, 80, 120]
     with pytest.raises(ValueError, match="budget_steps"):
         adapt(str(model_dir), adapter="opti", episodes=1, budget_steps=0, **KW)
+
+
+def test_resume_after_kill_between_records_and_state(model_dir: Path, tmp_path: Path) -> None:
+    full = adapt(str(model_dir), adapter="opti", episodes=3, seed=4, out=tmp_path / "a", **KW)
+    adapt(str(model_dir), adapter="opti", episodes=2, seed=4, out=tmp_path / "b", **KW)
+    # simulate a kill after episode 2's records were written but before its state commit:
+    # the state is that of episode 1, the records already hold episode 2
+    import shutil
+
+    adapt(str(model_dir), adapter="opti", episodes=1, seed=4, out=tmp_path / "c", **KW)
+    shutil.copy(tmp_path / "c" / "state.npz", tmp_path / "b" / "state.npz")
+    resumed = adapt(str(model_dir), adapter="opti", episodes=3, seed=4, out=tmp_path / "b", **KW)
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in full.records]
+    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in resumed.records] == strip
