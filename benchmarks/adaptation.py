@@ -4,11 +4,17 @@
   candidates and both F heads, plus the least-squares update of the step) and of
   its Thompson-sampling mode, for each domain's ``cpu``-size model (weights need
   not be trained for timing). Paper: 280 Hz UCB on an RTX 4090.
-* ``--quality``: for each shipped model and task, 3 seeds of ``opti`` for 10
-  episodes against the zero-shot oracle (50k dataset labels); goal: >= 90 % of the
-  oracle's return within 10 episodes without dataset labels.
+* ``--quality``: for each model (default: the shipped ones), ``bfm-gym compare`` of
+  zero-shot, opti, rela and lola on every task, 3 seeds, 50 episodes of env-step
+  budget (lookahead steps counted), then the targets of the issues: OpTI reaching
+  90 % of the oracle (zero-shot with dataset labels) within 10 episodes, LoLA's
+  median gain over zero-shot (>= +10 %) with its mean curve never more than 3 %
+  below zero-shot, ReLA's final gain and worst dip. The zero-shot level of a task is
+  the mean return of the zero-shot adapter's episodes over all seeds.
 
     python benchmarks/adaptation.py --decision-rate --out benchmarks/results/adaptation.json
+    python benchmarks/adaptation.py --quality --models point_mass_maze \
+        --out benchmarks/results/adaptation_quality.json
 """
 
 from __future__ import annotations
@@ -71,26 +77,82 @@ def decision_rate(domain: str, mode: str, steps: int) -> dict:
             "z_dim": bfm.z_dim, "candidates": adapter.config.candidates}
 
 
-def quality(models: list[str], seeds: int, episodes: int) -> list[dict]:
-    from bfm_gym.envs import list_tasks
-    from bfm_gym.experiments import adapt
-    from bfm_gym.pretrained import load, shipped_models
+def _curve(rows: list[dict], budget: int, episode_len: int) -> np.ndarray:
+    """Mean return over seeds at each budget checkpoint of one episode length.
 
-    names = models or sorted(shipped_models())
-    if not names:
-        raise SystemExit("--quality needs a shipped model; none is shipped yet (see the pre-training issue).")
-    rows = []
-    for name in names:
-        domain = load(name).metadata.domain
-        for task in list_tasks(domain):
-            for seed in range(seeds):
-                res = adapt(name, task, "opti", episodes=episodes, seed=seed, progress=False)
-                zs = res.summary["zero_shot"]
-                best = res.summary["best"]
-                rows.append({"model": name, "task": task, "seed": seed, "oracle": zs, "best": best,
-                             "returns": [r["return"] for r in res.records],
-                             "best_over_oracle": None if not zs else round(best / zs, 3)})
-    return rows
+    A cell's value at budget b is the return of its last episode that ended within b env
+    steps (lookahead steps included), so adapters that spend steps on lookahead are
+    compared at equal interaction, not at equal episode index.
+    """
+    by_seed: dict[int, list[tuple[int, float]]] = {}
+    for r in rows:
+        by_seed.setdefault(int(r["seed"]), []).append((int(r["env_steps"]), float(r["return"])))
+    marks = np.arange(episode_len, budget + 1, episode_len)
+    out = np.full((len(by_seed), len(marks)), np.nan)
+    for i, pts in enumerate(by_seed.values()):
+        pts.sort()
+        for j, m in enumerate(marks):
+            within = [ret for steps, ret in pts if steps <= m]
+            if within:
+                out[i, j] = within[-1]
+    return np.nanmean(out, axis=0)
+
+
+def quality(model: str, adapters: list[str], seeds: int, episodes: int, out: Path,
+            config: dict, workers: int | None) -> dict:
+    """Runs ``bfm-gym compare`` on every task of ``model`` and derives the issue targets."""
+    from bfm_gym.envs import list_tasks
+    from bfm_gym.experiments import compare
+    from bfm_gym.pretrained import load
+
+    domain = load(model).metadata.domain
+    tasks = [f"{domain}-{t}" for t in list_tasks(domain)]
+    res = compare(model, tasks, adapters, out=out, seeds=seeds, episodes=episodes,
+                  config=config, workers=workers, progress=True,
+                  command=f"benchmarks/adaptation.py --quality --models {model}")
+    episode_len = 1000
+    budget = episodes * episode_len
+    per_task: dict[str, dict] = {}
+    for task in tasks:
+        t_rows = [r for r in res.rows if r["task"] == task]
+        zs_rows = [r for r in t_rows if r["adapter"] == "zero-shot"]
+        # the zero-shot level: the mean return of the zero-shot adapter's episodes (all seeds)
+        zs = float(np.mean([r["return"] for r in zs_rows])) if zs_rows else float("nan")
+        entry: dict = {"zero_shot": round(zs, 2), "adapters": {}}
+        for a in adapters:
+            curve = _curve([r for r in t_rows if r["adapter"] == a], budget, episode_len)
+            final = float(np.nanmean(curve[-5:]))
+            e: dict = {"curve": [round(float(v), 2) for v in curve], "final_mean_last5": round(final, 2)}
+            if zs > 0:
+                rel = curve / zs - 1.0
+                e["gain_final_pct"] = round(100 * (final / zs - 1.0), 2)
+                e["worst_dip_pct"] = round(100 * float(np.nanmin(np.minimum(rel, 0.0))), 2)
+                hit = np.nonzero(curve >= 0.9 * zs)[0]
+                e["episodes_to_90pct_oracle"] = int(hit[0]) + 1 if hit.size else None
+            entry["adapters"][a] = e
+        per_task[task] = entry
+    summary: dict = {}
+    for a in adapters:
+        gains = [t["adapters"][a]["gain_final_pct"] for t in per_task.values()
+                 if "gain_final_pct" in t["adapters"][a]]
+        dips = [t["adapters"][a]["worst_dip_pct"] for t in per_task.values()
+                if "worst_dip_pct" in t["adapters"][a]]
+        curves = [np.asarray(t["adapters"][a]["curve"]) / t["zero_shot"] for t in per_task.values()
+                  if t["zero_shot"] > 0]
+        mean_curve = np.nanmean(np.stack(curves), axis=0) if curves else np.array([np.nan])
+        hits = [t["adapters"][a].get("episodes_to_90pct_oracle") for t in per_task.values()
+                if t["zero_shot"] > 0]
+        summary[a] = {
+            "tasks_with_positive_zero_shot": len(gains),
+            "median_gain_final_pct": round(float(np.median(gains)), 2) if gains else None,
+            "worst_task_dip_pct": round(float(min(dips)), 2) if dips else None,
+            "mean_curve_min_vs_zero_shot_pct": round(100 * (float(np.nanmin(mean_curve)) - 1.0), 2),
+            "mean_curve_final_vs_zero_shot_pct": round(100 * (float(mean_curve[-1]) - 1.0), 2),
+            "tasks_at_90pct_oracle_within_10_episodes": sum(1 for h in hits if h is not None and h <= 10),
+        }
+    return {"model": model, "tasks": per_task, "summary": summary, "compare_out": str(out),
+            "report": str(out / "report.md"), "seeds": seeds, "episodes": episodes,
+            "config": config}
 
 
 def main() -> None:
@@ -99,9 +161,14 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--domains", default="point_mass_maze,walker")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--models", default="")
+    parser.add_argument("--models", default="", help="Model names or folders (default: shipped).")
+    parser.add_argument("--adapters", default="zero-shot,opti,rela,lola")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="ADAPTER.KEY=VALUE", help="Adapter config, as bfm-gym compare --set.")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--runs", default="runs/bench-adaptation", help="compare output root.")
     parser.add_argument("--out", default="benchmarks/results/adaptation.json")
     args = parser.parse_args()
     import torch
@@ -123,7 +190,20 @@ def main() -> None:
         for k, v in report["decision_rate"].items():
             print(k, v, flush=True)
     if args.quality:
-        report["quality"] = quality([m for m in args.models.split(",") if m], args.seeds, args.episodes)
+        from bfm_gym.experiments.compare import parse_overrides
+        from bfm_gym.pretrained import shipped_models
+
+        names = [m for m in args.models.split(",") if m] or sorted(shipped_models())
+        if not names:
+            raise SystemExit("--quality needs a model: --models NAME_OR_FOLDER (none is shipped).")
+        config = parse_overrides(args.overrides)
+        report["quality"] = {}
+        for name in names:
+            q = quality(name, args.adapters.split(","), args.seeds, args.episodes,
+                        Path(args.runs) / Path(name).name, config, args.workers)
+            report["quality"][name] = q
+            for a, row in q["summary"].items():
+                print(name, a, row, flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
