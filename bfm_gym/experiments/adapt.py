@@ -11,7 +11,7 @@ episode with the current z held fixed (deterministic policy). Output folder::
     tb/                          TensorBoard scalars
 
 Rerunning the same command after an interrupt resumes after the last finished
-episode; because each episode resets with ``seed + k`` and the adapter's RNGs are
+episode; because each episode resets with ``episode_seed(seed, k)`` and the adapter's RNGs are
 part of its state, the records equal those of an uninterrupted run.
 """
 
@@ -59,6 +59,16 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def episode_seed(seed: int, k: int, evaluation: bool = False) -> int:
+    """The reset seed of episode ``k`` of a run seeded ``seed``.
+
+    Drawn from ``SeedSequence([seed, k, evaluation])`` so that runs with different seeds
+    start from unrelated states (``seed + k`` would make seed 1 replay seed 0's starts
+    shifted by one episode) and evaluation episodes never repeat training ones.
+    """
+    return int(np.random.SeedSequence([seed, k + 1, int(evaluation)]).generate_state(1)[0])
+
+
 def _run_episode(env: Any, adapter: Any, seed: int, learn: bool) -> tuple[float, int, float]:
     """One episode; returns (return, env steps incl. lookahead steps, distance z moved)."""
     z0, sim0 = adapter.z.copy(), adapter.sim_steps
@@ -92,7 +102,7 @@ def adapt(
         task: Task of the model's domain (``"run"`` or ``"walker-run"``).
         adapter: Registered adapter name (``bfm-gym plugins --hook register_adapters``).
         episodes: Training episodes.
-        seed: Episode ``k`` resets with ``seed + k``; seeds the adapter.
+        seed: Episode ``k`` resets with ``episode_seed(seed, k)``; seeds the adapter.
         out: Run folder (resumable); None keeps everything in memory.
         config: Adapter config fields.
         goal: ``(x, y)`` instead of a task (point_mass_maze).
@@ -203,14 +213,14 @@ def adapt(
             break
         if budget_labels is not None and agent.labels_used >= budget_labels:
             break
-        ret, steps, moved = _run_episode(env, agent, seed + k, learn=True)
+        ret, steps, moved = _run_episode(env, agent, episode_seed(seed, k), learn=True)
         env_steps += steps
         row: dict[str, Any] = {"episode": k, "return": round(ret, 4), "env_steps": env_steps,
                                "sim_steps": agent.sim_steps, "labels_used": agent.labels_used,
                                "z_change": round(moved, 5),
                                "wall_s": round(time.perf_counter() - start_wall, 3)}
         if eval_every and (k + 1) % eval_every == 0:
-            eval_ret, _, _ = _run_episode(make_env(), agent, 10_000 + seed + k, learn=False)
+            eval_ret, _, _ = _run_episode(make_env(), agent, episode_seed(seed, k, evaluation=True), learn=False)
             row["eval_return"] = round(eval_ret, 4)
         records.append(row)
         bar.set_postfix(ret=f"{ret:.1f}", dz=f"{moved:.2f}")
@@ -254,7 +264,7 @@ def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: in
         ref = ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples)
     except ValueError:
         return None
-    ret, _, _ = _run_episode(make_env(), ref, 10_000 + seed, learn=False)
+    ret, _, _ = _run_episode(make_env(), ref, episode_seed(seed, -1, evaluation=True), learn=False)
     return round(ret, 4)
 
 
