@@ -56,3 +56,22 @@ def test_cem_through_the_cli_resumes(cem: None, tiny_model_dir: Path, tmp_path: 
     assert second.returncode == 0, second.stderr
     lines = (tmp_path / "run" / "records.jsonl").read_text().splitlines()
     assert [json.loads(line)["episode"] for line in lines] == [0, 1, 2]
+
+
+def test_cem_and_sb3_through_compare_in_worker_processes(load_only: Callable[[str, str], None],
+                                                          tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Plugin adapters reach spawned compare workers through the real entry points."""
+    load_only("cem,sb3", "bfm-gym-cem")
+    from bfm_gym.experiments import compare
+
+    res = compare(str(tiny_model_dir), ["reach_top_left"], ["zero-shot", "cem", "sb3-sac-latent"],
+                  out=tmp_path / "cmp", seeds=1, episodes=2, workers=2, max_episode_steps=30,
+                  config={"cem": CFG, "sb3-sac-latent": {"learning_starts": 10}},
+                  oracle={"point_mass_maze-reach_top_left": 100.0}, bootstrap_reps=50,
+                  progress=False)
+    cells = {(c["adapter"], c["task"]): c for c in res.cells}
+    assert {a for a, _ in cells} == {"zero-shot", "cem", "sb3-sac-latent"}
+    rows = [r for r in res.rows if r["adapter"] in ("cem", "sb3-sac-latent")]
+    assert sorted((r["adapter"], r["episode"], r["env_steps"]) for r in rows) == [
+        ("cem", 0, 30), ("cem", 1, 60), ("sb3-sac-latent", 0, 30), ("sb3-sac-latent", 1, 60)]
+    assert (tmp_path / "cmp" / "report.md").is_file()
