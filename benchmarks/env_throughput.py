@@ -117,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for domain in domains:
             for agent in args.agents.split(","):
-                sps, wall = collection_speed(domain, agent, args.collect_episodes, Path(tmp))
+                sps, _wall = collection_speed(domain, agent, args.collect_episodes, Path(tmp))
                 report["collection_steps_per_s"][f"{domain}/{agent}"] = sps
                 print(domain, agent, sps, "steps/s", flush=True)
     report["goal_met"] = all(v["ratio_make_vs_raw"] >= 0.85 for v in report["env"].values())

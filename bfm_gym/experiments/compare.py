@@ -18,7 +18,8 @@ which counts lookahead / state-reset rollouts (``sim_steps``) as env steps and s
 before an episode once either budget is spent; the episode that crosses it still
 finishes, so a cell may end slightly over budget (recorded in ``cells.json``).
 Scores at a budget only use episodes that ended within it. Every cell resets episode
-``k`` with ``seed + k``, so all adapters see the same initial states. Dataset labels
+``k`` with ``adapt.episode_seed(seed, k)``, so all adapters of one seed see the same
+initial states. Dataset labels
 (the model's shipped inference samples, used by e.g. ``zero-shot`` and OpTI's warm
 start) are a property of the model, the same for every adapter, and not counted.
 
@@ -29,9 +30,10 @@ what would cause that: per-adapter ``episodes``/``budget_steps``/``budget_labels
 ``out`` folder made with another model or budget. (Adapter config fields are free;
 an adapter must count every env step it takes, see :class:`~bfm_gym.adapters.base.Adapter`.)
 
-**Normalisation.** ``zero_shot`` of a task is the mean over seeds of adapt's
-zero-shot level (one episode with z inferred from the model's dataset labels, reset
-seed ``10000 + seed``). ``score_zero_shot = return / zero_shot``: 1 is the zero-shot
+**Normalisation.** ``zero_shot`` of a task is, when the grid has the ``zero-shot``
+adapter (dataset labels), the mean return of its episodes over all seeds; otherwise
+the mean over seeds of adapt's zero-shot level (one evaluation episode with z inferred
+from the model's dataset labels). ``score_zero_shot = return / zero_shot``: 1 is the zero-shot
 level. ``score_oracle = return / oracle`` with the oracle from ``--oracle TASK=VALUE``,
 else the zero-shot return with the dataset labels, which is OpTI-BFM's oracle
 definition (then both scores coincide; ``oracle_source`` says which). A normaliser
@@ -660,6 +662,21 @@ def _levels(spec: CompareSpec, folder: Path) -> tuple[dict[str, float | None], d
             zs = None
         if zs is not None:
             per_seed[task][seed] = float(zs)
+    if "zero-shot" in spec.adapters and not spec.configs.get("zero-shot", {}).get("online_labels"):
+        # the zero-shot cells ran the same z for the whole budget: their mean return over
+        # every episode and seed is a far less noisy level than one evaluation episode
+        for task in spec.tasks:
+            means: dict[int, float] = {}
+            for seed in spec.seeds:
+                path = folder / "cells" / cell_name("zero-shot", task, seed) / "records.jsonl"
+                try:
+                    returns = [json.loads(line)["return"] for line in path.read_text().splitlines() if line]
+                except FileNotFoundError:
+                    returns = []
+                if returns:
+                    means[seed] = float(np.mean(returns))
+            if means:
+                per_seed[task] = means
     levels = {t: (float(np.mean(list(v.values()))) if v else None) for t, v in per_seed.items()}
     return levels, {t: list(v.values()) for t, v in per_seed.items()}
 

@@ -180,7 +180,7 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
           f"steps** (lookahead / state-reset rollouts included) and at most **{spec.budget_labels} online "
           "reward labels**. A cell stops before an episode once either is spent; the episode that crosses "
           "the budget is kept in `results.csv` but not scored. Episode `k` of every cell resets with "
-          "`seed + k`.", "",
+          "`episode_seed(seed, k)`: every adapter of one seed sees the same start states.", "",
           "| adapter | task | episodes | env steps used | labels used | over budget (steps) |",
           "|---|---|---|---|---|---|"]
     for adapter in spec.adapters:

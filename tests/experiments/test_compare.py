@@ -155,3 +155,29 @@ def test_label_cap_stops_cells_and_limits_scores(model_dir: Path, tmp_path: Path
     final = res.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
     assert final["value"] == pytest.approx(res.rows[0]["return"] / 2.0)  # scored at episode 0
     assert "--max-labels 45" in (tmp_path / "cap" / "report.md").read_text()
+
+
+def test_zero_shot_level_is_the_mean_of_the_zero_shot_cells(tmp_path: Path) -> None:
+    import json
+
+    from bfm_gym.experiments.compare import CompareSpec, _levels, cell_name
+
+    spec = CompareSpec(model="m", domain="point_mass_maze", tasks=("point_mass_maze-reach_top_left",),
+                       adapters=("zero-shot", "opti"), seeds=(0, 1), episodes=2, max_episode_steps=None,
+                       episode_length=1000, budget_steps=2000, budget_labels=2000,
+                       configs={"zero-shot": {"online_labels": 0}, "opti": {}}, oracle={},
+                       checkpoints=(2,))
+    returns = {0: [0.0, 800.0], 1: [600.0, 600.0]}
+    for adapter in spec.adapters:
+        for seed in spec.seeds:
+            cell = tmp_path / "cells" / cell_name(adapter, spec.tasks[0], seed)
+            cell.mkdir(parents=True)
+            (cell / "summary.json").write_text(json.dumps({"zero_shot": 5.0}))  # one eval episode
+            (cell / "records.jsonl").write_text(
+                "".join(json.dumps({"return": r}) + "\n" for r in returns[seed]))
+    levels, per_seed = _levels(spec, tmp_path)
+    assert per_seed[spec.tasks[0]] == [400.0, 600.0]
+    assert levels[spec.tasks[0]] == 500.0
+    # without the zero-shot adapter in the grid: the evaluation episodes' level
+    spec2 = CompareSpec(**{**spec.__dict__, "adapters": ("opti",)})
+    assert _levels(spec2, tmp_path)[0][spec.tasks[0]] == 5.0
