@@ -168,6 +168,35 @@ def quality(model: str, adapters: list[str], seeds: int, episodes: int, out: Pat
             "config": config}
 
 
+def plot_quality(q: dict, path: Path) -> None:
+    """One panel per task: the adapters' smoothed curves against env-step budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(q["tasks"])
+    cols = 2 if len(tasks) > 1 else 1
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        entry = q["tasks"][task]
+        for a, e in entry["adapters"].items():
+            x = np.arange(1, len(e["smoothed"]) + 1)
+            ax.plot(x, e["smoothed"], label=a)
+        ax.axhline(entry["zero_shot"], color="gray", ls=":", label="zero-shot level")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("budget (episodes of env steps)")
+        ax.set_ylabel(f"return ({q['smoothing_window_episodes']}-episode mean)")
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"{q['model']}: {q['seeds']} seeds, mean over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decision-rate", action="store_true")
@@ -215,6 +244,7 @@ def main() -> None:
             q = quality(name, args.adapters.split(","), args.seeds, args.episodes,
                         Path(args.runs) / Path(name).name, config, args.workers)
             report["quality"][name] = q
+            plot_quality(q, Path(args.out).with_name(f"{Path(args.out).stem}_{Path(name).name}_curves.png"))
             for a, row in q["summary"].items():
                 print(name, a, row, flush=True)
     out = Path(args.out)
