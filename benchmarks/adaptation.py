@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -218,9 +219,7 @@ def main() -> None:
     torch.set_num_threads(1)
     report: dict = {
         "benchmark": "adaptation",
-        "command": "python benchmarks/adaptation.py " + " ".join(
-            f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f" {v}")
-            for k, v in vars(args).items() if k != "out" and v not in (False, "")),
+        "command": "python benchmarks/adaptation.py " + " ".join(sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch_threads": torch.get_num_threads()},
     }
