@@ -72,7 +72,7 @@ def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: in
                   max_episode_steps=max_episode_steps, max_labels=max_labels,
                   oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
                   bootstrap_reps=bootstrap_reps, progress=not no_progress,
-                  command=shlex.join(["bfm-gym", *sys.argv[1:]]))
+                  command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     except (ValueError, TypeError, FileNotFoundError, ImportError, CompareError) as exc:
         raise click.ClickException(str(exc)) from exc
     final = res.aggregates["checkpoints"][-1]
@@ -82,3 +82,12 @@ def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: in
         click.echo(f"{adapter:<22}{iv['value']:>14.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
     ran = sum(c["status"] == "ran" for c in res.cells)
     click.echo(f"{ran} cells ran, {len(res.cells) - ran} reused; report: {res.out / 'report.md'}")
+
+
+def _plugins_prefix() -> str:
+    """``BFM_GYM_LOAD_PLUGINS=... `` when set, so the recorded command loads the same plugins."""
+    import os
+    import shlex
+
+    value = os.environ.get("BFM_GYM_LOAD_PLUGINS")
+    return "" if value is None else f"BFM_GYM_LOAD_PLUGINS={shlex.quote(value)} "
