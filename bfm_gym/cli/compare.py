@@ -52,11 +52,13 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
               help="Oracle return of a task (default: the zero-shot return with dataset labels).")
 @click.option("--checkpoints", default=None, help="Budgets in episodes for the aggregates, e.g. 10,20,50.")
 @click.option("--bootstrap-reps", type=int, default=2000, show_default=True)
+@click.option("--score-window", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Score a cell at a budget by the mean of its last K episodes within it.")
 @click.option("--no-progress", is_flag=True)
 def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
             workers: int | None, executor: str, address: str | None, overrides: tuple[str, ...],
             max_episode_steps: int | None, max_labels: int | None, oracles: tuple[str, ...],
-            checkpoints: str | None, bootstrap_reps: int, no_progress: bool) -> None:
+            checkpoints: str | None, bootstrap_reps: int, score_window: int, no_progress: bool) -> None:
     """Compare adapters on tasks and seeds at equal env-step and label budgets.
 
     Rerun the same command to resume: finished cells are skipped, interrupted ones
@@ -71,7 +73,7 @@ def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: in
                   executor=executor, address=address, config=parse_overrides(overrides),  # type: ignore[arg-type]
                   max_episode_steps=max_episode_steps, max_labels=max_labels,
                   oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
-                  bootstrap_reps=bootstrap_reps, progress=not no_progress,
+                  bootstrap_reps=bootstrap_reps, score_window=score_window, progress=not no_progress,
                   command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     except (ValueError, TypeError, FileNotFoundError, ImportError, CompareError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -507,6 +507,7 @@ def compare(
     oracle: Mapping[str, float] | None = None,
     checkpoints: Sequence[int] | None = None,
     bootstrap_reps: int = 2000,
+    score_window: int = 1,
     progress: bool = True,
     command: str | None = None,
 ) -> CompareResult:
@@ -530,6 +531,9 @@ def compare(
         checkpoints: Budgets in episodes for the aggregates (default 1, 10, 20, 50 below
             ``episodes``, and ``episodes``).
         bootstrap_reps: Bootstrap replicates for every interval.
+        score_window: A cell's score at a budget is the mean return of its last
+            ``score_window`` episodes that ended within it (1: the last episode; larger
+            values steady tasks whose single episodes vary a lot, e.g. by start state).
         progress: Progress bar over all cells (finished episodes / total).
         command: The command line to record in ``report.md`` (default: the equivalent
             ``bfm-gym compare`` call).
@@ -607,7 +611,7 @@ def compare(
 
     ran = {job["name"] for job in jobs}
     return _write_outputs(folder, spec, done, ran, bootstrap_reps,
-                          command or _equivalent_command(spec, folder))
+                          command or _equivalent_command(spec, folder), score_window)
 
 
 def _count_lines(path: Path) -> int:
@@ -681,19 +685,25 @@ def _levels(spec: CompareSpec, folder: Path) -> tuple[dict[str, float | None], d
     return levels, {t: list(v.values()) for t, v in per_seed.items()}
 
 
-def _score_at(records: list[dict[str, Any]], steps: int, labels: int) -> dict[str, Any] | None:
-    """The last episode that ended within ``steps`` env steps and ``labels`` labels."""
-    best = None
+def _score_at(records: list[dict[str, Any]], steps: int, labels: int,
+              window: int = 1) -> dict[str, Any] | None:
+    """The last episode that ended within ``steps`` env steps and ``labels`` labels; with
+    ``window > 1`` its ``return`` is the mean over the last ``window`` such episodes."""
+    within: list[dict[str, Any]] = []
     for r in records:
         if r["env_steps"] <= steps and r["labels_used"] <= labels:
-            best = r
+            within.append(r)
         else:
             break
-    return best
+    if not within:
+        return None
+    if window <= 1:
+        return within[-1]
+    return {**within[-1], "return": float(np.mean([r["return"] for r in within[-window:]]))}
 
 
 def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any]]],
-                   ran: set[str], reps: int, command: str) -> CompareResult:
+                   ran: set[str], reps: int, command: str, window: int = 1) -> CompareResult:
     from bfm_gym.experiments import report
     from bfm_gym.experiments.aggregate import performance_profile, stratified_bootstrap
 
@@ -736,7 +746,8 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
                 for task in spec.tasks:
                     vals = []
                     for seed in spec.seeds:
-                        r = _score_at(records[cell_name(adapter, task, seed)], steps, spec.budget_labels)
+                        r = _score_at(records[cell_name(adapter, task, seed)], steps, spec.budget_labels,
+                                      window)
                         by = levels[task] if norm == "zero_shot" else oracle[task][0]
                         vals.append(_ratio(r["return"], by) if r is not None else float("nan"))
                     by_task[task] = vals
@@ -747,7 +758,7 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
                     agg_rows.append({"checkpoint_episodes": k, "env_steps": steps, "adapter": adapter,
                                      "normalisation": norm, "statistic": stat, **iv.to_dict()})
                 per_norm[norm] = {"stats": stats, "scores": by_task}
-            raw = {task: [(_score_at(records[cell_name(adapter, task, s)], steps, spec.budget_labels)
+            raw = {task: [(_score_at(records[cell_name(adapter, task, s)], steps, spec.budget_labels, window)
                            or {"return": float("nan")})["return"] for s in spec.seeds] for task in spec.tasks}
             per_norm["return"] = raw
             entry["adapters"][adapter] = per_norm
@@ -770,9 +781,10 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
             "score_zero_shot": "return / zero-shot level of the task (mean over seeds)",
             "score_oracle": "return / oracle (--oracle, else the zero-shot return with dataset labels, "
                             "OpTI-BFM's oracle)",
-            "checkpoint": "a cell's score at a budget of B env steps is the return of its last episode "
-                          "that ended within B env steps and the label cap (NaN if none)",
+            "checkpoint": f"a cell's score at a budget of B env steps is the mean return of its last "
+                          f"{window} episode(s) that ended within B env steps and the label cap (NaN if none)",
         },
+        "score_window": window,
         "budget": {"episodes": spec.episodes, "episode_length": spec.episode_length,
                    "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels},
         "zero_shot": {t: {"level": levels[t], "per_seed": level_values[t]} for t in spec.tasks},

@@ -181,3 +181,13 @@ def test_zero_shot_level_is_the_mean_of_the_zero_shot_cells(tmp_path: Path) -> N
     # without the zero-shot adapter in the grid: the evaluation episodes' level
     spec2 = CompareSpec(**{**spec.__dict__, "adapters": ("opti",)})
     assert _levels(spec2, tmp_path)[0][spec.tasks[0]] == 5.0
+
+
+def test_score_window_averages_the_last_episodes_within_the_budget() -> None:
+    from bfm_gym.experiments.compare import _score_at
+
+    recs = [{"return": r, "env_steps": 10 * (i + 1), "labels_used": 0} for i, r in enumerate([1.0, 2.0, 6.0, 9.0])]
+    assert _score_at(recs, 30, 100)["return"] == 6.0
+    assert _score_at(recs, 30, 100, window=2)["return"] == 4.0
+    assert _score_at(recs, 30, 100, window=10)["return"] == 3.0
+    assert _score_at(recs, 5, 100, window=2) is None
