@@ -144,3 +144,27 @@ def test_pretrain_mixes_datasets_of_one_domain(maze_data: Path, tmp_path: Path) 
     collect("walker", walker, agent="random", episodes=1, progress=False, coverage=False)
     with pytest.raises(ValueError, match="one domain"):
         pretrain([maze_data, walker], tmp_path / "bad", config="tiny", updates=1, progress=False)
+
+
+def test_export_checkpoint_equals_the_model_pretrain_writes(maze_data: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from bfm_gym.pretraining import export_checkpoint
+
+    out = tmp_path / "model"
+    pretrain(maze_data, out, config="tiny", updates=40, eval_every=0, checkpoint_every=20,
+             inference_samples=300, progress=False, threads=1)
+    exported = export_checkpoint(out, tmp_path / "at40", inference_samples=300)
+    final, mine = load_file(out / "model.safetensors"), load_file(exported / "model.safetensors")
+    assert final.keys() == mine.keys()
+    assert all(np.array_equal(final[k], mine[k]) for k in final)  # weights and finalized cov
+    assert np.array_equal(InferenceSet.load(out).next_obs, InferenceSet.load(exported).next_obs)
+    assert bfm_gym.load(export_checkpoint(out, tmp_path / "at20", step=20)).metadata.training_steps == 20
+    with pytest.raises(FileNotFoundError, match="available: 20, 40"):
+        export_checkpoint(out, tmp_path / "x", step=30)
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_checkpoint(out, tmp_path / "at40")
+    proc = subprocess.run([sys.executable, "-m", "bfm_gym.cli.main", "export", str(out), "--out",
+                           str(tmp_path / "cli"), "--step", "7"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "No checkpoint at step 7" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -171,6 +171,22 @@ def eval_(model_name: str, task: str | None, goal: str | None, reward: str | Non
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="New model folder.")
+@click.option("--step", type=int, default=None, help="Checkpoint step (default: the newest).")
+@click.option("--inference-samples", type=int, default=10_000, show_default=True)
+def export(model_dir: Path, out: Path, step: int | None, inference_samples: int) -> None:
+    """Write a model folder from a checkpoint of a pretrain run (MODEL_DIR = its --out)."""
+    from bfm_gym.pretraining import export_checkpoint
+
+    try:
+        folder = export_checkpoint(model_dir, out, step=step, inference_samples=inference_samples)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {folder}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--episodes", type=int, default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--command", "train_command", default="(not recorded)",

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["make_config", "pretrain"]
+__all__ = ["export_checkpoint", "make_config", "pretrain"]
 
 
 def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
@@ -213,5 +213,59 @@ def pretrain(
         tmp = out / f".{name}.tmp"
         shutil.copyfile(run / "model" / name, tmp)
         os.replace(tmp, out / name)
+    samples.save(out)
+    return out
+
+
+def export_checkpoint(
+    model_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    step: int | None = None,
+    inference_samples: int = 10_000,
+) -> Path:
+    """Writes a model folder from a training checkpoint of a ``pretrain`` run.
+
+    The folder is what ``pretrain`` would have written had it stopped at that step: the
+    weights, ``cov`` finalized on the same seeded draw of dataset states, and inference
+    samples drawn with the run's seed. Use it to evaluate or adapt an intermediate model
+    while the run goes on.
+
+    Args:
+        model_dir: The ``--out`` folder of a ``pretrain`` run (holds ``training/``).
+        out: New model folder.
+        step: Checkpoint step (default: the newest; the trainer keeps the last two).
+        inference_samples: Dataset next-states shipped for z inference.
+
+    Raises:
+        FileNotFoundError: No run, or no checkpoint at ``step`` (the message lists them).
+        FileExistsError: ``out`` exists and is not empty.
+    """
+    from bfm_gym.evaluation.zero_shot import InferenceSet
+    from bfm_gym.models import FBTrainer, OfflineReplay
+
+    run = Path(model_dir) / "training"
+    run_json = run / "run.json"
+    if not run_json.is_file():
+        raise FileNotFoundError(f"{model_dir} holds no pretrain run (no training/run.json).")
+    info = json.loads(run_json.read_text())
+    steps = sorted(int(p.name.split("_")[1]) for p in (run / "checkpoints").glob("step_*"))
+    if not steps:
+        raise FileNotFoundError(f"{run / 'checkpoints'} holds no checkpoint yet.")
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+        raise FileNotFoundError(f"No checkpoint at step {step} in {run / 'checkpoints'}; "
+                                f"available: {', '.join(map(str, steps))}.")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose another folder.")
+    trainer = FBTrainer.from_checkpoint(run / "checkpoints" / f"step_{step:09d}", device="cpu",
+                                        threads=None)
+    transitions = _load_datasets([Path(d) for d in info["dataset"]])
+    replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
+                           transitions.terminated)
+    samples = InferenceSet.from_transitions(transitions, n=inference_samples,
+                                            seed=int(info["spec"]["seed"]))
+    trainer.save_model(out, replay)
     samples.save(out)
     return out
