@@ -581,6 +581,8 @@ def compare(
 
     from tqdm.auto import tqdm
 
+    # progress in episodes' worth of env-step budget (lookahead steps count, so a LoLA cell
+    # spends its budget in fewer real episodes)
     bar = tqdm(total=len(cells) * spec.episodes, initial=len(done) * spec.episodes, unit="ep",
                desc="compare", disable=not progress)
 
@@ -590,7 +592,8 @@ def compare(
             if job["name"] in finished and not isinstance(finished[job["name"]], BaseException):
                 count += spec.episodes
             else:
-                count += min(spec.episodes, _count_lines(Path(job["folder"]) / "records.jsonl"))
+                steps = _steps_spent(Path(job["folder"]) / "records.jsonl")
+                count += min(spec.episodes, steps // spec.episode_length)
         bar.update(count - bar.n)
 
     start = time.perf_counter()
@@ -614,11 +617,18 @@ def compare(
                           command or _equivalent_command(spec, folder), score_window)
 
 
-def _count_lines(path: Path) -> int:
+def _steps_spent(path: Path) -> int:
+    """Env steps of a cell's last finished episode (0 before the first)."""
     try:
-        return path.read_bytes().count(b"\n")
+        lines = path.read_bytes().splitlines()
     except FileNotFoundError:
         return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["env_steps"])
+        except (ValueError, KeyError):  # a line being written
+            continue
+    return 0
 
 
 def _equivalent_command(spec: CompareSpec, out: Path) -> str:
