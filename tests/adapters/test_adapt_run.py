@@ -10,34 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bfm_gym.envs import make_env
 from bfm_gym.evaluation.zero_shot import InferenceSet
 from bfm_gym.experiments import adapt
-from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    torch.manual_seed(0)
-    model = FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2)
-    model.finalize(torch.rand(256, 4) * 0.6 - 0.3)
-    folder = tmp_path_factory.mktemp("m") / "maze-tiny"
-    BFM(model, ModelMetadata(domain="point_mass_maze")).save(folder)
-    env = make_env("point_mass_maze")
-    obs, states = [], []
-    for ep in range(3):
-        env.reset(seed=ep)
-        s = env.get_state()
-        s[1:3] = (-0.15, 0.15 - 0.005 * ep)  # some samples on the reach_top_left target
-        env.set_state(s)
-        for _ in range(200):
-            o, *_ = env.step(np.zeros(2))
-            obs.append(o)
-            states.append(env.get_state())
-    InferenceSet("point_mass_maze", np.stack(obs), np.stack(states)).save(folder)
-    return folder
+from bfm_gym.models import BFM
 
 
 KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)

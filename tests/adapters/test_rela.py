@@ -15,34 +15,12 @@ from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 from bfm_gym.envs import make_env
 from bfm_gym.evaluation.zero_shot import InferenceSet
 from bfm_gym.experiments import adapt
-from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
+from bfm_gym.models import BFM
 from bfm_gym.wrappers import LatentActionWrapper
 
 TASK = {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}
 KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)
 FAST = {"warmup_steps": 10, "batch_size": 32, "lr_z": 1e-2}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2)
-    model.finalize(torch.rand(256, 4) * 0.6 - 0.3)
-    folder = tmp_path_factory.mktemp("m") / "maze-tiny"
-    BFM(model, ModelMetadata(domain="point_mass_maze")).save(folder)
-    env = make_env("point_mass_maze")
-    obs, states = [], []
-    for ep in range(3):
-        env.reset(seed=ep)
-        s = env.get_state()
-        s[1:3] = (-0.15, 0.15 - 0.005 * ep)  # some samples on the reach_top_left target
-        env.set_state(s)
-        for _ in range(200):
-            o, *_ = env.step(np.zeros(2))
-            obs.append(o)
-            states.append(env.get_state())
-    InferenceSet("point_mass_maze", np.stack(obs), np.stack(states)).save(folder)
-    return folder
 
 
 def test_rela_runs_real_episodes_through_adapt(model_dir: Path) -> None:
