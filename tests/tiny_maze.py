@@ -38,3 +38,8 @@ def write_tiny_maze_model(folder: Path, starts: Sequence[tuple[float, float]], s
             states.append(env.get_state())
     InferenceSet("point_mass_maze", np.stack(obs), np.stack(states)).save(folder)
     return folder
+
+
+def without_wall_time(records: Sequence[dict]) -> list[dict]:
+    """Records minus ``wall_s``: what a resumed run must reproduce exactly."""
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tiny_maze import without_wall_time
+
 from bfm_gym.evaluation.zero_shot import InferenceSet
 from bfm_gym.experiments import adapt
 from bfm_gym.models import BFM
@@ -42,8 +44,7 @@ def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     full = adapt(str(model_dir), adapter="opti", episodes=4, seed=3, out=tmp_path / "a", **KW)
     adapt(str(model_dir), adapter="opti", episodes=2, seed=3, out=tmp_path / "b", **KW)  # "killed" after 2
     resumed = adapt(str(model_dir), adapter="opti", episodes=4, seed=3, out=tmp_path / "b", **KW)
-    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in full.records]
-    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in resumed.records] == strip
+    assert without_wall_time(resumed.records) == without_wall_time(full.records)
     lines = (tmp_path / "b" / "records.jsonl").read_text().splitlines()
     assert len(lines) == 4  # nothing lost or duplicated
 
@@ -117,5 +118,4 @@ def test_resume_after_kill_between_records_and_state(model_dir: Path, tmp_path: 
     adapt(str(model_dir), adapter="opti", episodes=1, seed=4, out=tmp_path / "c", **KW)
     shutil.copy(tmp_path / "c" / "state.npz", tmp_path / "b" / "state.npz")
     resumed = adapt(str(model_dir), adapter="opti", episodes=3, seed=4, out=tmp_path / "b", **KW)
-    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in full.records]
-    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in resumed.records] == strip
+    assert without_wall_time(resumed.records) == without_wall_time(full.records)

@@ -10,6 +10,8 @@ import pytest
 import torch
 from gymnasium.wrappers import TimeLimit
 
+from tiny_maze import without_wall_time
+
 from bfm_gym.adapters.lola import LoLAAdapter, LoLAConfig, loo_gradient
 from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 from bfm_gym.envs import make_env
@@ -91,11 +93,7 @@ def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
     adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)  # "killed" after 2
     resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
-
-    def strip(records: list[dict]) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
-
-    assert strip(resumed.records) == strip(full.records)
+    assert without_wall_time(resumed.records) == without_wall_time(full.records)
 
 
 def test_needs_state_resets(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
