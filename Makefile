@@ -22,8 +22,7 @@ $(STAMP): pyproject.toml plugins/bfm-gym-sb3/pyproject.toml plugins/bfm-gym-cem/
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/bfm-gym collect --domain point_mass_maze --agent rnd --episodes 20 \
-		--out runs/demo/point_mass_maze-rnd --overwrite
+	$(PY) examples/03_adapt_shipped_maze.py --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -19,6 +19,8 @@ import argparse
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -68,9 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict = {
         "benchmark": "zero_shot",
-        "command": "python benchmarks/zero_shot.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if k != "out" and v not in (None, False, "")),
+        "command": shlex.join(["python", "benchmarks/zero_shot.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "models": [evaluate_model(m, args.episodes, args.seed) for m in args.models.split(",") if m],
     }

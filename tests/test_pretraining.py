@@ -97,10 +97,13 @@ def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "95% CI" in proc.stdout
     assert json.loads((tmp_path / "r.json").read_text())["task"].startswith("reach@")
-    proc = run("card", str(out), "--episodes", "1", "--command", "bfm-gym pretrain ...")
+    (tmp_path / "notes.md").write_text("## How this run went\nchosen at step 20\n")
+    proc = run("card", str(out), "--episodes", "1", "--command", "bfm-gym pretrain ...",
+               "--notes", str(tmp_path / "notes.md"))
     assert proc.returncode == 0, proc.stderr
     card = (out / "MODEL_CARD.md").read_text()
     assert "bfm-gym pretrain ..." in card and "| reach_top_left |" in card
+    assert card.rstrip().endswith("chosen at step 20")
     report = json.loads((out / "zero_shot.json").read_text())
     assert report["floor"] == 500.0 and set(report["tasks"]) >= {"reach_top_left"}
     bad = run("eval", "--model", str(out), "--task", "run")

@@ -193,8 +193,10 @@ def export(model_dir: Path, out: Path, step: int | None, inference_samples: int)
               help="The training command to record in the card.")
 @click.option("--dataset-command", default="(not recorded)", help="The data collection command.")
 @click.option("--wall-time", default="(not recorded)", help="Training wall time to record.")
+@click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A Markdown file appended to the card (how the run went, limits).")
 def card(model_dir: Path, episodes: int, seed: int, train_command: str, dataset_command: str,
-         wall_time: str) -> None:
+         wall_time: str, notes_file: Path | None) -> None:
     """Evaluate MODEL_DIR on every task of its domain; write MODEL_CARD.md + zero_shot.json."""
     from bfm_gym.evaluation.report import write_model_card, zero_shot_report
 
@@ -202,8 +204,9 @@ def card(model_dir: Path, episodes: int, seed: int, train_command: str, dataset_
         report = zero_shot_report(model_dir, episodes=episodes, seed=seed)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
+    notes = notes_file.read_text() if notes_file else ""
     path = write_model_card(model_dir, report, command=train_command,
-                            dataset_command=dataset_command, wall_time=wall_time)
+                            dataset_command=dataset_command, wall_time=wall_time, notes=notes)
     for task, row in report["tasks"].items():
         click.echo(f"{task:<22}{row['mean']:>9.1f}  [{row['ci95'][0]:.1f}, {row['ci95'][1]:.1f}]")
     click.echo(f"mean over tasks {report['mean_over_tasks']:.1f}; wrote {path}")
@@ -237,11 +240,13 @@ def plugins(hook: str | None) -> None:
 @click.option("--max-episode-steps", type=int, default=None, help="Cap episode length (quick runs).")
 @click.option("--budget-steps", type=int, default=None,
               help="Stop after this many env steps, lookahead steps included.")
+@click.option("--zero-shot-episodes", type=int, default=5, show_default=True,
+              help="Episodes averaged for the zero-shot reference level (0: none).")
 @click.option("--no-progress", is_flag=True)
 def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, episodes: int,
           seed: int, out: Path, overrides: tuple[str, ...], z_hold: str | None, eval_every: int,
           oracle: float | None, max_episode_steps: int | None, budget_steps: int | None,
-          no_progress: bool) -> None:
+          zero_shot_episodes: int, no_progress: bool) -> None:
     """Adapt a model's latent to a task online (rerun the same command to resume)."""
     from bfm_gym.experiments import adapt as run
 
@@ -256,7 +261,7 @@ def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, epi
         res = run(model_name, task, adapter, episodes=episodes, seed=seed, out=out,
                   config=_parse_set(overrides), goal=goal_xy, z_hold=hold, eval_every=eval_every,
                   oracle=oracle, max_episode_steps=max_episode_steps, budget_steps=budget_steps,
-                  progress=not no_progress)
+                  zero_shot_episodes=zero_shot_episodes, progress=not no_progress)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     s = res.summary

@@ -93,6 +93,7 @@ def adapt(
     max_episode_steps: int | None = None,
     budget_steps: int | None = None,
     budget_labels: int | None = None,
+    zero_shot_episodes: int = 5,
     progress: bool = True,
 ) -> AdaptResult:
     """Adapts ``adapter`` on ``task`` for ``episodes`` episodes and returns the records.
@@ -114,6 +115,8 @@ def adapt(
             even before ``episodes``: equal-budget comparisons set it for every adapter.
         budget_labels: Stop once the adapter has used this many online reward labels
             (``labels_used``); ``bfm-gym compare`` sets the same cap for every adapter.
+        zero_shot_episodes: Episodes averaged for the zero-shot level drawn on the curve and
+            reported in the summary (their own reset seeds, shared by every adapter).
         progress: Show a progress bar.
 
     Raises:
@@ -160,6 +163,8 @@ def adapt(
         if not callable(getattr(sim.unwrapped, "set_state", None)):
             raise ValueError(f"Adapter {adapter!r} needs resets to simulator states; this env has none.")
         kwargs["sim"] = sim
+    if zero_shot_episodes < 0:
+        raise ValueError(f"zero_shot_episodes must be >= 0 (0: no zero-shot level); got {zero_shot_episodes}.")
     if budget_steps is not None and budget_steps < 1:
         raise ValueError(f"budget_steps must be a positive number of env steps; got {budget_steps}.")
     if budget_labels is not None and budget_labels < 1:
@@ -200,7 +205,8 @@ def adapt(
         else:
             _atomic_write(run_json, json.dumps(run_args, indent=2))
 
-    zero_shot = _zero_shot_level(bfm, spec, samples, make_latent_env, seed) if samples is not None else None
+    zero_shot = (_zero_shot_level(bfm, spec, samples, make_latent_env, seed, zero_shot_episodes)
+                 if samples is not None and zero_shot_episodes > 0 else None)
     writer = _writer(folder, len(records))
     from tqdm.auto import trange
 
@@ -257,15 +263,20 @@ def _samples(model: Any) -> Any:
         return None
 
 
-def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: int) -> float | None:
+def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: int,
+                     episodes: int) -> float | None:
+    """Mean return of the zero-shot z over ``episodes`` episodes with their own seeds
+    (``SeedSequence([seed, 0, 2, i])``: never a training or evaluation episode's seed)."""
     from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 
     try:
         ref = ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples)
     except ValueError:
         return None
-    ret, _, _ = _run_episode(make_env(), ref, episode_seed(seed, -1, evaluation=True), learn=False)
-    return round(ret, 4)
+    env = make_env()
+    returns = [_run_episode(env, ref, int(np.random.SeedSequence([seed, 0, 2, i]).generate_state(1)[0]),
+                            learn=False)[0] for i in range(episodes)]
+    return round(float(np.mean(returns)), 4)
 
 
 def _save_records(folder: Path, records: list[dict[str, Any]]) -> None:

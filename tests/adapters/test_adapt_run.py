@@ -34,6 +34,26 @@ def test_adapt_writes_records_curve_and_summary(model_dir: Path, tmp_path: Path,
     assert labels == (120 if adapter == "opti" else 0)
 
 
+def test_zero_shot_level_episodes(model_dir: Path) -> None:
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+    from bfm_gym.experiments.adapt import _run_episode
+    from bfm_gym.wrappers import LatentActionWrapper
+    from gymnasium.wrappers import TimeLimit
+    from bfm_gym.envs import make_env
+
+    assert adapt(str(model_dir), adapter="opti", episodes=1, zero_shot_episodes=0, **KW).summary["zero_shot"] is None
+    with pytest.raises(ValueError, match="zero_shot_episodes must be >= 0"):
+        adapt(str(model_dir), adapter="opti", episodes=1, zero_shot_episodes=-1, **KW)
+    level = adapt(str(model_dir), adapter="opti", episodes=1, seed=2, zero_shot_episodes=3, **KW).summary["zero_shot"]
+    bfm = BFM.load(model_dir)
+    ref = ZeroShotAdapter(bfm, {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}, None,
+                          seed=2, samples=InferenceSet.load(model_dir))
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 40), bfm,
+                              z_hold=1, action_map="raw")  # z is fixed: any hold gives the same episode
+    seeds = [int(np.random.SeedSequence([2, 0, 2, i]).generate_state(1)[0]) for i in range(3)]
+    assert level == pytest.approx(np.mean([_run_episode(env, ref, s, learn=False)[0] for s in seeds]), abs=1e-3)
+
+
 def test_zero_shot_from_online_labels_counts_them(model_dir: Path) -> None:
     res = adapt(str(model_dir), adapter="zero-shot", config={"online_labels": 50}, episodes=2,
                 seed=0, **KW)
