@@ -6,10 +6,23 @@ with ``phi = Cov(B)^{-1} B`` (REFERENCE §0, §5.2). With ``V_0 = lambda I`` and
 
     V <- decay * V + phi phi^T,     b <- decay * b + r phi,     w_hat = V^{-1} b
 
-We keep the lower Cholesky factor ``L`` of ``V`` (``V = L L^T``) and update it with
-rank-1 updates, so ``||x||_{V^{-1}} = ||L^{-1} x||`` is a triangular solve and no
-inverse is ever formed (REFERENCE pitfall 10). ``kappa`` gates updates whose
-information gain ``||phi||^2_{V^{-1}}`` is below ``e^kappa - 1``.
+We keep a square-root factor ``M`` of the inverse design matrix, ``M V M^T = I`` (so
+``V^{-1} = M^T M``), in float64. A labelled transition with ``y = M phi`` updates it
+in O(d^2) without forming or inverting V::
+
+    M <- (I - c y y^T) M,     c = (1 - 1 / sqrt(1 + |y|^2)) / |y|^2
+
+(``(I - c y y^T)`` is ``(I + y y^T)^{-1/2}``), a batch of n transitions in one
+eigen-decomposition of ``I + Y^T Y`` (``Y = Phi M^T``), and forgetting is
+``M <- M / sqrt(decay)``. Then ``||x||_{V^{-1}} = ||M x||``, ``w_hat = M^T M b`` and
+the confidence ellipsoid is ``w_hat + M^T u``, ``|u| <= radius``: every selection
+quantity is a matmul. This square-root (information) form is what REFERENCE pitfall
+10 asks of Cholesky updates (no explicit inverse, no squaring of the condition
+number), at O(d^2) per step instead of the sequential O(d^2) rank-1 Cholesky sweep
+followed by an O(d^3) triangular inverse for selection; it agrees with direct least
+squares to ~1e-10 after 10^5 updates at d = 100 (tests/adapters/test_bandit.py).
+``kappa`` gates updates whose information gain ``||phi||^2_{V^{-1}}`` is below
+``e^kappa - 1``.
 
 UCB (REFERENCE §5.3): among candidate latents ``z_c``, pick the one maximising
 ``min_heads [ psi_h(s, z_c)^T w_hat + beta ||psi_h(s, z_c)||_{V^{-1}} ]``, with
@@ -27,7 +40,7 @@ __all__ = ["LinearBandit", "ucb_scores"]
 
 
 class LinearBandit:
-    """Regularised least squares with a Cholesky-factored design matrix.
+    """Regularised least squares with a square-root factor of the inverse design matrix.
 
     Args:
         dim: Feature dimension d.
@@ -46,11 +59,11 @@ class LinearBandit:
                 f"dim={dim}, lam={lam}, decay={decay}, noise_std={noise_std}."
             )
         self.dim, self.lam, self.decay, self.kappa, self.noise_std = dim, lam, decay, kappa, noise_std
-        self.L = np.sqrt(lam) * np.eye(dim)
+        self.M = np.eye(dim) / np.sqrt(lam)
         self.b = np.zeros(dim)
         self.updates = 0
         self.skipped = 0
-        self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (L^{-1}, w_hat)
+        self._w: np.ndarray | None = None  # cached w_hat
 
     # -- estimator ----------------------------------------------------------------------
 
@@ -67,77 +80,94 @@ class LinearBandit:
             raise ValueError(f"update: phi {x.shape} and reward {r.shape} do not match dim {self.dim}.")
         if not (np.isfinite(x).all() and np.isfinite(r).all()):
             raise ValueError("update: phi or reward holds NaN/inf.")
+        self._w = None
         threshold = math.expm1(self.kappa)
+        if threshold <= 0 and self.decay == 1.0 and len(x) > 1:
+            self._batch_update(x, r)
+            self.updates += len(x)
+            return len(x)
         used = 0
         for xi, ri in zip(x, r, strict=True):
-            if threshold > 0 and self.norm_inv(xi)[0] ** 2 < threshold:
+            y = self.M @ xi
+            gain = float(y @ y)  # ||x||^2_{V^-1}
+            if threshold > 0 and gain < threshold:
                 self.skipped += 1
                 continue
             if self.decay < 1:
-                self.L *= math.sqrt(self.decay)
+                self.M /= math.sqrt(self.decay)
                 self.b *= self.decay
-            _chol_rank1_update(self.L, xi.copy())
+                y /= math.sqrt(self.decay)
+                gain /= self.decay
+            if gain > 0:
+                c = (1.0 - 1.0 / math.sqrt(1.0 + gain)) / gain
+                self.M -= np.outer(c * y, y @ self.M)
             self.b += ri * xi
-            self._cache = None
             used += 1
         self.updates += used
         return used
 
+    def _batch_update(self, x: np.ndarray, r: np.ndarray) -> None:
+        """``V <- V + X^T X`` at once: ``M <- (I + Y^T Y)^{-1/2} M`` with ``Y = X M^T``."""
+        y = x @ self.M.T
+        evals, evecs = np.linalg.eigh(np.eye(self.dim) + y.T @ y)
+        self.M = (evecs / np.sqrt(evals)) @ evecs.T @ self.M
+        self.b += r @ x
+
     @property
     def V(self) -> np.ndarray:
-        """The design matrix ``V = L L^T`` (formed on request)."""
-        return self.L @ self.L.T
-
-    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(L^{-1}, w_hat)``, recomputed by one triangular solve after each update.
-
-        Selection evaluates ``||x||_{V^-1} = ||L^{-1} x||`` for hundreds of candidates per
-        step; with the triangular inverse cached that is one matmul instead of a solve.
-        """
-        if self._cache is None:
-            l_inv = _solve_lower(self.L, np.eye(self.dim))
-            y = l_inv @ self.b
-            self._cache = (l_inv, l_inv.T @ y)
-        return self._cache
+        """The design matrix ``V = (M^T M)^{-1}`` (formed on request, for inspection)."""
+        m_inv = np.linalg.inv(self.M)
+        return m_inv @ m_inv.T
 
     def w_hat(self) -> np.ndarray:
-        """Least-squares estimate ``V^{-1} b``, shape ``(d,)``."""
-        return self._factors()[1].copy()
+        """Least-squares estimate ``V^{-1} b = M^T M b``, shape ``(d,)``."""
+        return self._w_hat().copy()
+
+    def _w_hat(self) -> np.ndarray:
+        if self._w is None:
+            self._w = self.M.T @ (self.M @ self.b)
+        return self._w
 
     def norm_inv(self, x: np.ndarray) -> np.ndarray:
         """``||x||_{V^{-1}}`` for each row of ``x`` (``(d,)`` or ``(n, d)``) -> ``(n,)``."""
         xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        y = xs @ self._factors()[0].T  # rows of L^{-1} x
+        y = xs @ self.M.T  # rows of M x
         return np.sqrt((y * y).sum(1))
 
     # -- sampling ---------------------------------------------------------------------
 
     def sample_ellipsoid(self, n: int, radius: float, rng: np.random.Generator) -> np.ndarray:
-        """``n`` points uniform in ``{w_hat + V^{-1/2} u : ||u|| <= radius}``, ``(n, d)``."""
+        """``n`` points uniform in ``{w_hat + M^T u : ||u|| <= radius}``, ``(n, d)``."""
         u = rng.standard_normal((n, self.dim))
-        u /= np.linalg.norm(u, axis=1, keepdims=True)
-        u *= radius * rng.uniform(size=(n, 1)) ** (1.0 / self.dim)
-        # w_hat + L^{-T} u has (w - w_hat)^T V (w - w_hat) = ||u||^2.
-        l_inv, w = self._factors()
-        return w + u @ l_inv
+        u *= (radius * rng.uniform(size=(n, 1)) ** (1.0 / self.dim)) / np.linalg.norm(u, axis=1, keepdims=True)
+        # (w - w_hat)^T V (w - w_hat) = u^T M V M^T u = ||u||^2.
+        return self._w_hat() + u @ self.M
 
     def sample_posterior(self, rng: np.random.Generator) -> np.ndarray:
         """One draw ``w ~ N(w_hat, V^{-1})`` (Thompson sampling), ``(d,)``."""
-        l_inv, w = self._factors()
-        return w + rng.standard_normal(self.dim) @ l_inv
+        return self._w_hat() + rng.standard_normal(self.dim) @ self.M
 
     # -- persistence ------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"L": self.L.copy(), "b": self.b.copy(),
+        return {"M": self.M.copy(), "b": self.b.copy(),
                 "counts": np.array([self.updates, self.skipped], dtype=np.int64)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if state["L"].shape != (self.dim, self.dim):
-            raise ValueError(f"bandit state has dim {state['L'].shape[0]}, expected {self.dim}.")
-        self.L = np.array(state["L"], dtype=np.float64)
+        if "M" in state:
+            m = np.array(state["M"], dtype=np.float64)
+        elif "L" in state:  # runs saved before the square-root form: V = L L^T, so M = L^{-1}
+            from scipy.linalg import solve_triangular
+
+            m = solve_triangular(np.asarray(state["L"], dtype=np.float64), np.eye(len(state["L"])),
+                                 lower=True, check_finite=False)
+        else:
+            raise ValueError("bandit state holds neither 'M' nor 'L'; it was not written by LinearBandit.")
+        if m.shape != (self.dim, self.dim):
+            raise ValueError(f"bandit state has dim {m.shape[0]}, expected {self.dim}.")
+        self.M = m
         self.b = np.array(state["b"], dtype=np.float64)
-        self._cache = None
+        self._w = None
         self.updates, self.skipped = (int(v) for v in state["counts"])
 
 
@@ -154,25 +184,5 @@ def ucb_scores(psi: np.ndarray, bandit: LinearBandit, beta: float) -> np.ndarray
     """
     e, n, d = psi.shape
     flat = psi.reshape(e * n, d).astype(np.float64)
-    values = flat @ bandit._factors()[1] + beta * bandit.norm_inv(flat)
+    values = flat @ bandit._w_hat() + beta * bandit.norm_inv(flat)
     return values.reshape(e, n).min(0)
-
-
-def _chol_rank1_update(L: np.ndarray, x: np.ndarray) -> None:
-    """In place: ``L L^T <- L L^T + x x^T`` for lower-triangular L."""
-    n = x.shape[0]
-    for k in range(n):
-        lkk = L[k, k]
-        r = math.sqrt(lkk * lkk + x[k] * x[k])
-        c, s = r / lkk, x[k] / lkk
-        L[k, k] = r
-        if k + 1 < n:
-            L[k + 1 :, k] = (L[k + 1 :, k] + s * x[k + 1 :]) / c
-            x[k + 1 :] = c * x[k + 1 :] - s * L[k + 1 :, k]
-
-
-def _solve_lower(L: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(L, y, lower=True, check_finite=False)
-

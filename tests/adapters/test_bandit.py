@@ -8,7 +8,7 @@ import pytest
 from bfm_gym.adapters.bandit import LinearBandit, ucb_scores
 
 
-def test_cholesky_updates_match_direct_least_squares() -> None:
+def test_square_root_updates_match_direct_least_squares() -> None:
     rng = np.random.default_rng(0)
     d, n = 6, 40
     phi = rng.normal(size=(n, d))
@@ -24,6 +24,43 @@ def test_cholesky_updates_match_direct_least_squares() -> None:
     x = rng.normal(size=(3, d))
     np.testing.assert_allclose(bandit.norm_inv(x),
                                np.sqrt(np.einsum("nd,de,ne->n", x, np.linalg.inv(V), x)), rtol=1e-8)
+
+
+def test_long_runs_stay_exact_and_batch_equals_sequential() -> None:
+    """10^5 rank-1 updates at d = 100 (an OpTI run of 100 maze episodes) vs a direct solve."""
+    rng = np.random.default_rng(3)
+    d, n = 100, 100_000
+    phi = rng.normal(size=(n, d)) * rng.uniform(0.01, 3.0, size=d)  # badly scaled features
+    r = phi @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
+    seq = LinearBandit(d)
+    for i in range(0, n, 20_000):  # sequential path (a kappa gate of ~0 forces it)
+        seq.kappa = 1e-300
+        seq.update(phi[i:i + 20_000], r[i:i + 20_000])
+    batch = LinearBandit(d)
+    batch.update(phi, r)
+    V = np.eye(d) + phi.T @ phi
+    w = np.linalg.solve(V, phi.T @ r)
+    for b in (seq, batch):
+        np.testing.assert_allclose(b.w_hat(), w, rtol=1e-8, atol=1e-10)
+        x = rng.normal(size=(4, d))
+        np.testing.assert_allclose(b.norm_inv(x), np.sqrt(np.einsum("nd,de,ne->n", x, np.linalg.inv(V), x)),
+                                   rtol=1e-8)
+    assert seq.updates == batch.updates == n
+
+
+def test_state_from_the_cholesky_format_loads() -> None:
+    """Runs saved before the square-root form stored the Cholesky factor L of V."""
+    rng = np.random.default_rng(4)
+    phi, r = rng.normal(size=(30, 5)), rng.normal(size=30)
+    bandit = LinearBandit(5)
+    bandit.update(phi, r)
+    legacy = {"L": np.linalg.cholesky(np.eye(5) + phi.T @ phi), "b": phi.T @ r,
+              "counts": np.array([30, 0])}
+    old = LinearBandit(5)
+    old.load_state_dict(legacy)
+    np.testing.assert_allclose(old.w_hat(), bandit.w_hat(), rtol=1e-10)
+    with pytest.raises(ValueError, match="neither 'M' nor 'L'"):
+        old.load_state_dict({"b": legacy["b"], "counts": legacy["counts"]})
 
 
 def test_estimator_recovers_w_and_ucb_regret_falls() -> None:
