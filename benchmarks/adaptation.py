@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,8 @@ import numpy as np
 DIMS = {"walker": (24, 6), "cheetah": (17, 6), "quadruped": (78, 12), "point_mass_maze": (4, 2)}
 
 
-def decision_rate(domain: str, mode: str, steps: int) -> dict:
+def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = None) -> dict:
+    """Decisions/s of ``opti``: an untrained ``cpu``-size model of ``domain``, or a shipped one."""
     import torch
 
     from bfm_gym.adapters.opti import OptiAdapter
@@ -45,9 +47,14 @@ def decision_rate(domain: str, mode: str, steps: int) -> dict:
 
     torch.manual_seed(0)
     obs_dim, act_dim = DIMS[domain]
-    model = FBModel(FBConfig.preset(domain, "cpu"), obs_dim=obs_dim, action_dim=act_dim)
-    model.finalize(torch.randn(1024, obs_dim))
-    bfm = BFM(model, ModelMetadata(domain=domain))
+    if model_name is not None:
+        from bfm_gym.pretrained import load
+
+        bfm = load(model_name)
+    else:
+        model = FBModel(FBConfig.preset(domain, "cpu"), obs_dim=obs_dim, action_dim=act_dim)
+        model.finalize(torch.randn(1024, obs_dim))
+        bfm = BFM(model, ModelMetadata(domain=domain))
     adapter = OptiAdapter(bfm, {"domain": domain, "task": None}, {"mode": mode}, seed=0)
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(steps + 10, obs_dim)).astype(np.float32)
@@ -213,21 +220,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--runs", default="runs/bench-adaptation", help="compare output root.")
     parser.add_argument("--out", default="benchmarks/results/adaptation.json")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (give it only free cores; 1 on a shared machine).")
     args = parser.parse_args()
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     report: dict = {
         "benchmark": "adaptation",
-        "command": "python benchmarks/adaptation.py " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "benchmarks/adaptation.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "torch_threads": torch.get_num_threads()},
     }
     if args.decision_rate:
+        from bfm_gym.pretrained import shipped_models
+
         report["decision_rate"] = {
             f"{d}/{mode}": decision_rate(d, mode, args.steps)
             for d in args.domains.split(",") for mode in ("ucb", "ts")
         }
+        for name in sorted(shipped_models()):  # the shipped models' own sizes
+            if name in DIMS:
+                for mode in ("ucb", "ts"):
+                    report["decision_rate"][f"{name} (shipped)/{mode}"] = decision_rate(
+                        name, mode, args.steps, model_name=name)
         for k, v in report["decision_rate"].items():
             print(k, v, flush=True)
     if args.quality:

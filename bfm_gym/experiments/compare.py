@@ -369,13 +369,24 @@ def _forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("BFM_GYM_") or k == "MUJOCO_GL"}
 
 
-def _init_worker(env: Mapping[str, str]) -> None:
-    """Process-pool initializer: plugin settings, one torch thread."""
+def _init_worker(env: Mapping[str, str], parent: int | None = None) -> None:
+    """Process-pool initializer: plugin settings, one torch thread, and a watchdog that
+    ends the worker when ``compare`` itself dies (``kill``, ``kill -9``, a crash): an
+    orphaned worker would otherwise keep writing into a cell that the next run resumes."""
     os.environ.update(env)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="bfm-gym-parent-watchdog", daemon=True).start()
 
 
 def run_cell(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -425,7 +436,7 @@ def _execute_local(jobs: list[dict[str, Any]], workers: int, poll: Poll) -> dict
         submit = _run_inline
     else:
         pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(_forwarded_env(),))
+                                      initializer=_init_worker, initargs=(_forwarded_env(), os.getpid()))
         submit = run_cell
     try:
         futures = {pool.submit(submit, job): job["name"] for job in jobs}

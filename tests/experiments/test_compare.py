@@ -191,3 +191,61 @@ def test_score_window_averages_the_last_episodes_within_the_budget() -> None:
     assert _score_at(recs, 30, 100, window=2)["return"] == 4.0
     assert _score_at(recs, 30, 100, window=10)["return"] == 3.0
     assert _score_at(recs, 5, 100, window=2) is None
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields.get("PPid", "0")) == pid:
+            kids.append(int(status.parent.name))
+    return kids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_workers_end_when_compare_is_killed(model_dir: Path, tmp_path: Path) -> None:
+    """`kill -9` of compare must not leave pool workers writing into cells the rerun resumes."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bfm_gym.cli.main", "compare", "--model", str(model_dir),
+         "--tasks", "reach_top_left,reach_top_right", "--adapters", "opti", "--seeds", "2",
+         "--episodes", "50", "--workers", "2", "--out", str(tmp_path / "k"), "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while time.monotonic() < deadline:  # wait for the two cells to be running
+            workers = [k for k in _children(proc.pid) if "spawn_main" in _cmdline(k)]
+            if len(workers) >= 2 and len(list((tmp_path / "k" / "cells").glob("*"))) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the pool never started"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "orphaned workers still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
