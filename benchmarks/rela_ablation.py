@@ -43,12 +43,12 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for name, change in VARIANTS.items():
+        config = {"update_every": 8, **change}
         for seed in range(args.seeds):
             res = adapt(args.model, args.task, "rela", episodes=args.episodes, seed=seed,
-                        config={"update_every": 8, **change}, out=Path(args.runs) / f"{name}-s{seed}",
-                        progress=False)
+                        config=config, out=Path(args.runs) / f"{name}-s{seed}", progress=False)
             returns = [r["return"] for r in res.records]
-            row = {"variant": name, "config": {"update_every": 8, **change}, "seed": seed,
+            row = {"variant": name, "config": config, "seed": seed,
                    "zero_shot": res.summary["zero_shot"],
                    "first5_mean": round(float(np.mean(returns[:5])), 1),
                    "last10_mean": round(float(np.mean(returns[-10:])), 1)}

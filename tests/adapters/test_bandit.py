@@ -32,9 +32,8 @@ def test_long_runs_stay_exact_and_batch_equals_sequential() -> None:
     d, n = 100, 100_000
     phi = rng.normal(size=(n, d)) * rng.uniform(0.01, 3.0, size=d)  # badly scaled features
     r = phi @ rng.normal(size=d) + 0.1 * rng.normal(size=n)
-    seq = LinearBandit(d)
-    for i in range(0, n, 20_000):  # sequential path (a kappa gate of ~0 forces it)
-        seq.kappa = 1e-300
+    seq = LinearBandit(d, kappa=1e-300)  # a gate of ~0 passes everything, row by row
+    for i in range(0, n, 20_000):
         seq.update(phi[i:i + 20_000], r[i:i + 20_000])
     batch = LinearBandit(d)
     batch.update(phi, r)
