@@ -20,13 +20,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
+
+from _report import command, machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 # One BLAS thread: on 2 shared cores a second BLAS thread halves the decision rate.
@@ -228,9 +226,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     report: dict = {
         "benchmark": "adaptation",
-        "command": shlex.join(["python", "benchmarks/adaptation.py", *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "torch_threads": torch.get_num_threads()},
+        "command": command(),
+        "machine": machine(torch_threads=torch.get_num_threads()),
     }
     if args.decision_rate:
         from bfm_gym.pretrained import shipped_models
@@ -262,10 +259,7 @@ def main() -> None:
             plot_quality(q, Path(args.out).with_name(f"{Path(args.out).stem}_{Path(name).name}_curves.png"))
             for a, row in q["summary"].items():
                 print(name, a, row, flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from _report import command, machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -36,9 +37,8 @@ def main() -> None:
     torch.set_num_threads(1)
     report: dict = {
         "benchmark": "collection_coverage",
-        "command": f"python benchmarks/collection_coverage.py --domains {args.domains} "
-                   f"--agents {args.agents} --episodes {args.episodes} --seed {args.seed}",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": command(),
+        "machine": machine(),
         "results": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,10 +54,7 @@ def main() -> None:
                 report["results"][f"{domain}/{agent}"] = cov
                 best = {t: v["best_return"] for t, v in cov["tasks"].items()}
                 print(domain, agent, f"{wall:.0f}s", best, flush=True)
-    out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out_path}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
+
+from _report import machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -102,8 +103,7 @@ def main() -> None:
         "benchmark": "env_throughput",
         "command": "python benchmarks/env_throughput.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": machine(),
         "bfm_gym_version": bfm_gym.__version__,
         "goal": "ratio_make_vs_raw >= 0.85 for every domain",
         "env": {},
@@ -121,10 +121,7 @@ def main() -> None:
                 report["collection_steps_per_s"][f"{domain}/{agent}"] = sps
                 print(domain, agent, sps, "steps/s", flush=True)
     report["goal_met"] = all(v["ratio_make_vs_raw"] >= 0.85 for v in report["env"].values())
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import statistics
@@ -32,6 +31,8 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from _report import write_report
 
 import torch
 
@@ -204,9 +205,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "machine": machine_info(device, threads),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return report
 
 

@@ -12,12 +12,10 @@ the last 10 episodes per seed next to the run's zero-shot level.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import shlex
-import sys
 from pathlib import Path
+
+from _report import command, machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -55,12 +53,11 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
     report = {"benchmark": "rela_ablation",
-              "command": shlex.join(["python", "benchmarks/rela_ablation.py", *sys.argv[1:]]),
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch_threads": 1},
+              "command": command(),
+              "machine": machine(torch_threads=1),
               "model": args.model, "task": args.task, "episodes": args.episodes, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print("wrote", args.out)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ import pstats
 import time
 from pathlib import Path
 
+from _report import write_report
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
@@ -345,10 +347,7 @@ def main() -> None:
         "vector_point_mass_maze": report["vector"]["point_mass_maze"]["speedup_vector_vs_separate"]
         >= 2.0,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

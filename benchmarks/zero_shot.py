@@ -16,13 +16,11 @@ Two modes:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import shlex
-import sys
 import time
 from pathlib import Path
+
+from _report import command, machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -70,8 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     report: dict = {
         "benchmark": "zero_shot",
-        "command": shlex.join(["python", "benchmarks/zero_shot.py", *sys.argv[1:]]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": command(),
+        "machine": machine(),
         "models": [evaluate_model(m, args.episodes, args.seed) for m in args.models.split(",") if m],
     }
     if args.compare_variants:
@@ -79,12 +77,9 @@ def main() -> None:
             parser.error("--compare-variants needs --dataset")
         report["variants"] = compare_variants(args.dataset, args.updates, args.episodes, args.seed,
                                               Path(args.workdir), args.config)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
     for row in report["models"]:
         print(row["model"], row["mean_over_tasks"], row.get("floor_met"))
-    print(f"wrote {out}")
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

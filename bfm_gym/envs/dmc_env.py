@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import mujoco
@@ -62,7 +62,7 @@ class DMCEnv(DmControlCompatibilityV0):
         True
     """
 
-    metadata = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 40}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "depth_array"], "render_fps": 40}
     supports_state_reset = True
 
     def __init__(
@@ -105,8 +105,8 @@ class DMCEnv(DmControlCompatibilityV0):
         self._warnings = [data.warning[i] for i in range(len(data.warning))]
         self._dm_task = dm_env.task
         self._dt = float(dm_env.control_timestep())
-        self._n_sub_steps = int(round(self._dt / float(self._physics.timestep())))
-        self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self._dt))}
+        self._n_sub_steps = round(self._dt / float(self._physics.timestep()))
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self._dt)}
         obs_dim = sum(int(np.prod(s.shape)) for s in dm_env.observation_spec().values())
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
         aspec = dm_env.action_spec()
@@ -241,7 +241,7 @@ class DMCEnv(DmControlCompatibilityV0):
         )
 
     def _step_index(self) -> int:
-        return int(round(float(self._physics.data.time) / self._dt))
+        return round(float(self._physics.data.time) / self._dt)
 
     def _check_open(self) -> None:
         if self._closed:

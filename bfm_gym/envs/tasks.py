@@ -32,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from bfm_gym.envs.shaping import body_id, sensor_slice
+from bfm_gym.envs.shaping import tolerance as _tolerance
+
 RewardFn = Callable[[Any], float]
 """A reward function: ``fn(physics) -> float`` on the dm_control Physics after a step."""
 
@@ -146,14 +149,6 @@ def get_task(domain: str, task: str | Task | RewardFn) -> Task:
         raise ValueError(f"Unknown task {task!r} for domain {domain!r}.{hint} Valid tasks: {valid}.")
     return tasks[task]
 
-
-# ---------------------------------------------------------------------------------
-# Reward shaping helper (dm_control.utils.rewards.tolerance, imported lazily).
-# ---------------------------------------------------------------------------------
-
-
-from bfm_gym.envs.shaping import body_id, sensor_slice
-from bfm_gym.envs.shaping import tolerance as _tolerance
 
 
 def _torso_upright(physics: Any) -> float:

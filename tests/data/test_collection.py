@@ -131,7 +131,7 @@ def test_foreign_and_corrupt_datasets_raise_clear_errors(tmp_path: Path) -> None
     hdf5.write_bytes(data[: len(data) // 2])
     with pytest.raises(DatasetError, match="sha256"):
         load_transitions(out)
-    with pytest.raises(DatasetError, match="Cannot open|unreadable"):
+    with pytest.raises(DatasetError, match=r"Cannot open|unreadable"):
         load_transitions(out, verify_hash=False)
 
 

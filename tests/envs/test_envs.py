@@ -89,7 +89,7 @@ def test_state_round_trip_is_bit_exact(domain: str) -> None:
     first = [env.step(a)[:2] for a in actions]
     # Restore mid-episode, even after the env moved on to a new episode.
     env.reset(seed=99)
-    obs, _ = env.reset(options={"state": state})
+    env.reset(options={"state": state})
     second = [env.step(a)[:2] for a in actions]
     for (o1, r1), (o2, r2) in zip(first, second, strict=True):
         np.testing.assert_array_equal(o1, o2)
@@ -155,7 +155,7 @@ def test_rgb_render_headless() -> None:
 def test_unknown_domain_and_task_list_valid_names() -> None:
     with pytest.raises(ValueError, match="Valid domains: cheetah, point_mass_maze"):
         make_env("walkr")
-    with pytest.raises(ValueError, match="Did you mean 'run'.*Valid tasks: flip, run"):
+    with pytest.raises(ValueError, match=r"Did you mean 'run'.*Valid tasks: flip, run"):
         make_env("walker", "rnu")
 
 

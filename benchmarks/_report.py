@@ -1,0 +1,34 @@
+"""What every benchmark script shares: the machine it ran on, the command that reproduces
+it, and an atomic JSON write (a killed benchmark never leaves half a result file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """CPU count, platform and Python version, plus ``extra`` fields (threads, ...)."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), **extra}
+
+
+def command() -> str:
+    """The command line that ran this benchmark, quoted so that it can be pasted."""
+    return shlex.join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+
+
+def write_report(path: str | Path, report: dict[str, Any]) -> Path:
+    """Writes ``report`` as indented JSON to ``path`` through a temporary file."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return out
