@@ -89,8 +89,10 @@ def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
 
     proc = run("pretrain", "--dataset", str(maze_data), "--config", "tiny", "--out", str(out),
                "--updates", "20", "--eval-every", "0", "--inference-samples", "1000",
-               "--threads", "1", "--no-progress")
+               "--threads", "1", "--checkpoint-every", "5", "--keep-every", "10", "--no-progress")
     assert proc.returncode == 0, proc.stderr
+    kept = sorted(p.name for p in (out / "training" / "checkpoints").iterdir())
+    assert kept == ["step_000000010", "step_000000015", "step_000000020"]
     x, y = InferenceSet.load(out).next_obs[7, :2]
     proc = run("eval", "--model", str(out), "--goal", f"{x:.3f},{y:.3f}",
                "--episodes", "2", "--json", str(tmp_path / "r.json"))

@@ -112,6 +112,8 @@ def _echo_coverage(path: Path) -> None:
               help="Updates between zero-shot evaluations (0: none).")
 @click.option("--eval-episodes", type=int, default=2, show_default=True)
 @click.option("--checkpoint-every", type=int, default=5_000, show_default=True)
+@click.option("--keep-every", type=int, default=0, show_default=True,
+              help="Keep checkpoints at multiples of this step for `bfm-gym export --step` (0: newest two only).")
 @click.option("--inference-samples", type=int, default=10_000, show_default=True,
               help="Dataset next-states shipped with the model for z inference.")
 @click.option("--threads", default="auto", show_default=True, help="torch threads (auto: free cores).")
@@ -119,7 +121,7 @@ def _echo_coverage(path: Path) -> None:
 @click.option("--no-progress", is_flag=True)
 def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...], out: Path, updates: int,
              seed: int, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
-             inference_samples: int, threads: str, overwrite: bool, no_progress: bool) -> None:
+             keep_every: int, inference_samples: int, threads: str, overwrite: bool, no_progress: bool) -> None:
     """Pre-train an FB model on a dataset (rerun to resume after an interruption)."""
     from bfm_gym.data.dataset import DatasetError
     from bfm_gym.models import CheckpointError
@@ -128,7 +130,8 @@ def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...]
     try:
         path = run(list(datasets), out, config=config, overrides=_parse_set(overrides), updates=updates,
                    seed=seed, device=device, eval_every=eval_every, eval_episodes=eval_episodes,
-                   checkpoint_every=checkpoint_every, inference_samples=inference_samples,
+                   checkpoint_every=checkpoint_every, keep_every=keep_every,
+                   inference_samples=inference_samples,
                    threads=int(threads) if threads.isdigit() else threads,
                    progress=not no_progress, overwrite=overwrite)
     except (DatasetError, CheckpointError, ValueError, FileExistsError) as exc:

@@ -118,6 +118,7 @@ def pretrain(
     eval_every: int = 10_000,
     eval_episodes: int = 2,
     checkpoint_every: int = 5_000,
+    keep_every: int = 0,
     log_every: int = 200,
     inference_samples: int = 10_000,
     threads: int | str | None = "auto",
@@ -138,6 +139,8 @@ def pretrain(
         eval_every: Updates between zero-shot evaluations (0 disables them).
         eval_episodes: Episodes per task and evaluation.
         checkpoint_every: Updates between resume checkpoints.
+        keep_every: Keep the checkpoints at multiples of this step for ``export_checkpoint``
+            (0: only the newest two are kept).
         log_every: Updates between logged metrics.
         inference_samples: Dataset next-states shipped with the model for z inference.
         threads: torch threads on CPU (``auto`` = free cores).
@@ -206,7 +209,7 @@ def pretrain(
     del transitions
     eval_fn = _eval_fn(domain, samples, eval_episodes, seed) if eval_every else None
     history = trainer.train(replay, updates, run, log_every=log_every,
-                            checkpoint_every=checkpoint_every, eval_fn=eval_fn,
+                            checkpoint_every=checkpoint_every, keep_every=keep_every, eval_fn=eval_fn,
                             eval_every=eval_every or None, progress=progress)
     write_json_atomic(run / "history.json", history)
     for name in ("config.json", "model.safetensors"):
@@ -234,7 +237,8 @@ def export_checkpoint(
     Args:
         model_dir: The ``--out`` folder of a ``pretrain`` run (holds ``training/``).
         out: New model folder.
-        step: Checkpoint step (default: the newest; the trainer keeps the last two).
+        step: Checkpoint step (default: the newest; the trainer keeps the last two, and
+            those at multiples of ``pretrain(keep_every=...)``).
         inference_samples: Dataset next-states shipped for z inference.
 
     Raises:

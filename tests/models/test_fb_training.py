@@ -161,6 +161,19 @@ def test_from_checkpoint_and_config_mismatch(
         other.train(point_replay, 8, tmp_path, progress=False)
 
 
+def test_keep_every_keeps_milestone_checkpoints(
+    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path
+) -> None:
+    """The newest ``keep_checkpoints`` plus every multiple of ``keep_every`` stay on disk."""
+    trainer = _trainer(tiny_config)
+    trainer.train(point_replay, 10, tmp_path, checkpoint_every=1, keep_checkpoints=2, keep_every=4,
+                  progress=False)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step_000000004", "step_000000008", "step_000000009", "step_000000010"]
+    with pytest.raises(ValueError, match="keep_every >= 0"):
+        trainer.train(point_replay, 12, tmp_path, keep_every=-1, progress=False)
+
+
 def test_eval_fn_tensorboard_and_final_model(
     tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path
 ) -> None:

@@ -147,13 +147,15 @@ class FBTrainer:
         progress: bool = True,
         resume: bool = True,
         keep_checkpoints: int = 2,
+        keep_every: int = 0,
         finalize_samples: int = 50_000,
     ) -> list[dict[str, float]]:
         """Run updates until ``self.step == num_updates``.
 
         With ``out_dir``: TensorBoard scalars in ``out_dir/tb`` (``train/*``, ``eval/*``,
         ``perf/updates_per_s``), training checkpoints ``out_dir/checkpoints/step_XXXXXXXXX``
-        every ``checkpoint_every`` updates (the last ``keep_checkpoints`` are kept), and the final
+        every ``checkpoint_every`` updates (the last ``keep_checkpoints`` are kept, plus every
+        multiple of ``keep_every``), and the final
         model (cov finalized) in ``out_dir/model``. With ``resume`` (default), the newest
         checkpoint in ``out_dir`` is loaded first, and the run continues bit-identically to an
         uninterrupted one (on CPU; on CUDA two runs are bit-identical only with
@@ -172,16 +174,21 @@ class FBTrainer:
                 the end.
             progress: Show a tqdm bar (updates/s and losses).
             resume: Continue from the newest checkpoint in ``out_dir``.
-            keep_checkpoints: Checkpoints kept on disk.
+            keep_checkpoints: Newest checkpoints kept on disk.
+            keep_every: Also keep, for good, the checkpoints at multiples of this step
+                (0: none); FB's zero-shot returns swing between checkpoints, so a run that
+                will be exported later (``bfm-gym export --step``) should keep some.
             finalize_samples: Dataset next-states used to compute ``cov`` for snapshots.
 
         Returns:
             One row per log point: ``{"step": ..., "updates_per_s": ..., <metrics>, <eval/...>}``.
         """
-        if num_updates < 0 or log_every < 1 or checkpoint_every < 0 or keep_checkpoints < 1:
+        if (num_updates < 0 or log_every < 1 or checkpoint_every < 0 or keep_checkpoints < 1
+                or keep_every < 0):
             raise ValueError(
-                f"train: need num_updates >= 0, log_every >= 1, checkpoint_every >= 0, keep_checkpoints >= 1; got "
-                f"{num_updates}, {log_every}, {checkpoint_every}, {keep_checkpoints}"
+                f"train: need num_updates >= 0, log_every >= 1, checkpoint_every >= 0, keep_checkpoints >= 1, "
+                f"keep_every >= 0; got {num_updates}, {log_every}, {checkpoint_every}, {keep_checkpoints}, "
+                f"{keep_every}"
             )
         if (replay.obs_dim, replay.action_dim) != (self.model.obs_dim, self.model.action_dim):
             raise ValueError(
@@ -253,7 +260,7 @@ class FBTrainer:
                 ):
                     t_pause = time.perf_counter()
                     self.save_checkpoint(run / "checkpoints" / f"step_{self.step:09d}")
-                    _prune_checkpoints(run / "checkpoints", keep_checkpoints)
+                    _prune_checkpoints(run / "checkpoints", keep_checkpoints, keep_every)
                     paused += time.perf_counter() - t_pause
             if run is not None:
                 self.save_model(run / "model", replay, finalize_samples)
@@ -431,7 +438,7 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(found, key=_checkpoint_step) if found else None
 
 
-def _prune_checkpoints(folder: Path, keep: int) -> None:
+def _prune_checkpoints(folder: Path, keep: int, keep_every: int = 0) -> None:
     found = sorted(
         (
             p
@@ -441,6 +448,8 @@ def _prune_checkpoints(folder: Path, keep: int) -> None:
         key=_checkpoint_step,
     )
     for old in found[:-keep]:
+        if keep_every and _checkpoint_step(old) % keep_every == 0:
+            continue
         shutil.rmtree(old, ignore_errors=True)
 
 
