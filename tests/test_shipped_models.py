@@ -19,7 +19,7 @@ from bfm_gym.experiments.adapt import adapt
 from bfm_gym.plugins import load_plugins
 from bfm_gym.pretrained import resolve, shipped_models
 
-SHIPPED = ["point_mass_maze"]
+SHIPPED = ["point_mass_maze", "walker"]
 """Models this version ships; a model listed here and missing from the package fails."""
 
 

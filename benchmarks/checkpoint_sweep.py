@@ -1,0 +1,136 @@
+"""Zero-shot returns of a pretrain run's checkpoints: which one to ship.
+
+    python benchmarks/checkpoint_sweep.py runs/walker-cpu --every 5000 --follow \
+        --out benchmarks/results/walker_checkpoints.json
+
+FB's zero-shot returns swing from checkpoint to checkpoint, so the last one is not
+necessarily the best. For every checkpoint of ``RUN`` at a multiple of ``--every``
+this writes a model folder (``bfm-gym export RUN --step N``, into ``--exports``),
+evaluates it on every task of the domain (``--episodes`` per task, deterministic
+policy, the same procedure as ``bfm-gym card`` and ``benchmarks/zero_shot.py``) and
+records the returns in ``--out`` (JSON, rewritten atomically after each checkpoint) and
+a plot next to it. Steps already in ``--out`` are skipped, so a rerun resumes.
+``--follow`` keeps polling for new checkpoints while the run trains (the trainer keeps
+only its newest two, plus multiples of ``pretrain --keep-every``); give it one thread.
+
+A checkpoint picked as the best of many on these episodes is biased upwards; check the
+pick on fresh episodes (``--confirm STEP``: 20 episodes per task, seed 1) before
+shipping it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from _report import command, machine, write_report
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def _steps(run: Path, every: int) -> list[int]:
+    folder = run / "training" / "checkpoints"
+    if not folder.is_dir():
+        return []
+    steps = (int(p.name.split("_")[1]) for p in folder.glob("step_*") if p.name[5:].isdigit())
+    return sorted(s for s in steps if s % every == 0)
+
+
+def evaluate(run: Path, step: int, exports: Path, episodes: int, seed: int) -> dict:
+    """Exports checkpoint ``step`` (once) and evaluates it zero-shot on every task."""
+    from bfm_gym.evaluation.report import zero_shot_report
+    from bfm_gym.pretraining import export_checkpoint
+
+    folder = exports / f"step_{step:09d}"
+    if not (folder / "inference_samples.safetensors").is_file():
+        exports.mkdir(parents=True, exist_ok=True)
+        export_checkpoint(run, folder, step=step)
+    report = zero_shot_report(str(folder), episodes=episodes, seed=seed)
+    return {"step": step, "model": str(folder), "episodes": episodes, "seed": seed,
+            "mean": report["mean_over_tasks"],
+            "tasks": {t: round(v["mean"], 1) for t, v in report["tasks"].items()}}
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    """Mean and per-task zero-shot return against training step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["step"])
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for task in rows[0]["tasks"]:
+        ax.plot(steps, [r["tasks"][task] for r in rows], lw=1, alpha=0.7, label=task)
+    ax.plot(steps, [r["mean"] for r in rows], "k-o", ms=3, lw=2, label="mean over tasks")
+    ax.set_xlabel("updates")
+    ax.set_ylabel(f"zero-shot return ({rows[0]['episodes']} episodes/task)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="The --out folder of a bfm-gym pretrain run.")
+    parser.add_argument("--every", type=int, default=10_000, help="Evaluate steps at multiples of this.")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exports", type=Path, default=None,
+                        help="Where exported model folders go (default: RUN-exports).")
+    parser.add_argument("--follow", action="store_true",
+                        help="Keep polling for new checkpoints (Ctrl-C to stop).")
+    parser.add_argument("--confirm", type=int, default=None, metavar="STEP",
+                        help="Re-evaluate one swept step on fresh episodes (20 per task, seed 1).")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if args.every < 1:
+        parser.error("--every must be a positive number of updates")
+    if not (args.run / "training" / "run.json").is_file():
+        parser.error(f"{args.run} holds no pretrain run (no training/run.json)")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    exports = args.exports or args.run.with_name(args.run.name + "-exports")
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    rows: list[dict] = report.get("checkpoints", [])
+    confirmed: list[dict] = report.get("confirmed", [])
+    if args.confirm is not None:
+        if args.confirm not in {r["step"] for r in rows}:
+            parser.error(f"step {args.confirm} is not in {args.out}; sweep it first")
+        confirmed = [c for c in confirmed if c["step"] != args.confirm]
+        confirmed.append({**evaluate(args.run, args.confirm, exports, 20, 1), "command": command()})
+        print(confirmed[-1], flush=True)
+    while True:
+        todo = [s for s in _steps(args.run, args.every) if s not in {r["step"] for r in rows}]
+        for step in todo:
+            rows.append(evaluate(args.run, step, exports, args.episodes, args.seed))
+            rows.sort(key=lambda r: r["step"])
+            print(next(r for r in rows if r["step"] == step), flush=True)
+            _write(args, rows, confirmed, report)
+        if args.confirm is not None or not args.follow:
+            break
+        time.sleep(60)
+    _write(args, rows, confirmed, report)
+
+
+def _write(args: argparse.Namespace, rows: list[dict], confirmed: list[dict], old: dict) -> None:
+    best = max(rows, key=lambda r: r["mean"]) if rows else None
+    report = {"benchmark": "checkpoint_sweep", "command": old.get("command") or command(),
+              "machine": machine(torch_threads=args.threads), "run": str(args.run),
+              "every": args.every, "checkpoints": rows,
+              "best_step": best["step"] if best else None, "confirmed": confirmed}
+    write_report(args.out, report)
+    if rows:
+        plot(rows, args.out.with_suffix(".png"), f"{args.run}: zero-shot return per checkpoint")
+
+
+if __name__ == "__main__":
+    main()
