@@ -58,8 +58,13 @@ class LoLAConfig(AdapterConfig):
     """Real env steps between rounds (this project's choice, as opti-bfm's z-hold of 250: four
     rounds per 1000-step DMC episode; with the defaults the lookahead costs
     ``starts * k * horizon / update_every = 1.6`` sim steps per real step)."""
-    lr: float = 0.1
-    """Adam learning rate of mu (the paper's 0.1 [seed]); Adam betas (0.9, 0.999), eps 1e-8."""
+    lr: float = 0.01
+    """Adam learning rate of mu; Adam betas (0.9, 0.999), eps 1e-8. The paper's 0.1 [seed] is
+    for its own scale of z; here z lives on the sqrt(d) sphere, where 0.1 moves every
+    coordinate of mu by about 10 % of its size per update, a random walk under the noisy
+    8-sample gradient: on the shipped walker it lost 12 % (median over tasks) in 50
+    episodes, 0.01 gained 19 % with the mean curve at most 2 % below zero-shot (maze: +26 %,
+    never below); docs/adapters.md has the runs."""
     pessimism: float = 0.5
     """Penalty on the F heads' disagreement in the bootstrap (0.5 = min over two heads)."""
     keep_episodes: int = 2
