@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -203,6 +204,39 @@ def plot_quality(q: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def combine(files: list[str], model: str) -> dict:
+    """One quality table from several ``--quality`` results of the same model and seeds.
+
+    An adapter in a later file replaces the same adapter of an earlier one (for instance
+    a rerun with another learning rate); every file must measure the same zero-shot level
+    per task, the check that the runs used the same model, tasks and seeds.
+    """
+    merged: dict | None = None
+    sources = []
+    for f in files:
+        report = json.loads(Path(f).read_text())
+        q = report.get("quality", {}).get(model)
+        if q is None:
+            raise SystemExit(f"{f} has no --quality result for {model!r}.")
+        sources.append({"file": f, "command": report.get("command"), "config": q.get("config"),
+                        "adapters": sorted(q["summary"])})
+        if merged is None:
+            merged = json.loads(json.dumps(q))
+            continue
+        if (q["seeds"], q["episodes"]) != (merged["seeds"], merged["episodes"]):
+            raise SystemExit(f"{f} has {q['seeds']} seeds x {q['episodes']} episodes; the first file "
+                             f"{merged['seeds']} x {merged['episodes']}.")
+        for task, entry in q["tasks"].items():
+            if abs(entry["zero_shot"] - merged["tasks"][task]["zero_shot"]) > 1e-6:
+                raise SystemExit(f"{f}: zero-shot level of {task} differs from the first file's "
+                                 "(another model or seeds?).")
+            merged["tasks"][task]["adapters"].update(entry["adapters"])
+        merged["summary"].update(q["summary"])
+    assert merged is not None
+    merged["sources"] = sources
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decision-rate", action="store_true")
@@ -218,6 +252,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--runs", default="runs/bench-adaptation", help="compare output root.")
     parser.add_argument("--out", default="benchmarks/results/adaptation.json")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="Merge --quality results of one model (--models NAME): an adapter in a "
+                             "later file replaces the same adapter of an earlier one; writes --out "
+                             "and its plot.")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (give it only free cores; 1 on a shared machine).")
     args = parser.parse_args()
@@ -243,6 +281,14 @@ def main() -> None:
                         name, mode, args.steps, model_name=name)
         for k, v in report["decision_rate"].items():
             print(k, v, flush=True)
+    if args.combine:
+        if len([m for m in args.models.split(",") if m]) != 1:
+            raise SystemExit("--combine needs exactly one model: --models NAME.")
+        q = combine(args.combine, args.models)
+        report["quality"] = {args.models: q}
+        plot_quality(q, Path(args.out).with_name(f"{Path(args.out).stem}_{Path(args.models).name}_curves.png"))
+        for a, row in q["summary"].items():
+            print(args.models, a, row, flush=True)
     if args.quality:
         from bfm_gym.experiments.compare import parse_overrides
         from bfm_gym.pretrained import shipped_models
