@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import bfm_gym  # noqa: F401  (registers the raw ids)
+import bfm_gym  # also registers the raw ids
 from bfm_gym.envs import BUILTIN_TASKS
 from bfm_gym.wrappers import LatentActionWrapper, latent_env_id, register_latent_envs
 from bfm_gym.wrappers.vector import LatentActionVectorEnv
@@ -52,10 +52,19 @@ def test_check_env_every_latent_id(id_: str, shipped) -> None:
 
 def test_missing_model_lists_the_options() -> None:
     with pytest.raises(ValueError) as err:
-        gym.make("bfm_gym/walker-run-latent-v0")
+        gym.make("bfm_gym/cheetah-run-latent-v0")  # no cheetah model ships
     msg = str(err.value)
-    assert "No model 'walker' for the walker domain" in msg
-    assert "shipped models:" in msg and "model=" in msg
+    assert "No model 'cheetah' for the cheetah domain" in msg
+    assert "shipped models:" in msg and "model=" in msg and "walker" in msg
+
+
+def test_latent_id_uses_the_shipped_model() -> None:
+    env = gym.make("bfm_gym/walker-run-latent-v0")  # the shipped walker model, by default
+    assert env.action_space.shape == (bfm_gym.load("walker").z_dim,)
+    env.reset(seed=0)
+    _, reward, *_ = env.step(env.action_space.sample())
+    assert np.isfinite(reward)
+    env.close()
 
 
 def test_explicit_model_path_and_round_trip(model_dirs) -> None:
