@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -221,7 +222,7 @@ def combine(files: list[str], model: str) -> dict:
         sources.append({"file": f, "command": report.get("command"), "config": q.get("config"),
                         "adapters": sorted(q["summary"])})
         if merged is None:
-            merged = json.loads(json.dumps(q))
+            merged = copy.deepcopy(q)
             continue
         if (q["seeds"], q["episodes"]) != (merged["seeds"], merged["episodes"]):
             raise SystemExit(f"{f} has {q['seeds']} seeds x {q['episodes']} episodes; the first file "
@@ -284,11 +285,7 @@ def main() -> None:
     if args.combine:
         if len([m for m in args.models.split(",") if m]) != 1:
             raise SystemExit("--combine needs exactly one model: --models NAME.")
-        q = combine(args.combine, args.models)
-        report["quality"] = {args.models: q}
-        plot_quality(q, Path(args.out).with_name(f"{Path(args.out).stem}_{Path(args.models).name}_curves.png"))
-        for a, row in q["summary"].items():
-            print(args.models, a, row, flush=True)
+        report["quality"] = {args.models: combine(args.combine, args.models)}
     if args.quality:
         from bfm_gym.experiments.compare import parse_overrides
         from bfm_gym.pretrained import shipped_models
@@ -297,14 +294,14 @@ def main() -> None:
         if not names:
             raise SystemExit("--quality needs a model: --models NAME_OR_FOLDER (none is shipped).")
         config = parse_overrides(args.overrides)
-        report["quality"] = {}
-        for name in names:
-            q = quality(name, args.adapters.split(","), args.seeds, args.episodes,
-                        Path(args.runs) / Path(name).name, config, args.workers)
-            report["quality"][name] = q
-            plot_quality(q, Path(args.out).with_name(f"{Path(args.out).stem}_{Path(name).name}_curves.png"))
-            for a, row in q["summary"].items():
-                print(name, a, row, flush=True)
+        report["quality"] = {
+            name: quality(name, args.adapters.split(","), args.seeds, args.episodes,
+                          Path(args.runs) / Path(name).name, config, args.workers)
+            for name in names}
+    for name, q in report.get("quality", {}).items():  # from --quality or --combine
+        plot_quality(q, Path(args.out).with_name(f"{Path(args.out).stem}_{Path(name).name}_curves.png"))
+        for a, row in q["summary"].items():
+            print(name, a, row, flush=True)
     write_report(args.out, report)
 
 

@@ -32,11 +32,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _steps(run: Path, every: int) -> list[int]:
-    folder = run / "training" / "checkpoints"
-    if not folder.is_dir():
-        return []
-    steps = (int(p.name.split("_")[1]) for p in folder.glob("step_*") if p.name[5:].isdigit())
-    return sorted(s for s in steps if s % every == 0)
+    from bfm_gym.models.fb.trainer import list_checkpoints
+
+    steps = (int(p.name[5:]) for p in list_checkpoints(run / "training" / "checkpoints"))
+    return [s for s in steps if s % every == 0]
 
 
 def evaluate(run: Path, step: int, exports: Path, episodes: int, seed: int) -> dict:
@@ -108,17 +107,18 @@ def main() -> None:
         confirmed = [c for c in confirmed if c["step"] != args.confirm]
         confirmed.append({**evaluate(args.run, args.confirm, exports, 20, 1), "command": command()})
         print(confirmed[-1], flush=True)
+        _write(args, rows, confirmed, report)
     while True:
         todo = [s for s in _steps(args.run, args.every) if s not in {r["step"] for r in rows}]
         for step in todo:
-            rows.append(evaluate(args.run, step, exports, args.episodes, args.seed))
+            row = evaluate(args.run, step, exports, args.episodes, args.seed)
+            rows.append(row)
             rows.sort(key=lambda r: r["step"])
-            print(next(r for r in rows if r["step"] == step), flush=True)
+            print(row, flush=True)
             _write(args, rows, confirmed, report)
         if args.confirm is not None or not args.follow:
             break
         time.sleep(60)
-    _write(args, rows, confirmed, report)
 
 
 def _write(args: argparse.Namespace, rows: list[dict], confirmed: list[dict], old: dict) -> None:

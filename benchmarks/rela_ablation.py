@@ -56,7 +56,6 @@ def main() -> None:
               "command": command(),
               "machine": machine(torch_threads=1),
               "model": args.model, "task": args.task, "episodes": args.episodes, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_report(args.out, report)
 
 

@@ -247,13 +247,14 @@ def export_checkpoint(
     """
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models import FBTrainer, OfflineReplay
+    from bfm_gym.models.fb.trainer import list_checkpoints
 
     run = Path(model_dir) / "training"
     run_json = run / "run.json"
     if not run_json.is_file():
         raise FileNotFoundError(f"{model_dir} holds no pretrain run (no training/run.json).")
     info = json.loads(run_json.read_text())
-    steps = sorted(int(p.name.split("_")[1]) for p in (run / "checkpoints").glob("step_*"))
+    steps = [int(p.name[5:]) for p in list_checkpoints(run / "checkpoints")]
     if not steps:
         raise FileNotFoundError(f"{run / 'checkpoints'} holds no checkpoint yet.")
     step = steps[-1] if step is None else int(step)

@@ -426,28 +426,26 @@ def _checkpoint_step(path: Path) -> int:
     return int(path.name.split("_")[-1])
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The ``step_*`` checkpoint with the highest step in ``folder`` (None if there is none)."""
+def list_checkpoints(folder: Path) -> list[Path]:
+    """The ``step_*`` checkpoint folders in ``folder``, oldest first (empty if none)."""
     if not folder.is_dir():
-        return None
+        return []
     found = [
         p
         for p in folder.iterdir()
         if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()
     ]
-    return max(found, key=_checkpoint_step) if found else None
+    return sorted(found, key=_checkpoint_step)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The ``step_*`` checkpoint with the highest step in ``folder`` (None if there is none)."""
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
 
 
 def _prune_checkpoints(folder: Path, keep: int, keep_every: int = 0) -> None:
-    found = sorted(
-        (
-            p
-            for p in folder.iterdir()
-            if p.is_dir() and p.name.startswith("step_") and p.name[5:].isdigit()
-        ),
-        key=_checkpoint_step,
-    )
-    for old in found[:-keep]:
+    for old in list_checkpoints(folder)[:-keep]:
         if keep_every and _checkpoint_step(old) % keep_every == 0:
             continue
         shutil.rmtree(old, ignore_errors=True)
