@@ -123,6 +123,8 @@ class CompareSpec:
     """Task -> oracle return given with ``--oracle`` (others: the zero-shot level)."""
     checkpoints: tuple[int, ...]
     """Budgets, in episodes, at which aggregates are reported (the last is ``episodes``)."""
+    acts: dict[str, str] = field(default_factory=dict)
+    """Adapter -> ``"latent"`` (searches z) or ``"env"`` (fine-tunes weights, acts on the env)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -279,6 +281,7 @@ def plan(
 
     samples = _samples(model)
     configs: dict[str, dict[str, Any]] = {}
+    acts: dict[str, str] = {}
     for name in adapter_names:
         cls = registry[name][0]
         try:
@@ -290,6 +293,7 @@ def plan(
             raise ValueError(f"Adapter {name!r} needs the model's dataset samples (inference samples); "
                              f"{model!r} ships none. Pass a model folder made by `bfm-gym pretrain`.")
         configs[name] = json.loads(json.dumps(cfg.to_dict()))
+        acts[name] = needs.acts
 
     oracles: dict[str, float] = {}
     for key, value in (oracle or {}).items():
@@ -313,7 +317,7 @@ def plan(
                        seeds=tuple(seed_list), episodes=episodes, max_episode_steps=max_episode_steps,
                        episode_length=length, budget_steps=budget_steps,
                        budget_labels=max_labels if max_labels is not None else budget_steps,
-                       configs=configs, oracle=oracles, checkpoints=tuple(checks))
+                       configs=configs, oracle=oracles, checkpoints=tuple(checks), acts=acts)
 
 
 def _check_folder(out: Path, spec: CompareSpec) -> None:
@@ -795,6 +799,7 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
         profile["adapters"][adapter] = {"fraction": frac.tolist(), "low": lo.tolist(), "high": hi.tolist()}
 
     aggregates = {
+        "latent_vs_weights": _latent_vs_weights(spec, checkpoints, reps),
         "definitions": {
             "iqm": "mean of the middle 50% of runs (tasks x seeds pooled) = scipy.stats.trim_mean(x, 0.25)",
             "ci": f"95% percentile interval, stratified bootstrap ({reps} replicates; strata = tasks, "
@@ -818,6 +823,37 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
     files = _write_tables(folder, rows, cells, aggregates, agg_rows)
     files.update(report.write_report(folder, spec, rows, cells, aggregates, checkpoints, command, reps))
     return CompareResult(out=folder, spec=spec, rows=rows, cells=cells, aggregates=aggregates, files=files)
+
+
+def _latent_vs_weights(spec: CompareSpec, checkpoints: list[dict[str, Any]], reps: int) -> list[dict[str, Any]]:
+    """Head to head of every latent adapter against every weight fine-tuning one, per budget.
+
+    ``tasks_won``: tasks where the latent adapter's mean return over seeds is higher;
+    ``p_improvement``: ``P(latent run > fine-tuning run)`` averaged over tasks, with a
+    bootstrap CI (:func:`~bfm_gym.experiments.aggregate.probability_of_improvement`).
+    """
+    from bfm_gym.experiments.aggregate import probability_of_improvement
+
+    latent = [a for a in spec.adapters if spec.acts.get(a) == "latent"]
+    weights = [a for a in spec.adapters if spec.acts.get(a) == "env"]
+    out = []
+    for cp in checkpoints:
+        for a in latent:
+            for b in weights:
+                ra, rb = cp["adapters"][a]["return"], cp["adapters"][b]["return"]
+                won, compared = [], 0
+                for task in spec.tasks:
+                    xa, xb = np.asarray(ra[task], dtype=float), np.asarray(rb[task], dtype=float)
+                    xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
+                    if xa.size and xb.size:
+                        compared += 1
+                        if xa.mean() > xb.mean():
+                            won.append(task)
+                poi = probability_of_improvement(ra, rb, reps=reps, seed=0)
+                out.append({"episodes": cp["episodes"], "env_steps": cp["env_steps"], "latent": a,
+                            "weights": b, "tasks_won": won, "tasks_compared": compared,
+                            "p_improvement": poi.to_dict()})
+    return out
 
 
 def _taus(values: list[float]) -> np.ndarray:

@@ -222,6 +222,19 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
             r = r[np.isfinite(r)]
             vals.append(f"{_fmt(float(r.mean()), 4)} (n={r.size})" if r.size else "n/a")
         md.append(f"| {adapter} | " + " | ".join(vals) + " |")
+    h2h = aggregates.get("latent_vs_weights") or []
+    if h2h:
+        md += ["", "## Latent search against weight fine-tuning", "",
+               "Per budget, each adapter that searches z against each one that fine-tunes weights: the "
+               "tasks where its mean return over seeds is higher, and the probability of improvement "
+               "P(latent run > fine-tuning run), averaged over tasks, with a 95% bootstrap CI.", "",
+               "| budget (episodes) | latent adapter | weight fine-tuning | tasks won | P(latent > fine-tuning) |",
+               "|---|---|---|---|---|"]
+        for h in h2h:
+            p = h["p_improvement"]
+            md.append(f"| {h['episodes']} | {h['latent']} | {h['weights']} | "
+                      f"{len(h['tasks_won'])} / {h['tasks_compared']} | "
+                      f"{_fmt(p['value'])} [{_fmt(p['low'])}, {_fmt(p['high'])}] |")
     md += ["", "## Plots", ""]
     for task in spec.tasks:
         md.append(f"![{task}](curve_{task}.png)")

@@ -10,6 +10,7 @@ from bfm_gym.experiments.aggregate import (
     bootstrap_band,
     iqm,
     performance_profile,
+    probability_of_improvement,
     stratified_bootstrap,
 )
 
@@ -78,3 +79,16 @@ def test_bootstrap_band() -> None:
     np.testing.assert_allclose(mean[:2], [2.0, 3.0])
     assert np.isnan(mean[2]) and np.isnan(lo[2])
     assert lo[0] >= 1.0 and hi[0] <= 3.0 and lo[0] <= 2.0 <= hi[0]
+
+
+def test_probability_of_improvement_hand_computed() -> None:
+    # task a: X {3, 1} vs Y {2, 1}: pairs 3>2, 3>1, 1<2, 1=1 -> (1 + 1 + 0 + 0.5) / 4 = 0.625
+    # task b: X {5} vs Y {4, 6}: 0.5; task c only in X; NaN runs dropped.
+    x = {"a": [3.0, 1.0], "b": [5.0, float("nan")], "c": [9.0]}
+    y = {"a": [2.0, 1.0], "b": [4.0, 6.0]}
+    poi = probability_of_improvement(x, y, reps=500, seed=1)
+    assert poi.value == pytest.approx((0.625 + 0.5) / 2)
+    assert poi.n == 2 and 0.0 <= poi.low <= poi.value <= poi.high <= 1.0
+    assert probability_of_improvement(y, x, reps=10).value == pytest.approx(1 - poi.value)
+    assert probability_of_improvement(x, y, reps=500, seed=1) == poi  # reproducible
+    assert probability_of_improvement({"a": [1.0]}, {"b": [1.0]}).n == 0

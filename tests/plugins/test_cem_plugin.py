@@ -64,14 +64,28 @@ def test_cem_and_sb3_through_compare_in_worker_processes(load_only: Callable[[st
     load_only("cem,sb3", "bfm-gym-cem")
     from bfm_gym.experiments import compare
 
-    res = compare(str(tiny_model_dir), ["reach_top_left"], ["zero-shot", "cem", "sb3-sac-latent"],
+    res = compare(str(tiny_model_dir), ["reach_top_left"], ["zero-shot", "cem", "sb3-sac-latent", "sb3-td3-finetune"],
                   out=tmp_path / "cmp", seeds=1, episodes=2, workers=2, max_episode_steps=30,
-                  config={"cem": CFG, "sb3-sac-latent": {"learning_starts": 10}},
+                  config={"cem": CFG, "sb3-sac-latent": {"learning_starts": 10},
+                          "sb3-td3-finetune": {"learning_starts": 10}},
                   oracle={"point_mass_maze-reach_top_left": 100.0}, bootstrap_reps=50,
                   progress=False)
     cells = {(c["adapter"], c["task"]): c for c in res.cells}
-    assert {a for a, _ in cells} == {"zero-shot", "cem", "sb3-sac-latent"}
+    assert {a for a, _ in cells} == {"zero-shot", "cem", "sb3-sac-latent", "sb3-td3-finetune"}
     rows = [r for r in res.rows if r["adapter"] in ("cem", "sb3-sac-latent")]
     assert sorted((r["adapter"], r["episode"], r["env_steps"]) for r in rows) == [
         ("cem", 0, 30), ("cem", 1, 60), ("sb3-sac-latent", 0, 30), ("sb3-sac-latent", 1, 60)]
     assert (tmp_path / "cmp" / "report.md").is_file()
+    # the head to head pits every latent adapter against the one that fine-tunes weights
+    assert res.spec.acts == {"zero-shot": "latent", "cem": "latent", "sb3-sac-latent": "latent",
+                             "sb3-td3-finetune": "env"}
+    h2h = [h for h in res.aggregates["latent_vs_weights"] if h["episodes"] == 2]
+    assert [(h["latent"], h["weights"]) for h in h2h] == [
+        (a, "sb3-td3-finetune") for a in ("zero-shot", "cem", "sb3-sac-latent")]
+    final = {r["adapter"]: r["return"] for r in res.rows if r["episode"] == 1}
+    for h in h2h:
+        beats = final[h["latent"]] > final["sb3-td3-finetune"]
+        assert h["tasks_compared"] == 1 and h["tasks_won"] == (["point_mass_maze-reach_top_left"] if beats else [])
+        tie = final[h["latent"]] == final["sb3-td3-finetune"]
+        assert h["p_improvement"]["value"] == (0.5 if tie else float(beats))
+    assert "## Latent search against weight fine-tuning" in (tmp_path / "cmp" / "report.md").read_text()
