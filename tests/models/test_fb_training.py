@@ -15,16 +15,22 @@ def _trainer(config: FBConfig, seed: int = 0) -> FBTrainer:
     return FBTrainer(config, obs_dim=2, action_dim=2, device="cpu", seed=seed, threads=None)
 
 
+# Numerics run both ways on any machine: fp32, and bf16 autocast (native on CPUs with
+# AVX512-BF16/AMX, emulated elsewhere), whatever ``amp="auto"`` would pick here.
+AMP = pytest.mark.parametrize("amp", ["off", "bf16"])
+
+
 def _falls(history: list[dict[str, float]], key: str) -> bool:
     values = [row[key] for row in history]
     assert all(np.isfinite(values)), values
     return values[-1] < values[0] - 0.5
 
 
+@AMP
 def test_fb_loss_falls_on_point_transitions(
-    tiny_config: FBConfig, point_replay: OfflineReplay
+    tiny_config: FBConfig, point_replay: OfflineReplay, amp: str
 ) -> None:
-    history = _trainer(tiny_config).train(point_replay, 300, log_every=50, progress=False)
+    history = _trainer(tiny_config.replace(amp=amp)).train(point_replay, 300, log_every=50, progress=False)
     assert [row["step"] for row in history] == [50, 100, 150, 200, 250, 300]
     assert _falls(history, "fb_loss") and _falls(history, "ortho_loss")
     assert history[-1]["q"] > history[0]["q"]  # the TD3 actor climbs Q
@@ -96,7 +102,11 @@ def test_bf16_autocast_is_close_to_fp32(tiny_config: FBConfig, point_replay: Off
             )
 
 
-def test_same_seed_same_weights(tiny_config: FBConfig, point_replay: OfflineReplay) -> None:
+@AMP
+def test_same_seed_same_weights(
+    tiny_config: FBConfig, point_replay: OfflineReplay, amp: str
+) -> None:
+    tiny_config = tiny_config.replace(amp=amp)
     a, b = _trainer(tiny_config, seed=3), _trainer(tiny_config, seed=3)
     a.train(point_replay, 5, progress=False)
     b.train(point_replay, 5, progress=False)
@@ -106,13 +116,14 @@ def test_same_seed_same_weights(tiny_config: FBConfig, point_replay: OfflineRepl
     assert not torch.equal(c.model.actor.mlp[0].weight, a.model.actor.mlp[0].weight)
 
 
+@AMP
 @pytest.mark.parametrize(
     "changes", [{}, {"ar_blocks": 2, "actor_loss": "awr"}], ids=["fb", "fb-aware"]
 )
 def test_resumed_training_is_bit_identical(
-    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path, changes: dict
+    tiny_config: FBConfig, point_replay: OfflineReplay, tmp_path: Path, changes: dict, amp: str
 ) -> None:
-    config = tiny_config.replace(**changes)
+    config = tiny_config.replace(amp=amp, **changes)
     full = _trainer(config)
     full.train(point_replay, 20, tmp_path / "full", checkpoint_every=10, progress=False)
 
@@ -211,13 +222,17 @@ def test_replay_validation() -> None:
         OfflineReplay(np.full((4, 2), np.nan), np.zeros((4, 2)), np.zeros((4, 2)))
 
 
-def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig) -> None:
+@AMP
+def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig, amp: str) -> None:
     """With every transition terminal, the TD target is 0: M is pushed up on the diagonal only."""
     from bfm_gym.models.fb.agent import draw_noise
     from bfm_gym.models.fb.replay import TransitionBatch
+    from bfm_gym.models.fb.runtime import autocast_context
 
-    trainer = _trainer(tiny_config)
-    n = tiny_config.batch_size
+    config = tiny_config.replace(amp=amp)
+    trainer = _trainer(config)
+    agent = trainer.agent
+    n = config.batch_size
     g = torch.Generator().manual_seed(0)
     batch = TransitionBatch(
         torch.rand(n, 2, generator=g),
@@ -225,15 +240,22 @@ def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig) -> None:
         torch.rand(n, 2, generator=g),
         torch.ones(n, 1),
     )
-    noise = draw_noise(tiny_config, 2, torch.Generator().manual_seed(1), torch.device("cpu"))
-    z = trainer.agent.mixed_z(batch.next_obs, noise)
-    discount = tiny_config.gamma * (1 - batch.terminated)
-    _, f, metrics = trainer.agent._fb_losses_eager(
+    noise = draw_noise(config, 2, torch.Generator().manual_seed(1), torch.device("cpu"))
+    z = agent.mixed_z(batch.next_obs, noise)
+    discount = config.gamma * (1 - batch.terminated)
+    _, f, metrics = agent._fb_losses_eager(
         batch.obs, batch.action, batch.next_obs, discount, z, noise.next_action
     )
-    m = f @ trainer.model.backward(batch.next_obs).T
+    assert f.dtype == (torch.bfloat16 if amp == "bf16" else torch.float32)
+    # M as the loss sees it: computed in the autocast dtype, then taken to fp32
+    with torch.no_grad(), autocast_context(agent.device, agent.amp_dtype):
+        m = (f @ trainer.model.backward(batch.next_obs).T).float()
     expected_diag = -torch.diagonal(m, dim1=1, dim2=2).mean(-1).sum()
     torch.testing.assert_close(metrics["fb_diag"], expected_diag)
+    # the off-diagonal term sees M alone: nothing of the (non-zero) target reaches the loss
+    assert float(metrics["target_m"].abs()) > 0
+    offdiag = m.square().sum((-2, -1)) - torch.diagonal(m, dim1=1, dim2=2).square().sum(-1)
+    torch.testing.assert_close(metrics["fb_offdiag"], 0.5 * offdiag.sum() / (n * n - n))
 
 
 def test_training_leaves_the_global_rng_alone(
@@ -280,3 +302,15 @@ def test_compiled_update_matches_eager(
         m_eager, m_compiled = eager.update(batch), compiled.update(batch)
         for key in ("fb_loss", "ortho_loss", "actor_loss"):
             torch.testing.assert_close(m_compiled[key], m_eager[key], rtol=1e-3, atol=1e-4)
+
+
+def test_amp_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"auto" is bf16 exactly where the CPU has it natively; "off"/"bf16" ignore the CPU."""
+    from bfm_gym.models.fb import runtime
+
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda native=native: native)
+        assert runtime.resolve_amp("auto", cpu) == (torch.bfloat16 if native else None)
+        assert runtime.resolve_amp("off", cpu) is None
+        assert runtime.resolve_amp("bf16", cpu) == torch.bfloat16
