@@ -1,0 +1,233 @@
+"""Collection -> pre-training -> wrap -> adaptation on a Gymnasium MuJoCo env (Hopper-v5, whose
+episodes terminate when it falls), and pre-training from Minari datasets made by anyone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from bfm_gym.data import load_transitions, read_manifest
+from bfm_gym.data.dataset import DatasetError
+
+HOPPER = "Hopper-v5"
+
+
+def test_collection_records_rewards_terminations_and_states(hopper_data: Path) -> None:
+    import minari
+
+    m = read_manifest(hopper_data)
+    assert m["domain"] == HOPPER and m["env"]["id"] == HOPPER and m["env"]["has_state"]
+    assert m["steps"] >= 600 and m["terminations"] >= 1 and m["state_size"] > 0
+    assert m["command"].startswith(f"bfm-gym collect --env {HOPPER} ")
+    assert set(m["coverage"]["tasks"]) >= {"native", "height", "forward"}
+    t = load_transitions(hopper_data)
+    ends = [*np.flatnonzero(np.diff(t.episode)).tolist(), len(t) - 1]
+    assert t.terminated.sum() == m["terminations"] and set(np.flatnonzero(t.terminated)) <= set(ends)
+    ds = minari.MinariDataset(hopper_data / m["dataset_id"] / "data")
+    ep = next(iter(ds.iterate_episodes()))
+    assert ep.terminations[-1] != ep.truncations[-1] and ep.infos["state"].shape[1] == m["state_size"]
+    np.testing.assert_array_equal(ep.rewards, t.reward[: len(ep.rewards)])
+    assert ds.spec.env_spec.id == HOPPER
+
+
+def test_stored_states_relabel_exactly_like_online(hopper_data: Path) -> None:
+    from bfm_gym.data.collection import episode_seed
+    from bfm_gym.envs.gym_env import make_gym_env
+    from bfm_gym.envs.gym_tasks import label_rewards
+
+    t = load_transitions(hopper_data)
+    labels = label_rewards(HOPPER, ["native", "height", "forward"], t, t.env)
+    first = t.episode == 0
+    for task in ("native", "height", "forward"):  # replay episode 0's actions online
+        env = make_gym_env(HOPPER, None if task == "native" else task)
+        env.reset(seed=episode_seed(0, 0))
+        online = [env.step(a)[1] for a in t.action[first]]
+        np.testing.assert_array_equal(online, labels[task][first])
+        env.close()
+
+
+def test_resumed_collection_equals_an_uninterrupted_one(tmp_path: Path) -> None:
+    import bfm_gym.data.collection as coll
+
+    kwargs = dict(agent="random", steps=120, seed=2, chunk_episodes=1, max_episode_steps=40,
+                  progress=False, coverage=False)
+    ref = coll.collect("InvertedPendulum-v5", tmp_path / "ref", **kwargs)
+    real, calls = coll.save_npz_atomic, {"n": 0}
+
+    def dying_save(path, arrays):
+        real(path, arrays)
+        if path.name.startswith("agent_"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+
+    coll.save_npz_atomic = dying_save
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            coll.collect("InvertedPendulum-v5", tmp_path / "out", **kwargs)
+    finally:
+        coll.save_npz_atomic = real
+    out = coll.collect("InvertedPendulum-v5", tmp_path / "out", **kwargs)
+    a, b = load_transitions(ref), load_transitions(out)
+    for key in ("obs", "action", "reward", "terminated", "next_state"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+
+
+def test_model_records_its_env_and_wraps_gym_make(hopper_model: Path) -> None:
+    import bfm_gym
+
+    bfm = bfm_gym.load(hopper_model)
+    env_info = bfm.metadata.extra["env"]
+    assert bfm.metadata.domain == HOPPER and env_info["id"] == HOPPER and env_info["kwargs"] == {}
+    assert env_info["observation_space"].startswith("Box(-inf, inf, (11,)")
+    env = bfm_gym.wrap(gym.make(HOPPER), model=hopper_model)
+    assert env.supports_state_reset
+    env.reset(seed=0)
+    state = env.get_state()
+    z = env.z_to_action(np.ones(env.z_dim, np.float32))
+    first = [env.step(z)[0] for _ in range(5)]
+    env.reset(options={"state": state})
+    np.testing.assert_array_equal(first, [env.step(z)[0] for _ in range(5)])
+    with pytest.raises(ValueError, match=r"observation space Box\(.*\(17,\).*expects Box\(.*\(11,\)"):
+        bfm_gym.wrap(gym.make("Walker2d-v5"), model=hopper_model)
+
+
+@pytest.mark.parametrize("adapter", ["zero-shot", "opti", "rela", "lola"])
+def test_every_builtin_adapter_runs_with_early_terminations(hopper_model: Path, adapter: str) -> None:
+    from bfm_gym.envs.gym_env import make_task_env
+    from bfm_gym.experiments import adapt
+
+    task = "height"  # a simulator task, relabelled from the shipped samples' states
+    res = adapt(str(hopper_model), task, adapter, episodes=1, max_episode_steps=300, seed=0,
+                progress=False, zero_shot_episodes=1, config={"update_every": 5} if adapter == "lola" else None)
+    steps = res.records[0]["env_steps"] - res.records[0]["sim_steps"]
+    assert 0 < steps < 300, "the tiny model's hopper falls: the episode terminates early"
+    # the budget counts exactly the steps the episode lasted: replay it with the same z
+    import bfm_gym
+
+    bfm = bfm_gym.load(hopper_model)
+    if adapter == "zero-shot":
+        from bfm_gym.experiments.adapt import episode_seed
+
+        env = make_task_env(HOPPER, task)
+        obs, _ = env.reset(seed=episode_seed(0, 0))
+        z = np.asarray(res.records[0]["z"], np.float32) if "z" in res.records[0] else None
+        if z is not None:
+            n, done = 0, False
+            while not done:
+                obs, _, term, trunc, _ = env.step(bfm.act(obs, z))
+                n, done = n + 1, term or trunc
+            assert n == steps and term
+    if adapter == "lola":
+        assert res.records[0]["sim_steps"] > 0
+
+
+def test_terminal_transitions_cut_the_bootstrap(hopper_data: Path) -> None:
+    """On terminal transitions an FB update does not depend on gamma (same seeds), while on
+    non-terminal ones it does: nothing is bootstrapped through a terminal state."""
+    import torch
+
+    from bfm_gym.models import FBConfig, FBTrainer, OfflineReplay
+    from bfm_gym.models.fb.agent import draw_noise
+
+    t = load_transitions(hopper_data)
+    term = t.terminated.astype(bool)
+    obs, act, nxt = t.obs[term][:4], t.action[term][:4], t.next_obs[term][:4]
+    idx = np.resize(np.arange(len(obs)), 64)
+
+    def step(gamma: float, terminated: float) -> dict[str, float]:
+        cfg = FBConfig.preset("walker", "tiny", gamma=gamma)
+        trainer = FBTrainer(cfg, obs.shape[1], act.shape[1], device="cpu", seed=0, threads=1)
+        replay = OfflineReplay(obs[idx], act[idx], nxt[idx], np.full(64, terminated))
+        batch = replay.sample(cfg.batch_size, torch.Generator().manual_seed(0))
+        noise = draw_noise(cfg, act.shape[1], torch.Generator().manual_seed(1), torch.device("cpu"))
+        return {k: float(v) for k, v in trainer.agent.update(batch, noise).items()}
+
+    # on terminal transitions gamma has no effect (no bootstrap); on others it does
+    assert step(0.98, 1.0) == step(0.5, 1.0)
+    assert step(0.98, 0.0)["fb_loss"] != pytest.approx(step(0.5, 0.0)["fb_loss"], rel=1e-3)
+    # and pre-training feeds the dataset's terminations to the replay
+    from bfm_gym.pretraining import _family_parts
+
+    replay = _family_parts("fb")[2](t)
+    assert float(replay.terminated.sum()) == t.terminated.sum() > 0
+
+
+def _minari_dataset(root: Path, name: str, env_id: str = "InvertedPendulum-v5",
+                    claim: str | None = None) -> None:
+    """A Minari dataset made with Minari's own API from plain Gymnasium episodes (no bfm_gym
+    involved). Minari's DataCollector needs jax (``minari[create]``), which bfm_gym does not
+    depend on, so the episodes go through ``create_dataset_from_buffers`` as DataCollector
+    would send them. ``claim``: record another env id than the one that made the data."""
+    from minari import create_dataset_from_buffers
+    from minari.data_collector import EpisodeBuffer
+
+    env = gym.make(env_id, max_episode_steps=30)
+    env.action_space.seed(0)
+    buffers = []
+    for k in range(8):
+        obs, _ = env.reset(seed=k)
+        o, a, r, te, tr = [obs], [], [], [], []
+        done = False
+        while not done:
+            action = env.action_space.sample()
+            obs, reward, term, trunc, _ = env.step(action)
+            o.append(obs), a.append(action), r.append(reward), te.append(term), tr.append(trunc)
+            done = term or trunc
+        buffers.append(EpisodeBuffer(id=k, seed=k, observations=np.array(o), actions=np.array(a),
+                                     rewards=np.array(r), terminations=np.array(te),
+                                     truncations=np.array(tr), infos={}))
+    spec = gym.spec(claim) if claim else env.spec
+    create_dataset_from_buffers(name, buffers, env=spec, eval_env=spec, author="tests",
+                                author_email="tests@example.org", description="random actions",
+                                observation_space=env.observation_space,
+                                action_space=env.action_space, algorithm_name="random")
+    env.close()
+
+
+def test_a_locally_made_minari_dataset_pretrains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bfm_gym
+    from bfm_gym.pretraining import pretrain
+
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    _minari_dataset(root, "test/pendulum/random-v0")
+    kw = dict(config="tiny", updates=10, eval_every=10, eval_episodes=1, checkpoint_every=10,
+              log_every=5, inference_samples=200, threads=1, progress=False)
+    model = pretrain("test/pendulum/random-v0", tmp_path / "by-name", **kw)  # a local name
+    history = json.loads((model / "training" / "history.json").read_text())
+    assert any("eval/zero_shot/native" in row for row in history)  # its rewards label 'native'
+    bfm = bfm_gym.load(model)
+    assert bfm.metadata.extra["env"]["id"] == "InvertedPendulum-v5"
+    assert bfm.metadata.action_low == [-3.0] and bfm.metadata.action_high == [3.0]
+    from bfm_gym.models.inference import InferenceSet, reward_z
+
+    samples = InferenceSet.load(model)
+    assert samples.next_state.shape[1] == 0 and np.all(samples.action <= 1) and np.all(samples.action >= -1)
+    assert reward_z(bfm, samples, "native").shape == (bfm.z_dim,)
+    env = bfm_gym.wrap(gym.make("InvertedPendulum-v5"), model=model)
+    env.reset(seed=0)
+    assert env.step(env.z_to_action(np.ones(bfm.z_dim)))[0].shape == (4,)
+    # the folder works as well as the name; a missing name says how to get it
+    pretrain(root / "test" / "pendulum" / "random-v0", tmp_path / "by-folder", **kw)
+    with pytest.raises(DatasetError, match=r"minari download mujoco/hopper/medium-v0"):
+        pretrain("mujoco/hopper/medium-v0", tmp_path / "missing", **kw)
+
+
+def test_dataset_that_does_not_fit_its_env_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      hopper_data: Path) -> None:
+    from bfm_gym.pretraining import pretrain
+
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    _minari_dataset(root, "test/liar/random-v0", claim=HOPPER)
+    kw = dict(config="tiny", updates=5, eval_every=0, threads=1, progress=False)
+    with pytest.raises(DatasetError, match=r"does not match its env 'Hopper-v5'.*size 4.*Box\(-inf, inf, \(11,\)"):
+        pretrain("test/liar/random-v0", tmp_path / "m", **kw)
+    assert not (tmp_path / "m" / "training" / "checkpoints").exists()
+    with pytest.raises(ValueError, match=r"different envs"):
+        pretrain([hopper_data, root / "test" / "liar" / "random-v0"], tmp_path / "mix", **kw)
