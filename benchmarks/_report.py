@@ -3,13 +3,14 @@ it, and an atomic JSON write (a killed benchmark never leaves half a result file
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
+
+from bfm_gym.utils.io import write_json_atomic
 
 
 def machine(**extra: Any) -> dict[str, Any]:
@@ -27,8 +28,6 @@ def write_report(path: str | Path, report: dict[str, Any]) -> Path:
     """Writes ``report`` as indented JSON to ``path`` through a temporary file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out)
+    write_json_atomic(out, report)
     print(f"wrote {out}")
     return out

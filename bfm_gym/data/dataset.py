@@ -78,14 +78,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Writes JSON to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Deprecated alias: use ``bfm_gym.utils.io.write_json_atomic(path, payload, sort_keys=True)``."""
+    from bfm_gym.utils.io import write_json_atomic as _write
+
+    warnings.warn("bfm_gym.data.dataset.write_json_atomic is deprecated; use "
+                  "bfm_gym.utils.io.write_json_atomic", DeprecationWarning, stacklevel=2)
+    _write(path, payload, sort_keys=True)
 
 
 def write_minari(root: Path, episodes: list[dict[str, np.ndarray]], *, domain: str, agent: str,

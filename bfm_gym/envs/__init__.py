@@ -1,7 +1,7 @@
 """Environments: dm_control domains with relabelable tasks, as Gymnasium envs."""
 
 from bfm_gym.envs.domains import DOMAINS, Domain, get_domain, register_domain
-from bfm_gym.envs.registration import BUILTIN_TASKS, env_id, register_envs
+from bfm_gym.envs.registration import BUILTIN_TASKS, env_id, register_envs, task_name
 from bfm_gym.envs.tasks import RewardFn, Task, get_task, goal_task, list_tasks, register_task
 
 
@@ -31,4 +31,5 @@ __all__ = [
     "register_domain",
     "register_envs",
     "register_task",
+    "task_name",
 ]

@@ -31,6 +31,22 @@ def env_id(domain: str, task: str | None = None) -> str:
     return f"bfm_gym/{domain}-v0" if task is None else f"bfm_gym/{domain}-{task}-v0"
 
 
+def task_name(domain: str, task: str) -> str:
+    """The task's name within ``domain``: ``"walker-walk"`` and ``"walk"`` both give ``"walk"``.
+
+    Only the ``{domain}-`` prefix is removed; the name is not checked (use
+    :func:`bfm_gym.envs.get_task` for that).
+
+    Example:
+        >>> task_name("walker", "walker-walk"), task_name("walker", "walk")
+        ('walk', 'walk')
+        >>> task_name("point_mass_maze", "point_mass_maze-reach_top_left")
+        'reach_top_left'
+    """
+    prefix = f"{domain}-"
+    return task[len(prefix):] if task.startswith(prefix) else task
+
+
 def register_envs() -> list[str]:
     """Registers all built-in ids (idempotent) and returns them."""
     ids: list[str] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,16 @@ def _parse_goal(goal: str) -> tuple[float, float]:
 
 
 def _load_reward(spec: str) -> Any:
-    if ":" not in spec:
-        raise ValueError(f"--reward must be MODULE:FUNCTION; got {spec!r}.")
-    module, name = spec.split(":", 1)
-    fn = getattr(importlib.import_module(module), name)
-    if not callable(fn):
-        raise ValueError(f"{spec} is not callable; it must be fn(physics) -> float.")
-    return fn
+    from bfm_gym.utils.imports import resolve_callable
+
+    return resolve_callable(spec, what="--reward")
 
 
 def run_eval(model: str, *, task: str | None = None, goal: str | None = None,
              reward: str | None = None, episodes: int = 10, seed: int = 0,
              dataset: Path | None = None) -> EvalResult:
     """Infers z for the task (or goal, or reward function) and runs ``episodes`` episodes."""
-    from bfm_gym.envs import get_task
+    from bfm_gym.envs import get_task, task_name
     from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
     from bfm_gym.pretrained import load, resolve
 
@@ -48,7 +43,7 @@ def run_eval(model: str, *, task: str | None = None, goal: str | None = None,
     else:
         samples = InferenceSet.load(resolve(model))
     if task is not None:
-        name = task.split("-", 1)[1] if task.startswith(f"{domain}-") else task
+        name = task_name(domain, task)
         get_task(domain, name)  # clear error listing valid tasks
         return evaluate_zero_shot(bfm, domain, [name], samples, episodes=episodes, seed=seed)[name]
     if goal is not None:

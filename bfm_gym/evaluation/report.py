@@ -59,11 +59,11 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
 def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], *,
                      command: str, dataset_command: str, wall_time: str, notes: str = "") -> Path:
     """Writes ``MODEL_CARD.md`` and ``zero_shot.json`` into a model folder."""
-    from bfm_gym.data.dataset import write_json_atomic
+    from bfm_gym.utils.io import write_json_atomic, write_text_atomic
 
     folder = Path(model_dir)
     cfg = json.loads((folder / "config.json").read_text())
-    write_json_atomic(folder / "zero_shot.json", report)
+    write_json_atomic(folder / "zero_shot.json", report, sort_keys=True)
     c = cfg["model"]["config"]
     arch = (f"z_dim {c['z_dim']}, F/actor hidden {c['f_hidden_dim']}/{c['actor_hidden_dim']}, "
             f"B hidden {c['b_hidden_dim']}x{c['b_hidden_layers']}, batch {c['batch_size']}, "
@@ -99,8 +99,4 @@ Command: `bfm-gym card {folder}` (or `python benchmarks/zero_shot.py --models {f
 {floor}
 {notes}
 """
-    path = folder / "MODEL_CARD.md"
-    tmp = path.with_name(".MODEL_CARD.md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(folder / "MODEL_CARD.md", text)

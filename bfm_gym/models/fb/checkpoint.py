@@ -45,16 +45,15 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from bfm_gym.utils.io import write_folder_atomic
 
 from .config import FBConfig
 from .model import FBModel
@@ -187,34 +186,6 @@ def _bounds_from_json(bounds: Any, where: Path, name: str) -> list[float] | None
 # ------------------------------------------------------------------------------------------------
 # low-level helpers
 # ------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def write_folder_atomic(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder next to ``target``; on success it replaces ``target``.
-
-    An existing ``target`` is first renamed aside and deleted only after the new folder is in
-    place, so readers never see a half-written folder (at worst, for an instant, no folder).
-    On error the temporary folder is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield tmp
-        for f in tmp.iterdir():  # flush file contents before the rename makes them visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rename(target, old / target.name)
-        os.rename(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_json(file: Path, what: str) -> dict[str, Any]:
