@@ -165,10 +165,10 @@ def eval_(model_name: str, task: str | None, goal: str | None, reward: str | Non
     click.echo(f"{result.task}: mean return {result.mean:.1f} (95% CI {lo:.1f} to {hi:.1f}) "
                f"over {episodes} episodes")
     if json_out is not None:
-        from bfm_gym.data.dataset import write_json_atomic
+        from bfm_gym.utils.io import write_json_atomic
 
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(json_out, result.to_dict())
+        write_json_atomic(json_out, result.to_dict(), sort_keys=True)
         click.echo(f"wrote {json_out}")
 
 

@@ -74,7 +74,7 @@ def video(model_name: str, task: str, z_text: str | None, z_from_task: bool, ste
 
 def _task_z(model_name: str, task: str) -> list[float]:
     """Zero-shot z for ``task`` from the model's shipped inference samples."""
-    from bfm_gym.envs import get_task
+    from bfm_gym.envs import get_task, task_name
     from bfm_gym.evaluation.zero_shot import InferenceSet, task_z
     from bfm_gym.pretrained import load, resolve
 
@@ -82,7 +82,7 @@ def _task_z(model_name: str, task: str) -> list[float]:
     domain = bfm.metadata.domain
     if domain is None:
         raise ValueError(f"Model {model_name} records no domain; give --z instead.")
-    name = task.split("-", 1)[1] if task.startswith(f"{domain}-") else task
+    name = task_name(domain, task)
     get_task(domain, name)  # clear error listing the valid tasks
     try:
         samples = InferenceSet.load(resolve(model_name))

@@ -35,9 +35,9 @@ from bfm_gym.data.dataset import (
     Transitions,
     dataset_id,
     sha256_file,
-    write_json_atomic,
     write_minari,
 )
+from bfm_gym.utils.io import save_npz_atomic, write_json_atomic
 from bfm_gym.envs.dmc_env import EPISODE_STEPS
 
 __all__ = ["collect", "episode_seed"]
@@ -46,12 +46,6 @@ __all__ = ["collect", "episode_seed"]
 def episode_seed(seed: int, episode: int) -> int:
     """Env reset seed of episode ``episode`` in a collection seeded with ``seed``."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
-
-
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
 
 
 def _run_episode(env: Any, agent: Any, seed: int) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -171,8 +165,8 @@ def collect(
                 collector.load_state_dict(state)
     else:
         partial.mkdir(parents=True)
-        write_json_atomic(partial / "config.json", run_config)
-        write_json_atomic(partial / "progress.json", {"chunks_done": 0})
+        write_json_atomic(partial / "config.json", run_config, sort_keys=True)
+        write_json_atomic(partial / "progress.json", {"chunks_done": 0}, sort_keys=True)
 
     n_chunks = math.ceil(n_episodes / chunk_episodes)
     bar = _progress_bar(progress, n_episodes * EPISODE_STEPS, f"collect {domain}/{agent}",
@@ -191,12 +185,13 @@ def collect(
             bar.update(EPISODE_STEPS)
             bar.set_postfix(steps_per_s=f"{stepped / (time.perf_counter() - start):.0f}",
                             **{k: f"{v:.3g}" for k, v in list(metrics.items())[:2]})
-        _save_npz_atomic(partial / f"chunk_{c:05d}.npz", {k: np.stack(v) for k, v in chunk.items()})
-        _save_npz_atomic(partial / f"agent_{c:05d}.npz", collector.state_dict())
+        save_npz_atomic(partial / f"chunk_{c:05d}.npz", {k: np.stack(v) for k, v in chunk.items()})
+        save_npz_atomic(partial / f"agent_{c:05d}.npz", collector.state_dict())
         # progress.json is the commit point: a kill before it redoes chunk c from
         # the agent state saved after chunk c - 1.
         write_json_atomic(partial / "progress.json", {
-            "chunks_done": c + 1, "seconds": seconds_before + time.perf_counter() - start})
+            "chunks_done": c + 1, "seconds": seconds_before + time.perf_counter() - start},
+            sort_keys=True)
         if c > 0:
             (partial / f"agent_{c - 1:05d}.npz").unlink(missing_ok=True)
     bar.close()
@@ -278,7 +273,7 @@ def _finalize(out: Path, partial: Path, episodes: list[dict[str, np.ndarray]], r
         from bfm_gym.data.coverage import coverage_report
 
         manifest["coverage"] = coverage_report(transitions, building)
-    write_json_atomic(building / MANIFEST, manifest)
+    write_json_atomic(building / MANIFEST, manifest, sort_keys=True)
     if out.exists():
         if not overwrite:  # pragma: no cover - checked at start; guards a race
             raise FileExistsError(f"Output folder {out} appeared during collection.")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bfm_gym.data.dataset import Transitions
+from bfm_gym.utils.io import atomic_path, write_json_atomic
 
 # Domain-specific picture: (label, function of next_obs).
 _PANELS: dict[str, tuple[str, Any]] = {
@@ -43,7 +44,6 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
     Returns:
         ``{"tasks": {task: {"best_return", "mean_return", "median_return"}}, ...}``.
     """
-    from bfm_gym.data.dataset import write_json_atomic
     from bfm_gym.envs import list_tasks
     from bfm_gym.envs.relabel import Relabeler
 
@@ -77,7 +77,7 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
         }
     if out_dir is not None:
         out = Path(out_dir)
-        write_json_atomic(out / "coverage.json", report)
+        write_json_atomic(out / "coverage.json", report, sort_keys=True)
         _plot(transitions, returns, out / "coverage.png")
     return report
 
@@ -116,7 +116,6 @@ def _plot(transitions: Transitions, returns: dict[str, np.ndarray], path: Path) 
     ax.set_ylabel("episode return (relabelled)")
     ax.set_title(f"{domain}: {int(transitions.episode.max()) + 1} episodes, {len(transitions)} steps")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)

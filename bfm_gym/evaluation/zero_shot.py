@@ -47,12 +47,13 @@ class InferenceSet:
         """Writes ``inference_samples.safetensors`` into ``folder`` (atomically)."""
         from safetensors.numpy import save_file
 
+        from bfm_gym.utils.io import atomic_path
+
         path = Path(folder) / INFERENCE_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"next_obs": np.ascontiguousarray(self.next_obs),
-                   "next_state": np.ascontiguousarray(self.next_state)}, str(tmp),
-                  metadata={"domain": self.domain})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"next_obs": np.ascontiguousarray(self.next_obs),
+                       "next_state": np.ascontiguousarray(self.next_state)}, str(tmp),
+                      metadata={"domain": self.domain})
         return path
 
     @classmethod

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from bfm_gym.utils.io import atomic_path, save_npz_atomic, write_json_atomic, write_text_atomic
+
 __all__ = ["AdaptResult", "adapt"]
 
 
@@ -42,21 +44,15 @@ class AdaptResult:
 
 
 def _resolve_task(domain: str, task: str | None, goal: Any) -> dict[str, Any]:
-    from bfm_gym.envs import get_task
+    from bfm_gym.envs import get_task, task_name
 
     if goal is not None:
         return {"domain": domain, "task": None, "goal": [float(v) for v in goal]}
     if task is None:
         raise ValueError("Give a task (or a goal for point_mass_maze).")
-    name = task.split("-", 1)[1] if task.startswith(f"{domain}-") else task
+    name = task_name(domain, task)
     get_task(domain, name)  # raises with the valid names
     return {"domain": domain, "task": name, "goal": None}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def episode_seed(seed: int, k: int, evaluation: bool = False) -> int:
@@ -203,7 +199,7 @@ def adapt(
                 if done >= 0:  # a kill between the records and the state commit leaves extra rows
                     records = records[:done]
         else:
-            _atomic_write(run_json, json.dumps(run_args, indent=2))
+            write_json_atomic(run_json, run_args, newline=False)
 
     zero_shot = (_zero_shot_level(bfm, spec, samples, make_latent_env, seed, zero_shot_episodes)
                  if samples is not None and zero_shot_episodes > 0 else None)
@@ -236,16 +232,15 @@ def adapt(
                     writer.add_scalar(f"adapt/{key}", row[key], env_steps)
         if folder is not None:
             state = agent.state_dict()
-            tmp = folder / ".state.npz.tmp.npz"
-            np.savez(tmp, **state, __episodes__=np.array(len(records), dtype=np.int64))
             _save_records(folder, records)  # records first: state.npz is the commit point
-            os.replace(tmp, folder / "state.npz")
+            save_npz_atomic(folder / "state.npz",
+                            {**state, "__episodes__": np.array(len(records), dtype=np.int64)})
     bar.close()
     if writer is not None:
         writer.close()
     summary = _summary(records, zero_shot, oracle)
     if folder is not None:
-        _atomic_write(folder / "summary.json", json.dumps(summary, indent=2))
+        write_json_atomic(folder / "summary.json", summary, newline=False)
         _plot(records, zero_shot, folder / "curve.png", f"{adapter} on {spec['task'] or spec['goal']}")
     return AdaptResult(records=records, summary=summary, out=folder)
 
@@ -280,13 +275,13 @@ def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: in
 
 
 def _save_records(folder: Path, records: list[dict[str, Any]]) -> None:
-    _atomic_write(folder / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    write_text_atomic(folder / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     keys = sorted({k for r in records for k in r}, key=lambda k: list(records[0]).index(k) if k in records[0] else 99)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
     w.writerows(records)
-    _atomic_write(folder / "records.csv", buf.getvalue())
+    write_text_atomic(folder / "records.csv", buf.getvalue())
 
 
 def _writer(folder: Path | None, step: int) -> Any:
@@ -333,7 +328,6 @@ def _plot(records: list[dict[str, Any]], zero_shot: float | None, path: Path, ti
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)

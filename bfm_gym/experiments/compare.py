@@ -73,7 +73,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bfm_gym.experiments.adapt import _atomic_write
+from bfm_gym.envs.registration import task_name
+from bfm_gym.utils.io import atomic_path, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +298,7 @@ def plan(
 
     oracles: dict[str, float] = {}
     for key, value in (oracle or {}).items():
-        short = key.split("-", 1)[1] if key.startswith(f"{domain}-") else key
-        name = f"{domain}-{short}"
+        name = f"{domain}-{task_name(domain, key)}"
         if name not in canonical:
             raise ValueError(f"--oracle for task {key!r}, which is not compared; tasks: {', '.join(canonical)}.")
         oracles[name] = float(value)
@@ -574,7 +574,7 @@ def compare(
     folder = Path(out)
     _check_folder(folder, spec)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / "compare.json", json.dumps(spec.to_dict(), indent=2))
+    write_json_atomic(folder / "compare.json", spec.to_dict(), newline=False)
 
     cells = spec.cells()
     done: dict[str, list[dict[str, Any]]] = {}
@@ -875,19 +875,18 @@ def _write_tables(folder: Path, rows: list[dict[str, Any]], cells: list[dict[str
                   aggregates: dict[str, Any], agg_rows: list[dict[str, Any]]) -> dict[str, Path]:
     files = {"results.csv": folder / "results.csv", "cells.json": folder / "cells.json",
              "aggregates.json": folder / "aggregates.json", "aggregates.csv": folder / "aggregates.csv"}
-    _atomic_write(files["results.csv"], _csv_text(rows, _RESULT_COLUMNS))
-    _atomic_write(files["cells.json"], json.dumps(cells, indent=2))
-    _atomic_write(files["aggregates.json"], json.dumps(_json_safe(aggregates), indent=2))
-    _atomic_write(files["aggregates.csv"], _csv_text(agg_rows, list(agg_rows[0]) if agg_rows else ["adapter"]))
+    write_text_atomic(files["results.csv"], _csv_text(rows, _RESULT_COLUMNS))
+    write_json_atomic(files["cells.json"], cells, newline=False)
+    write_json_atomic(files["aggregates.json"], _json_safe(aggregates), newline=False)
+    write_text_atomic(files["aggregates.csv"], _csv_text(agg_rows, list(agg_rows[0]) if agg_rows else ["adapter"]))
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         logger.info("pyarrow not installed: no results.parquet")
     else:
-        tmp = folder / ".results.parquet.tmp"
-        pq.write_table(pa.Table.from_pylist([{c: r[c] for c in _RESULT_COLUMNS} for r in rows]), tmp)
-        os.replace(tmp, folder / "results.parquet")
+        with atomic_path(folder / "results.parquet") as tmp:
+            pq.write_table(pa.Table.from_pylist([{c: r[c] for c in _RESULT_COLUMNS} for r in rows]), tmp)
         files["results.parquet"] = folder / "results.parquet"
     return files
 

@@ -17,11 +17,12 @@ Writes into the comparison folder (each file atomically):
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from bfm_gym.utils.io import atomic_path, write_text_atomic
 
 if TYPE_CHECKING:
     from bfm_gym.experiments.compare import CompareSpec
@@ -32,11 +33,10 @@ __all__ = ["write_report"]
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _pyplot() -> Any:
@@ -239,9 +239,5 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
     for task in spec.tasks:
         md.append(f"![{task}](curve_{task}.png)")
     md += ["", "![IQM per adapter](aggregate.png)", "", "![performance profile](profile.png)", ""]
-    path = folder / "report.md"
-    tmp = path.with_name(".report.md.tmp")
-    tmp.write_text("\n".join(md))
-    os.replace(tmp, path)
-    files["report.md"] = path
+    files["report.md"] = write_text_atomic(folder / "report.md", "\n".join(md))
     return files

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from bfm_gym.utils.io import atomic_path, write_json_atomic
+
 __all__ = ["export_checkpoint", "make_config", "pretrain"]
 
 
@@ -181,10 +183,8 @@ def pretrain(
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a bfm_gym training run; pass --overwrite.")
     run.mkdir(parents=True, exist_ok=True)
-    from bfm_gym.data.dataset import write_json_atomic
-
     write_json_atomic(run_json, {"spec": run_spec, "dataset": [str(f.resolve()) for f in folders],
-                                 "updates": updates, "bfm_gym_version": __version__})
+                                 "updates": updates, "bfm_gym_version": __version__}, sort_keys=True)
 
     transitions = _load_datasets(folders)
     replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
@@ -211,11 +211,10 @@ def pretrain(
     history = trainer.train(replay, updates, run, log_every=log_every,
                             checkpoint_every=checkpoint_every, keep_every=keep_every, eval_fn=eval_fn,
                             eval_every=eval_every or None, progress=progress)
-    write_json_atomic(run / "history.json", history)
+    write_json_atomic(run / "history.json", history, sort_keys=True)
     for name in ("config.json", "model.safetensors"):
-        tmp = out / f".{name}.tmp"
-        shutil.copyfile(run / "model" / name, tmp)
-        os.replace(tmp, out / name)
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(run / "model" / name, tmp)
     samples.save(out)
     return out
 

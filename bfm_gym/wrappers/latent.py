@@ -41,7 +41,6 @@ low-level rewards. ``info`` holds the inner env's info of the last low-level ste
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import itertools
 import math
 import os
@@ -52,6 +51,8 @@ from typing import TYPE_CHECKING, Any, Literal, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
+
+from bfm_gym.utils.imports import resolve_callable
 
 if TYPE_CHECKING:
     from bfm_gym.models.fb.handle import BFM
@@ -458,13 +459,7 @@ def _resolve_reward_fn(reward_fn: Any) -> tuple[RewardFn | None, str | None]:
                 f"reward_fn={reward_fn!r}: a string must be 'module:function'; pass the "
                 "callable itself for a function that cannot be imported by name."
             )
-        module, _, name = reward_fn.partition(":")
-        fn: Any = importlib.import_module(module)
-        for part in name.split("."):
-            fn = getattr(fn, part)
-        if not callable(fn):
-            raise TypeError(f"reward_fn {reward_fn!r} is not callable.")
-        return fn, reward_fn
+        return resolve_callable(reward_fn, what="reward_fn"), reward_fn
     if not callable(reward_fn):
         raise TypeError(
             f"reward_fn must be callable(obs, action, next_obs, info) -> float or a "

@@ -63,13 +63,14 @@ def render_rollout(
         ValueError: Unknown model or task, a z of the wrong size, or an all-zero z.
     """
     from bfm_gym.envs.dmc_env import DMCEnv
+    from bfm_gym.envs.registration import task_name
     from bfm_gym.wrappers.latent import LatentActionWrapper, resolve_model
 
     bfm, _ = resolve_model(model)
     domain = domain or bfm.metadata.domain
     if domain is None:
         raise ValueError("The model records no domain; pass domain=... to render it.")
-    name = task.split("-", 1)[1] if task.startswith(f"{domain}-") else task
+    name = task_name(domain, task)
     zz = np.asarray(z, dtype=np.float32)
     if zz.shape != (bfm.z_dim,):
         raise ValueError(

@@ -72,7 +72,7 @@ def test_interrupted_collection_resumes_identically(tmp_path: Path) -> None:
     import bfm_gym.data.collection as coll
 
     calls = {"n": 0}
-    real = coll._save_npz_atomic
+    real = coll.save_npz_atomic
 
     def dying_save(path, arrays):
         real(path, arrays)
@@ -81,12 +81,12 @@ def test_interrupted_collection_resumes_identically(tmp_path: Path) -> None:
             if calls["n"] == 2:
                 raise KeyboardInterrupt
 
-    coll._save_npz_atomic = dying_save
+    coll.save_npz_atomic = dying_save
     try:
         with pytest.raises(KeyboardInterrupt):
             collect("point_mass_maze", out, **kwargs)
     finally:
-        coll._save_npz_atomic = real
+        coll.save_npz_atomic = real
     assert not out.exists(), "a killed collection must not leave a loadable dataset"
     partial = tmp_path / ".out.partial"
     # Killed after chunk 2's agent state was written but before its commit point.
