@@ -3,7 +3,7 @@
     python benchmarks/opti_identifiability.py --model walker --seeds 2 \
         --out benchmarks/results/opti_identifiability_walker.json
 
-OpTI-BFM (REFERENCE §5) regresses online rewards on the BFM's features,
+OpTI-BFM (docs/algorithms.md#opti-bfm) regresses online rewards on the BFM's features,
 ``r(s') ~ phi(s')^T w``, and acts with ``z = proj(w_hat)``. Its estimate can only be
 as good as the states it has labels for. This benchmark separates that question from
 exploration: it fits the same ridge estimate (``V_0 = lam I``, no forgetting) on a

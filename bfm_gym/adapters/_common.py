@@ -1,4 +1,4 @@
-"""Pieces shared by the latent-search adapters ReLA and LoLA (REFERENCE §3, §4).
+"""Pieces shared by the latent-search adapters ReLA and LoLA (docs/algorithms.md#rela, #lola).
 
 Both keep the reward weights ``z_r`` of the zero-shot inference fixed and value a
 latent z by ``psi(s, pi(s, z), z)^T z_r`` aggregated pessimistically over the F heads.
@@ -53,7 +53,7 @@ def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> 
 def aggregate_heads(values: torch.Tensor, pessimism: float) -> torch.Tensor:
     """Pessimistic ensemble value ``mean_k X_k - pessimism * unc`` over the first axis.
 
-    ``unc = sum_{k != l} |X_k - X_l| / (E^2 - E)`` (REFERENCE §1.4, pitfall 8); with two
+    ``unc = sum_{k != l} |X_k - X_l| / (E^2 - E)`` (docs/algorithms.md#pitfall-ensemble); with two
     heads and ``pessimism = 0.5`` this is ``min(X_1, X_2)``.
 
     Args:

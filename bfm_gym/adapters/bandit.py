@@ -1,7 +1,7 @@
 """OpTI-BFM's estimator: regularised least squares on phi, and optimistic selection.
 
 The reward is modelled as linear in the BFM's state features, ``r(s') ~ phi(s')^T w``
-with ``phi = Cov(B)^{-1} B`` (REFERENCE §0, §5.2). With ``V_0 = lambda I`` and
+with ``phi = Cov(B)^{-1} B`` (docs/algorithms.md#opti-estimator). With ``V_0 = lambda I`` and
 ``b_0 = 0`` each labelled transition updates::
 
     V <- decay * V + phi phi^T,     b <- decay * b + r phi,     w_hat = V^{-1} b
@@ -16,15 +16,15 @@ in O(d^2) without forming or inverting V::
 eigen-decomposition of ``I + Y^T Y`` (``Y = Phi M^T``), and forgetting is
 ``M <- M / sqrt(decay)``. Then ``||x||_{V^{-1}} = ||M x||``, ``w_hat = M^T M b`` and
 the confidence ellipsoid is ``w_hat + M^T u``, ``|u| <= radius``: every selection
-quantity is a matmul. This square-root (information) form is what REFERENCE pitfall
-10 asks of Cholesky updates (no explicit inverse, no squaring of the condition
+quantity is a matmul. This square-root (information) form is what docs/algorithms.md#pitfall-numerics
+asks of Cholesky updates (no explicit inverse, no squaring of the condition
 number), at O(d^2) per step instead of the sequential O(d^2) rank-1 Cholesky sweep
 followed by an O(d^3) triangular inverse for selection; it agrees with direct least
 squares to ~1e-10 after 10^5 updates at d = 100 (tests/adapters/test_bandit.py).
 ``kappa`` gates updates whose information gain ``||phi||^2_{V^{-1}}`` is below
 ``e^kappa - 1``.
 
-UCB (REFERENCE §5.3): among candidate latents ``z_c``, pick the one maximising
+UCB (docs/algorithms.md#opti-ucb): among candidate latents ``z_c``, pick the one maximising
 ``min_heads [ psi_h(s, z_c)^T w_hat + beta ||psi_h(s, z_c)||_{V^{-1}} ]``, with
 ``psi`` the BFM's successor features at the current state (policy-mean action).
 Thompson sampling (§5.4) draws ``w ~ N(w_hat, V^{-1})`` instead.

@@ -1,4 +1,5 @@
-"""``lola``: Lookahead Latent Adaptation (Sikchi et al., arXiv 2504.07896; REFERENCE §4.1).
+"""``lola``: Lookahead Latent Adaptation (Sikchi et al., arXiv 2504.07896;
+docs/algorithms.md#lola).
 
 A Gaussian "policy over latents" ``z ~ N(mu, sigma^2 I)`` searches the frozen BFM's latent
 space; ``mu`` starts at the zero-shot latent ``proj(z_r)`` and ``sigma`` is fixed. The real
@@ -10,7 +11,7 @@ mean action::
 
     R_i = sum_{t<n} gamma^t r_t + gamma^n agg_k psi_k(s_n, pi(s_n, z_i), z_i)^T z_r
 
-(``z_r``: the fixed zero-shot reward weights, REFERENCE pitfall 4; ``agg_k``: min over two F
+(``z_r``: the fixed zero-shot reward weights, docs/algorithms.md#pitfall-fixed-zr; ``agg_k``: min over two F
 heads). A rollout that truncates early bootstraps where it stopped; one that terminates
 bootstraps nothing. The leave-one-out REINFORCE estimate::
 

@@ -4,7 +4,7 @@ Rewards are regressed on ``phi(s') = Cov(B)^{-1} B(s')`` online
 (:class:`~bfm_gym.adapters.bandit.LinearBandit`); every ``reselect_every`` steps the
 latent is chosen optimistically among candidates drawn in the confidence ellipsoid
 (UCB over the F heads' successor features at the current state), or drawn from the
-posterior (Thompson sampling). REFERENCE §5; 128 candidates, lambda 1 and no
+posterior (Thompson sampling); docs/algorithms.md#opti-bfm. 128 candidates, lambda 1 and no
 forgetting as in opti-bfm. Two defaults differ from opti-bfm's README run (beta 0.1,
 per-step reselection), measured on the shipped walker model (3 seeds, 4 tasks, 10
 episodes, ``benchmarks/results/adaptation_quality_walker_opti_beta*.json``): beta 1

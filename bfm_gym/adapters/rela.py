@@ -1,4 +1,5 @@
-"""``rela``: Residual Latent Adaptation (Sikchi et al., arXiv 2504.07896; REFERENCE §3).
+"""``rela``: Residual Latent Adaptation (Sikchi et al., arXiv 2504.07896;
+docs/algorithms.md#rela).
 
 The pre-trained BFM (``phi``, ``psi = F``, ``pi``) stays frozen; only the task latent z and a
 small residual critic are learned from online transitions. The zero-shot reward weights
@@ -16,7 +17,7 @@ on truncation). The latent climbs::
     J(z) = E_{s ~ D}[ agg_k psi_k(s, pi(s, z), z)^T z_r + Q_res(s, pi(s, z)) ]
 
 by Adam through the frozen actor and F (``agg_k``: the pessimistic ensemble value, mean
-minus 0.5 |difference| = min over two heads, REFERENCE pitfall 8), then z is projected back
+minus 0.5 |difference| = min over two heads, docs/algorithms.md#pitfall-ensemble), then z is projected back
 onto the sqrt(d) sphere. J is evaluated at ``proj(z)``, so its gradient is the tangent one.
 The adapter acts with ``z = proj(z_r)`` (the zero-shot latent) during the warm-up steps, then
 with the current z, one latent per env step. Replayed actions are the env's own; every bfm_gym
@@ -247,7 +248,7 @@ class ReLAAdapter(Adapter):
             return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
 
         next_obs = rows(transitions.next_obs)
-        # residual reward r - phi(s')^T z_r (reward on the next state, REFERENCE pitfall 1)
+        # residual reward r - phi(s')^T z_r (reward on the next state, docs/algorithms.md#pitfall-next-state)
         residual = rows(transitions.reward) - self._model.phi(next_obs) @ self.z_r
         self.buffer.add({"obs": rows(transitions.obs), "action": rows(transitions.action),
                          "residual": residual, "next_obs": next_obs,

@@ -1,7 +1,7 @@
 """``zero-shot``: the FB latent inferred once, never changed (the reference level).
 
 ``z = proj(E[r(s') B(s')])`` over the model's shipped inference samples relabelled
-with the task reward (REFERENCE §1.5; with many labels this is OpTI-BFM's "oracle"),
+with the task reward (docs/algorithms.md#zero-shot-inference; with many labels this is OpTI-BFM's "oracle"),
 or ``proj(B(g))`` for a goal, or, with ``online_labels > 0``, from the first N
 online-labelled transitions (acting with a random z until then).
 """

@@ -3,7 +3,7 @@
 The agent acting on the wrapper picks z; the frozen BFM policy ``pi(a | s, z)`` then drives
 the wrapped ("inner") environment for ``z_hold`` low-level steps. This is the one place in
 bfm_gym where an agent's latent is projected onto the BFM's latent sphere before it reaches
-pi (REFERENCE §0 and pitfall §7.3).
+pi (docs/algorithms.md#pitfall-projection).
 
 The action -> z map
 -------------------

@@ -1,4 +1,4 @@
-"""LoLA (REFERENCE §4.1): the leave-one-out gradient, real episodes and exact budget
+"""LoLA (docs/algorithms.md#lola): the leave-one-out gradient, real episodes and exact budget
 accounting through `adapt`, resume after an interrupt, the need for state resets."""
 
 from __future__ import annotations

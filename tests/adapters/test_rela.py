@@ -1,4 +1,4 @@
-"""ReLA (REFERENCE §3): real episodes through `adapt`, only z and the residual critic learn,
+"""ReLA (docs/algorithms.md#rela): real episodes through `adapt`, only z and the residual critic learn,
 resume after an interrupt, config errors."""
 
 from __future__ import annotations

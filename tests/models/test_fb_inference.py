@@ -18,7 +18,7 @@ def _model(**changes: object) -> FBModel:
 
 
 def test_infer_z_recovers_weights_of_a_reward_linear_in_phi() -> None:
-    """r = phi(s')^T w with phi = Cov^{-1} B gives E[r B] = Cov Cov^{-1} w = w (REFERENCE §0)."""
+    """r = phi(s')^T w with phi = Cov^{-1} B gives E[r B] = Cov Cov^{-1} w = w (docs/algorithms.md#successor-features)."""
     model = _model()
     states = torch.randn(3000, 5)
     model.finalize(states)
@@ -55,7 +55,7 @@ def test_goal_z_is_projected_backward() -> None:
 
 
 def test_ar_reward_inference_solves_the_fixed_point_block_by_block() -> None:
-    """z_r = proj_k(E[r B^k(s, z_r^{1:k-1})]) for every block k (REFERENCE §2.1)."""
+    """z_r = proj_k(E[r B^k(s, z_r^{1:k-1})]) for every block k (docs/algorithms.md#fb-aware-ar)."""
     model = _model(ar_blocks=3)
     states = torch.randn(800, 5)
     rewards = states[:, 0] - 0.5 * states[:, 1] ** 2

@@ -1,6 +1,6 @@
 """One FB / FB-AWARE gradient update: targets, optimisers, z sampling and the losses.
 
-The update reads like the paper (REFERENCE §1.2-§1.4, §2):
+The update reads like the paper (docs/algorithms.md#fb, #fb-aware):
 
 1. z: ``proj(N(0, I))``, and with prob. ``train_goal_ratio`` ``proj(B(g))`` for a shuffled
    next observation g of the batch.
@@ -107,7 +107,7 @@ class FBAgent:
         self.device = device
         c = self.config
         model.train(True).requires_grad_(True)
-        # targets are copied after the weights are initialised (REFERENCE §7.6)
+        # targets are copied after the weights are initialised (docs/algorithms.md#pitfall-targets)
         self.target_forward_map: nn.Module = copy.deepcopy(model.forward_map).requires_grad_(False)
         self.target_backward_map: nn.Module = copy.deepcopy(model.backward_map).requires_grad_(
             False
@@ -155,7 +155,7 @@ class FBAgent:
                 {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             )
 
-    # --- z sampling (REFERENCE §1.2) --------------------------------------------------------------
+    # --- z sampling (docs/algorithms.md#fb-z-sampling) ------------------------------------------
     @torch.no_grad()
     def mixed_z(self, next_obs: torch.Tensor, noise: UpdateNoise) -> torch.Tensor:
         """Training latents: ``proj(N(0, I))`` or, with prob. train_goal_ratio, ``proj(B(g))``.
@@ -263,7 +263,7 @@ class FBAgent:
                 qs = (self._frozen_forward_map(obs, pi_action, z).float() * z).sum(-1)  # (E, N)
                 loss, q = td3_actor_loss(qs, c.actor_pessimism)
                 return loss, {"actor_loss": loss.detach(), "q": q.mean().detach()}
-            # AWR (REFERENCE §2.2): A = Q(s, a_data, z) - Q(s, a_pi, z), Q = ensemble mean of F^T z.
+            # AWR (docs/algorithms.md#fb-aware-aw): A = Q(s, a_data, z) - Q(s, a_pi, z), Q = ensemble mean of F^T z.
             # Q(s, a_data, z) reuses F(s, a, z) from the FB step (pre-update F, no extra pass).
             with torch.no_grad():
                 pi_action = sample_action(mu.detach(), c.actor_std, c.stddev_clip, actor_noise)

@@ -39,7 +39,7 @@ def _closest(name: str, valid: typing.Iterable[str]) -> str:
 class FBConfig:
     """Architecture, losses and speed switches of an FB / FB-AWARE model.
 
-    Defaults are the metamotivo DMC values (REFERENCE §1.6) except ``z_dim`` (50, as in
+    Defaults are the metamotivo DMC values (docs/algorithms.md#fb-defaults) except ``z_dim`` (50, as in
     controllable_agent and opti-bfm). Use :meth:`preset` for per-domain settings.
 
     Example:
@@ -70,7 +70,7 @@ class FBConfig:
     actor_embedding_layers: int = 2
     """Layers of each actor embedding; at least 2."""
     ensemble: int = 2
-    """Number of F heads, evaluated in one batched pass (REFERENCE §1.1 num_parallel)."""
+    """Number of F heads, evaluated in one batched pass (metamotivo's num_parallel)."""
     ensemble_mode: Literal["batched", "looped"] = "batched"
     """"batched": stacked head weights, one baddbmm per layer; "looped": a python loop over
     independent heads (slower, kept only as the speed benchmark's baseline)."""
@@ -103,8 +103,8 @@ class FBConfig:
     actor_pessimism: float = 0.5
     """Penalty on the F-head disagreement of Q in the TD3 actor loss (0.5: min of 2 heads)."""
     actor_loss: Literal["td3", "awr"] = "td3"
-    """"td3": maximise mean_k Q_k - actor_pessimism * unc (REFERENCE §1.4); "awr": FB-AWARE
-    advantage-weighted likelihood of dataset actions (REFERENCE §2.2)."""
+    """"td3": maximise mean_k Q_k - actor_pessimism * unc; "awr": FB-AWARE
+    advantage-weighted likelihood of dataset actions (docs/algorithms.md#fb-actor, #fb-aware-aw)."""
     awr_beta: float = 1.0
     """AWR temperature, applied to advantages divided by their batch standard deviation, so it
     has no unit: w_i ∝ exp(A_i / (beta * std(A))). Chosen here (UNVERIFIED in the paper)."""
@@ -231,7 +231,7 @@ class FBConfig:
     ) -> FBConfig:
         """Per-domain settings.
 
-        * ``"paper"``: metamotivo's ``examples/fb_train_dmc.py`` (REFERENCE §1.6): z_dim 100 for
+        * ``"paper"``: metamotivo's ``examples/fb_train_dmc.py``: z_dim 100 for
           walker and point_mass_maze, 50 for cheetah and quadruped; F and actor hidden 1024,
           B 256 x 2, batch 1024, lr 1e-4; point_mass_maze: lr_b = lr_actor = 1e-6, gamma 0.99;
           other domains gamma 0.98. Meant for ~3M updates on a GPU.

@@ -6,7 +6,7 @@ outputs on the input's device. Inputs may be batched ``(batch, dim)`` or a singl
 errors name what was expected and what was received.
 
 Latents are used as given: project them first (:meth:`BFM.project`), as every reference
-implementation expects (REFERENCE §7.3); the latent-action wrapper does this in one place.
+implementation expects (docs/algorithms.md#pitfall-projection); the latent-action wrapper does this in one place.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class BFM:
         return self._out(self._model.backward(s, zz), obs, single)  # type: ignore[return-value]
 
     def phi(self, obs: Array, z: np.ndarray | torch.Tensor | None = None) -> Array:
-        """State features ``phi(s) = Cov^{-1} B(s)`` (REFERENCE §0): ``(batch, z_dim)`` or ``(z_dim,)``."""
+        """State features ``phi(s) = Cov^{-1} B(s)``: ``(batch, z_dim)`` or ``(z_dim,)``."""
         s, single = self._rows("obs", obs, self.obs_dim, f"observations, obs_dim={self.obs_dim}")
         zz = None if z is None else self._z_rows(z, s.shape[0])
         return self._out(self._model.phi(s, zz), obs, single)  # type: ignore[return-value]
@@ -279,7 +279,7 @@ class BFM:
     def infer_z(
         self, next_obs: Array, rewards: np.ndarray | torch.Tensor, *, project: bool = True
     ) -> Array:
-        """Zero-shot reward inference ``z_r = proj(mean_i r_i B(s'_i))`` (REFERENCE §1.5).
+        """Zero-shot reward inference ``z_r = proj(mean_i r_i B(s'_i))`` (docs/algorithms.md#zero-shot-inference).
 
         Args:
             next_obs: ``(n, obs_dim)`` next states of reward-labelled transitions.

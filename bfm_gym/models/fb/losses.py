@@ -1,4 +1,5 @@
-"""Loss functions of FB and FB-AWARE, as pure functions of tensors (REFERENCE §1.3, §1.4, §2.2)."""
+"""Loss functions of FB and FB-AWARE, as pure functions of tensors
+(docs/algorithms.md#fb-loss, #fb-actor, #fb-aware-aw)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ __all__ = [
 def ensemble_aggregate(x: torch.Tensor, pessimism: float) -> torch.Tensor:
     """``mean_k x_k - pessimism * unc`` with ``unc = sum_{k != l} |x_k - x_l| / (E^2 - E)``.
 
-    metamotivo's ``get_targets_uncertainty`` (REFERENCE §1.3). For E = 2 and pessimism 0.5 this
+    metamotivo's ``get_targets_uncertainty``. For E = 2 and pessimism 0.5 this
     is ``min(x_1, x_2)``.
 
     Args:
@@ -47,7 +48,7 @@ def _offdiag_sq_mean(d: torch.Tensor) -> torch.Tensor:
 def fb_loss(
     m: torch.Tensor, target_m: torch.Tensor, discount: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Low-rank successor-measure TD loss (metamotivo scale, REFERENCE §1.3).
+    """Low-rank successor-measure TD loss (metamotivo scale, docs/algorithms.md#fb-loss).
 
     ``D_k = M_k - discount * target_M`` and
     ``L = sum_k [ 1/2 mean_{i != j} D_k[i, j]^2 - mean_i D_k[i, i] ]``.
@@ -69,7 +70,7 @@ def fb_loss(
 def ortho_loss(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Orthonormality regulariser ``1/2 mean_{i != j} C_ij^2 - mean_i C_ii`` with ``C = B B^T``.
 
-    An unbiased surrogate of ``||E[B B^T] - I||_F^2`` up to constants (REFERENCE §1.3).
+    An unbiased surrogate of ``||E[B B^T] - I||_F^2`` up to constants (docs/algorithms.md#fb-orthonormality).
 
     Args:
         b: ``(N, d)``, or ``(G, N, d)`` for G groups (the mean over groups is returned).
@@ -85,7 +86,7 @@ def ortho_loss(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def td3_actor_loss(qs: torch.Tensor, pessimism: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``L = -mean_i( mean_k Q_k - pessimism * unc(Q) )`` (REFERENCE §1.4).
+    """``L = -mean_i( mean_k Q_k - pessimism * unc(Q) )`` (docs/algorithms.md#fb-actor).
 
     Args:
         qs: ``(E, N)`` ``Q_k = F_k(s, a, z)^T z`` with ``a ~ pi(s, z)`` (reparameterised).
@@ -109,7 +110,7 @@ def gaussian_log_prob(action: torch.Tensor, mu: torch.Tensor, std: float) -> tor
 def awr_actor_loss(
     log_prob: torch.Tensor, advantage: torch.Tensor, beta: float, weight_clip: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Advantage-weighted likelihood of dataset actions (FB-AWARE "AW", REFERENCE §2.2).
+    """Advantage-weighted likelihood of dataset actions (FB-AWARE "AW", docs/algorithms.md#fb-aware-aw).
 
     ``w = N * softmax(A / (beta * std(A)))`` (self-normalised over the batch, mean 1), clipped
     at ``weight_clip``; ``L = -mean_i w_i log pi(a_i | s_i, z_i)``. Dividing A by its batch

@@ -1,4 +1,4 @@
-"""The FB model: B, F and pi plus the inference operations of the USF interface (REFERENCE §0, §1.5).
+"""The FB model: B, F and pi plus the inference operations of the USF interface (docs/algorithms.md#successor-features).
 
 :class:`FBModel` holds the networks only; training (targets, optimisers, losses) lives in
 :mod:`bfm_gym.models.fb.agent`. Inference methods run under ``torch.no_grad`` unless called
@@ -120,7 +120,7 @@ class FBModel(nn.Module):
 
     # --- z ----------------------------------------------------------------------------------------
     def project(self, z: torch.Tensor) -> torch.Tensor:
-        """Put z on the latent sphere: ``proj(z) = sqrt(d) z / ||z||`` (REFERENCE §0).
+        """Put z on the latent sphere: ``proj(z) = sqrt(d) z / ||z||`` (docs/algorithms.md#notation).
 
         With an auto-regressive B each block k is projected on its own sphere of radius
         sqrt(d_k) (the concatenation still has norm sqrt(d)); see :class:`ARBackwardMap`.
@@ -218,7 +218,7 @@ class FBModel(nn.Module):
         reduce: Literal["mean", "min", "none"] = "mean",
         grad: bool = False,
     ) -> torch.Tensor:
-        """``Q(s, a) = F(s, a, z)^T z`` (REFERENCE §1.5).
+        """``Q(s, a) = F(s, a, z)^T z`` (docs/algorithms.md#zero-shot-inference).
 
         Args:
             obs: ``(batch, obs_dim)``.
@@ -288,9 +288,9 @@ class FBModel(nn.Module):
         project: bool = True,
         chunk_size: int = 65536,
     ) -> torch.Tensor:
-        """Zero-shot reward inference ``z_r = proj(mean_i r(s'_i) B(s'_i))`` (REFERENCE §1.5).
+        """Zero-shot reward inference ``z_r = proj(mean_i r(s'_i) B(s'_i))``.
 
-        The reward of a transition is paired with its **next** state (REFERENCE §7.1). With an
+        The reward of a transition is paired with its **next** state (docs/algorithms.md#pitfall-next-state). With an
         auto-regressive B the fixed point ``z_r = E[r B(s, z_r)]`` is solved exactly block by
         block: ``z^k = proj_k(E[r B^k(s, z^{1:k-1})])``.
 
@@ -333,7 +333,7 @@ class FBModel(nn.Module):
                 blocks.append(project_sphere(raw[-1]))
             return torch.cat(blocks if project else raw)
 
-    # --- phi / psi (successor features view, REFERENCE §0) ---------------------------------------
+    # --- phi / psi (successor features view, docs/algorithms.md#successor-features) ---------------
     @torch.no_grad()
     def finalize(
         self,
@@ -349,7 +349,7 @@ class FBModel(nn.Module):
         drawn from ``generator``).
 
         Args:
-            obs: ``(n, obs_dim)`` states from the training distribution (REFERENCE: ~50k).
+            obs: ``(n, obs_dim)`` states from the training distribution (opti-bfm uses 50k).
             generator: RNG for the AR latents.
             chunk_size: States per B evaluation.
 
@@ -373,7 +373,7 @@ class FBModel(nn.Module):
     def phi(
         self, obs: torch.Tensor, z: torch.Tensor | None = None, *, ridge: float = 1e-6
     ) -> torch.Tensor:
-        """State features ``phi(s) = Cov(B)^{-1} B(s)`` (REFERENCE §0, §7.5), via a ridge solve.
+        """State features ``phi(s) = Cov(B)^{-1} B(s)`` (docs/algorithms.md#pitfall-phi-vs-b), via a ridge solve.
 
         Args:
             obs: ``(batch, obs_dim)``.
@@ -400,7 +400,7 @@ class FBModel(nn.Module):
         grad: bool = False,
     ) -> torch.Tensor:
         """Successor features ``psi(s, a, z) = F(s, a, z)`` of every head; with no action, the
-        policy mean ``a = pi(s, z)`` is used (REFERENCE §0).
+        policy mean ``a = pi(s, z)`` is used.
 
         Returns:
             ``(E, batch, d)``.

@@ -1,6 +1,6 @@
 """Networks of the FB model: the backward map B, the forward map F (an ensemble) and the actor pi.
 
-Architectures follow REFERENCE §1.1 (metamotivo ``nn_models.py``):
+Architectures follow docs/algorithms.md#fb-networks (metamotivo ``nn_models.py``):
 
 * ``B(s)``: Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (L-1) -> Linear(d) -> proj.
 * ``F(s, a, z)``: ``embed_sa = MLP([s, a])`` and ``embed_sz = MLP([s, z])`` (each Linear(h) ->
@@ -38,7 +38,7 @@ __all__ = [
 
 
 def project_sphere(x: torch.Tensor) -> torch.Tensor:
-    """``proj(x) = sqrt(d) x / max(||x||, 1e-12)`` along the last dimension (REFERENCE §0).
+    """``proj(x) = sqrt(d) x / max(||x||, 1e-12)`` along the last dimension (docs/algorithms.md#notation).
 
     Args:
         x: ``(..., d)``.
@@ -197,7 +197,7 @@ class BackwardMap(nn.Module):
 
 
 class ARBackwardMap(nn.Module):
-    """Auto-regressive ``B(s, z) = (B^1(s), B^2(s, z^1), ..., B^K(s, z^{1:K-1}))`` (FB-AWARE, REFERENCE §2.1).
+    """Auto-regressive ``B(s, z) = (B^1(s), B^2(s, z^1), ..., B^K(s, z^{1:K-1}))`` (FB-AWARE, docs/algorithms.md#fb-aware-ar).
 
     z is split into K blocks of sizes ``block_sizes``; block k is a :class:`BackwardMap` whose
     input is ``[s, z^{1:k-1}]`` and whose output has size d_k.
@@ -442,7 +442,7 @@ def sample_action(
     """Truncated-normal action ``clip(mu + clip(std * noise, -clip, clip), -1, 1)``.
 
     The final clip to [-1+eps, 1-eps] is straight-through (identity gradient), as metamotivo's
-    ``TruncatedNormal._clamp`` and opti-bfm's actor loss do (REFERENCE §7.13), so the TD3 actor
+    ``TruncatedNormal._clamp`` and opti-bfm's actor loss do (docs/algorithms.md#pitfall-action-clip), so the TD3 actor
     gradient does not vanish at the action bounds.
 
     Args:

@@ -50,7 +50,7 @@ class OfflineReplay:
         action: ``(n, action_dim)`` actions a taken in s, in [-1, 1].
         next_obs: ``(n, obs_dim)`` states s'.
         terminated: ``(n,)`` true where s' is terminal. DMC never terminates: pass zeros
-            (time-limit truncation is not termination, REFERENCE §7.9). Defaults to zeros.
+            (time-limit truncation is not termination, docs/algorithms.md#pitfall-terminal). Defaults to zeros.
         device: Where the tensors live (and indices are drawn).
 
     Raises:

@@ -21,7 +21,7 @@ The actor trunk computes ``h(s, z_r)`` with a trainable copy of the BFM's layers
 The BFM critic has one SB3 critic per F head: ``Q_k(s, a) = c F_k(s, a, z_r)^T z_r``
 (SB3 takes the min over critics for targets, like FB's pessimistic aggregation), with
 ``c = ||E[r B]|| / sqrt(d)`` so that ``Q_k = F_k^T E[r B]``, the FB estimate of the
-discounted return in reward units (REFERENCE §1.5), rather than the projected latent's
+discounted return in reward units (docs/algorithms.md#zero-shot-inference), rather than the projected latent's
 arbitrary scale.
 """
 
