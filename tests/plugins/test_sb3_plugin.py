@@ -125,3 +125,110 @@ def test_resume_through_adapt_keeps_every_record(sb3: None, tiny_model_dir: Path
     assert len(lines) == 3
     with np.load(tmp_path / "run" / "state.npz", allow_pickle=False) as st:
         assert int(st["sb3/num_timesteps"]) == 150  # counters continued from the saved state
+
+
+def _maze_env(bfm: Any, latent: bool = False) -> Any:
+    from gymnasium.wrappers import TimeLimit
+
+    from bfm_gym.envs.gym_env import env_info_of, make_task_env
+    from bfm_gym.wrappers import LatentActionWrapper
+
+    env = TimeLimit(make_task_env("point_mass_maze", "reach_top_left", env_info=env_info_of(bfm)), 50)
+    return LatentActionWrapper(env, bfm, z_hold=1, action_map="raw") if latent else env
+
+
+def _relative_rmse(critic: Any, obs: np.ndarray, act: np.ndarray, targets: np.ndarray) -> float:
+    import torch
+
+    with torch.no_grad():
+        qs = critic(torch.as_tensor(obs), torch.as_tensor(act))
+    err = [np.mean((q.numpy()[:, 0] - targets[i % len(targets)]) ** 2) for i, q in enumerate(qs)]
+    return float(np.sqrt(np.mean(err)) / targets.std())
+
+
+@pytest.mark.parametrize("name", ["sb3-td3-finetune", "sb3-sac-finetune"])
+def test_distilled_critic_reproduces_the_bfm_q(sb3: None, tiny_model_dir: Path, name: str) -> None:
+    """``critic="distill"``: SB3 critic i ~ c F_i(s, a, z_r)^T z_r on pairs it was not fitted on.
+
+    Tolerance: relative RMSE (RMSE / std of the targets) below 0.2 on a fresh batch of
+    pairs (new actions, new noise) over the inference states. This fit reaches about 0.13;
+    the undistilled critic of the same seed is at about 1 or far above it, so the bound
+    separates a fit from none with room for other CPUs' rounding.
+    """
+    from bfm_gym_sb3.policies import distillation_pairs
+
+    cfg = {"critic": "distill", "critic_hidden": 64, "batch_size": 128, "distill_steps": 300,
+           "distill_lr": 1e-2}
+    agent = _adapter(name, tiny_model_dir, cfg)
+    rng = np.random.default_rng(123)
+    obs, act, targets = distillation_pairs(agent.bfm, agent.z_r, agent.q_scale,
+                                           np.asarray(agent._samples.next_obs), rng)
+    assert targets.shape == (agent.bfm.ensemble, len(obs))
+    np.testing.assert_allclose(targets, agent.q_scale * agent.bfm.q(obs, act, agent.z_r, reduce="none"),
+                               rtol=1e-6)  # the targets are the BFM's Q in reward units
+    fitted = _relative_rmse(agent.model.critic, obs, act, targets)
+    assert agent.distill_error is not None and agent.distill_error < 0.2
+    assert fitted < 0.2, f"distilled critic off by {fitted:.3f} of the targets' std"
+    target = _relative_rmse(agent.model.critic_target, obs, act, targets)
+    assert target == pytest.approx(fitted)  # the target critic starts as the fitted one
+    unfitted = _adapter(name, tiny_model_dir, cfg | {"distill_steps": 0})
+    assert _relative_rmse(unfitted.model.critic, obs, act, targets) > 0.9
+
+
+@pytest.mark.parametrize("name", ["sb3-td3-finetune", "sb3-sac-finetune"])
+def test_warmup_trains_the_critic_with_the_actor_frozen(sb3: None, tiny_model_dir: Path,
+                                                        name: str) -> None:
+    cfg = _config(name) | {"warmup_steps": 50}
+    agent = _adapter(name, tiny_model_dir, cfg)
+    actor0 = {k: v.clone() for k, v in agent.model.actor.state_dict().items()}
+    critic0 = {k: v.clone() for k, v in agent.model.critic.state_dict().items()}
+    env = _maze_env(agent.bfm)
+    agent.run_episode(env, seed=0)  # steps 1-50: critic-only updates from step 11 on
+    assert agent.model.num_timesteps == 50
+    for k, v in agent.model.actor.state_dict().items():
+        assert np.array_equal(v.numpy(), actor0[k].numpy()), f"{name}: actor {k} moved during warm-up"
+    assert any(not np.array_equal(v.numpy(), critic0[k].numpy())
+               for k, v in agent.model.critic.state_dict().items()), "the critic did not learn"
+    agent.run_episode(env, seed=1)  # steps 51-100: the actor trains
+    assert any(not np.array_equal(v.numpy(), actor0[k].numpy())
+               for k, v in agent.model.actor.state_dict().items()), "the actor never unfroze"
+
+
+@pytest.mark.parametrize("name", ["sb3-sac-latent", "sb3-td3-latent", "sb3-ppo-latent"])
+def test_latent_agents_explore_around_the_zero_shot_latent(sb3: None, tiny_model_dir: Path,
+                                                           name: str) -> None:
+    """The latents played while learning (noise included) start near z_r, not at random.
+
+    ``latent_noise=0.5`` puts the first latents at a cosine of about 1/sqrt(1.25) = 0.89
+    with z_r; uniform latents average about 0 and the algorithms' own noise (std 0.2-1 per
+    dimension against a mean action of norm 1) much less than 0.8.
+    """
+    import gymnasium as gym
+
+    cfg = _config(name) | {"learning_starts": 0} if "ppo" not in name else _config(name)
+    agent = _adapter(name, tiny_model_dir, cfg)
+    played: list[np.ndarray] = []
+
+    class Record(gym.Wrapper):
+        def step(self, action: Any) -> Any:
+            played.append(np.asarray(action, np.float32))
+            return self.env.step(action)
+
+    agent.run_episode(Record(_maze_env(agent.bfm, latent=True)), seed=0)
+    first = np.stack(played[:20])
+    cos = first @ agent.z_r / (np.linalg.norm(first, axis=1) * np.linalg.norm(agent.z_r))
+    assert cos.mean() > 0.8, f"{name}: mean cosine {cos.mean():.2f} of the first latents with z_r"
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_learning_rate_reaches_every_optimizer(sb3: None, tiny_model_dir: Path, name: str) -> None:
+    """``--set learning_rate=X`` (the tuning grid's knob) is the rate SB3's optimizers use."""
+    cfg = _config(name) | {"learning_rate": 1.234e-4} | ({"n_steps": 50} if "ppo" in name else {})
+    agent = _adapter(name, tiny_model_dir, cfg)
+    agent.run_episode(_maze_env(agent.bfm, latent="latent" in name), seed=0)
+    policy = agent.model.policy
+    opts = [o for o in (getattr(policy, "optimizer", None), getattr(policy.actor, "optimizer", None)
+                        if hasattr(policy, "actor") else None,
+                        getattr(getattr(policy, "critic", None), "optimizer", None)) if o is not None]
+    assert opts
+    assert {g["lr"] for o in opts for g in o.param_groups} == {1.234e-4}
