@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 
-def write_tiny_maze_model(folder: Path, starts: Sequence[tuple[float, float]], steps: int) -> Path:
-    """Saves a tiny FB model (seeded) and inference samples recorded from ``starts``.
+def write_tiny_maze_model(folder: Path, starts: Sequence[tuple[float, float]], steps: int,
+                          family: str = "fb") -> Path:
+    """Saves a tiny model (seeded; FB by default, else the registered ``family``'s tiny preset)
+    and inference samples recorded from ``starts``.
 
     Episode ``i`` resets with seed ``i``, moves the mass to ``starts[i]`` (e.g. onto a
     reach target, so the sparse reward appears in the samples) and records ``steps``
@@ -21,10 +23,16 @@ def write_tiny_maze_model(folder: Path, starts: Sequence[tuple[float, float]], s
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
 
-    torch.manual_seed(0)
-    model = FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2)
-    model.finalize(torch.rand(256, 4) * 0.6 - 0.3)
-    BFM(model, ModelMetadata(domain="point_mass_maze")).save(folder)
+    if family == "fb":
+        torch.manual_seed(0)
+        model = FBModel(FBConfig.preset("point_mass_maze", "tiny"), obs_dim=4, action_dim=2)
+        model.finalize(torch.rand(256, 4) * 0.6 - 0.3)
+        BFM(model, ModelMetadata(domain="point_mass_maze")).save(folder)
+    else:
+        from bfm_gym.models.registry import families
+
+        create = families()[family].resolve("create")
+        create(4, 2, domain="point_mass_maze", size="tiny", seed=0).save(folder)
     env = make_env("point_mass_maze")
     obs, states = [], []
     for ep, xy in enumerate(starts):

@@ -15,10 +15,11 @@ __all__ = ["aggregate_heads", "reward_weights"]
 
 
 def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> np.ndarray:
-    """The fixed reward weights ``z_r = E[r(s') B(s')]`` from dataset labels, ``(z_dim,)`` float32.
+    """The fixed reward weights ``z_r`` from dataset labels, ``(z_dim,)`` float32.
 
-    This is the least-squares fit of the reward on ``phi = Cov(B)^{-1} B`` (REFERENCE §0,
-    §3.1), *not* projected: ``phi(s)^T z_r`` then estimates ``r(s)`` on the reward's own
+    This is the least-squares fit of the reward on the model's ``phi`` (for FB ``E[r(s')
+    B(s')]``, the least-squares weights on ``phi = Cov(B)^{-1} B``; for HILP the regression
+    itself), *not* projected: ``phi(s)^T z_r`` then estimates ``r(s)`` on the reward's own
     scale, so it can be summed with observed rewards. ``proj(z_r)`` is the zero-shot latent
     (the same z as :func:`bfm_gym.evaluation.zero_shot.task_z`). A goal task relabels the
     samples with the goal's reach reward, as ``task_z`` does.
@@ -32,22 +33,15 @@ def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> 
     Raises:
         ValueError: No samples, samples of another domain, or no sample with a nonzero reward.
     """
+    from bfm_gym.models.inference import reward_z
+
     if samples is None:
         raise ValueError(
             f"{owner} starts from the zero-shot latent and needs dataset samples (samples=...); "
             "run it through `adapt` with a model folder that ships inference samples."
         )
-    domain = bfm.metadata.domain
-    if samples.domain and domain and samples.domain != domain:
-        raise ValueError(f"{owner}: inference samples are from {samples.domain!r} but the model "
-                         f"was trained on {domain!r}.")
-    rewards = samples.rewards(task.get("task"), goal=task.get("goal"))
-    if not np.any(rewards):
-        raise ValueError(
-            f"{owner}: every inference sample has reward 0 for this task, so z_r = E[r B] is "
-            "undefined; the data never reaches the task's rewarding states."
-        )
-    return np.asarray(bfm.infer_z(samples.next_obs, rewards, project=False), dtype=np.float32)
+    return reward_z(bfm, samples, task.get("task"), goal=task.get("goal"), project=False,
+                    owner=owner)
 
 
 def aggregate_heads(values: torch.Tensor, pessimism: float) -> torch.Tensor:

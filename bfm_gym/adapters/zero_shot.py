@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
+from bfm_gym.models.inference import online_z
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,11 +43,11 @@ class ZeroShotAdapter(Adapter):
         if self.config.online_labels > 0:
             self.z = np.asarray(bfm.sample_z(1, seed=seed)[0], dtype=np.float32)
             return
-        from bfm_gym.evaluation.zero_shot import task_z
+        from bfm_gym.models.inference import reward_z
 
         if samples is None:
             raise ValueError("zero-shot with dataset labels needs inference samples (samples=...).")
-        self.z = np.asarray(task_z(bfm, samples, task.get("task"), goal=task.get("goal")), np.float32)
+        self.z = reward_z(bfm, samples, task.get("task"), goal=task.get("goal"), owner="zero-shot")
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.z
@@ -60,6 +61,7 @@ class ZeroShotAdapter(Adapter):
         if sum(len(r) for _, r in self._buffer) >= n:
             next_obs = np.concatenate([o for o, _ in self._buffer])[:n]
             rewards = np.concatenate([r for _, r in self._buffer])[:n].astype(np.float32)
-            if np.any(rewards):
-                self.z = np.asarray(self.bfm.infer_z(next_obs, rewards), dtype=np.float32)
+            z = online_z(self.bfm, next_obs, rewards)
+            if z is not None:
+                self.z = z
         return {}

@@ -1,9 +1,21 @@
-"""Behavioural foundation models. The FB family lives in :mod:`bfm_gym.models.fb`."""
+"""Behavioural foundation models: the family-independent boundary and the built-in families.
+
+* :mod:`bfm_gym.models.protocol` - the :class:`~bfm_gym.models.protocol.BFM` protocol, the one
+  model API that wrappers, adapters, experiments and plugins rely on.
+* :mod:`bfm_gym.models.inference` - zero-shot z from dataset labels, online samples and goals.
+* :mod:`bfm_gym.models.registry` - families by ``config.json`` format (``register_families``).
+* :mod:`bfm_gym.models.fb` - Forward-Backward and FB-AWARE; :mod:`bfm_gym.models.hilp` - HILP.
+
+``bfm_gym.models.BFM`` is kept as the historical name of the FB handle
+(:class:`~bfm_gym.models.fb.FBHandle`), so ``BFM(FBModel(...))`` still works; type new code
+against :class:`bfm_gym.models.protocol.BFM`.
+"""
 
 from .fb import (
     BFM,
     CheckpointError,
     FBConfig,
+    FBHandle,
     FBModel,
     FBTrainer,
     ModelMetadata,
@@ -11,15 +23,22 @@ from .fb import (
     load_model,
     save_model,
 )
+from .protocol import BFM as BFMProtocol
+from .registry import Family, families, load_folder
 
 __all__ = [
     "BFM",
+    "BFMProtocol",
     "CheckpointError",
     "FBConfig",
+    "FBHandle",
     "FBModel",
     "FBTrainer",
+    "Family",
     "ModelMetadata",
     "OfflineReplay",
+    "families",
+    "load_folder",
     "load_model",
     "save_model",
 ]

@@ -1,4 +1,4 @@
-"""The built-in plugin: bfm_gym's own tasks and shipped models, registered through
+"""The built-in plugin: bfm_gym's own tasks, model families and shipped models, registered through
 the same hooks a third-party plugin implements."""
 
 from __future__ import annotations
@@ -26,6 +26,18 @@ def register_models(register: Any) -> None:
     for folder in sorted(here.iterdir()):
         if (folder / "config.json").is_file():
             register(folder.name, folder)
+
+
+@hookimpl
+def register_families(register: Any) -> None:
+    from bfm_gym.models.registry import Family
+
+    register("fb", Family(format="bfm_gym.fb", load="bfm_gym.models.fb.family:load",
+                          create="bfm_gym.models.fb.family:create",
+                          description="Forward-Backward and FB-AWARE"))
+    register("hilp", Family(format="bfm_gym.hilp", load="bfm_gym.models.hilp.family:load",
+                            create="bfm_gym.models.hilp.family:create",
+                            description="Hilbert foundation policies (HILP)"))
 
 
 @hookimpl

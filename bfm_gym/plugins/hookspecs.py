@@ -27,6 +27,13 @@ def register_models(register: Any) -> None:
 
 
 @hookspec
+def register_families(register: Any) -> None:
+    """Register model families: ``register(name, Family(format=..., load=..., create=...))``
+    (:class:`bfm_gym.models.registry.Family`); ``bfm_gym.load`` dispatches on ``config.json``'s
+    ``"format"``."""
+
+
+@hookspec
 def register_tasks(register: Any) -> None:
     """Register tasks: ``register(domain, name, reward_fn, description)`` with
     ``reward_fn(physics) -> float`` computed from the simulator state after a step."""

@@ -60,8 +60,11 @@ class Registries:
 
     adapters: dict[str, tuple[Any, str]] = field(default_factory=dict)
     models: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    families: dict[str, tuple[Any, str]] = field(default_factory=dict)
     tasks: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
 
+
+_SINGULAR = {"families": "family"}
 
 _state: dict[str, Any] = {"loaded": False, "registries": None, "plugins": {}}
 
@@ -147,12 +150,13 @@ def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
                 label = f"{domain}/{name}"
             else:
                 if len(args) != 2:
-                    raise TypeError(f"register(name, {'adapter_class' if kind == 'adapters' else 'path'})")
+                    what = {"adapters": "adapter_class", "families": "Family(...)"}.get(kind, "path")
+                    raise TypeError(f"register(name, {what})")
                 key, value = args
                 label = str(key)
             if key in table and table[key][1] != plugin:
                 raise PluginError(
-                    f"{kind[:-1]} {label!r} is registered by both plugin {table[key][1]!r} and "
+                    f"{_SINGULAR.get(kind, kind[:-1])} {label!r} is registered by both plugin {table[key][1]!r} and "
                     f"plugin {plugin!r}; uninstall one or disable it with BFM_GYM_LOAD_PLUGINS."
                 )
             table[key] = (value, plugin)
@@ -161,6 +165,7 @@ def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
         return register
 
     for hook_name, table in (("register_tasks", registries.tasks),
+                             ("register_families", registries.families),
                              ("register_models", registries.models),
                              ("register_adapters", registries.adapters)):
         kind = hook_name.removeprefix("register_")

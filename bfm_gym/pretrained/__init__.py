@@ -55,12 +55,16 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def load(name_or_path: str | os.PathLike[str], device: str = "cpu") -> Any:
-    """Loads a BFM by shipped name (``"walker"``) or folder path.
+    """Loads a BFM of any registered family by shipped name (``"walker"``) or folder path.
+
+    The folder's ``config.json`` ``"format"`` picks the family (:mod:`bfm_gym.models.registry`);
+    the returned handle follows :class:`bfm_gym.models.protocol.BFM` and carries the folder's
+    inference samples (``bfm.samples``).
 
     Raises:
         ValueError: Unknown name (the message lists shipped models).
-        CheckpointError: The folder is incomplete, corrupt or of an unknown format.
+        CheckpointError: The folder is incomplete, corrupt or of an unregistered format.
     """
-    from bfm_gym.models import BFM
+    from bfm_gym.models.registry import load_folder
 
-    return BFM.load(resolve(name_or_path), device=device)
+    return load_folder(resolve(name_or_path), device=device)

@@ -11,7 +11,7 @@ The action -> z map
 
     z = proj(a) = sqrt(d) * a / ||a||
 
-(per block of sizes ``config.block_sizes`` for an auto-regressive FB-AWARE model, each block
+(per block of sizes ``bfm.block_sizes``, e.g. for an auto-regressive FB-AWARE model, each block
 on its own sphere of radius sqrt(d_k)). The all-zero action, which has no direction, maps to
 ``z = proj(1, ..., 1)`` (all ones). The map is many-to-one (every positive multiple of ``a``
 gives the same z), so what is invertible is its restriction to the unit sphere
@@ -55,7 +55,7 @@ from gymnasium.error import ResetNeeded
 from bfm_gym.utils.imports import resolve_callable
 
 if TYPE_CHECKING:
-    from bfm_gym.models.fb.handle import BFM
+    from bfm_gym.models.protocol import BFM
 
 __all__ = [
     "UNSAVED_MODEL",
@@ -216,8 +216,6 @@ class LatentActionWrapper(
             device=device,
         )
         gym.Wrapper.__init__(self, env)
-        from bfm_gym.wrappers._policy import PolicyRunner
-
         self._bfm = bfm
         self._hold = check_z_hold(z_hold)
         self._z_hold: ZHold = z_hold
@@ -232,7 +230,7 @@ class LatentActionWrapper(
         self._record_state = bool(record_state)
         self._record_transitions = bool(record_transitions)
         self.action_space = self._map.space
-        self._runner = PolicyRunner(bfm.model, batch=1)
+        self._runner = bfm.policy_runner(batch=1)
         self._obs_in = self._runner.obs[0]
         self._z_row = self._runner.z[0]
         self._last_obs: Any = None
@@ -409,13 +407,14 @@ def resolve_model(model: Any, device: str = "cpu", *, domain: str | None = None)
         ValueError: An unknown name or path (the message lists the shipped models).
         TypeError: Not a name, path, BFM or FBModel.
     """
-    from bfm_gym.models import BFM, FBModel
+    from bfm_gym.models.fb import FBHandle, FBModel
+    from bfm_gym.models.protocol import BFM
 
     if isinstance(model, BFM):
         source = getattr(model, "source", None) or getattr(model, "path", None)
         return model, str(source) if source is not None else UNSAVED_MODEL
     if isinstance(model, FBModel):
-        return BFM(model), UNSAVED_MODEL
+        return FBHandle(model), UNSAVED_MODEL
     if isinstance(model, (str, os.PathLike)):
         from bfm_gym.pretrained import resolve, shipped_models
 
@@ -435,7 +434,9 @@ def resolve_model(model: Any, device: str = "cpu", *, domain: str | None = None)
                 "a folder written by BFM.save() / bfm-gym pretrain, or a loaded BFM, e.g. "
                 f"gym.make(..., model='runs/{domain or 'walker'}/model')."
             ) from exc
-        return BFM.load(path, device=device), os.fspath(model)
+        from bfm_gym.models.registry import load_folder
+
+        return load_folder(path, device=device), os.fspath(model)
     raise TypeError(
         f"model must be a shipped model name, a model folder or a BFM; got {type(model).__name__}."
     )
@@ -489,7 +490,7 @@ class ActionMap:
         self.d = bfm.z_dim
         self.strict = bool(strict)
         self.owner = owner
-        sizes = list(bfm.config.block_sizes) if bfm.config.ar_blocks > 1 else [self.d]
+        sizes = list(bfm.block_sizes)
         bounds = np.cumsum([0, *sizes]).tolist()
         self.blocks = [slice(a, b) for a, b in itertools.pairwise(bounds)]
         self.radii = [math.sqrt(k) for k in sizes]

@@ -53,7 +53,7 @@ from bfm_gym.wrappers.latent import (
 if TYPE_CHECKING:
     import os
 
-    from bfm_gym.models.fb.handle import BFM
+    from bfm_gym.models.protocol import BFM
 
 __all__ = ["LatentActionVectorEnv", "make_latent_vector_env"]
 
@@ -96,7 +96,6 @@ class LatentActionVectorEnv(VectorEnv):
         device: str = "cpu",
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
     ) -> None:
-        from bfm_gym.wrappers._policy import PolicyRunner
 
         if not envs:
             raise ValueError("LatentActionVectorEnv needs at least one env.")
@@ -131,7 +130,7 @@ class LatentActionVectorEnv(VectorEnv):
             **getattr(self.envs[0], "metadata", {}),
             "autoreset_mode": self.autoreset_mode,
         }
-        self._runner = PolicyRunner(self._bfm.model, batch=self.num_envs)
+        self._runner = self._bfm.policy_runner(batch=self.num_envs)
         self._obs: list[Any] = [None] * self.num_envs
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._ended = np.ones(self.num_envs, dtype=bool)  # never reset counts as ended

@@ -179,6 +179,7 @@ def test_every_hook_has_a_test() -> None:
     tested = {"register_tasks", "register_commands"}  # test_hook_register_tasks_and_commands...
     tested |= {"register_models"}  # test_register_models_hook below
     tested |= {"register_adapters"}  # test_register_adapters_hook below
+    tested |= {"register_families"}  # test_family_plugin.py: test_register_families_hook_...
     assert set(HOOKS) == tested
 
 

@@ -5,13 +5,14 @@ Public API:
 * :class:`FBConfig` (``FBConfig.preset(domain, size)``) - architecture, losses, speed switches.
 * :class:`FBModel` - B, F (ensemble), pi and the inference operations.
 * :class:`OfflineReplay`, :class:`FBTrainer` - offline training with exact resume.
-* :class:`BFM` - the frozen numpy/torch handle used by wrappers and adapters.
+* :class:`FBHandle` (historical name :class:`BFM`) - the frozen numpy/torch handle; it
+  implements :class:`bfm_gym.models.protocol.BFM`.
 * :func:`save_model`, :func:`load_model`, :class:`CheckpointError`, :class:`ModelMetadata`.
 """
 
 from .checkpoint import CheckpointError, ModelMetadata, load_model, save_model
 from .config import DOMAINS, PRESET_SIZES, FBConfig
-from .handle import BFM
+from .handle import BFM, FBHandle
 from .model import FBModel
 from .replay import OfflineReplay, TransitionBatch
 from .runtime import free_cpu_cores, resolve_device, set_torch_threads
@@ -23,6 +24,7 @@ __all__ = [
     "PRESET_SIZES",
     "CheckpointError",
     "FBConfig",
+    "FBHandle",
     "FBModel",
     "FBTrainer",
     "ModelMetadata",

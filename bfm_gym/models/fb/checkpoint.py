@@ -247,7 +247,7 @@ def _require(data: Mapping[str, Any], dotted: str, where: Path) -> Any:
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
             raise CheckpointError(
-                f"{where}: required field {dotted!r} is missing; the file is not a bfm_gym FB config "
+                f"{where}: required field {dotted!r} is missing; the file is not a bfm_gym model config "
                 "(or was edited by hand): save the model again with bfm_gym"
             )
         node = node[part]

@@ -1,4 +1,6 @@
-"""``BFM``: the public, frozen handle on a trained FB model used by wrappers and adapters.
+"""``FBHandle`` (historical name ``BFM``): the frozen handle on a trained FB model.
+
+It implements the :class:`bfm_gym.models.protocol.BFM` protocol that wrappers and adapters use.
 
 Arrays in, arrays out: numpy inputs give numpy outputs (float32), torch inputs give torch
 outputs on the input's device. Inputs may be batched ``(batch, dim)`` or a single row ``(dim,)``
@@ -13,21 +15,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 
-from .checkpoint import ModelMetadata, load_model, save_model
+from .._handle import HandleBase
+from .checkpoint import FORMAT_NAME, ModelMetadata, load_model, save_model
 from .config import FBConfig
 from .model import FBModel
 
-__all__ = ["BFM"]
+__all__ = ["BFM", "FBHandle"]
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
-class BFM:
+class FBHandle(HandleBase):
     """A frozen FB behavioural foundation model: ``pi``, ``B``/``phi``, ``F``/``psi``, inference.
 
     Args:
@@ -35,7 +38,7 @@ class BFM:
         metadata: Domain, dataset, spaces bounds and training steps.
 
     Example:
-        >>> bfm = BFM(FBModel(FBConfig.preset("walker", "tiny"), obs_dim=24, action_dim=6))
+        >>> bfm = FBHandle(FBModel(FBConfig.preset("walker", "tiny"), obs_dim=24, action_dim=6))
         >>> obs = np.zeros((3, 24), dtype=np.float32)
         >>> z = bfm.sample_z(1, seed=0)[0]
         >>> bfm.act(obs, z).shape, bfm.act(obs[0], z).shape, type(bfm.act(obs, z)).__name__
@@ -43,6 +46,9 @@ class BFM:
         >>> bfm.infer_z(obs, np.ones(3)).shape
         (8,)
     """
+
+    family = FORMAT_NAME
+    """``config.json`` format of this family."""
 
     def __init__(self, model: FBModel, metadata: ModelMetadata | None = None) -> None:
         self._model = model.train(False).requires_grad_(False)
@@ -52,7 +58,7 @@ class BFM:
 
     # --- persistence ------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> BFM:
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FBHandle:
         """Load a model folder (``config.json`` + ``model.safetensors``).
 
         Raises:
@@ -67,7 +73,7 @@ class BFM:
         """Atomically save as a model folder; returns its path."""
         return save_model(self._model, path, self._metadata)
 
-    def to(self, device: str | torch.device) -> BFM:
+    def to(self, device: str | torch.device) -> FBHandle:
         """Move the weights to ``device`` (in place); returns self."""
         self._model.to(device)
         return self
@@ -119,6 +125,18 @@ class BFM:
         return self._model.device
 
     @property
+    def block_sizes(self) -> tuple[int, ...]:
+        """Latent blocks: ``config.block_sizes`` for an auto-regressive model, else ``(z_dim,)``."""
+        c = self._model.config
+        return tuple(c.block_sizes) if c.ar_blocks > 1 else (c.z_dim,)
+
+    def policy_runner(self, batch: int = 1) -> Any:
+        """The fused numpy/torch actor (:class:`~bfm_gym.models.fb.fast_policy.PolicyRunner`)."""
+        from .fast_policy import PolicyRunner
+
+        return PolicyRunner(self._model, batch=batch)
+
+    @property
     def cov(self) -> np.ndarray:
         """``(d, d)`` uncentred ``E[B B^T]`` over dataset states (identity if never finalized)."""
         return self._model.cov.detach().cpu().numpy().copy()
@@ -127,48 +145,6 @@ class BFM:
     def cov_finalized(self) -> bool:
         """True when :attr:`cov` was computed from data."""
         return bool(self._model.cov_samples.item() > 0)
-
-    # --- input handling -----------------------------------------------------------------------------
-    def _rows(
-        self, name: str, x: np.ndarray | torch.Tensor, dim: int, what: str
-    ) -> tuple[torch.Tensor, bool]:
-        """``(batch, dim)`` float32 tensor on the model device, and whether x was a single row."""
-        if not isinstance(x, (np.ndarray, torch.Tensor)):
-            try:
-                x = np.asarray(x, dtype=np.float32)
-            except (TypeError, ValueError) as err:
-                raise ValueError(
-                    f"{name} must be a numpy array or torch tensor of shape (batch, {dim}) or ({dim},), got {type(x).__name__}"
-                ) from err
-        if x.ndim not in (1, 2) or x.shape[-1] != dim:
-            raise ValueError(
-                f"{name} must have shape (batch, {dim}) or ({dim},) ({what}), got {tuple(x.shape)}"
-            )
-        t = torch.as_tensor(x).to(device=self.device, dtype=torch.float32)
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name} holds NaN or inf values; expected finite {what}")
-        single = t.ndim == 1
-        return (t.unsqueeze(0) if single else t), single
-
-    def _z_rows(self, z: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
-        t, _ = self._rows("z", z, self.z_dim, f"latents, z_dim={self.z_dim}")
-        if t.shape[0] == batch:
-            return t
-        if t.shape[0] == 1:
-            return t.expand(batch, -1)
-        raise ValueError(
-            f"z has {t.shape[0]} rows but the observations have {batch}; pass one z per row or a single ({self.z_dim},) z"
-        )
-
-    @staticmethod
-    def _out(
-        y: torch.Tensor, like: np.ndarray | torch.Tensor, single: bool, batch_axis: int = 0
-    ) -> np.ndarray | torch.Tensor:
-        if single:
-            y = y.squeeze(batch_axis)
-        if isinstance(like, torch.Tensor):
-            return y.to(like.device)
-        return y.detach().cpu().numpy().astype(np.float32, copy=False)
 
     # --- operations -------------------------------------------------------------------------------
     def act(
@@ -309,8 +285,9 @@ class BFM:
             )
         return self._out(self._model.infer_z(s, r, project=project), next_obs, False)  # type: ignore[return-value]
 
-    def goal_z(self, goal_obs: Array) -> Array:
-        """Goal inference ``z = proj(B(g))``: ``(batch, z_dim)`` or ``(z_dim,)``."""
+    def goal_z(self, goal_obs: Array, obs: Any = None) -> Array:
+        """Goal inference ``z = proj(B(g))``: ``(batch, z_dim)`` or ``(z_dim,)``; ``obs`` is not
+        needed by FB (accepted for the protocol) and ignored."""
         s, single = self._rows(
             "goal_obs", goal_obs, self.obs_dim, f"goal observations, obs_dim={self.obs_dim}"
         )
@@ -333,3 +310,7 @@ class BFM:
             f"BFM(domain={m.domain!r}, obs_dim={self.obs_dim}, action_dim={self.action_dim}, z_dim={self.z_dim}, "
             f"ar_blocks={self.config.ar_blocks}, training_steps={m.training_steps})"
         )
+
+
+BFM = FBHandle
+"""Historical name of :class:`FBHandle` (code written before the model families)."""

@@ -1,0 +1,196 @@
+"""Configuration of the HILP model (Hilbert foundation policies) and of its training.
+
+:class:`HILPConfig` is a frozen dataclass saved in every checkpoint. The defaults are the
+official code's (``seohongpark/HILP``, folder ``hilp_zsrl``: ``url_benchmark/agent/sf.py``'s
+``SFAgentConfig``, ``base_config.yaml``/``train_offline.py`` and the README's training commands);
+each field's docstring names where its default comes from. :meth:`HILPConfig.preset` gives the
+reference ("paper"), CPU-sized ("cpu") and test-sized ("tiny") settings per domain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from bfm_gym.models.fb.config import _DOMAIN_ALIASES, DOMAINS, PRESET_SIZES, _closest
+
+__all__ = ["HILPConfig"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HILPConfig:
+    """Architecture, losses and training settings of a HILP model.
+
+    Example:
+        >>> cfg = HILPConfig.preset("walker", "tiny")
+        >>> cfg.z_dim, cfg.hilp_gamma
+        (8, 0.96)
+        >>> HILPConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    # --- architecture -------------------------------------------------------------------------
+    z_dim: int = 50
+    """Latent and feature dimension d (official ``z_dim: 50``)."""
+    phi_hidden_dim: int = 512
+    """Width of the phi networks (official ``phi_hidden_dim: 512``)."""
+    phi_hidden_layers: int = 2
+    """Hidden layers of phi: Linear-LayerNorm-tanh, then (L-1) x Linear-ReLU, then Linear(d)
+    (official ``mlp(obs, h, "ntanh", h, "relu", d)``: L = 2)."""
+    sf_hidden_dim: int = 1024
+    """Width h of the successor-feature network psi (official ``hidden_dim: 1024``); its two
+    input embeddings end in h/2 units (official ``feature_dim: 512``)."""
+    sf_hidden_layers: int = 1
+    """Linear(h)-ReLU layers of psi's MLP after the embeddings."""
+    sf_embedding_layers: int = 2
+    """Layers of each psi embedding ([s, a] and [s, z]); at least 2."""
+    actor_hidden_dim: int = 1024
+    """Width h of the actor (official ``hidden_dim: 1024``, embeddings of h/2 = 512)."""
+    actor_hidden_layers: int = 1
+    """Linear(h)-ReLU layers of the actor's MLP after the embeddings."""
+    actor_embedding_layers: int = 2
+    """Layers of each actor embedding; at least 2."""
+    ensemble: int = 2
+    """Heads of psi (official: two, ``F1, F2``)."""
+
+    # --- Hilbert representation phi -----------------------------------------------------------
+    hilp_gamma: float = 0.98
+    """Discount of the goal-conditioned value V(s, g) = -||phi(s) - phi(g)|| (official
+    ``hilp_discount``: 0.96 for walker, 0.98 for cheetah, quadruped and jaco in the README)."""
+    expectile: float = 0.5
+    """Expectile of the IQL-style value loss (official README ``hilp_expectile=0.5``; 0.9 is
+    the goal-reaching HILP-G variant)."""
+    phi_tau: float = 0.005
+    """Polyak rate of the two target phi networks (official ``soft_update_params(..., 0.005)``)."""
+    mean_rate: float = 0.005
+    """Rate of the running mean of phi(s) that centres the features (official: 0.995/0.005)."""
+    future: float = 0.99
+    """Goal = a future state of the same trajectory, ``k ~ Geometric(1 - future)`` steps ahead
+    (official ``future: 0.99``)."""
+    p_random_goal: float = 0.375
+    """Probability of a random dataset state as goal instead (official README
+    ``p_randomgoal=0.375``)."""
+    lr_phi: float = 5e-4
+    """Adam learning rate of phi (official ``lr * lr_coef`` = 1e-4 x 5)."""
+
+    # --- successor features and actor ---------------------------------------------------------
+    gamma: float = 0.98
+    """Discount of the successor features (official ``discount: 0.98``)."""
+    lr_sf: float = 1e-4
+    """Adam learning rate of psi (official ``lr: 1e-4``)."""
+    lr_actor: float = 1e-4
+    """Adam learning rate of the actor (official ``lr: 1e-4``)."""
+    sf_tau: float = 0.01
+    """Polyak rate of psi's target network (official ``sf_target_tau: 0.01``)."""
+    batch_size: int = 1024
+    """Transitions per update (official ``batch_size: 1024``)."""
+    mix_ratio: float = 0.5
+    """Fraction of the batch's z replaced by ``proj(Cov^+ phi(s'))`` of dataset next states,
+    the rest uniform on the sphere (official ``mix_ratio: 0.5``)."""
+    q_loss: bool = False
+    """Fit psi through ``psi^T z`` only instead of the full vector (official README:
+    ``q_loss=False`` for walker and cheetah, ``True`` for quadruped and jaco)."""
+    actor_std: float = 0.2
+    """Standard deviation of the actor's Gaussian noise (official ``stddev_schedule: 0.2``)."""
+    stddev_clip: float = 0.3
+    """Noise clip before the action clip to [-1, 1] (official ``stddev_clip: 0.3``)."""
+    actor_pessimism: float = 0.5
+    """Penalty on the head disagreement in the actor loss; 0.5 with two heads is the minimum
+    over heads, as the official ``torch.min(Q1, Q2)``."""
+
+    def __post_init__(self) -> None:
+        ints = ("z_dim", "phi_hidden_dim", "phi_hidden_layers", "sf_hidden_dim", "sf_hidden_layers",
+                "actor_hidden_dim", "actor_hidden_layers", "ensemble")
+        for name in ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"HILPConfig.{name} must be a positive int, got {value!r}")
+        for name in ("sf_embedding_layers", "actor_embedding_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ValueError(f"HILPConfig.{name} must be an int >= 2, got {value!r}")
+        for name in ("sf_hidden_dim", "actor_hidden_dim"):
+            if getattr(self, name) % 2:
+                raise ValueError(f"HILPConfig.{name} must be even (embeddings output h/2 units), "
+                                 f"got {getattr(self, name)}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 2:
+            raise ValueError(f"HILPConfig.batch_size must be an int >= 2, got {self.batch_size!r}")
+        for name in ("gamma", "hilp_gamma", "expectile", "future"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"HILPConfig.{name} must be in (0, 1), got {getattr(self, name)}")
+        for name in ("phi_tau", "sf_tau", "mean_rate", "p_random_goal", "mix_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"HILPConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("lr_phi", "lr_sf", "lr_actor", "actor_std"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HILPConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("stddev_clip", "actor_pessimism"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"HILPConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not isinstance(self.q_loss, bool):
+            raise ValueError(f"HILPConfig.q_loss must be true or false, got {self.q_loss!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-safe dict (the inverse of :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HILPConfig:
+        """Build a config from a mapping, rejecting unknown keys (naming the closest field).
+
+        Raises:
+            ValueError: Unknown key or invalid value.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"HILPConfig.from_dict needs a mapping, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            key = unknown[0]
+            raise ValueError(f"unknown HILPConfig field {key!r}{_closest(str(key), names)} "
+                             f"(valid fields: {', '.join(names)})")
+        return cls(**dict(data))
+
+    def replace(self, **changes: Any) -> HILPConfig:
+        """A copy with some fields changed (validated like :meth:`from_dict`)."""
+        return HILPConfig.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def preset(cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu",
+               **overrides: Any) -> HILPConfig:
+        """Per-domain settings.
+
+        * ``"paper"``: the official code's defaults (the field docstrings), with the README's
+          per-domain ``hilp_discount`` (walker 0.96, else 0.98) and ``q_loss`` (quadruped
+          True). point_mass_maze has no official HILP command: it uses gamma = hilp_gamma =
+          0.99, this project's choice, matching the maze FB preset's discount.
+        * ``"cpu"``: sized like the FB ``cpu`` preset for 2 CPU cores and O(1e5) updates:
+          psi and actor hidden 256 (embeddings 128), phi hidden 256, batch 512, z_dim 50.
+        * ``"tiny"``: for tests: z_dim 8, hidden 32, batch 64, learning rates 1e-3.
+
+        Raises:
+            ValueError: Unknown domain or size (with the closest valid name), or a bad override.
+        """
+        domain = _DOMAIN_ALIASES.get(domain, domain)
+        if domain not in DOMAINS:
+            raise ValueError(f"no HILP preset for domain {domain!r}{_closest(domain, DOMAINS)} "
+                             f"(known: {', '.join(DOMAINS)})")
+        if size not in PRESET_SIZES:
+            raise ValueError(f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} "
+                             f"(known: {', '.join(PRESET_SIZES)})")
+        maze = domain == "point_mass_maze"
+        values: dict[str, Any] = {
+            "hilp_gamma": 0.96 if domain == "walker" else 0.99 if maze else 0.98,
+            "gamma": 0.99 if maze else 0.98,
+            "q_loss": domain == "quadruped",
+        }
+        if size == "cpu":
+            values.update(phi_hidden_dim=256, sf_hidden_dim=256, actor_hidden_dim=256, batch_size=512)
+        elif size == "tiny":
+            values.update(z_dim=8, phi_hidden_dim=32, sf_hidden_dim=32, actor_hidden_dim=32,
+                          batch_size=64, lr_phi=1e-3, lr_sf=1e-3, lr_actor=1e-3)
+        values.update(overrides)
+        return cls.from_dict(values)
+
+

@@ -1,0 +1,129 @@
+"""HILP family: training (losses fall), exact resume, safe checkpoints, least-squares and goal
+inference, goal sampling within episodes, config validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bfm_gym
+from bfm_gym.models import CheckpointError
+from bfm_gym.models.hilp import GoalReplay, HILPConfig, HILPHandle, HILPModel, HILPTrainer
+from bfm_gym.models.protocol import BFM
+from hilp_testdata import point_walks
+
+
+@pytest.fixture(scope="module")
+def walks() -> dict[str, np.ndarray]:
+    return point_walks()
+
+
+@pytest.fixture
+def config() -> HILPConfig:
+    return HILPConfig.preset("point_mass_maze", "tiny")
+
+
+def trainer(config: HILPConfig, seed: int = 0) -> HILPTrainer:
+    return HILPTrainer(config, 2, 2, device="cpu", seed=seed, threads=None)
+
+
+def test_tiny_model_trains_and_its_losses_fall(walks, config) -> None:
+    t = trainer(config)
+    history = t.train(GoalReplay(**walks), 60, log_every=20, progress=False)
+    first, last = history[0], history[-1]
+    assert last["phi_loss"] < 0.8 * first["phi_loss"], (first, last)
+    assert last["sf_loss"] < 0.8 * first["sf_loss"], (first, last)
+    assert all(np.isfinite(v) for row in history for v in row.values())
+    assert t.model.phi_mean.abs().sum() > 0  # the running feature mean moved
+
+
+def test_goal_sampling_stays_in_the_episode_future() -> None:
+    episode = np.repeat(np.arange(20), 30)  # 20 episodes of 30 transitions
+    n = len(episode)
+    ids = np.stack([np.arange(n), episode], 1).astype(np.float32)  # next_obs = (index, episode)
+    replay = GoalReplay(ids, np.zeros((n, 1), np.float32), ids, episode=episode)
+    g = torch.Generator().manual_seed(0)
+    batch = replay.sample_goals(512, g, future=0.9, p_random_goal=0.0)
+    i, j = batch.next_obs[:, 0].long(), batch.goal[:, 0].long()
+    assert torch.equal(batch.next_obs[:, 1], batch.goal[:, 1])  # same trajectory
+    assert bool((j >= i).all()) and bool((j > i).any()) and bool((j == i).any())  # s' or later
+    last = (i // 30) * 30 + 29
+    assert bool((j <= last).all())
+    mixed = replay.sample_goals(4000, g, future=0.9, p_random_goal=0.5)
+    other = (mixed.next_obs[:, 1] != mixed.goal[:, 1]).float().mean().item()
+    assert 0.43 < other < 0.5  # random goals: half the batch, 19 in 20 of them elsewhere
+    with pytest.raises(ValueError, match="not contiguous"):
+        GoalReplay(ids[:4], ids[:4], ids[:4], episode=[0, 1, 0, 1])
+
+
+def test_resume_is_exact(walks, config, tmp_path: Path) -> None:
+    replay = GoalReplay(**walks)
+    full = trainer(config)
+    full.train(replay, 20, tmp_path / "a", checkpoint_every=10, log_every=10, progress=False)
+    half = trainer(config)
+    half.train(replay, 10, tmp_path / "b", checkpoint_every=10, log_every=10, progress=False)
+    resumed = trainer(config)  # a fresh process would do the same: it finds step_10 in b
+    resumed.train(replay, 20, tmp_path / "b", checkpoint_every=10, log_every=10, progress=False)
+    for (k, v), (k2, v2) in zip(full.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2), k
+    for a, b in zip(full.target_successor.parameters(), resumed.target_successor.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(CheckpointError, match="another config"):
+        trainer(config.replace(expectile=0.7)).load_checkpoint(tmp_path / "b" / "checkpoints" / "step_000000020")
+
+
+def test_save_load_round_trip_is_exact(walks, config, tmp_path: Path) -> None:
+    t = trainer(config)
+    t.train(GoalReplay(**walks), 5, log_every=5, progress=False)
+    bfm = t.snapshot()
+    folder = bfm.save(tmp_path / "m")
+    loaded = bfm_gym.load(folder)
+    assert isinstance(loaded, HILPHandle) and isinstance(loaded, BFM)
+    assert loaded.family == "bfm_gym.hilp" and loaded.config == config
+    assert loaded.metadata.training_steps == 5
+    obs = walks["obs"][:16]
+    z = bfm.sample_z(16, seed=1)
+    for name, args in (("act", (obs, z)), ("phi", (obs,)), ("psi", (obs, z)), ("goal_z", (obs, obs[::-1]))):
+        assert np.array_equal(getattr(bfm, name)(*args), getattr(loaded, name)(*args)), name
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["model"]["config"]["expectille"] = 0.5
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="did you mean 'expectile'"):
+        bfm_gym.load(folder)
+
+
+def test_least_squares_inference_recovers_linear_reward_weights(config) -> None:
+    torch.manual_seed(0)
+    model = HILPModel(config, 2, 2)
+    model.phi_mean.copy_(torch.randn(config.z_dim))
+    bfm = HILPHandle(model)
+    obs = np.random.default_rng(0).uniform(-1, 1, (500, 2)).astype(np.float32)
+    w = np.random.default_rng(1).normal(size=config.z_dim).astype(np.float32)
+    rewards = bfm.phi(obs) @ w  # a reward exactly linear in phi~
+    np.testing.assert_allclose(bfm.infer_z(obs, rewards, project=False), w, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(bfm.infer_z(obs, rewards), np.sqrt(config.z_dim) * w / np.linalg.norm(w),
+                               rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="at least z_dim"):
+        bfm.infer_z(obs[:3], rewards[:3])
+
+
+def test_goal_z_is_the_projected_feature_difference(config) -> None:
+    bfm = HILPHandle(HILPModel(config, 2, 2))
+    s, g = np.array([0.1, -0.2], np.float32), np.array([0.5, 0.5], np.float32)
+    diff = bfm.phi(g) - bfm.phi(s)
+    np.testing.assert_allclose(bfm.goal_z(g, s), np.sqrt(config.z_dim) * diff / np.linalg.norm(diff), rtol=1e-5)
+    assert np.isclose(np.linalg.norm(bfm.goal_z(g)), np.sqrt(config.z_dim))
+
+
+def test_config_errors_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="did you mean 'hilp_gamma'"):
+        HILPConfig.from_dict({"hilp_gama": 0.9})
+    with pytest.raises(ValueError, match="expectile must be in"):
+        HILPConfig(expectile=1.0)
+    assert HILPConfig.preset("walker", "paper").hilp_gamma == 0.96
+    assert HILPConfig.preset("cheetah", "paper").hilp_gamma == 0.98
+    assert HILPConfig.preset("quadruped", "paper").q_loss is True
