@@ -8,8 +8,9 @@ the critic (``fresh``: SB3's random MLP; ``bfm``: a trainable copy of F with
 ``Q = F(s, a, z_r)^T E[r B]``; ``distill``: SB3's MLP regressed onto that Q before
 training) and in ``warmup_steps`` (the first steps train the critic only, actor frozen).
 Each run is one ``bfm-gym adapt --adapter sb3-td3-finetune`` command (one torch thread),
-listed with its result, with an evaluation episode (deterministic policy) after every
-training episode.
+listed with its result, with an evaluation (deterministic policy) after every training
+episode. Invocations over different tasks or variants can run side by side and be
+merged afterwards with ``--merge a.json b.json --out all.json``.
 
 Reported per run: the zero-shot return (``pi(s, z_r)`` from the evaluation's start states),
 the training and evaluation returns per episode (each evaluation: the mean over
@@ -103,8 +104,19 @@ def main() -> None:
     p.add_argument("--recovered", type=float, default=0.9, help="Fraction of zero-shot that counts as recovered.")
     p.add_argument("--set", action="append", default=[], help="Extra KEY=VALUE for every run.")
     p.add_argument("--runs", default="runs/sb3-finetune-init", help="Folder of the adapt runs.")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="Instead of running: merge these result files (runs in parallel) into --out.")
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        runs = [r for part in parts for r in part["runs"]]
+        write_report(args.out, {"command": command(), "parts": [part["command"] for part in parts],
+                                "machine": parts[0]["machine"], "adapter": parts[0]["adapter"],
+                                "episodes": parts[0]["episodes"],
+                                "variants": {k: v for part in parts for k, v in part["variants"].items()},
+                                "summary": summarize(runs), "runs": runs})
+        return
     unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")

@@ -5,14 +5,22 @@ Fine-tuning (``acts="env"``; the ReLA/LoLA papers' "actor fine-tuning" baseline)
 * ``sb3-td3-finetune``, ``sb3-sac-finetune``: TD3 / SAC acting in the environment's own
   action space. The actor starts as the BFM actor ``pi(s, z_r)`` at the zero-shot latent
   ``z_r`` inferred from the model's reward-labelled inference samples
-  (:func:`bfm_gym.evaluation.zero_shot.task_z`); the critic is SB3's fresh MLP or, with
-  ``critic="bfm"``, ``Q_k = F_k(s, a, z_r)^T E[r B]`` (see :mod:`bfm_gym_sb3.policies`).
+  (:func:`bfm_gym.evaluation.zero_shot.task_z`, in :func:`_zero_shot`). The critic
+  (``critic``) is SB3's fresh MLP (``fresh``), a trainable copy of F with
+  ``Q_k = F_k(s, a, z_r)^T E[r B]`` (``bfm``), or SB3's MLP regressed onto that Q on the
+  inference states before training (``distill``); see :mod:`bfm_gym_sb3.policies`.
+  ``warmup_steps`` first trains the critic alone with the actor frozen (:class:`ActorWarmup`).
 
 Latent space (``acts="latent"``): ``sb3-sac-latent``, ``sb3-td3-latent``, ``sb3-ppo-latent``
 choose a latent every ``z_hold`` steps. SB3 sees a bounded ``Box(-1, 1, (d,))`` action,
 mapped to ``z = proj(a) = sqrt(d) a / ||a||`` (the latent wrapper's ``"sphere"`` map; the
 zero action maps to the all-ones latent). With ``z_init="zero-shot"`` the policy's last
-layer is scaled down and its bias set so that the first action points at ``z_r``.
+layer is scaled down and its bias set so that the first action points at ``z_r``, and
+the exploration noise is scaled to the first action (``latent_noise``), so the latents
+played while learning start around ``z_r`` too.
+
+Every config has ``learning_rate`` (``--set learning_rate=3e-4``), SB3's Adam rate of all
+its networks: the knob of a learning-rate grid.
 
 Every adapter trains with SB3's own ``learn``: one :meth:`run_episode` call is one
 ``model.learn(total_timesteps=<episode length>, reset_num_timesteps=False)``; before it,

@@ -60,3 +60,20 @@ def test_episode_length_and_action_map(model_dir: Path) -> None:
     assert episode_steps(LatentActionWrapper(inner, bfm, z_hold=8, action_map="raw")) == 7
     z = to_z(bfm, np.zeros((2, bfm.z_dim), np.float32))
     np.testing.assert_allclose(z, np.ones_like(z), atol=1e-6)  # the zero action: all ones
+
+
+@pytest.mark.parametrize("fields, word", [({"critic": "mlp"}, "distill"), ({"warmup_steps": -1}, "warmup_steps"),
+                                          ({"distill_lr": 0.0}, "distill_lr")])
+def test_finetune_config_rejects_bad_values_by_name(fields: dict, word: str) -> None:
+    from bfm_gym_sb3.adapters import TD3FinetuneConfig
+
+    with pytest.raises(ValueError, match=word):
+        TD3FinetuneConfig(**fields)
+
+
+def test_latent_config_rejects_nonpositive_noise() -> None:
+    from bfm_gym_sb3.adapters import SACLatentConfig
+
+    with pytest.raises(ValueError, match="latent_noise"):
+        SACLatentConfig(latent_noise=0.0)
+    assert SACLatentConfig.from_dict({"latent_noise": None}).latent_noise is None
