@@ -186,3 +186,22 @@ def test_a_changed_objective_is_caught(
     ours = our_update(tensors, meta, monkeypatch, torch.float64, **change)
     assert mismatches(ours, meta["reference_losses_fp64"], _section(tensors, "ref64_grad"),
                       _section(tensors, "ref64_post"), FP64_TOL)  # fmt: skip
+
+
+def test_a_tiny_change_to_the_fb_loss_fails_the_fp32_comparison(
+    fixture: tuple[dict[str, torch.Tensor], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off-diagonal term x 1.001: already outside the fp32 tolerances."""
+    import bfm_gym.models.fb.agent as agent_module
+
+    original = agent_module.fb_loss
+
+    def scaled(m: torch.Tensor, target_m: torch.Tensor, discount: torch.Tensor) -> Any:
+        _, diag, offdiag = original(m, target_m, discount)
+        return diag + 1.001 * offdiag, diag, 1.001 * offdiag
+
+    monkeypatch.setattr(agent_module, "fb_loss", scaled)
+    tensors, meta = fixture
+    ours = our_update(tensors, meta, monkeypatch)
+    assert mismatches(ours, meta["reference_losses"], _section(tensors, "ref_grad"),
+                      _section(tensors, "ref_post"), meta["tolerances"])  # fmt: skip
