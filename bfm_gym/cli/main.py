@@ -119,9 +119,12 @@ def _echo_coverage(path: Path) -> None:
 @click.option("--threads", default="auto", show_default=True, help="torch threads (auto: free cores).")
 @click.option("--overwrite", is_flag=True, help="Discard a previous run in --out.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--family", type=click.Choice(["fb", "hilp"]), default="fb", show_default=True,
+              help="Model family to train (--config/--set then take that family's fields).")
 def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...], out: Path, updates: int,
              seed: int, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
-             keep_every: int, inference_samples: int, threads: str, overwrite: bool, no_progress: bool) -> None:
+             keep_every: int, inference_samples: int, threads: str, overwrite: bool, no_progress: bool,
+             family: str) -> None:
     """Pre-train an FB model on a dataset (rerun to resume after an interruption)."""
     from bfm_gym.data.dataset import DatasetError
     from bfm_gym.models import CheckpointError
@@ -133,7 +136,7 @@ def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...]
                    checkpoint_every=checkpoint_every, keep_every=keep_every,
                    inference_samples=inference_samples,
                    threads=int(threads) if threads.isdigit() else threads,
-                   progress=not no_progress, overwrite=overwrite)
+                   progress=not no_progress, overwrite=overwrite, family=family)
     except (DatasetError, CheckpointError, ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"model written to {path} (TensorBoard: tensorboard --logdir {path / 'training' / 'tb'})")

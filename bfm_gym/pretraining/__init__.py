@@ -1,7 +1,9 @@
-"""Pre-training pipeline: dataset folder -> trained FB model folder.
+"""Pre-training pipeline: dataset folder -> trained FB (or HILP) model folder.
 
 ``pretrain()`` (and ``bfm-gym pretrain``) loads a reward-free dataset, trains an
-FB / FB-AWARE model with :class:`~bfm_gym.models.fb.trainer.FBTrainer` (progress
+FB / FB-AWARE model with :class:`~bfm_gym.models.fb.trainer.FBTrainer` (``family="hilp"``:
+a HILP model with :class:`~bfm_gym.models.hilp.HILPTrainer`, whose goal sampling uses the
+dataset's episode boundaries) (progress
 bar, TensorBoard, periodic checkpoints, exact resume), evaluates zero-shot
 returns on the domain's tasks during training, and writes a model folder::
 
@@ -29,26 +31,48 @@ from bfm_gym.utils.io import atomic_path, write_json_atomic
 __all__ = ["export_checkpoint", "make_config", "pretrain"]
 
 
+TRAINABLE_FAMILIES = ("fb", "hilp")
+"""Families ``pretrain`` can train (``--family``)."""
+
+
+def _family_parts(family: str) -> tuple[Any, Any, Any]:
+    """``(config class, trainer class, replay builder(transitions))`` of a trainable family."""
+    if family == "fb":
+        from bfm_gym.models import FBConfig, FBTrainer, OfflineReplay
+
+        return FBConfig, FBTrainer, lambda t: OfflineReplay(t.obs, t.action, t.next_obs, t.terminated)
+    if family == "hilp":
+        # HILP samples goals from the same episode's future: the replay keeps episode indices
+        from bfm_gym.models.hilp import GoalReplay, HILPConfig, HILPTrainer
+
+        return HILPConfig, HILPTrainer, lambda t: GoalReplay(t.obs, t.action, t.next_obs,
+                                                             t.terminated, t.episode)
+    raise ValueError(f"pretrain cannot train family {family!r}; choose one of "
+                     f"{', '.join(TRAINABLE_FAMILIES)}.")
+
+
 def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
-                overrides: dict[str, Any] | None = None) -> Any:
-    """Builds an :class:`FBConfig` from a preset name, a JSON file or a config object.
+                overrides: dict[str, Any] | None = None, family: str = "fb") -> Any:
+    """Builds an :class:`FBConfig` (or the ``family``'s config) from a preset, a JSON file or a
+    config object.
 
     Args:
         domain: Domain the preset is for.
-        config: ``"paper"``, ``"cpu"``, ``"tiny"``, a path to a JSON file of fields, or an FBConfig.
+        config: ``"paper"``, ``"cpu"``, ``"tiny"``, a path to a JSON file of fields, or a config.
         overrides: Field values to change (e.g. ``{"ar_blocks": 2}``).
+        family: ``"fb"`` or ``"hilp"``.
 
     Raises:
         ValueError: Unknown preset, unreadable file, or unknown/invalid fields.
     """
     import dataclasses
 
-    from bfm_gym.models import FBConfig
+    config_class = _family_parts(family)[0]
 
-    if isinstance(config, FBConfig):
+    if isinstance(config, config_class):
         base = config
     elif str(config) in ("paper", "cpu", "tiny"):
-        base = FBConfig.preset(domain, str(config))  # type: ignore[arg-type]
+        base = config_class.preset(domain, str(config))  # type: ignore[arg-type]
     else:
         path = Path(config)
         if not path.is_file():
@@ -56,12 +80,12 @@ def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
                 f"Config {config!r} is neither a preset (paper, cpu, tiny) nor a JSON file."
             )
         try:
-            base = FBConfig.from_dict(json.loads(path.read_text()))
+            base = config_class.from_dict(json.loads(path.read_text()))
         except json.JSONDecodeError as exc:
             raise ValueError(f"Config file {path} is not valid JSON: {exc}") from exc
     if overrides:
         merged = {**base.to_dict(), **overrides}
-        base = FBConfig.from_dict(merged)
+        base = config_class.from_dict(merged)
     return dataclasses.replace(base)
 
 
@@ -126,8 +150,9 @@ def pretrain(
     threads: int | str | None = "auto",
     progress: bool = True,
     overwrite: bool = False,
+    family: str = "fb",
 ) -> Path:
-    """Trains an FB model on a dataset folder and returns the model folder.
+    """Trains an FB (or HILP) model on a dataset folder and returns the model folder.
 
     Args:
         dataset: Folder written by ``bfm-gym collect``, or a list of folders of one domain
@@ -148,6 +173,7 @@ def pretrain(
         threads: torch threads on CPU (``auto`` = free cores).
         progress: Show a progress bar.
         overwrite: Start afresh even if ``out`` holds a run.
+        family: ``"fb"`` or ``"hilp"`` (``config`` is then a HILP preset or HILPConfig JSON).
 
     Raises:
         ValueError: Bad config or dataset; a run with another config is in ``out``.
@@ -155,8 +181,9 @@ def pretrain(
     from bfm_gym import __version__
     from bfm_gym.data import read_manifest
     from bfm_gym.evaluation.zero_shot import InferenceSet
-    from bfm_gym.models import FBTrainer, ModelMetadata, OfflineReplay
+    from bfm_gym.models import ModelMetadata
 
+    _config_class, trainer_class, make_replay = _family_parts(family)
     folders = [Path(d) for d in (dataset if isinstance(dataset, (list, tuple)) else [dataset])]
     if not folders:
         raise ValueError("Give at least one dataset folder.")
@@ -165,12 +192,14 @@ def pretrain(
     if len(domains) != 1:
         raise ValueError(f"Datasets of one domain can be mixed; got domains {sorted(domains)}.")
     domain = manifests[0]["domain"]
-    cfg = make_config(domain, config, overrides)
+    cfg = make_config(domain, config, overrides, family=family)
     out = Path(out)
     run = out / "training"
     run_json = run / "run.json"
     sha = manifests[0]["sha256"] if len(manifests) == 1 else [m["sha256"] for m in manifests]
     run_spec = {"dataset_sha256": sha, "config": cfg.to_dict(), "seed": seed}
+    if family != "fb":  # FB runs keep the spec they had before families existed
+        run_spec["family"] = family
     if out.exists() and overwrite:
         shutil.rmtree(out)
     if run_json.is_file():
@@ -187,8 +216,7 @@ def pretrain(
                                  "updates": updates, "bfm_gym_version": __version__}, sort_keys=True)
 
     transitions = _load_datasets(folders)
-    replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
-                           transitions.terminated)
+    replay = make_replay(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples, seed=seed)
     from bfm_gym.envs import make_env
 
@@ -204,7 +232,7 @@ def pretrain(
         extra={"dataset_sha256": sha, "train_seed": seed},
     )
     env.close()
-    trainer = FBTrainer(cfg, transitions.obs.shape[1], transitions.action.shape[1], device=device,
+    trainer = trainer_class(cfg, transitions.obs.shape[1], transitions.action.shape[1], device=device,
                         seed=seed, metadata=metadata, threads=threads)
     del transitions
     eval_fn = _eval_fn(domain, samples, eval_episodes, seed) if eval_every else None
@@ -245,7 +273,6 @@ def export_checkpoint(
         FileExistsError: ``out`` exists and is not empty.
     """
     from bfm_gym.evaluation.zero_shot import InferenceSet
-    from bfm_gym.models import FBTrainer, OfflineReplay
     from bfm_gym.models.fb.trainer import list_checkpoints
 
     run = Path(model_dir) / "training"
@@ -263,11 +290,11 @@ def export_checkpoint(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose another folder.")
-    trainer = FBTrainer.from_checkpoint(run / "checkpoints" / f"step_{step:09d}", device="cpu",
-                                        threads=None)
+    _config_class, trainer_class, make_replay = _family_parts(info["spec"].get("family", "fb"))
+    trainer = trainer_class.from_checkpoint(run / "checkpoints" / f"step_{step:09d}", device="cpu",
+                                            threads=None)
     transitions = _load_datasets([Path(d) for d in info["dataset"]])
-    replay = OfflineReplay(transitions.obs, transitions.action, transitions.next_obs,
-                           transitions.terminated)
+    replay = make_replay(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples,
                                             seed=int(info["spec"]["seed"]))
     trainer.save_model(out, replay)

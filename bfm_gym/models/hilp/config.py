@@ -10,12 +10,22 @@ reference ("paper"), CPU-sized ("cpu") and test-sized ("tiny") settings per doma
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from bfm_gym.models.fb.config import _DOMAIN_ALIASES, DOMAINS, PRESET_SIZES, _closest
 
 __all__ = ["HILPConfig"]
+
+
+def _typed(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Values checked against the field types; command-line text (``--set k=v``) parsed."""
+    try:
+        from bfm_gym.config import coerce_fields
+    except ImportError:  # pragma: no cover - older bfm_gym.config: parse text as JSON
+        return {k: json.loads(v) if isinstance(v, str) else v for k, v in data.items()}
+    return coerce_fields(cls, data)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -150,7 +160,7 @@ class HILPConfig:
             key = unknown[0]
             raise ValueError(f"unknown HILPConfig field {key!r}{_closest(str(key), names)} "
                              f"(valid fields: {', '.join(names)})")
-        return cls(**dict(data))
+        return cls(**_typed(cls, data))
 
     def replace(self, **changes: Any) -> HILPConfig:
         """A copy with some fields changed (validated like :meth:`from_dict`)."""
