@@ -59,6 +59,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+import bfm_gym.models.fb.trainer as trainer_module
 from bfm_gym.models.fb import FBConfig, FBTrainer, networks
 from bfm_gym.models.fb.agent import UpdateNoise, draw_noise
 from bfm_gym.models.fb.replay import TransitionBatch
@@ -317,8 +318,6 @@ def run_ours(trainer: FBTrainer, batch: TransitionBatch, noise: UpdateNoise) -> 
     """One ``FBTrainer.update`` with the given draws: metrics, gradients, parameters after."""
     names = {id(p): f"{k}" for k, p in trainer.model.named_parameters()}
     grads: dict[str, torch.Tensor] = {}
-    import bfm_gym.models.fb.trainer as trainer_module
-
     original = trainer_module.draw_noise
     trainer_module.draw_noise = lambda *a, **k: noise
     try:
