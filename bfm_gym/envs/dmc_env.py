@@ -166,7 +166,12 @@ class DMCEnv(DmControlCompatibilityV0):
         self._advance()
         self._dm_task.after_step(physics)
         self._steps += 1
-        reward = 0.0 if self.task is None else float(self.task.reward(physics))
+        try:
+            reward = 0.0 if self.task is None else float(self.task.reward(physics))
+        except Exception as exc:  # a user's reward function: name it, the task and the call
+            from bfm_gym.errors import reward_error
+
+            raise reward_error(self.task, exc, f"fn(physics) after env step {self._steps}") from exc
         truncated = self._steps >= EPISODE_STEPS
         self._needs_reset = truncated
         return self._observation(), reward, False, truncated, {}

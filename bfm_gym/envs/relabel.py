@@ -102,11 +102,17 @@ class Relabeler:
         physics = self._physics
         model, data = physics.model.ptr, physics.data.ptr
         fns = [task.reward for task in tasks]
-        for i in range(arr.shape[0]):
-            mujoco.mj_setState(model, data, arr[i], _state.STATE_SPEC)
-            mujoco.mj_forward(model, data)
-            for k, fn in enumerate(fns):
-                out[i, k] = fn(physics)
+        i = k = 0
+        try:
+            for i in range(arr.shape[0]):
+                mujoco.mj_setState(model, data, arr[i], _state.STATE_SPEC)
+                mujoco.mj_forward(model, data)
+                for k, fn in enumerate(fns):
+                    out[i, k] = fn(physics)
+        except Exception as exc:  # a user's reward function: name it, the task and the call
+            from bfm_gym.errors import reward_error
+
+            raise reward_error(tasks[k], exc, f"fn(physics) on dataset state {i} (relabelling)") from exc
         bad = ~np.isfinite(out)
         if bad.any():
             i, k = np.argwhere(bad)[0]

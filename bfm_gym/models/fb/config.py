@@ -219,7 +219,9 @@ class FBConfig:
             raise ValueError(
                 f"unknown FBConfig field {key!r}{_closest(str(key), names)} (valid fields: {', '.join(names)})"
             )
-        return cls(**dict(data))
+        from bfm_gym.config import coerce_fields  # values checked against the field types
+
+        return cls(**coerce_fields(cls, data))
 
     def replace(self, **changes: Any) -> FBConfig:
         """A copy with some fields changed (validated like :meth:`from_dict`)."""
