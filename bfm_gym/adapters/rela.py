@@ -214,7 +214,6 @@ class ReLAAdapter(Adapter):
         super().__init__(bfm, task, config, seed)
         c = self.config
         device = bfm.device
-        model = bfm.model
         self.z_r = torch.as_tensor(reward_weights(bfm, samples, self.task, "ReLA"), device=device)
         """Fixed reward weights ``(z_dim,)`` (unprojected least squares; see the module docstring)."""
         self.z = np.asarray(bfm.project(self.z_r.cpu().numpy()), dtype=np.float32)
@@ -232,7 +231,7 @@ class ReLAAdapter(Adapter):
         """Online transitions observed."""
         self.updates = 0
         """Gradient steps taken (critic and latent)."""
-        self._model = model
+        self._model = bfm  # only the BFM protocol: phi, act, psi, project (any family)
 
     # -- acting ---------------------------------------------------------------------------
 
@@ -280,7 +279,7 @@ class ReLAAdapter(Adapter):
         # residual critic: y = (r - phi(s')^T z_r) + gamma * Q_res_targ(s', pi(s', z))
         z_rows = self._z.detach().expand(c.batch_size, -1)
         with torch.no_grad():
-            next_action = model.act(next_obs, z_rows)
+            next_action = model.act(next_obs, z_rows)  # torch in, torch out on the same device
             target = batch["residual"] + self.bfm.gamma * (1.0 - batch["terminal"]) * self._q_res(
                 self.critic_target, next_obs, next_action, z_rows)
         q_loss = (self._q_res(self.critic, obs, batch["action"], z_rows) - target).pow(2).mean()
@@ -291,7 +290,7 @@ class ReLAAdapter(Adapter):
         # latent: ascend J(z) = E_s[agg_k psi_k(s, pi(s,z), z)^T z_r + Q_res(s, pi(s,z))]
         z = model.project(self._z).expand(c.batch_size, -1)
         action = model.act(obs, z, grad=True)
-        value = aggregate_heads((model.forward(obs, action, z, grad=True) * self.z_r).sum(-1),
+        value = aggregate_heads((model.psi(obs, z, action, grad=True) * self.z_r).sum(-1),
                                 c.pessimism)
         objective = (value + self._q_res(self.critic, obs, action, z)).mean()
         (grad,) = torch.autograd.grad(-objective, [self._z])  # only z: the critic is fit by TD

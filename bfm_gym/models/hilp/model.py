@@ -67,6 +67,12 @@ class HILPModel(nn.Module):
         self.register_buffer("phi_mean", torch.zeros(c.z_dim))
 
     @property
+    def forward_map(self) -> ForwardMap:
+        """psi's network under FB's name ``F`` (code written for FB's internals, such as the SB3
+        plugin's critic initialisation, reads it); the same module as :attr:`successor`."""
+        return self.successor
+
+    @property
     def z_dim(self) -> int:
         """Latent dimension d."""
         return self.config.z_dim
