@@ -27,11 +27,11 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
     from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
     from bfm_gym.pretrained import resolve
 
-    bfm = bfm_gym.load(model)
+    bfm = bfm_gym.load(model)  # any registered family
     domain = bfm.metadata.domain
     tasks = [t for t in list_tasks(domain) if not t.startswith("test_")]
     start = time.perf_counter()
-    samples = InferenceSet.load(resolve(model))
+    samples = bfm.samples if bfm.samples is not None else InferenceSet.load(resolve(model))
     table: dict[str, dict[str, Any]] = {}
     for task in tasks:
         try:
@@ -42,6 +42,7 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
     mean = float(np.mean([row["mean"] for row in table.values()]))
     row: dict[str, Any] = {
         "model": str(model),
+        "family": getattr(bfm, "family", None),
         "domain": domain,
         "training_steps": bfm.metadata.training_steps,
         "episodes_per_task": episodes,
@@ -65,9 +66,16 @@ def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], 
     cfg = json.loads((folder / "config.json").read_text())
     write_json_atomic(folder / "zero_shot.json", report, sort_keys=True)
     c = cfg["model"]["config"]
-    arch = (f"z_dim {c['z_dim']}, F/actor hidden {c['f_hidden_dim']}/{c['actor_hidden_dim']}, "
-            f"B hidden {c['b_hidden_dim']}x{c['b_hidden_layers']}, batch {c['batch_size']}, "
-            f"gamma {c['gamma']}, ar_blocks {c['ar_blocks']}, actor_loss {c['actor_loss']}")
+    if cfg.get("format") == "bfm_gym.hilp":
+        kind = "HILP (Hilbert foundation policy) model"
+        arch = (f"z_dim {c['z_dim']}, phi hidden {c['phi_hidden_dim']}x{c['phi_hidden_layers']}, "
+                f"psi/actor hidden {c['sf_hidden_dim']}/{c['actor_hidden_dim']}, batch {c['batch_size']}, "
+                f"gamma {c['gamma']}, hilp_gamma {c['hilp_gamma']}, expectile {c['expectile']}")
+    else:
+        kind = "Forward-Backward model"
+        arch = (f"z_dim {c['z_dim']}, F/actor hidden {c['f_hidden_dim']}/{c['actor_hidden_dim']}, "
+                f"B hidden {c['b_hidden_dim']}x{c['b_hidden_layers']}, batch {c['batch_size']}, "
+                f"gamma {c['gamma']}, ar_blocks {c['ar_blocks']}, actor_loss {c['actor_loss']}")
     rows = "\n".join(
         f"| {t} | {v['mean']:.1f} | {v['ci95'][0]:.1f} to {v['ci95'][1]:.1f} |"
         for t, v in report["tasks"].items()
@@ -78,7 +86,7 @@ def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], 
                  f"**{'met' if report['floor_met'] else 'NOT met'}** ({report['mean_over_tasks']:.1f}).\n")
     text = f"""# bfm_gym model: {report['domain']}
 
-Forward-Backward model trained by this project's own commands.
+{kind} trained by this project's own commands.
 
 - Training command: `{command}`
 - Dataset: `{dataset_command}`
