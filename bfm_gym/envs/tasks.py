@@ -44,11 +44,16 @@ class Task:
     """A named reward function for one domain.
 
     Attributes:
-        domain: Name of the domain the reward is defined for (e.g. ``"walker"``).
+        domain: Name of the domain the reward is defined for (e.g. ``"walker"``), or a
+            Gymnasium id (``"Hopper-v5"``; see :mod:`bfm_gym.envs.gym_tasks`).
         name: Task name within the domain (e.g. ``"run"``).
-        reward: ``fn(physics) -> float``; must depend only on the simulator state.
+        reward: ``fn(physics) -> float`` (dm_control domains; only the simulator state);
+            for Gymnasium ids also ``fn(env) -> float`` (MuJoCo envs) or
+            ``fn(obs, action, next_obs) -> float``.
         description: One line for listings.
         params: JSON-safe parameters that define the task (e.g. a goal), for specs.
+        inputs: What ``reward`` takes, read from its signature: ``"simulator"`` (one
+            argument), ``"transition"`` (three) or ``"native"`` (the env's own reward).
     """
 
     domain: str
@@ -56,6 +61,13 @@ class Task:
     reward: RewardFn
     description: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    inputs: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            from bfm_gym.envs.gym_tasks import task_inputs
+
+            object.__setattr__(self, "inputs", task_inputs(self.reward))
 
     def __call__(self, physics: Any) -> float:
         return float(self.reward(physics))
@@ -93,10 +105,13 @@ def register_task(
     """Registers ``reward`` as task ``name`` of ``domain`` and returns the Task.
 
     Args:
-        domain: Domain name; it does not need to be known yet (plugins may register
-            tasks before their domain).
-        name: Task name; letters, digits and underscores.
-        reward: ``fn(physics) -> float`` evaluated after each step.
+        domain: Domain name, or a Gymnasium id (``"Hopper-v5"``); it does not need to be
+            known yet (plugins may register tasks before their domain).
+        name: Task name; letters, digits and underscores (``native`` is reserved for a
+            Gymnasium env's own reward).
+        reward: ``fn(physics) -> float`` evaluated after each step; for a Gymnasium id,
+            ``fn(obs, action, next_obs) -> float`` or, for MuJoCo envs, ``fn(env) -> float``
+            on the unwrapped env at the next state (:mod:`bfm_gym.envs.gym_tasks`).
         description: One line for ``bfm-gym tasks``.
         overwrite: Replace an existing task of the same name instead of raising.
 
@@ -113,15 +128,39 @@ def register_task(
         raise ValueError(
             f"Task {domain}/{name} is already registered; pass overwrite=True to replace it."
         )
+    if _is_gym_domain(domain) and name == "native":
+        raise ValueError(f"Task name 'native' is reserved for the env's own reward ({domain}).")
     task = Task(domain=domain, name=name, reward=reward, description=description)
     tasks[name] = task
     return task
 
 
 def list_tasks(domain: str) -> list[str]:
-    """Returns the sorted task names registered for ``domain``."""
+    """Returns the sorted task names registered for ``domain`` (a Gymnasium id's list starts
+    with ``native``, its own reward)."""
     _ensure_plugin_tasks()
-    return sorted(_TASKS.get(domain, {}))
+    names = sorted(_TASKS.get(domain, {}))
+    if _is_gym_domain(domain):
+        from bfm_gym.envs.gym_tasks import NATIVE
+
+        names = [NATIVE, *[n for n in names if n != NATIVE]]
+    return names
+
+
+def _is_gym_domain(domain: str) -> bool:
+    from bfm_gym.envs.gym_env import is_gym_domain
+
+    return is_gym_domain(domain)
+
+
+def _checked(domain: str, task: Task) -> Task:
+    if task.inputs == "transition" and not _is_gym_domain(domain):
+        raise ValueError(
+            f"Task {task.name!r} is fn(obs, action, next_obs), but tasks of the dm_control "
+            f"domain {domain!r} are fn(physics) -> float on the simulator after the step "
+            "(transition tasks are for Gymnasium envs)."
+        )
+    return task
 
 
 def get_task(domain: str, task: str | Task | RewardFn) -> Task:
@@ -136,12 +175,18 @@ def get_task(domain: str, task: str | Task | RewardFn) -> Task:
                 f"Task {task.domain}/{task.name} belongs to domain {task.domain!r}, "
                 f"not {domain!r}."
             )
-        return task
+        return _checked(domain, task)
     if callable(task):
         name = getattr(task, "__name__", type(task).__name__)
-        return Task(domain=domain, name=name, reward=task, description="user reward function")
+        return _checked(domain, Task(domain=domain, name=name, reward=task,
+                                     description="user reward function"))
     _ensure_plugin_tasks()
     tasks = _TASKS.get(domain, {})
+    if _is_gym_domain(domain) and task not in tasks:
+        from bfm_gym.envs.gym_tasks import NATIVE, native_reward
+
+        tasks = {NATIVE: Task(domain=domain, name=NATIVE, reward=native_reward,
+                              description="the env's own reward", inputs="native"), **tasks}
     if task not in tasks:
         valid = ", ".join(sorted(tasks)) or "(none)"
         close = difflib.get_close_matches(str(task), list(tasks), n=1)

@@ -61,7 +61,8 @@ def rollout_returns(
     *,
     progress: bool = False,
 ) -> np.ndarray:
-    """Runs ``episodes`` full episodes in lockstep and returns their returns.
+    """Runs ``episodes`` full episodes in lockstep and returns their returns (an episode that
+    terminates or truncates early stops there).
 
     Args:
         make_env: Builds one env (e.g. ``lambda: DMCEnv("walker", "run")``).
@@ -80,12 +81,19 @@ def rollout_returns(
     returns = np.zeros(episodes)
     from tqdm.auto import trange
 
-    for _ in trange(EPISODE_STEPS, disable=not progress, desc="eval", unit="step"):
+    done = np.zeros(episodes, dtype=bool)
+    bar = trange(EPISODE_STEPS, disable=not progress, desc="eval", unit="step")
+    while not done.all():  # DMC episodes all truncate at EPISODE_STEPS; others may end early
         actions = np.asarray(policy(obs))
         for k, env in enumerate(envs):
-            o, r, _, _, _ = env.step(actions[k])
+            if done[k]:
+                continue
+            o, r, terminated, truncated, _ = env.step(actions[k])
             obs[k] = o
             returns[k] += r
+            done[k] = terminated or truncated
+        bar.update()
+    bar.close()
     for env in envs:
         env.close()
     return returns
