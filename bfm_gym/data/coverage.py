@@ -5,7 +5,9 @@ stored next-state and summed per episode: the best and mean episode return say
 which behaviours the data contains (an FB model can hardly learn a behaviour no
 episode comes near). A picture shows where the data went: visited (x, y) for the
 maze, torso height for walker, forward velocity for cheetah, uprightness for
-quadruped, next to the per-task return distributions.
+quadruped, episode lengths for Gymnasium envs, next to the per-task return distributions.
+For a Gymnasium env the tasks are its own reward (``native``, as recorded) and the tasks
+registered for its id (:mod:`bfm_gym.envs.gym_tasks`).
 """
 
 from __future__ import annotations
@@ -49,12 +51,27 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
 
     domain = transitions.domain
     tasks = tasks or [t for t in list_tasks(domain) if not t.startswith("test_")]
-    per_step = Relabeler(domain).rewards_many(transitions.next_state, tasks)
+    unavailable: dict[str, str] = {}
+    if transitions.env is None:
+        per_step = Relabeler(domain).rewards_many(transitions.next_state, tasks)
+    else:  # a Gymnasium env: native rewards, transition and simulator tasks
+        from bfm_gym.envs.gym_tasks import label_rewards
+
+        per_step = {}
+        for task in tasks:
+            try:
+                per_step.update(label_rewards(domain, [task], transitions, transitions.env))
+            except ValueError as exc:  # e.g. a simulator task on data without states
+                unavailable[task] = str(exc)
     returns = {task: episode_returns(transitions, r) for task, r in per_step.items()}
     report: dict[str, Any] = {
         "domain": domain,
         "episodes": int(transitions.episode.max()) + 1,
         "steps": len(transitions),
+        "episode_length": {
+            "mean": round(float(np.bincount(transitions.episode).mean()), 1),
+            "terminated_episodes": int(np.asarray(transitions.terminated).sum()),
+        },
         "tasks": {
             t: {
                 "best_return": round(float(r.max()), 2),
@@ -64,6 +81,8 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
             for t, r in returns.items()
         },
     }
+    if unavailable:
+        report["unavailable_tasks"] = unavailable
     if domain == "point_mass_maze":
         xy = transitions.next_obs[:, :2]
         hist, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=20, range=[[-0.3, 0.3], [-0.3, 0.3]])
@@ -107,6 +126,11 @@ def _plot(transitions: Transitions, returns: dict[str, np.ndarray], path: Path) 
         ax.set_xlabel(label)
         ax.set_ylabel("steps")
         ax.set_title(f"{domain}: {label}")
+    elif transitions.env is not None:  # a Gymnasium env: how long episodes last
+        ax.hist(np.bincount(transitions.episode), bins=40, color="tab:blue")
+        ax.set_xlabel("episode length [steps]")
+        ax.set_ylabel("episodes")
+        ax.set_title(f"{domain}: {int(np.asarray(transitions.terminated).sum())} terminated episodes")
     else:
         ax.axis("off")
     ax = axes[1]

@@ -45,10 +45,18 @@ class Transitions:
         obs: ``(n, obs_dim)`` float32, s.
         action: ``(n, act_dim)`` float32, a.
         next_obs: ``(n, obs_dim)`` float32, s'.
-        terminated: ``(n,)`` float32, 1 where s' is terminal (never for DMC).
-        next_state: ``(n, state_size)`` float64 simulator state of s' (for relabelling).
+        terminated: ``(n,)`` float32, 1 where s' is terminal (never for DMC; Gymnasium
+            envs such as Hopper terminate when they fall). Pre-training does not bootstrap
+            through these.
+        next_state: ``(n, state_size)`` float64 simulator state of s' (for relabelling);
+            ``state_size`` is 0 when the env's state cannot be read (non-MuJoCo envs,
+            datasets made by others).
         episode: ``(n,)`` int64 episode index of each transition.
-        domain: Domain name.
+        domain: Domain name, or the Gymnasium id of a Gymnasium env.
+        reward: ``(n,)`` float64 rewards the env gave (task ``native``); None for
+            reward-free dm_control data.
+        env: The :class:`~bfm_gym.envs.gym_env.EnvInfo` of a Gymnasium env, as a dict;
+            None for dm_control domains.
     """
 
     obs: np.ndarray
@@ -58,14 +66,19 @@ class Transitions:
     next_state: np.ndarray
     episode: np.ndarray
     domain: str
+    reward: np.ndarray | None = None
+    env: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
 
 
 def dataset_id(domain: str, agent: str) -> str:
-    """Minari dataset id used inside a bfm_gym dataset folder."""
-    return f"{domain}-{agent}-v0"
+    """Minari dataset id used inside a bfm_gym dataset folder (characters Minari ids do not
+    allow, such as the ``/`` of ``dm_control/walker-walk-v0``, become ``_``)."""
+    import re
+
+    return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', domain)}-{agent}-v0"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -87,15 +100,17 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 
 def write_minari(root: Path, episodes: list[dict[str, np.ndarray]], *, domain: str, agent: str,
-                 description: str) -> Path:
+                 description: str, env_info: dict[str, Any] | None = None) -> Path:
     """Writes episodes as a Minari dataset under ``root`` and returns the hdf5 path.
 
     Args:
         root: Minari datasets root (``MINARI_DATASETS_PATH`` during the write).
-        episodes: Dicts with ``observations``, ``actions``, ``states``, ``seed``.
-        domain: Domain name (spaces come from its reward-free env id).
+        episodes: Dicts with ``observations``, ``actions``, ``states``, ``seed`` and, for
+            Gymnasium envs, ``rewards`` and ``terminated``.
+        domain: Domain name (spaces come from its reward-free env id) or Gymnasium id.
         agent: Collector agent name.
         description: Free text stored in Minari's metadata.
+        env_info: The EnvInfo dict of a Gymnasium env (its spec, with kwargs, is recorded).
     """
     import gymnasium as gym
     from minari import create_dataset_from_buffers
@@ -106,19 +121,29 @@ def write_minari(root: Path, episodes: list[dict[str, np.ndarray]], *, domain: s
     buffers = []
     for i, ep in enumerate(episodes):
         t = ep["actions"].shape[0]
+        terminated = bool(ep.get("terminated", False))
+        states = ep["states"]
         buffers.append(
             EpisodeBuffer(
                 id=i,
                 seed=int(ep["seed"]),
                 observations=ep["observations"],
                 actions=ep["actions"],
-                rewards=np.zeros(t, dtype=np.float64),
-                terminations=np.zeros(t, dtype=bool),
-                truncations=np.arange(1, t + 1) == t,
-                infos={"state": ep["states"]},
+                rewards=np.asarray(ep.get("rewards", np.zeros(t)), dtype=np.float64),
+                terminations=(np.arange(1, t + 1) == t) & terminated,
+                truncations=(np.arange(1, t + 1) == t) & (not terminated),
+                infos={"state": states} if states.shape[-1] else {},
             )
         )
-    spec = gym.spec(env_id(domain))
+    if env_info is None:
+        spec = gym.spec(env_id(domain))
+    else:
+        import dataclasses
+
+        base = gym.spec(env_info["id"])
+        spec = dataclasses.replace(base, kwargs={**base.kwargs, **env_info.get("kwargs", {})},
+                                   max_episode_steps=env_info.get("max_episode_steps")
+                                   or base.max_episode_steps)
     obs_dim = episodes[0]["observations"].shape[1]
     act_dim = episodes[0]["actions"].shape[1]
     root = Path(root).resolve()  # Minari mis-joins relative roots
@@ -225,18 +250,25 @@ def load_transitions(path: str | os.PathLike[str], *, max_episodes: int | None =
     """
     manifest = read_manifest(path)
     ds = open_minari(path, verify_hash=verify_hash)
-    obs, act, nxt, nstate, epi = [], [], [], [], []
+    gym_env = manifest.get("env")
+    obs, act, nxt, nstate, epi, term, rew = [], [], [], [], [], [], []
     try:
         for k, ep in enumerate(ds.iterate_episodes()):
             if max_episodes is not None and k >= max_episodes:
                 break
             o = np.asarray(ep.observations, dtype=np.float32)
-            s = np.asarray(ep.infos["state"], dtype=np.float64)
+            t = len(o) - 1
+            if gym_env is None or manifest.get("state_size", 0):
+                s = np.asarray(ep.infos["state"], dtype=np.float64)
+            else:
+                s = np.zeros((t + 1, 0))
             obs.append(o[:-1])
             nxt.append(o[1:])
             act.append(np.asarray(ep.actions, dtype=np.float32))
             nstate.append(s[1:])
-            epi.append(np.full(len(o) - 1, k, dtype=np.int64))
+            epi.append(np.full(t, k, dtype=np.int64))
+            term.append(np.asarray(ep.terminations, dtype=np.float32))
+            rew.append(np.asarray(ep.rewards, dtype=np.float64))
     except (KeyError, OSError) as exc:
         raise DatasetError(f"Dataset {path} is unreadable or lacks simulator states: {exc}.") from exc
     if not obs:
@@ -247,13 +279,14 @@ def load_transitions(path: str | os.PathLike[str], *, max_episodes: int | None =
             f"States in {path} have size {next_state.shape[1]} but the manifest says "
             f"{manifest['state_size']}; the dataset is corrupt."
         )
-    n = sum(len(x) for x in obs)
     return Transitions(
         obs=np.concatenate(obs),
         action=np.concatenate(act),
         next_obs=np.concatenate(nxt),
-        terminated=np.zeros(n, dtype=np.float32),
+        terminated=np.concatenate(term),
         next_state=next_state,
         episode=np.concatenate(epi),
         domain=str(manifest["domain"]),
+        reward=np.concatenate(rew) if gym_env is not None else None,
+        env=gym_env,
     )

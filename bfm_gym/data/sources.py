@@ -57,7 +57,10 @@ def minari_root() -> Path:
 
 
 def _minari_folders(root: Path) -> list[Path]:
-    return sorted(p.parent.parent for p in root.rglob("data/metadata.json"))
+    """Minari datasets under a root (ids nest up to ``namespace/name/version``)."""
+    found = [p for depth in range(1, 5)
+             for p in root.glob("/".join(["*"] * depth) + "/data/metadata.json")]
+    return sorted(p.parent.parent for p in found)
 
 
 def resolve_source(ref: str | os.PathLike[str]) -> DatasetSource:
@@ -82,8 +85,9 @@ def resolve_source(ref: str | os.PathLike[str]) -> DatasetSource:
             names = ", ".join(str(p.relative_to(path)) for p in found)
             raise DatasetError(f"{path} holds several Minari datasets ({names}); pass one of them.")
         raise DatasetError(
-            f"{path} is neither a bfm_gym dataset (no {MANIFEST}) nor a Minari dataset (no "
-            "data/metadata.json). Make one with `bfm-gym collect --env ID --out DIR`."
+            f"{path} is not a bfm_gym dataset (no {MANIFEST}), nor a Minari dataset (no "
+            "data/metadata.json). Make one with `bfm-gym collect --domain DOMAIN --out DIR` "
+            "(or --env ID for a Gymnasium env)."
         )
     local = minari_root() / str(ref)
     if (local / "data" / "metadata.json").is_file():

@@ -1,6 +1,8 @@
-"""Environments: dm_control domains with relabelable tasks, as Gymnasium envs."""
+"""Environments: dm_control domains with relabelable tasks, as Gymnasium envs, and any other
+Gymnasium env with continuous actions (:mod:`bfm_gym.envs.gym_env`)."""
 
 from bfm_gym.envs.domains import DOMAINS, Domain, get_domain, register_domain
+from bfm_gym.envs.gym_env import EnvInfo, GymEnv, make_gym_env, make_task_env
 from bfm_gym.envs.registration import BUILTIN_TASKS, env_id, register_envs, task_name
 from bfm_gym.envs.tasks import RewardFn, Task, get_task, goal_task, list_tasks, register_task
 
@@ -20,6 +22,8 @@ __all__ = [
     "BUILTIN_TASKS",
     "DOMAINS",
     "Domain",
+    "EnvInfo",
+    "GymEnv",
     "RewardFn",
     "Task",
     "env_id",
@@ -28,6 +32,8 @@ __all__ = [
     "goal_task",
     "list_tasks",
     "make_env",
+    "make_gym_env",
+    "make_task_env",
     "register_domain",
     "register_envs",
     "register_task",

@@ -19,6 +19,7 @@ checkpoint; the result equals an uninterrupted run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,9 @@ from bfm_gym.utils.io import atomic_path, write_json_atomic
 
 __all__ = ["export_checkpoint", "make_config", "pretrain"]
 
+
+GYM_PRESET_DOMAIN = "walker"
+"""Whose preset sizes a model of a Gymnasium env (no preset of its own) gets."""
 
 TRAINABLE_FAMILIES = ("fb", "hilp")
 """Families ``pretrain`` can train (``--family``)."""
@@ -72,7 +76,11 @@ def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
     if isinstance(config, config_class):
         base = config
     elif str(config) in ("paper", "cpu", "tiny"):
-        base = config_class.preset(domain, str(config))  # type: ignore[arg-type]
+        from bfm_gym.envs.gym_env import is_gym_domain
+
+        # Gymnasium envs have no preset of their own: walker's sizes (gamma 0.98)
+        preset_domain = GYM_PRESET_DOMAIN if is_gym_domain(domain) else domain
+        base = config_class.preset(preset_domain, str(config))  # type: ignore[arg-type]
     else:
         path = Path(config)
         if not path.is_file():
@@ -112,12 +120,64 @@ def _eval_fn(domain: str, samples: Any, episodes: int, seed: int) -> Any:
     return evaluate
 
 
-def _load_datasets(datasets: list[Path]) -> Any:
-    """The concatenated transitions of one or more datasets (of one domain, checked before)."""
-    from bfm_gym.data import load_transitions
-    from bfm_gym.data.dataset import Transitions
+def _check_same_spaces(manifests: list[dict[str, Any]]) -> None:
+    """Datasets of one Gymnasium id mixed in one run must share their env (kwargs, spaces)."""
+    envs = [m.get("env") for m in manifests]
+    if any(e is not None for e in envs) and len({json.dumps(e, sort_keys=True) for e in envs}) > 1:
+        raise ValueError(
+            "The datasets were recorded on different envs (kwargs or spaces differ): "
+            + "; ".join(f"{m['dataset_id']}: {json.dumps(m.get('env'), sort_keys=True)}" for m in manifests)
+            + ". Mix only datasets of one env."
+        )
 
-    parts = [load_transitions(d) for d in datasets]
+
+def _gym_eval_fn(domain: str, env_info: dict[str, Any], samples: Any, episodes: int,
+                 seed: int) -> Any:
+    """Zero-shot returns on the tasks of a Gymnasium env that its samples can label (``native``
+    and registered ones), or None when the env cannot be built here (a warning says why)."""
+    import warnings
+
+    from bfm_gym.envs import list_tasks
+    from bfm_gym.envs.gym_env import make_task_env
+    from bfm_gym.envs.gym_tasks import label_rewards
+    from bfm_gym.evaluation.rollout import rollout_returns
+
+    try:
+        make_task_env(domain, env_info=env_info).close()
+    except Exception as exc:  # e.g. the env's package is not installed here
+        warnings.warn(f"No zero-shot evaluation during training: {domain} cannot be built "
+                      f"({exc}).", UserWarning, stacklevel=3)
+        return None
+    rewards: dict[str, np.ndarray] = {}
+    for task in [t for t in list_tasks(domain) if not t.startswith("test_")]:
+        try:
+            rewards.update(label_rewards(domain, [task], samples, env_info))
+        except ValueError as exc:  # a task these samples cannot label (e.g. no states)
+            warnings.warn(f"Task {task!r} is not evaluated during training: {exc}", UserWarning,
+                          stacklevel=3)
+    tasks = [t for t, r in rewards.items() if np.any(r)]
+
+    def evaluate(bfm: Any) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for task in tasks:
+            z = bfm.infer_z(samples.next_obs, rewards[task].astype(np.float32))
+            returns = rollout_returns(lambda task=task: make_task_env(domain, task, env_info=env_info),
+                                      lambda obs, z=z: bfm.act(obs, z), episodes, seed)
+            out[f"zero_shot/{task}"] = float(returns.mean())
+        if tasks:
+            out["zero_shot/mean"] = float(np.mean([out[f"zero_shot/{t}"] for t in tasks]))
+        return out
+
+    return evaluate if tasks else None
+
+
+def _load_datasets(datasets: list[Path]) -> Any:
+    """The concatenated transitions of one or more datasets (of one domain, checked before):
+    bfm_gym folders or Minari datasets (:mod:`bfm_gym.data.sources`)."""
+    from bfm_gym.data.dataset import Transitions
+    from bfm_gym.data.sources import load_source, resolve_source
+
+    parts = [load_source(resolve_source(d)) for d in datasets]
     if len(parts) == 1:
         return parts[0]
     offsets = np.cumsum([0] + [int(p.episode.max()) + 1 for p in parts[:-1]])
@@ -129,6 +189,9 @@ def _load_datasets(datasets: list[Path]) -> Any:
         next_state=np.concatenate([p.next_state for p in parts]),
         episode=np.concatenate([p.episode + o for p, o in zip(parts, offsets, strict=True)]),
         domain=parts[0].domain,
+        reward=(np.concatenate([p.reward for p in parts])
+                if all(p.reward is not None for p in parts) else None),
+        env=parts[0].env,
     )
 
 
@@ -155,8 +218,10 @@ def pretrain(
     """Trains an FB (or HILP) model on a dataset folder and returns the model folder.
 
     Args:
-        dataset: Folder written by ``bfm-gym collect``, or a list of folders of one domain
-            whose transitions are mixed (e.g. RND and random data).
+        dataset: Folder written by ``bfm-gym collect``, a Minari dataset (folder, or name of
+            one present locally; its recorded rewards label the env's own task ``native``),
+            or a list of these of one domain whose transitions are mixed (e.g. RND and
+            random data). Nothing is downloaded.
         out: Model folder to create (or to resume into).
         config: Preset (``paper``/``cpu``/``tiny``), JSON file or FBConfig.
         overrides: Config fields to change.
@@ -179,7 +244,7 @@ def pretrain(
         ValueError: Bad config or dataset; a run with another config is in ``out``.
     """
     from bfm_gym import __version__
-    from bfm_gym.data import read_manifest
+    from bfm_gym.data.sources import resolve_source
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models import ModelMetadata
 
@@ -187,11 +252,15 @@ def pretrain(
     folders = [Path(d) for d in (dataset if isinstance(dataset, (list, tuple)) else [dataset])]
     if not folders:
         raise ValueError("Give at least one dataset folder.")
-    manifests = [read_manifest(d) for d in folders]
+    sources = [resolve_source(d) for d in folders]
+    folders = [src.path for src in sources]
+    manifests = [src.manifest for src in sources]
     domains = {m["domain"] for m in manifests}
     if len(domains) != 1:
         raise ValueError(f"Datasets of one domain can be mixed; got domains {sorted(domains)}.")
     domain = manifests[0]["domain"]
+    env_info = manifests[0].get("env")
+    _check_same_spaces(manifests)
     cfg = make_config(domain, config, overrides, family=family)
     out = Path(out)
     run = out / "training"
@@ -216,26 +285,46 @@ def pretrain(
                                  "updates": updates, "bfm_gym_version": __version__}, sort_keys=True)
 
     transitions = _load_datasets(folders)
+    if env_info is not None:  # data of a Gymnasium env must fit that env, before any training
+        from bfm_gym.data.sources import check_env_matches
+
+        check_env_matches(manifests[0], transitions)
     replay = make_replay(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples, seed=seed)
-    from bfm_gym.envs import make_env
+    dataset_ids = " + ".join(
+        f"{m['dataset_id']} (seed {m['seed']}, {m['episodes']} episodes)" for m in manifests)
+    if env_info is None:
+        from bfm_gym.envs import make_env
 
-    env = make_env(domain)
-    metadata = ModelMetadata(
-        domain=domain,
-        dataset_id=" + ".join(
-            f"{m['dataset_id']} (seed {m['seed']}, {m['episodes']} episodes)" for m in manifests),
-        obs_low=env.observation_space.low.tolist(),
-        obs_high=env.observation_space.high.tolist(),
-        action_low=env.action_space.low.tolist(),
-        action_high=env.action_space.high.tolist(),
-        extra={"dataset_sha256": sha, "train_seed": seed},
-    )
-    env.close()
+        env = make_env(domain)
+        metadata = ModelMetadata(
+            domain=domain,
+            dataset_id=dataset_ids,
+            obs_low=env.observation_space.low.tolist(),
+            obs_high=env.observation_space.high.tolist(),
+            action_low=env.action_space.low.tolist(),
+            action_high=env.action_space.high.tolist(),
+            extra={"dataset_sha256": sha, "train_seed": seed},
+        )
+        env.close()
+    else:  # a Gymnasium env: the model records the env (id, kwargs, spaces) it was trained on
+        obs_dim = transitions.obs.shape[1]
+        metadata = ModelMetadata(
+            domain=domain,
+            dataset_id=dataset_ids,
+            obs_low=[-math.inf] * obs_dim,
+            obs_high=[math.inf] * obs_dim,
+            action_low=env_info["action_low"],
+            action_high=env_info["action_high"],
+            extra={"dataset_sha256": sha, "train_seed": seed, "env": env_info},
+        )
     trainer = trainer_class(cfg, transitions.obs.shape[1], transitions.action.shape[1], device=device,
                         seed=seed, metadata=metadata, threads=threads)
     del transitions
-    eval_fn = _eval_fn(domain, samples, eval_episodes, seed) if eval_every else None
+    if env_info is not None:
+        eval_fn = _gym_eval_fn(domain, env_info, samples, eval_episodes, seed) if eval_every else None
+    else:
+        eval_fn = _eval_fn(domain, samples, eval_episodes, seed) if eval_every else None
     history = trainer.train(replay, updates, run, log_every=log_every,
                             checkpoint_every=checkpoint_every, keep_every=keep_every, eval_fn=eval_fn,
                             eval_every=eval_every or None, progress=progress)
