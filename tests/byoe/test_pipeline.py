@@ -231,3 +231,49 @@ def test_dataset_that_does_not_fit_its_env_is_refused(tmp_path: Path, monkeypatc
     assert not (tmp_path / "m" / "training" / "checkpoints").exists()
     with pytest.raises(ValueError, match=r"different envs"):
         pretrain([hopper_data, root / "test" / "liar" / "random-v0"], tmp_path / "mix", **kw)
+
+
+def test_env_without_state_access_works_for_the_rest(tmp_path: Path) -> None:
+    """Pendulum-v1 (not MuJoCo): collection, pre-training, wrapping and adaptation work; what
+    needs simulator states says so."""
+    import bfm_gym
+    from bfm_gym.data.collection import collect
+    from bfm_gym.experiments import adapt
+    from bfm_gym.pretraining import pretrain
+
+    data = collect("Pendulum-v1", tmp_path / "d", agent="ou", steps=300, max_episode_steps=100,
+                   progress=False, coverage=False)
+    assert read_manifest(data)["state_size"] == 0 and not read_manifest(data)["env"]["has_state"]
+    model = pretrain(data, tmp_path / "m", config="tiny", updates=10, eval_every=10, eval_episodes=1,
+                     checkpoint_every=10, inference_samples=200, threads=1, progress=False)
+    env = bfm_gym.wrap(gym.make("Pendulum-v1"), model=model)
+    assert not env.supports_state_reset
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="supports state reset"):
+        env.reset(options={"state": np.zeros(3)})
+    res = adapt(str(model), "native", "opti", episodes=1, max_episode_steps=20, progress=False,
+                zero_shot_episodes=0)
+    assert res.records[0]["env_steps"] == 20
+    with pytest.raises(ValueError, match=r"needs resets to simulator states; Pendulum-v1 offers none"):
+        adapt(str(model), "native", "lola", episodes=1, max_episode_steps=20, progress=False)
+
+
+def test_cli_collect_and_tasks_for_a_gym_env(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bfm_gym.cli.main import cli
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["collect", "--env", "InvertedPendulum-v5", "--agent", "random",
+                              "--steps", "60", "--max-episode-steps", "30", "--out",
+                              str(tmp_path / "ip"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "InvertedPendulum-v5" in res.output and "native" in res.output
+    res = runner.invoke(cli, ["collect", "--env", "CartPole-v1", "--steps", "10", "--out",
+                              str(tmp_path / "cp")])
+    assert res.exit_code != 0 and "Discrete action space" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["collect", "--env", "Hopper-v5", "--env-kwargs", "{bad", "--steps", "10",
+                              "--out", str(tmp_path / "h")])
+    assert res.exit_code != 0 and "--env-kwargs" in res.output
+    res = runner.invoke(cli, ["tasks", "--env", "Hopper-v5"])
+    assert res.exit_code == 0 and "native" in res.output
