@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from bfm_gym.cli.framework import COUNT, OUT_DIR, BfmCommand
+
 
 def _parse_oracle(values: tuple[str, ...]) -> dict[str, float]:
     out: dict[str, float] = {}
@@ -32,26 +34,26 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint=hint) from None
 
 
-@click.command()
+@click.command(cls=BfmCommand, resumable=True)
 @click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
 @click.option("--tasks", required=True, help="Comma-separated tasks, e.g. walker-run,walker-walk.")
 @click.option("--adapters", required=True, help="Comma-separated registered adapters (plugins included).")
 @click.option("--seeds", default="5", show_default=True, help="Number of seeds (0..N-1) or a list 0,3,7.")
-@click.option("--episodes", type=int, default=50, show_default=True,
+@click.option("--episodes", type=COUNT, default=50, show_default=True,
               help="Episodes per cell; budget = episodes x episode length env steps.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (resumable).")
-@click.option("--workers", type=int, default=None, help="Parallel cells (default: min(cpus, cells)).")
+@click.option("--out", required=True, type=OUT_DIR, help="Output folder (resumable).")
+@click.option("--workers", type=COUNT, default=None, help="Parallel cells (default: min(cpus, cells)).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (--executor ray).")
 @click.option("--set", "overrides", multiple=True, metavar="ADAPTER.KEY=VALUE",
               help="Adapter config field, e.g. --set opti.beta=0.2.")
-@click.option("--max-episode-steps", type=int, default=None, help="Cap episode length (quick runs).")
-@click.option("--max-labels", type=int, default=None,
+@click.option("--max-episode-steps", type=COUNT, default=None, help="Cap episode length (quick runs).")
+@click.option("--max-labels", type=COUNT, default=None,
               help="Cap on online reward labels per cell (default: the env-step budget).")
 @click.option("--oracle", "oracles", multiple=True, metavar="TASK=VALUE",
               help="Oracle return of a task (default: the zero-shot return with dataset labels).")
 @click.option("--checkpoints", default=None, help="Budgets in episodes for the aggregates, e.g. 10,20,50.")
-@click.option("--bootstrap-reps", type=int, default=2000, show_default=True)
+@click.option("--bootstrap-reps", type=COUNT, default=2000, show_default=True)
 @click.option("--score-window", type=click.IntRange(min=1), default=1, show_default=True,
               help="Score a cell at a budget by the mean of its last K episodes within it.")
 @click.option("--no-progress", is_flag=True)
@@ -64,19 +66,16 @@ def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: in
     Rerun the same command to resume: finished cells are skipped, interrupted ones
     continue after their last finished episode.
     """
-    from bfm_gym.experiments.compare import CompareError, compare as run, parse_overrides
+    from bfm_gym.experiments.compare import compare as run, parse_overrides
 
     seed_list = _parse_ints(seeds, "--seeds") or []
     seed_arg: int | list[int] = seed_list[0] if len(seed_list) == 1 and "," not in seeds else seed_list
-    try:
-        res = run(model_name, tasks, adapters, out=out, seeds=seed_arg, episodes=episodes, workers=workers,
-                  executor=executor, address=address, config=parse_overrides(overrides),  # type: ignore[arg-type]
-                  max_episode_steps=max_episode_steps, max_labels=max_labels,
-                  oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
-                  bootstrap_reps=bootstrap_reps, score_window=score_window, progress=not no_progress,
-                  command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
-    except (ValueError, TypeError, FileNotFoundError, ImportError, CompareError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    res = run(model_name, tasks, adapters, out=out, seeds=seed_arg, episodes=episodes, workers=workers,
+              executor=executor, address=address, config=parse_overrides(overrides),  # type: ignore[arg-type]
+              max_episode_steps=max_episode_steps, max_labels=max_labels,
+              oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
+              bootstrap_reps=bootstrap_reps, score_window=score_window, progress=not no_progress,
+              command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     final = res.aggregates["checkpoints"][-1]
     click.echo(f"{'adapter':<22}{'IQM score/zero-shot [95% CI]':>34}")
     for adapter in res.spec.adapters:

@@ -1,8 +1,9 @@
 """``bfm-gym``: collect data, inspect domains and tasks (more commands per concept).
 
-Each command is a thin layer over the Python API of the same name; bad input is
-reported as a one-line error (``click.UsageError``/``ClickException``), never as a
-stack trace.
+Each command is a thin layer over the Python API of the same name. Commands raise
+errors and never catch them: :class:`bfm_gym.cli.framework.BfmGroup` turns them into
+one-line messages (``-v`` or ``BFM_GYM_TRACEBACK=1`` shows the traceback), and the
+option types of :mod:`bfm_gym.cli.framework` check counts, seeds and output paths.
 """
 
 from __future__ import annotations
@@ -15,42 +16,37 @@ from pathlib import Path
 import click
 
 from bfm_gym import __version__
+from bfm_gym.cli.framework import COUNT, NONNEG, OUT_DIR, OUT_FILE, SEED, BfmGroup, one_line_warnings
 
 
 def _parse_set(values: tuple[str, ...]) -> dict:
-    """Parses ``--set key=value`` pairs; values are JSON when they parse as JSON."""
-    out: dict = {}
-    for item in values:
-        if "=" not in item:
-            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
-        key, raw = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
+    """Parses ``--set key=value`` pairs; the config dataclass parses each value by its field type."""
+    from bfm_gym.config import parse_set
+
+    return parse_set(values)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BfmGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bfm-gym")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More log output (-v info, -vv debug); errors show their traceback.")
 def cli(verbose: int) -> None:
     """bfm_gym: Behavioral Foundation Models as Gymnasium environments."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-@cli.command()
+@cli.command(resumable=True)
 @click.option("--domain", required=True, help="walker, cheetah, quadruped or point_mass_maze.")
 @click.option("--agent", default="rnd", show_default=True, help="Collector agent: random, ou, rnd.")
-@click.option("--steps", type=int, default=None, help="Env steps (rounded up to 1000-step episodes).")
-@click.option("--episodes", type=int, default=None, help="Number of 1000-step episodes.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output dataset folder.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=COUNT, default=None, help="Env steps (rounded up to 1000-step episodes).")
+@click.option("--episodes", type=COUNT, default=None, help="Number of 1000-step episodes.")
+@click.option("--out", required=True, type=OUT_DIR, help="Output dataset folder.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Agent config field.")
-@click.option("--chunk-episodes", type=int, default=10, show_default=True,
+@click.option("--chunk-episodes", type=COUNT, default=10, show_default=True,
               help="Episodes per checkpoint (resume granularity).")
-@click.option("--threads", type=int, default=1, show_default=True, help="torch threads.")
+@click.option("--threads", type=COUNT, default=1, show_default=True, help="torch threads.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def collect(domain: str, agent: str, steps: int | None, episodes: int | None, out: Path,
@@ -61,12 +57,9 @@ def collect(domain: str, agent: str, steps: int | None, episodes: int | None, ou
 
     if steps is None and episodes is None:
         raise click.UsageError("Give --steps N or --episodes N.")
-    try:
-        path = run(domain, out, agent=agent, steps=steps, episodes=episodes, seed=seed,
-                   agent_config=_parse_set(overrides), chunk_episodes=chunk_episodes,
-                   overwrite=overwrite, progress=not no_progress, threads=threads)
-    except (ValueError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    path = run(domain, out, agent=agent, steps=steps, episodes=episodes, seed=seed,
+               agent_config=_parse_set(overrides), chunk_episodes=chunk_episodes,
+               overwrite=overwrite, progress=not no_progress, threads=threads)
     _echo_coverage(path)
 
 
@@ -76,12 +69,9 @@ def collect(domain: str, agent: str, steps: int | None, episodes: int | None, ou
 def coverage(dataset: Path, verify: bool) -> None:
     """Recompute and show the coverage report of DATASET (writes coverage.json/png)."""
     from bfm_gym.data.coverage import coverage_report
-    from bfm_gym.data.dataset import DatasetError, load_transitions
+    from bfm_gym.data.dataset import load_transitions
 
-    try:
-        transitions = load_transitions(dataset, verify_hash=verify)
-    except DatasetError as exc:
-        raise click.ClickException(str(exc)) from exc
+    transitions = load_transitions(dataset, verify_hash=verify)
     coverage_report(transitions, dataset)
     _echo_coverage(dataset)
 
@@ -97,24 +87,24 @@ def _echo_coverage(path: Path) -> None:
     click.echo(f"picture: {path / 'coverage.png'}")
 
 
-@cli.command()
+@cli.command(resumable=True)
 @click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(path_type=Path),
               help="Dataset folder; repeat to mix datasets of one domain.")
 @click.option("--config", default="cpu", show_default=True,
               help="Preset (paper, cpu, tiny) or a JSON file of FBConfig fields.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="FBConfig field, e.g. --set ar_blocks=2 --set actor_loss=awr.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder.")
-@click.option("--updates", type=int, default=100_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=OUT_DIR, help="Model folder.")
+@click.option("--updates", type=COUNT, default=100_000, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--eval-every", type=int, default=10_000, show_default=True,
+@click.option("--eval-every", type=NONNEG, default=10_000, show_default=True,
               help="Updates between zero-shot evaluations (0: none).")
-@click.option("--eval-episodes", type=int, default=2, show_default=True)
-@click.option("--checkpoint-every", type=int, default=5_000, show_default=True)
-@click.option("--keep-every", type=int, default=0, show_default=True,
+@click.option("--eval-episodes", type=COUNT, default=2, show_default=True)
+@click.option("--checkpoint-every", type=COUNT, default=5_000, show_default=True)
+@click.option("--keep-every", type=NONNEG, default=0, show_default=True,
               help="Keep checkpoints at multiples of this step for `bfm-gym export --step` (0: newest two only).")
-@click.option("--inference-samples", type=int, default=10_000, show_default=True,
+@click.option("--inference-samples", type=COUNT, default=10_000, show_default=True,
               help="Dataset next-states shipped with the model for z inference.")
 @click.option("--threads", default="auto", show_default=True, help="torch threads (auto: free cores).")
 @click.option("--overwrite", is_flag=True, help="Discard a previous run in --out.")
@@ -126,19 +116,14 @@ def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...]
              keep_every: int, inference_samples: int, threads: str, overwrite: bool, no_progress: bool,
              family: str) -> None:
     """Pre-train an FB model on a dataset (rerun to resume after an interruption)."""
-    from bfm_gym.data.dataset import DatasetError
-    from bfm_gym.models import CheckpointError
     from bfm_gym.pretraining import pretrain as run
 
-    try:
-        path = run(list(datasets), out, config=config, overrides=_parse_set(overrides), updates=updates,
-                   seed=seed, device=device, eval_every=eval_every, eval_episodes=eval_episodes,
-                   checkpoint_every=checkpoint_every, keep_every=keep_every,
-                   inference_samples=inference_samples,
-                   threads=int(threads) if threads.isdigit() else threads,
-                   progress=not no_progress, overwrite=overwrite, family=family)
-    except (DatasetError, CheckpointError, ValueError, FileExistsError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    path = run(list(datasets), out, config=config, overrides=_parse_set(overrides), updates=updates,
+               seed=seed, device=device, eval_every=eval_every, eval_episodes=eval_episodes,
+               checkpoint_every=checkpoint_every, keep_every=keep_every,
+               inference_samples=inference_samples,
+               threads=_threads(threads),
+               progress=not no_progress, overwrite=overwrite, family=family)
     click.echo(f"model written to {path} (TensorBoard: tensorboard --logdir {path / 'training' / 'tb'})")
 
 
@@ -148,22 +133,19 @@ def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...]
 @click.option("--goal", default=None, help="Goal position 'x,y' (point_mass_maze).")
 @click.option("--reward", default=None, metavar="MODULE:FUNCTION",
               help="A reward fn(physics) -> float to evaluate instead of a shipped task.")
-@click.option("--episodes", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--episodes", type=COUNT, default=10, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--dataset", type=click.Path(path_type=Path), default=None,
               help="Infer z from this dataset instead of the model's shipped samples.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+@click.option("--json", "json_out", type=OUT_FILE, default=None,
               help="Write the result as JSON here.")
 def eval_(model_name: str, task: str | None, goal: str | None, reward: str | None,
           episodes: int, seed: int, dataset: Path | None, json_out: Path | None) -> None:
     """Zero-shot return of a model on a task: mean with a 95% interval."""
     from bfm_gym.evaluation.cli import run_eval
 
-    try:
-        result = run_eval(model_name, task=task, goal=goal, reward=reward, episodes=episodes,
-                          seed=seed, dataset=dataset)
-    except (ValueError, FileNotFoundError, ImportError, AttributeError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = run_eval(model_name, task=task, goal=goal, reward=reward, episodes=episodes,
+                      seed=seed, dataset=dataset)
     lo, hi = result.ci95
     click.echo(f"{result.task}: mean return {result.mean:.1f} (95% CI {lo:.1f} to {hi:.1f}) "
                f"over {episodes} episodes")
@@ -177,24 +159,21 @@ def eval_(model_name: str, task: str | None, goal: str | None, reward: str | Non
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="New model folder.")
-@click.option("--step", type=int, default=None, help="Checkpoint step (default: the newest).")
-@click.option("--inference-samples", type=int, default=10_000, show_default=True)
+@click.option("--out", required=True, type=OUT_DIR, help="New model folder.")
+@click.option("--step", type=NONNEG, default=None, help="Checkpoint step (default: the newest).")
+@click.option("--inference-samples", type=COUNT, default=10_000, show_default=True)
 def export(model_dir: Path, out: Path, step: int | None, inference_samples: int) -> None:
     """Write a model folder from a checkpoint of a pretrain run (MODEL_DIR = its --out)."""
     from bfm_gym.pretraining import export_checkpoint
 
-    try:
-        folder = export_checkpoint(model_dir, out, step=step, inference_samples=inference_samples)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    folder = export_checkpoint(model_dir, out, step=step, inference_samples=inference_samples)
     click.echo(f"wrote {folder}")
 
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--episodes", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--episodes", type=COUNT, default=10, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--command", "train_command", default="(not recorded)",
               help="The training command to record in the card.")
 @click.option("--dataset-command", default="(not recorded)", help="The data collection command.")
@@ -206,10 +185,7 @@ def card(model_dir: Path, episodes: int, seed: int, train_command: str, dataset_
     """Evaluate MODEL_DIR on every task of its domain; write MODEL_CARD.md + zero_shot.json."""
     from bfm_gym.evaluation.report import write_model_card, zero_shot_report
 
-    try:
-        report = zero_shot_report(model_dir, episodes=episodes, seed=seed)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = zero_shot_report(model_dir, episodes=episodes, seed=seed)
     notes = notes_file.read_text() if notes_file else ""
     path = write_model_card(model_dir, report, command=train_command,
                             dataset_command=dataset_command, wall_time=wall_time, notes=notes)
@@ -224,29 +200,34 @@ def plugins(hook: str | None) -> None:
     """List loaded plugins as JSON: version, hooks, what each registered, errors."""
     from dataclasses import asdict
 
-    from bfm_gym.plugins import plugin_infos
+    from bfm_gym.errors import closest_hint
+    from bfm_gym.plugins import hookspecs, plugin_infos
 
+    hooks = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+    if hook is not None and hook not in hooks:
+        raise click.BadParameter(f"no hook {hook!r}{closest_hint(hook, hooks)}; hooks: {', '.join(hooks)}",
+                                 param_hint="--hook")
     rows = [asdict(p) for p in plugin_infos() if hook is None or hook in p.hooks]
     click.echo(json.dumps(rows, indent=2))
 
 
-@cli.command()
+@cli.command(resumable=True)
 @click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
 @click.option("--task", default=None, help="Task, as 'run' or 'walker-run'.")
 @click.option("--goal", default=None, help="Goal 'x,y' instead of a task (point_mass_maze).")
 @click.option("--adapter", default="opti", show_default=True, help="Registered adapter name.")
-@click.option("--episodes", type=int, default=50, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder (resumable).")
+@click.option("--episodes", type=COUNT, default=50, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--out", type=OUT_DIR, required=True, help="Run folder (resumable).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Adapter config field.")
 @click.option("--z-hold", default=None, help="Low-level steps per latent (int or 'episode').")
-@click.option("--eval-every", type=int, default=0, show_default=True,
+@click.option("--eval-every", type=NONNEG, default=0, show_default=True,
               help="Evaluation episode with z fixed every K episodes (0: none).")
 @click.option("--oracle", type=float, default=None, help="Reference return for the summary.")
-@click.option("--max-episode-steps", type=int, default=None, help="Cap episode length (quick runs).")
-@click.option("--budget-steps", type=int, default=None,
+@click.option("--max-episode-steps", type=COUNT, default=None, help="Cap episode length (quick runs).")
+@click.option("--budget-steps", type=COUNT, default=None,
               help="Stop after this many env steps, lookahead steps included.")
-@click.option("--zero-shot-episodes", type=int, default=5, show_default=True,
+@click.option("--zero-shot-episodes", type=NONNEG, default=5, show_default=True,
               help="Episodes averaged for the zero-shot reference level (0: none).")
 @click.option("--no-progress", is_flag=True)
 def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, episodes: int,
@@ -256,20 +237,17 @@ def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, epi
     """Adapt a model's latent to a task online (rerun the same command to resume)."""
     from bfm_gym.experiments import adapt as run
 
-    hold: int | str | None = None if z_hold is None else (z_hold if z_hold == "episode" else int(z_hold))
+    hold = _z_hold(z_hold)
     goal_xy = None
     if goal is not None:
         try:
             goal_xy = [float(v) for v in goal.split(",")]
         except ValueError as exc:
             raise click.BadParameter(f"expected x,y, got {goal!r}", param_hint="--goal") from exc
-    try:
-        res = run(model_name, task, adapter, episodes=episodes, seed=seed, out=out,
-                  config=_parse_set(overrides), goal=goal_xy, z_hold=hold, eval_every=eval_every,
-                  oracle=oracle, max_episode_steps=max_episode_steps, budget_steps=budget_steps,
-                  zero_shot_episodes=zero_shot_episodes, progress=not no_progress)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    res = run(model_name, task, adapter, episodes=episodes, seed=seed, out=out,
+              config=_parse_set(overrides), goal=goal_xy, z_hold=hold, eval_every=eval_every,
+              oracle=oracle, max_episode_steps=max_episode_steps, budget_steps=budget_steps,
+              zero_shot_episodes=zero_shot_episodes, progress=not no_progress)
     s = res.summary
     for key in ("zero_shot", "first", "best", "last", "last_over_zero_shot_pct",
                 "episodes_to_95pct_oracle", "env_steps", "labels_used"):
@@ -291,6 +269,30 @@ def tasks(domain: str | None) -> None:
             click.echo(f"  {task:<20} {get_task(name, task).description}  [{env_id(name, task)}]")
 
 
+def _threads(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise click.BadParameter(f"expected 'auto' or an integer >= 1; got {value!r}", param_hint="--threads")
+    return threads
+
+
+def _z_hold(value: str | None) -> int | str | None:
+    if value is None or value == "episode":
+        return value
+    try:
+        hold = int(value)
+    except ValueError:
+        hold = 0
+    if hold < 1:
+        raise click.BadParameter(f"expected an integer >= 1 or 'episode'; got {value!r}", param_hint="--z-hold")
+    return hold
+
+
 def _add_builtin_commands() -> None:
     from bfm_gym.cli.compare import compare
     from bfm_gym.cli.video import video
@@ -306,6 +308,7 @@ def main() -> None:
     """Console-script entry point."""
     from bfm_gym.plugins import PluginError, add_plugin_commands
 
+    one_line_warnings()
     try:
         add_plugin_commands(cli)
     except PluginError as exc:

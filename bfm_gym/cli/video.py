@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from bfm_gym.cli.framework import COUNT, OUT_FILE, SEED
+
 __all__ = ["video"]
 
 
@@ -37,38 +39,33 @@ def _parse_z(text: str) -> list[float]:
     is_flag=True,
     help="Infer z zero-shot for --task from the model's shipped inference samples.",
 )
-@click.option("--steps", type=int, default=300, show_default=True, help="Env steps to render.")
+@click.option("--steps", type=COUNT, default=300, show_default=True, help="Env steps to render.")
 @click.option(
     "--out",
     required=True,
-    type=click.Path(path_type=Path),
+    type=OUT_FILE,
     help="Output file: .gif (Pillow) or .mp4 (needs the [video] extra).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Reset seed.")
-@click.option("--width", type=int, default=320, show_default=True)
-@click.option("--height", type=int, default=240, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Reset seed.")
+@click.option("--width", type=COUNT, default=320, show_default=True)
+@click.option("--height", type=COUNT, default=240, show_default=True)
 @click.option("--camera", type=int, default=0, show_default=True, help="MuJoCo camera id.")
 def video(model_name: str, task: str, z_text: str | None, z_from_task: bool, steps: int,
           out: Path, seed: int, width: int, height: int, camera: int) -> None:  # fmt: skip
     """Render the policy pi(a | s, z) of a model on a task with a fixed latent z."""
-    from bfm_gym.wrappers.video import VideoError, render_rollout, write_video
+    from bfm_gym.wrappers.video import render_rollout, write_video
 
     if (z_text is None) == (not z_from_task):
         raise click.UsageError("Give exactly one of --z Z1,Z2,... or --z-from-task.")
-    if steps < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--steps")
     if out.suffix.lower() not in (".gif", ".mp4"):
         raise click.BadParameter(f"{out.name} must end in .gif or .mp4", param_hint="--out")
-    try:
-        if z_from_task:
-            z = _task_z(model_name, task)
-        else:
-            z = _parse_z(z_text or "")
-        frames, total, fps = render_rollout(model_name, task, z, steps=steps, seed=seed,
-                                            width=width, height=height, camera_id=camera)  # fmt: skip
-        path = write_video(frames, out, fps)
-    except (ValueError, FileNotFoundError, VideoError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    if z_from_task:
+        z = _task_z(model_name, task)
+    else:
+        z = _parse_z(z_text or "")
+    frames, total, fps = render_rollout(model_name, task, z, steps=steps, seed=seed,
+                                        width=width, height=height, camera_id=camera)  # fmt: skip
+    path = write_video(frames, out, fps)
     click.echo(f"wrote {path}: {len(frames)} frames at {fps:g} fps, return {total:.1f}")
 
 

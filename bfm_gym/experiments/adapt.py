@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bfm_gym.errors import UserError, check_count, check_out_dir, unknown_name
 from bfm_gym.utils.io import atomic_path, save_npz_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["AdaptResult", "adapt"]
@@ -124,9 +125,14 @@ def adapt(
     from bfm_gym.plugins import load_plugins
     from bfm_gym.wrappers import LatentActionWrapper
 
+    _check_arguments(model=model, task=task, oracle=oracle,
+                     episodes=episodes, seed=seed, out=out, config=config, goal=goal, z_hold=z_hold,
+                     eval_every=eval_every, max_episode_steps=max_episode_steps, budget_steps=budget_steps,
+                     budget_labels=budget_labels, zero_shot_episodes=zero_shot_episodes)
     registry = load_plugins().adapters
     if adapter not in registry:
-        raise ValueError(f"Unknown adapter {adapter!r}; registered adapters: {', '.join(sorted(registry))}.")
+        raise unknown_name("adapter", adapter, registry,
+                           fix="Plugins add more: `bfm-gym plugins --hook register_adapters`.")
     cls = registry[adapter][0]
     bfm = bfm_gym.load(model) if isinstance(model, (str, os.PathLike)) else model
     domain = bfm.metadata.domain
@@ -188,14 +194,12 @@ def adapt(
         folder.mkdir(parents=True, exist_ok=True)
         run_json = folder / "run.json"
         if run_json.is_file():
-            if json.loads(run_json.read_text()) != json.loads(json.dumps(run_args)):
-                raise ValueError(f"{folder} holds a run with other arguments; choose another --out.")
+            _check_same_run(folder, _read_run_file(run_json, json.loads), json.loads(json.dumps(run_args)))
             if (folder / "state.npz").is_file():
-                with np.load(folder / "state.npz", allow_pickle=False) as st:
-                    saved = {k: st[k] for k in st.files}
+                saved = _read_run_file(folder / "state.npz", _load_npz)
                 done = int(saved.pop("__episodes__", -1))
-                agent.load_state_dict(saved)
-                records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line]
+                _read_run_file(folder / "state.npz", agent.load_state_dict, saved)
+                records = _read_run_file(folder / "records.jsonl", _parse_jsonl)
                 if done >= 0:  # a kill between the records and the state commit leaves extra rows
                     records = records[:done]
         else:
@@ -243,6 +247,82 @@ def adapt(
         write_json_atomic(folder / "summary.json", summary, newline=False)
         _plot(records, zero_shot, folder / "curve.png", f"{adapter} on {spec['task'] or spec['goal']}")
     return AdaptResult(records=records, summary=summary, out=folder)
+
+
+def _check_arguments(*, model: Any, task: Any, oracle: Any, episodes: Any, seed: Any, out: Any, config: Any,
+                     goal: Any, z_hold: Any, eval_every: Any, max_episode_steps: Any, budget_steps: Any,
+                     budget_labels: Any, zero_shot_episodes: Any) -> None:
+    """Refuses invalid counts, seeds, paths and shapes before anything runs or is written."""
+    if not isinstance(model, (str, os.PathLike)) and not hasattr(model, "metadata"):
+        raise UserError(f"model must be a shipped model name, a model folder or a loaded BFM "
+                        f"(bfm_gym.load(...)); got {type(model).__name__} {model!r}.")
+    if task is not None and not isinstance(task, str):
+        raise UserError(f"task must be a task name such as 'run' or 'walker-run'; got {type(task).__name__} "
+                        f"{task!r}.")
+    if oracle is not None and (isinstance(oracle, bool) or not isinstance(oracle, (int, float))):
+        raise UserError(f"oracle must be a reference return (a number); got {oracle!r}.")
+    check_count("episodes", episodes)
+    check_count("seed", seed, minimum=0)
+    check_count("eval_every", eval_every, minimum=0)
+    check_count("zero_shot_episodes", zero_shot_episodes, minimum=0)
+    for name, value in (("max_episode_steps", max_episode_steps), ("budget_steps", budget_steps),
+                        ("budget_labels", budget_labels)):
+        check_count(name, value, allow_none=True)
+    if out is not None:
+        check_out_dir(out, "out")
+    if config is not None and not isinstance(config, dict):
+        raise UserError(f"config must be a dict of adapter config fields; got {type(config).__name__}.")
+    if goal is not None:
+        try:
+            ok = len(goal) == 2 and all(np.isfinite(float(v)) for v in goal)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UserError(f"goal must be two finite numbers (x, y); got {goal!r}.")
+    if z_hold is not None and z_hold != "episode" and (
+            isinstance(z_hold, bool) or not isinstance(z_hold, int) or z_hold < 1):
+        raise UserError(f"z_hold must be an integer >= 1 or 'episode'; got {z_hold!r}.")
+
+
+def _check_same_run(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuses to resume a run folder made with other arguments, naming those that differ."""
+    if old == new:
+        return
+    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if "config" in diff and isinstance(old.get("config"), dict):
+        diff.remove("config")
+        oc, nc = old["config"], new["config"]
+        diff += [f"config.{k}" for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+
+    def value(d: dict[str, Any], key: str) -> Any:
+        for part in key.split("."):
+            d = d.get(part) if isinstance(d, dict) else None  # type: ignore[assignment]
+        return d
+
+    shown = "; ".join(f"{k}: {value(old, k)!r} there, {value(new, k)!r} now" for k in diff[:4])
+    raise UserError(f"{folder} holds a run with other arguments ({shown}); rerun with the same "
+                    "arguments to resume, or choose another --out.")
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    with np.load(path, allow_pickle=False) as st:
+        return {k: st[k] for k in st.files}
+
+
+def _parse_jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def _read_run_file(path: Path, parse: Any, arg: Any = None) -> Any:
+    """``parse(text or path or arg)`` with any failure reported as a damaged run-folder file."""
+    try:
+        if arg is not None:
+            return parse(arg)
+        return parse(path) if parse is _load_npz else parse(path.read_text())
+    except Exception as exc:
+        raise UserError(f"cannot resume from {path.parent}: {path.name} is damaged or from another "
+                        f"version ({type(exc).__name__}: {exc}); delete {path.parent} to start over, "
+                        "or choose another --out.") from exc
 
 
 def _samples(model: Any) -> Any:

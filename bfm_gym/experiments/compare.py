@@ -73,7 +73,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bfm_gym.config import SetValue
 from bfm_gym.envs.registration import task_name
+from bfm_gym.errors import UserError, check_count, check_out_dir, unknown_name
 from bfm_gym.utils.io import atomic_path, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ _RESULT_COLUMNS = ("adapter", "task", "seed", "episode", "env_steps", "sim_steps
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
-class CompareError(RuntimeError):
+class CompareError(UserError, RuntimeError):
     """Some cells failed; the others' folders are kept, rerun to resume."""
 
 
@@ -165,13 +167,14 @@ def cell_name(adapter: str, task: str, seed: int) -> str:
 
 
 def parse_overrides(values: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Parses ``ADAPTER.KEY=VALUE`` strings (values as JSON when they parse).
+    """Parses ``ADAPTER.KEY=VALUE`` strings; each value is parsed by its config field's type.
 
     Args:
         values: E.g. ``["opti.beta=0.2", "rela.lr=1e-3"]``.
 
     Returns:
-        ``{"opti": {"beta": 0.2}, "rela": {"lr": 0.001}}``.
+        ``{"opti": {"beta": "0.2"}, "rela": {"lr": "1e-3"}}`` with :class:`~bfm_gym.config.SetValue`
+        strings, which the adapter's ``config_class.from_dict`` turns into ``0.2`` and ``0.001``.
 
     Raises:
         ValueError: An item without ``=`` or without an ``ADAPTER.`` prefix.
@@ -182,11 +185,10 @@ def parse_overrides(values: Sequence[str]) -> dict[str, dict[str, Any]]:
         adapter, dot, name = key.strip().partition(".")
         if not sep or not dot or not adapter or not name:
             raise ValueError(f"--set needs ADAPTER.KEY=VALUE (e.g. opti.beta=0.2); got {item!r}.")
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(adapter, {})[name] = value
+        fields = out.setdefault(adapter, {})
+        if name in fields:
+            raise UserError(f"--set {adapter}.{name} is given twice; keep one.")
+        fields[name] = SetValue(raw.strip())  # typed by the adapter's config (bfm_gym.config)
     return out
 
 
@@ -236,7 +238,10 @@ def plan(
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"{kind} listed twice: {', '.join(dup)}.")
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    try:
+        seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise UserError(f"seeds must be a count or a list of non-negative ints; got {seeds!r}.") from None
     if not seed_list or len(set(seed_list)) != len(seed_list) or min(seed_list) < 0:
         raise ValueError(f"seeds must be a positive count or distinct non-negative ints; got {seeds!r}.")
     if episodes < 1:
@@ -247,11 +252,13 @@ def plan(
     registry = load_plugins().adapters
     unknown = [a for a in adapter_names if a not in registry]
     if unknown:
-        raise ValueError(f"Unknown adapter(s) {', '.join(map(repr, unknown))}; registered adapters: "
-                         f"{', '.join(sorted(registry))}.")
+        raise unknown_name("adapter", unknown[0], registry,
+                           fix="Plugins add more: `bfm-gym plugins --hook register_adapters`.")
     for name in adapter_names:
         if not _SAFE_NAME.match(name):
             raise ValueError(f"Adapter name {name!r} cannot name a folder; use letters, digits, '.', '_', '-'.")
+    if not isinstance(config or {}, Mapping) or not all(isinstance(v, Mapping) for v in (config or {}).values()):
+        raise UserError(f"config maps adapter -> {{field: value}} (e.g. {{'opti': {{'beta': 0.2}}}}); got {config!r}.")
     config = {k: dict(v) for k, v in (config or {}).items()}
     extra = sorted(set(config) - set(adapter_names))
     if extra:
@@ -301,6 +308,8 @@ def plan(
         name = f"{domain}-{task_name(domain, key)}"
         if name not in canonical:
             raise ValueError(f"--oracle for task {key!r}, which is not compared; tasks: {', '.join(canonical)}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"oracle for {key!r} must be a number (a reference return); got {value!r}.")
         oracles[name] = float(value)
 
     length = min(max_episode_steps, EPISODE_STEPS) if max_episode_steps else EPISODE_STEPS
@@ -324,7 +333,12 @@ def _check_folder(out: Path, spec: CompareSpec) -> None:
     """Refuses an ``out`` holding a comparison with another model/budget or cells with other configs."""
     path = out / "compare.json"
     if path.is_file():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise UserError(f"{path} is damaged ({exc}); delete {out} to start over, or choose another --out.") from exc
         mine = json.loads(json.dumps(spec.budget()))
         diff = [k for k, v in mine.items() if old.get(k) != v]
         if diff:
@@ -336,7 +350,12 @@ def _check_folder(out: Path, spec: CompareSpec) -> None:
     for adapter, task, seed in spec.cells():
         run_json = out / "cells" / cell_name(adapter, task, seed) / "run.json"
         if run_json.is_file():
-            run = json.loads(run_json.read_text())
+            try:
+                run = json.loads(run_json.read_text())
+                run.get("config")
+            except (ValueError, AttributeError) as exc:
+                raise UserError(f"{run_json} is damaged ({exc}); delete that cell folder to rerun the "
+                                "cell, or choose another --out.") from exc
             if run.get("config") != spec.configs[adapter]:
                 raise ValueError(
                     f"Cell {run_json.parent.name} ran with another {adapter} config "
@@ -566,8 +585,13 @@ def compare(
         raise ValueError(f"executor must be 'local' or 'ray'; got {executor!r}.")
     if executor == "ray":
         _import_ray()
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be >= 1; got {workers}.")
+    check_count("workers", workers, allow_none=True)
+    check_count("bootstrap_reps", bootstrap_reps)
+    check_count("score_window", score_window)
+    check_count("episodes", episodes)
+    check_count("max_episode_steps", max_episode_steps, allow_none=True)
+    check_count("max_labels", max_labels, allow_none=True)
+    check_out_dir(out, "out")
     spec = plan(model, tasks, adapters, seeds=seeds, episodes=episodes, config=config,
                 max_episode_steps=max_episode_steps, max_labels=max_labels, oracle=oracle,
                 checkpoints=checkpoints)

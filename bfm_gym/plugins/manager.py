@@ -11,7 +11,11 @@ Loading (done once, lazily, on first use of a registry):
 
 Each hook implementation is then called on its own with a ``register`` callback
 that records which plugin registered what; a hook that raises is reported like a
-failed import. Two plugins registering the same name is an error naming both.
+failed import. Hooks run in load order: the built-in plugin first, then entry points
+sorted by name. When a plugin registers a name another plugin already registered, the
+later registration is dropped with a warning naming both plugins (also listed under
+its ``errors`` by ``bfm-gym plugins``); everything else keeps working.
+``BFM_GYM_STRICT_PLUGINS=1`` makes that an error too.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import pluggy
 
+from bfm_gym.errors import UserError
 from bfm_gym.plugins import hookspecs
 
 logger = logging.getLogger(__name__)
@@ -38,7 +43,7 @@ pm = pluggy.PluginManager("bfm_gym")
 pm.add_hookspecs(hookspecs)
 
 
-class PluginError(RuntimeError):
+class PluginError(UserError, RuntimeError):
     """A plugin could not be loaded, a hook failed, or two plugins clash."""
 
 
@@ -89,7 +94,7 @@ def _allowed() -> set[str] | None:
 
 def _load_entry_points(plugins: dict[str, PluginInfo]) -> None:
     allowed = _allowed()
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
         dist = getattr(ep, "dist", None)
         dist_name = dist.metadata["Name"] if dist is not None else None
         if allowed is not None and ep.name not in allowed and dist_name not in allowed:
@@ -155,10 +160,15 @@ def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
                 key, value = args
                 label = str(key)
             if key in table and table[key][1] != plugin:
-                raise PluginError(
-                    f"{_SINGULAR.get(kind, kind[:-1])} {label!r} is registered by both plugin {table[key][1]!r} and "
-                    f"plugin {plugin!r}; uninstall one or disable it with BFM_GYM_LOAD_PLUGINS."
-                )
+                message = (f"{_SINGULAR.get(kind, kind[:-1])} {label!r} is registered by both plugin "
+                           f"{table[key][1]!r} and plugin {plugin!r}")
+                fix = "uninstall one or leave one out with BFM_GYM_LOAD_PLUGINS"
+                if _strict():
+                    raise PluginError(f"{message}; {fix}.")
+                plugins[plugin].errors.append(f"{message}: {plugin!r}'s {label!r} is ignored ({fix})")
+                warnings.warn(f"bfm_gym: {message}; {plugin!r}'s {label!r} is ignored ({fix}).",
+                              stacklevel=2)
+                return
             table[key] = (value, plugin)
             plugins[plugin].registered.setdefault(kind, []).append(label)
 

@@ -383,7 +383,11 @@ def wrap(
     Raises:
         ValueError: ``model`` was omitted and the env has no ``domain`` attribute, plus
             everything :class:`LatentActionWrapper` raises.
+        TypeError: ``env`` is not a Gymnasium env.
     """
+    if not isinstance(env, gym.Env):
+        raise TypeError(f"wrap(env, ...) needs a Gymnasium env, e.g. wrap(gym.make('bfm_gym/walker-run-v0')); "
+                        f"got {type(env).__name__} {env!r}.")
     if model is None:
         domain = getattr(env.unwrapped, "domain", None)
         if not isinstance(domain, str):

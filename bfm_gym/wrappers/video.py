@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from bfm_gym.errors import UserError
+
 __all__ = ["VideoError", "render_rollout", "write_video"]
 
 GIF_MAX_FPS = 25.0
@@ -26,7 +28,7 @@ GIF_MAX_FPS = 25.0
 keep every k-th frame to stay at or under this rate (same duration, fewer frames)."""
 
 
-class VideoError(RuntimeError):
+class VideoError(UserError, RuntimeError):
     """A video cannot be written; the message says why and what to install or change."""
 
 

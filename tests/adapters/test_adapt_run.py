@@ -42,7 +42,7 @@ def test_zero_shot_level_episodes(model_dir: Path) -> None:
     from bfm_gym.envs import make_env
 
     assert adapt(str(model_dir), adapter="opti", episodes=1, zero_shot_episodes=0, **KW).summary["zero_shot"] is None
-    with pytest.raises(ValueError, match="zero_shot_episodes must be >= 0"):
+    with pytest.raises(ValueError, match="zero_shot_episodes must be an integer >= 0"):
         adapt(str(model_dir), adapter="opti", episodes=1, zero_shot_episodes=-1, **KW)
     level = adapt(str(model_dir), adapter="opti", episodes=1, seed=2, zero_shot_episodes=3, **KW).summary["zero_shot"]
     bfm = BFM.load(model_dir)

@@ -127,7 +127,12 @@ def test_bad_input_fails_before_running(model_dir: Path, local_run: CompareResul
         compare(m, TASKS, ADAPTERS, out=local_run.out, **{**KW, "episodes": 4})
     with pytest.raises(ValueError, match=r"ADAPTER\.KEY=VALUE"):
         parse_overrides(["beta=0.2"])
-    assert parse_overrides(["opti.beta=0.2", "opti.mode=ts"]) == {"opti": {"beta": 0.2, "mode": "ts"}}
+    parsed = parse_overrides(["opti.beta=0.2", "opti.mode=ts"])  # text, typed by the adapter's config
+    assert parsed == {"opti": {"beta": "0.2", "mode": "ts"}}
+    from bfm_gym.adapters.opti import OptiConfig
+
+    cfg = OptiConfig.from_dict(parsed["opti"])
+    assert (cfg.beta, cfg.mode) == (0.2, "ts")
 
 
 def test_cli_compare(model_dir: Path, tmp_path: Path) -> None:

@@ -128,18 +128,59 @@ def test_broken_plugins_are_reported_and_others_keep_working(site: Path) -> None
     assert strict.returncode != 0 and "broken on purpose" in strict.stderr
 
 
-def test_duplicate_names_name_both_plugins(site: Path) -> None:
+COLLIDING = '''
+from bfm_gym.plugins import hookimpl
+
+@hookimpl
+def register_adapters(register):
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+
+    class MyOpti(ZeroShotAdapter):
+        name = "opti"
+
+    class Mine(ZeroShotAdapter):
+        name = "mine"
+
+    register("opti", MyOpti)  # taken by the built-in plugin
+    register("mine", Mine)
+'''
+
+
+def test_name_collisions_disable_only_the_later_entry(site: Path) -> None:
+    """Two installed plugins register walker/crouch, a third re-registers the built-in adapter
+    'opti': the later registrations are dropped with a warning naming both plugins, and
+    everything else (bfm-gym plugins, the other adapters and tasks, gym.make) keeps working."""
     make_dist(site, "bfm-gym-good", GOOD)
-    make_dist(site, "bfm-gym-dup", DUPLICATE)
+    make_dist(site, "bfm-gym-dup", DUPLICATE)  # loads first: entry points load sorted by name
+    make_dist(site, "bfm-gym-zzz", COLLIDING)
     proc = run(site, "plugins")
-    assert proc.returncode != 0
-    assert "bfm-gym-good" in proc.stderr and "bfm-gym-dup" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    again = run(site, code="from bfm_gym.plugins import PluginError, load_plugins\n"
-                           "for _ in range(2):\n"
-                           "    try:\n        load_plugins()\n"
-                           "    except PluginError as e:\n        print('PluginError', 'both' in str(e))")
-    assert again.stdout.split() == ["PluginError", "True", "PluginError", "True"], again.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert "bfm-gym-dup" in rows["bfm-gym-good"]["errors"][0] and "walker/crouch" in rows["bfm-gym-good"]["errors"][0]
+    assert "bfm_gym" in rows["bfm-gym-zzz"]["errors"][0] and "'opti'" in rows["bfm-gym-zzz"]["errors"][0]
+    assert rows["bfm-gym-zzz"]["registered"]["adapters"] == ["mine"]
+    warning = [line for line in proc.stderr.splitlines() if "walker/crouch" in line]
+    assert len(warning) == 1 and "bfm-gym-good" in warning[0] and "bfm-gym-dup" in warning[0]
+    check = run(site, code="import gymnasium as gym, bfm_gym\n"
+                           "from bfm_gym.plugins import load_plugins\n"
+                           "reg = load_plugins()\n"
+                           "print(reg.adapters['opti'][1], reg.adapters['mine'][1], reg.adapters['cem'][1],\n"
+                           "      reg.tasks[('walker', 'crouch')][1])\n"
+                           "env = gym.make('bfm_gym/walker-run-v0'); env.reset(seed=0)\n"
+                           "print('reward', env.step(env.action_space.sample())[1] >= 0)")
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.split() == ["bfm_gym", "bfm-gym-zzz", "cem", "bfm-gym-dup", "reward", "True"]
+    strict = run(site, code="from bfm_gym.plugins import PluginError, load_plugins\n"
+                            "for _ in range(2):\n"
+                            "    try:\n        load_plugins()\n"
+                            "    except PluginError as e:\n"
+                            "        print('PluginError', 'bfm-gym-good' in str(e) and 'bfm-gym-dup' in str(e))",
+                 strict=True)
+    assert strict.stdout.split() == ["PluginError", "True", "PluginError", "True"], strict.stderr
+    strict_cli = run(site, "plugins", strict=True)
+    assert strict_cli.returncode == 1 and "Traceback" not in strict_cli.stderr
+    assert "bfm-gym-good" in strict_cli.stderr and "bfm-gym-dup" in strict_cli.stderr
 
 
 def test_load_plugins_variable_selects_plugins(site: Path) -> None:
