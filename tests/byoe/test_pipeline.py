@@ -277,3 +277,31 @@ def test_cli_collect_and_tasks_for_a_gym_env(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "--env-kwargs" in res.output
     res = runner.invoke(cli, ["tasks", "--env", "Hopper-v5"])
     assert res.exit_code == 0 and "native" in res.output
+
+
+def test_dict_observation_env_end_to_end(tmp_path: Path) -> None:
+    """A non-MuJoCo env with Dict observations: flattened in the recorded (sorted) key order by
+    collection, and in the same order when the model wraps ``gym.make`` of it."""
+    import bfm_gym
+    from bfm_gym.data.collection import collect
+    from bfm_gym.experiments import adapt
+    from bfm_gym.pretraining import pretrain
+
+    env_id = "byoe/DictPoint-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point="byoe_tasks:DictPointEnv", max_episode_steps=50)
+    data = collect(env_id, tmp_path / "d", agent="random", steps=200, progress=False,
+                   env_kwargs={"max_speed": 0.5})
+    m = read_manifest(data)
+    assert m["env"]["obs_keys"] == ["position", "velocity"] and m["env"]["kwargs"] == {"max_speed": 0.5}
+    t = load_transitions(data)
+    np.testing.assert_allclose(t.reward, -np.linalg.norm(t.next_obs[:, :2], axis=1), rtol=1e-5)
+    model = pretrain(data, tmp_path / "m", config="tiny", updates=10, eval_every=0, threads=1,
+                     inference_samples=100, progress=False)
+    env = bfm_gym.wrap(gym.make(env_id, max_speed=0.5), model=model)
+    assert env.observation_space.shape == (4,)
+    obs, _ = env.reset(seed=0)
+    raw = gym.make(env_id, max_speed=0.5).reset(seed=0)[0]
+    np.testing.assert_array_equal(obs, np.concatenate([raw["position"], raw["velocity"]]).astype(np.float32))
+    res = adapt(str(model), "native", "opti", episodes=1, progress=False, zero_shot_episodes=0)
+    assert res.records[0]["env_steps"] == 50

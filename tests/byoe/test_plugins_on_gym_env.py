@@ -33,7 +33,7 @@ def test_plugin_adapter_runs_an_episode(plugins: None, hopper_model: Path, adapt
                                         config: dict) -> None:
     from bfm_gym.experiments import adapt
 
-    res = adapt(str(hopper_model), "native", adapter, episodes=1, max_episode_steps=200, seed=0,
+    res = adapt(str(hopper_model), "native", adapter, episodes=1, max_episode_steps=50, seed=0,
                 config=config, progress=False, zero_shot_episodes=0)
     row = res.records[0]
-    assert 0 < row["env_steps"] <= 200 and row["labels_used"] == row["env_steps"]
+    assert 0 < row["env_steps"] <= 50 and row["labels_used"] == row["env_steps"]
