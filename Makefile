@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(PY) examples/03_adapt_shipped_maze.py --out runs/demo
 
 test: $(STAMP)
+	$(PY) -m ruff check bfm_gym tests plugins examples benchmarks
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
