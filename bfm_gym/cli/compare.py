@@ -35,7 +35,9 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
 
 
 @click.command(cls=BfmCommand, resumable=True)
-@click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
+@click.option("--model", "model_names", required=True, multiple=True,
+              help="Shipped model name or model folder; repeat to compare model families "
+                   "(--model walker --model runs/walker-hilp: one sub-folder each, families.md).")
 @click.option("--tasks", required=True, help="Comma-separated tasks, e.g. walker-run,walker-walk.")
 @click.option("--adapters", required=True, help="Comma-separated registered adapters (plugins included).")
 @click.option("--seeds", default="5", show_default=True, help="Number of seeds (0..N-1) or a list 0,3,7.")
@@ -57,7 +59,7 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
 @click.option("--score-window", type=click.IntRange(min=1), default=1, show_default=True,
               help="Score a cell at a budget by the mean of its last K episodes within it.")
 @click.option("--no-progress", is_flag=True)
-def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
+def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
             workers: int | None, executor: str, address: str | None, overrides: tuple[str, ...],
             max_episode_steps: int | None, max_labels: int | None, oracles: tuple[str, ...],
             checkpoints: str | None, bootstrap_reps: int, score_window: int, no_progress: bool) -> None:
@@ -67,6 +69,18 @@ def compare(model_name: str, tasks: str, adapters: str, seeds: str, episodes: in
     continue after their last finished episode.
     """
     from bfm_gym.experiments.compare import compare as run, parse_overrides
+
+    if len(model_names) > 1:  # one comparison per model, then adapters x families side by side
+        from bfm_gym.experiments.families import model_labels, write_families_table
+
+        ctx = click.get_current_context()
+        labels = model_labels(model_names)
+        for name, label in labels.items():
+            click.echo(f"== {name} -> {out / label}")
+            ctx.invoke(compare, **{**ctx.params, "model_names": (name,), "out": out / label})
+        click.echo(f"adapters x families: {write_families_table(out, labels)}")
+        return
+    model_name = model_names[0]
 
     seed_list = _parse_ints(seeds, "--seeds") or []
     seed_arg: int | list[int] = seed_list[0] if len(seed_list) == 1 and "," not in seeds else seed_list
