@@ -36,31 +36,14 @@ def load(name_or_path, device: str = "cpu"):
     """Loads a BFM by shipped name (``"walker"``) or model folder; see :mod:`bfm_gym.pretrained`."""
     import os
 
-    from bfm_gym.errors import UserError
+    from bfm_gym.errors import UserError, check_device
     from bfm_gym.pretrained import load as _load
 
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise UserError(f"bfm_gym.load needs a shipped model name (e.g. 'walker') or a model folder; "
                         f"got {type(name_or_path).__name__} {name_or_path!r}.")
-    _check_device(device)
+    check_device(device)
     return _load(name_or_path, device=device)
-
-
-def _check_device(device: Any) -> None:
-    """Refuses a device torch does not know or this machine does not have, naming the fix."""
-    import torch
-
-    from bfm_gym.errors import UserError
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UserError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} needs CUDA, which this torch {torch.__version__} cannot use "
-                        "(no GPU, or a CPU-only build); use device='cpu'.")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
 
 
 __all__ = ["LatentActionWrapper", "__version__", "load", "wrap"]

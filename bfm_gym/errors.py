@@ -38,6 +38,7 @@ __all__ = [
     "USER_ERRORS",
     "UserError",
     "check_count",
+    "check_device",
     "check_out_dir",
     "check_out_file",
     "closest_hint",
@@ -109,6 +110,29 @@ def check_count(name: str, value: object, *, minimum: int = 1, allow_none: bool 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise UserError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def check_device(device: object, *, allow_auto: bool = False) -> object:
+    """Checks that torch knows ``device`` and this machine has it (``"auto"`` passes if allowed).
+
+    Raises:
+        UserError: Not a torch device string, or CUDA requested where torch cannot use it.
+    """
+    if allow_auto and device == "auto":
+        return device
+    import torch
+
+    try:
+        dev = torch.device(device)  # type: ignore[call-overload]
+    except (RuntimeError, TypeError) as exc:
+        raise UserError(f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'"
+                        + (" (or 'auto')." if allow_auto else ".")) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} needs CUDA, which this torch {torch.__version__} cannot use "
+                        "(no GPU, or a CPU-only build); use device='cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    return device
 
 
 def _blocking_ancestor(path: Path) -> Path | None:

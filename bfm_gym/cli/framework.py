@@ -27,10 +27,11 @@ from typing import Any
 
 import click
 
-from bfm_gym.errors import UserError, check_out_dir, check_out_file, is_user_error
+from bfm_gym.errors import UserError, check_device, check_out_dir, check_out_file, is_user_error
 
 __all__ = [
     "COUNT",
+    "DEVICE",
     "NONNEG",
     "OUT_DIR",
     "OUT_FILE",
@@ -75,6 +76,22 @@ OUT_DIR = _OutPath("dir")
 """An output folder: existing or creatable; an existing file is refused before the command runs."""
 OUT_FILE = _OutPath("file")
 """An output file: not an existing folder; its parents creatable."""
+
+
+class _Device(click.ParamType):
+    """A torch device (``cpu``, ``cuda``, ``cuda:N``) or ``auto``, checked before the command runs."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return check_device(value, allow_auto=True)
+        except UserError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DEVICE = _Device()
+"""``auto``, ``cpu``, ``cuda`` or ``cuda:N``; a device torch does not know or cannot use is refused."""
 
 
 def set_option(help_text: str, metavar: str = "KEY=VALUE") -> Any:

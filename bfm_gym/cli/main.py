@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from bfm_gym import __version__
-from bfm_gym.cli.framework import COUNT, NONNEG, OUT_DIR, OUT_FILE, SEED, BfmGroup, one_line_warnings
+from bfm_gym.cli.framework import COUNT, DEVICE, NONNEG, OUT_DIR, OUT_FILE, SEED, BfmGroup, one_line_warnings
 
 
 def _parse_set(values: tuple[str, ...]) -> dict:
@@ -97,7 +97,7 @@ def _echo_coverage(path: Path) -> None:
 @click.option("--out", required=True, type=OUT_DIR, help="Model folder.")
 @click.option("--updates", type=COUNT, default=100_000, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--eval-every", type=NONNEG, default=10_000, show_default=True,
               help="Updates between zero-shot evaluations (0: none).")
 @click.option("--eval-episodes", type=COUNT, default=2, show_default=True)

@@ -109,6 +109,7 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
     ("pretrain-config", [*PRETRAIN, "--out", "{tmp}/p8", "--config", "cpuu"], 1, ["cpuu", "preset"]),
     ("pretrain-dataset-missing", ["pretrain", "--dataset", "{tmp}/nope", "--out", "{tmp}/p9"], 1, ["nope"]),
     ("pretrain-threads", [*PRETRAIN, "--out", "{tmp}/p10", "--threads", "zero"], 2, ["--threads", "zero"]),
+    ("pretrain-device", [*PRETRAIN, "--out", "{tmp}/p11", "--device", "gpu"], 2, ["--device", "'gpu'", "cuda"]),
     # eval
     ("eval-episodes-0", [*EVAL, "--task", "run", "--episodes", "0"], 2, ["--episodes", "0"]),
     ("eval-task", [*EVAL, "--task", "runn"], 1, ["runn", "run"]),
