@@ -1,7 +1,15 @@
-"""Built-in adapters: protocol conformance, real short episodes through the latent
-wrapper, resume state, SB3's evaluate_policy, and registration through the hook."""
+"""Adapters: the protocol checked on every registered adapter (the built-ins and those of the
+plugin packages in plugins/), real short episodes through the latent wrapper, resume state,
+SB3's evaluate_policy, and registration through the hook."""
 
 from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +23,7 @@ from bfm_gym.evaluation.zero_shot import InferenceSet
 from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
 from bfm_gym.plugins import load_plugins
 from bfm_gym.wrappers import LatentActionWrapper
+from tiny_maze import without_wall_time
 
 TASK = {"domain": "point_mass_maze", "task": "reach_top_left"}
 
@@ -79,16 +88,99 @@ def test_builtin_adapters_register_through_the_hook() -> None:
     assert adapters["opti"] == (OptiAdapter, "bfm_gym")
 
 
-@pytest.mark.parametrize("name", ["zero-shot", "opti"])
-def test_protocol_and_real_episodes(bfm: BFM, samples: InferenceSet, name: str) -> None:
+def _repo_plugin_entry_points() -> list[str]:
+    """Entry-point names of the plugin packages in plugins/ (read from their pyproject.toml)."""
+    names = []
+    for pyproject in sorted((Path(__file__).parents[2] / "plugins").glob("*/pyproject.toml")):
+        section = re.search(r'\[project\.entry-points\."bfm_gym"\]\n(.*?)(?:\n\[|\Z)',
+                            pyproject.read_text(), re.S)
+        if section:
+            names += re.findall(r"^([A-Za-z0-9_.-]+)\s*=", section.group(1), re.M)
+    return names
+
+
+PLUGINS = ",".join(_repo_plugin_entry_points())
+
+
+def _registered_adapters() -> list[str]:
+    """Every adapter registered with the built-ins and the repository's plugins loaded."""
+    from bfm_gym.plugins import reset_plugins
+
+    before = os.environ.get("BFM_GYM_LOAD_PLUGINS")
+    os.environ["BFM_GYM_LOAD_PLUGINS"] = PLUGINS
+    reset_plugins()
+    try:
+        return sorted(load_plugins().adapters)
+    finally:
+        if before is None:
+            os.environ.pop("BFM_GYM_LOAD_PLUGINS")
+        else:
+            os.environ["BFM_GYM_LOAD_PLUGINS"] = before
+        reset_plugins()
+
+
+ALL_ADAPTERS = _registered_adapters()
+
+# Only what keeps a 2 x 30-step run short and lets each method update at least once; an
+# adapter not listed here runs with its defaults.
+SMALL = {
+    "rela": {"warmup_steps": 10, "batch_size": 16},
+    "lola": {"update_every": 15, "horizon": 5, "k": 4},
+    "cem": {"population": 4, "segment_steps": 10},
+    "sb3-ppo-latent": {"hidden": 32, "n_epochs": 2},
+}
+SMALL.update({n: {"learning_starts": 10, "batch_size": 32, "hidden": 32}
+              for n in ("sb3-sac-latent", "sb3-td3-latent")})
+SMALL.update({n: {"learning_starts": 10, "batch_size": 32, "critic_hidden": 32}
+              for n in ("sb3-td3-finetune", "sb3-sac-finetune")})
+
+
+@pytest.fixture
+def repo_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The built-in adapters and those of plugins/ registered, through the real entry points."""
+    from bfm_gym.plugins import reset_plugins
+
+    monkeypatch.setenv("BFM_GYM_LOAD_PLUGINS", PLUGINS)
+    reset_plugins()
+    yield
+    reset_plugins()
+
+
+def test_the_registry_holds_the_builtins_and_the_plugin_packages() -> None:
+    assert {"zero-shot", "opti", "rela", "lola"} <= set(ALL_ADAPTERS)
+    assert {"cem", "sb3-td3-finetune"} <= set(ALL_ADAPTERS), PLUGINS  # plugins/ are installed
+
+
+@pytest.mark.parametrize("name", ALL_ADAPTERS)
+def test_protocol_and_real_episodes(repo_plugins: None, model_dir: Path, tmp_path: Path,
+                                    name: str) -> None:
+    from bfm_gym.experiments.adapt import adapt
+
     cls = load_plugins().adapters[name][0]
-    assert issubclass(cls, Adapter) and isinstance(cls.needs, AdapterNeeds)
-    assert issubclass(cls.config_class, AdapterConfig)
-    adapter = make(bfm, name, samples)
-    returns = run_episodes(adapter, bfm)
-    assert len(returns) == 2 and all(np.isfinite(returns))
-    z = adapter.act(np.zeros(4, np.float32))
-    assert z.shape == (bfm.z_dim,) and np.isclose(np.linalg.norm(z), np.sqrt(bfm.z_dim), rtol=1e-4)
+    assert issubclass(cls, Adapter) and cls.name == name
+    assert issubclass(cls.config_class, AdapterConfig) and isinstance(cls.needs, AdapterNeeds)
+    needs = cls.needs_for(cls.config_class.from_dict(SMALL.get(name, {})))
+    assert isinstance(needs, AdapterNeeds) and needs.acts in ("latent", "env")
+    assert needs.labels in ("online", "dataset", "dataset+online", "none")
+
+    kw = dict(model=str(model_dir), task="reach_top_left", adapter=name, seed=0,
+              config=SMALL.get(name, {}), max_episode_steps=30, zero_shot_episodes=0,
+              out=tmp_path / name, progress=False)
+    records = adapt(episodes=2, **kw).records
+    assert [r["episode"] for r in records] == [0, 1]
+    assert all(math.isfinite(r["return"]) for r in records)
+    # every real step counted, and every step taken outside the episodes (lookahead) on top
+    assert [r["env_steps"] - r["sim_steps"] for r in records] == [30, 60]
+    if "online" not in needs.labels:
+        assert records[-1]["labels_used"] == 0, "an adapter without online labels used some"
+    with np.load(tmp_path / name / "state.npz", allow_pickle=False) as state:  # numpy only
+        assert all(state[k].dtype != object for k in state.files)
+
+    # resuming from state.npz gives the run an uninterrupted one would have given
+    resumed = adapt(episodes=3, **kw).records
+    straight = adapt(episodes=3, **{**kw, "out": tmp_path / f"{name}-straight"}).records
+    assert without_wall_time(resumed) == without_wall_time(straight)
+    assert json.loads((tmp_path / name / "summary.json").read_text())["episodes"] == 3
 
 
 def test_opti_state_dict_resumes_identically(bfm: BFM, samples: InferenceSet) -> None:
