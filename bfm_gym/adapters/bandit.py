@@ -33,10 +33,20 @@ Thompson sampling (§5.4) draws ``w ~ N(w_hat, V^{-1})`` instead.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["LinearBandit", "ucb_scores"]
+__all__ = ["Geometry", "LinearBandit", "ucb_scores", "uniform_ball"]
+
+Geometry = Literal["exact", "official"]
+
+
+def uniform_ball(n: int, dim: int, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points uniform in volume in the ``dim``-ball of ``radius``, ``(n, dim)`` float64."""
+    u = rng.standard_normal((n, dim))
+    u *= (radius * rng.uniform(size=(n, 1)) ** (1.0 / dim)) / np.linalg.norm(u, axis=1, keepdims=True)
+    return u
 
 
 class LinearBandit:
@@ -67,15 +77,19 @@ class LinearBandit:
 
     # -- estimator ----------------------------------------------------------------------
 
-    def update(self, phi: np.ndarray, reward: np.ndarray | float) -> int:
+    def update(self, phi: np.ndarray, reward: np.ndarray | float, noise_std: float | None = None) -> int:
         """Adds labelled transitions; returns how many passed the ``kappa`` gate.
 
         Args:
             phi: ``(d,)`` or ``(n, d)`` features of the next states.
             reward: ``()`` or ``(n,)`` rewards of those transitions.
+            noise_std: Observation noise of these labels (default: the bandit's own).
         """
-        x = np.atleast_2d(np.asarray(phi, dtype=np.float64)) / self.noise_std
-        r = np.atleast_1d(np.asarray(reward, dtype=np.float64)) / self.noise_std
+        sigma = self.noise_std if noise_std is None else noise_std
+        if sigma <= 0:
+            raise ValueError(f"update: noise_std must be > 0; got {sigma}.")
+        x = np.atleast_2d(np.asarray(phi, dtype=np.float64)) / sigma
+        r = np.atleast_1d(np.asarray(reward, dtype=np.float64)) / sigma
         if x.shape[1] != self.dim or r.shape[0] != x.shape[0]:
             raise ValueError(f"update: phi {x.shape} and reward {r.shape} do not match dim {self.dim}.")
         if not (np.isfinite(x).all() and np.isfinite(r).all()):
@@ -136,16 +150,42 @@ class LinearBandit:
 
     # -- sampling ---------------------------------------------------------------------
 
-    def sample_ellipsoid(self, n: int, radius: float, rng: np.random.Generator) -> np.ndarray:
-        """``n`` points uniform in ``{w_hat + M^T u : ||u|| <= radius}``, ``(n, d)``."""
-        u = rng.standard_normal((n, self.dim))
-        u *= (radius * rng.uniform(size=(n, 1)) ** (1.0 / self.dim)) / np.linalg.norm(u, axis=1, keepdims=True)
-        # (w - w_hat)^T V (w - w_hat) = u^T M V M^T u = ||u||^2.
-        return self._w_hat() + u @ self.M
+    def offsets(self, u: np.ndarray, geometry: Geometry = "exact") -> np.ndarray:
+        """Maps standard draws ``u`` (rows, ``(n, d)``) to offsets from ``w_hat``.
 
-    def sample_posterior(self, rng: np.random.Generator) -> np.ndarray:
-        """One draw ``w ~ N(w_hat, V^{-1})`` (Thompson sampling), ``(d,)``."""
-        return self._w_hat() + rng.standard_normal(self.dim) @ self.M
+        ``"exact"``: ``M^T u``, covariance ``V^{-1}``, so ``||offset||_V = ||u||``: a ball
+        of radius rho maps onto the confidence ellipsoid ``{w : ||w - w_hat||_V <= rho}``.
+        ``"official"``: ``L^{-1} u`` with ``V = L L^T`` (lower Cholesky factor), the map
+        opti-bfm applies (its ``R^{-T} u`` with ``V = R^T R``). Its covariance is
+        ``(L^T L)^{-1}``: the same axis lengths as ``V^{-1}`` in another orientation, so
+        the points spread mostly along directions the data has already pinned down.
+        Costs one O(d^3) Cholesky per call.
+        """
+        u = np.atleast_2d(np.asarray(u, dtype=np.float64))
+        if geometry == "exact":
+            return u @ self.M
+        if geometry == "official":
+            from scipy.linalg import solve_triangular
+
+            m_inv = np.linalg.inv(self.M)
+            chol = np.linalg.cholesky(m_inv @ m_inv.T)  # V = M^-1 M^-T = L L^T
+            return solve_triangular(chol, u.T, lower=True, check_finite=False).T
+        raise ValueError(f"geometry must be 'exact' or 'official'; got {geometry!r}.")
+
+    def sample_ellipsoid(self, n: int, radius: float, rng: np.random.Generator,
+                         geometry: Geometry = "exact") -> np.ndarray:
+        """``n`` points ``w_hat + offsets(u)`` with ``u`` uniform in the ball of ``radius``, ``(n, d)``.
+
+        With ``geometry="exact"`` they are uniform in ``{w : ||w - w_hat||_V <= radius}``.
+        """
+        return self._w_hat() + self.offsets(uniform_ball(n, self.dim, radius, rng), geometry)
+
+    def sample_posterior(self, rng: np.random.Generator, geometry: Geometry = "exact") -> np.ndarray:
+        """One draw ``w_hat + offsets(u)``, ``u ~ N(0, I)`` (Thompson sampling), ``(d,)``.
+
+        ``geometry="exact"`` draws ``w ~ N(w_hat, V^{-1})``.
+        """
+        return self._w_hat() + self.offsets(rng.standard_normal((1, self.dim)), geometry)[0]
 
     # -- persistence ------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bfm_gym.adapters.bandit import LinearBandit, ucb_scores
+from bfm_gym.adapters.bandit import Geometry, LinearBandit, ucb_scores
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 
@@ -51,12 +51,19 @@ class OptiConfig(AdapterConfig):
     warm_start: int = 0
     """Dataset labels that batch-update the estimate before the first step (0: none;
     a goal task uses the single pair (phi(g), 1))."""
+    geometry: Geometry = "official"
+    """How candidates and TS draws spread around the estimate: ``official`` maps unit
+    draws u to ``L^{-1} u`` with ``V = L L^T``, as opti-bfm does (same axis lengths as
+    the confidence ellipsoid, another orientation); ``exact`` to ``V^{-1/2}``-shaped
+    offsets, the ellipsoid ``||w - w_hat||_V <= radius`` itself (docs/adapters.md)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("ucb", "ts"):
             raise ValueError(f"OptiConfig.mode must be 'ucb' or 'ts'; got {self.mode!r}.")
         if self.beta < 0 or self.candidates < 1 or self.reselect_every < 1:
             raise ValueError("OptiConfig: beta >= 0, candidates >= 1 and reselect_every >= 1 required.")
+        if self.geometry not in ("exact", "official"):
+            raise ValueError(f"OptiConfig.geometry must be 'exact' or 'official'; got {self.geometry!r}.")
         if self.warm_start < 0:
             raise ValueError(f"OptiConfig.warm_start must be >= 0 dataset labels; got {self.warm_start}.")
 
@@ -92,7 +99,7 @@ class OptiAdapter(Adapter):
             g = np.zeros((1, self.bfm.obs_dim), dtype=np.float32)
             g[0, : len(goal)] = goal
             phi = np.asarray(self.bfm.phi(g))
-            self.bandit.update(phi, np.ones(1))
+            self.bandit.update(phi, np.ones(1), noise_std=1.0)
             return
         if samples is None:
             raise ValueError("OptiConfig.warm_start > 0 needs dataset samples (samples=...); "
@@ -101,7 +108,9 @@ class OptiAdapter(Adapter):
         idx = self.rng.choice(len(samples.next_obs), size=n, replace=False)
         rewards = samples.rewards(self.task.get("task"), goal=goal)[idx]
         phi = np.asarray(self.bfm.phi(np.asarray(samples.next_obs[idx], dtype=np.float32)))
-        self.bandit.update(phi, rewards.astype(np.float64))
+        # unit noise even in TS mode (sigma 0.01), as opti-bfm's warm start: dataset labels
+        # weigh like a prior of the online ones, not 1/sigma^2 = 10^4 times more
+        self.bandit.update(phi, rewards.astype(np.float64), noise_std=1.0)
 
     def _project(self, w: np.ndarray) -> np.ndarray:
         return np.asarray(self.bfm.project(np.asarray(w, dtype=np.float32)), dtype=np.float32)
@@ -110,8 +119,9 @@ class OptiAdapter(Adapter):
         """Chooses a latent for ``obs`` (UCB over candidates, or a posterior draw)."""
         c = self.config
         if c.mode == "ts":
-            return self._project(self.bandit.sample_posterior(self.rng))
-        cand = self.bandit.sample_ellipsoid(c.candidates, 2 * c.beta, self.rng).astype(np.float32)
+            return self._project(self.bandit.sample_posterior(self.rng, c.geometry))
+        cand = self.bandit.sample_ellipsoid(c.candidates, 2 * c.beta, self.rng,
+                                           c.geometry).astype(np.float32)
         cand[np.linalg.norm(cand, axis=1) < 1e-8] = 1.0  # no direction: any fixed latent
         z = np.asarray(self.bfm.project(cand), dtype=np.float32)
         obs_rows = np.repeat(np.asarray(obs, dtype=np.float32)[None], c.candidates, axis=0)
