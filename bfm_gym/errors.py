@@ -41,6 +41,7 @@ __all__ = [
     "check_device",
     "check_out_dir",
     "check_out_file",
+    "check_own_folder",
     "closest_hint",
     "is_user_error",
     "reward_error",
@@ -133,6 +134,33 @@ def check_device(device: object, *, allow_auto: bool = False) -> object:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise UserError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
     return device
+
+
+def check_own_folder(path: str | os.PathLike[str], markers: Iterable[str], what: str, *,
+                     consequence: str) -> None:
+    """Refuses to write into, or delete, a non-empty folder that bfm_gym did not make.
+
+    A folder that does not exist, is empty, or holds one of ``markers`` (files bfm_gym
+    writes first, e.g. ``run.json``) passes. Anything else is a folder of the user's
+    (a typo in ``--out``, ``--out .``), whose files must not be overwritten or removed.
+
+    Args:
+        path: The output folder.
+        markers: Relative paths, one of which a folder of this kind holds.
+        what: What such a folder is (``"adapt run folder"``).
+        consequence: What would happen to it (``"--overwrite would delete it"``).
+
+    Raises:
+        UserError: A non-empty folder without any marker.
+    """
+    folder = Path(path)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    markers = list(markers)
+    if any((folder / m).exists() for m in markers):
+        return
+    raise UserError(f"{folder} is not empty and is not a bfm_gym {what} (it has no {' or '.join(markers)}); "
+                    f"{consequence}: choose a new or empty folder.")
 
 
 def _blocking_ancestor(path: Path) -> Path | None:

@@ -32,7 +32,9 @@ QUICK = {"max_episode_steps": 5, "zero_shot_episodes": 0, "progress": False}
 def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("api")
     (root / "file.txt").write_text("not a folder")
-    return {"tmp": root, "file": root / "file.txt"}
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_text("the user's own work")
+    return {"tmp": root, "file": root / "file.txt", "mine": root / "mine"}
 
 
 def _adapt(paths: dict[str, Path], **kw: Any) -> Any:
@@ -67,6 +69,8 @@ API: list[tuple[str, Callable[[dict[str, Path]], Any], type[BaseException], list
     ("adapt-seed", lambda p: _adapt(p, seed=-1), UserError, ["seed", ">= 0"]),
     ("adapt-out-file", lambda p: _adapt(p, out=p["file"]), UserError, ["file.txt", "not a folder"]),
     ("adapt-out-under-file", lambda p: _adapt(p, out=p["file"] / "x"), UserError, ["is a file"]),
+    ("adapt-foreign-folder", lambda p: _adapt(p, out=p["mine"]), UserError,
+     ["not a bfm_gym adapt run folder", "run.json"]),
     ("adapt-adapter", lambda p: _adapt(p, adapter="optii"), UserError, ["optii", "did you mean 'opti'"]),
     ("adapt-config-text", lambda p: _adapt(p, config={"beta": "abc"}), UserError,
      ["OptiConfig.beta", "float", "'abc'"]),
@@ -86,6 +90,8 @@ API: list[tuple[str, Callable[[dict[str, Path]], Any], type[BaseException], list
     ("adapt-budget", lambda p: _adapt(p, budget_steps=0), UserError, ["budget_steps"]),
     ("compare-episodes-0", lambda p: _compare(p, episodes=0), UserError, ["episodes", "0"]),
     ("compare-out-file", lambda p: _compare(p, out=p["file"]), UserError, ["file.txt", "not a folder"]),
+    ("compare-foreign-folder", lambda p: _compare(p, out=p["mine"]), UserError,
+     ["not a bfm_gym comparison folder"]),
     ("compare-adapter", lambda p: _compare(p, adapters="zero-shot,optii"), UserError, ["optii", "'opti'"]),
     ("compare-seeds-negative", lambda p: _compare(p, seeds=-1), ValueError, ["seeds"]),
     ("compare-seeds-repeated", lambda p: _compare(p, seeds=[0, 0]), ValueError, ["seeds", "[0, 0]"]),

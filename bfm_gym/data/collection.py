@@ -195,6 +195,10 @@ def collect(
     if chunk_episodes < 1:
         raise ValueError(f"chunk_episodes must be >= 1; got {chunk_episodes}.")
     out = Path(out)
+    if out.exists():  # never offer to delete a folder that is not a dataset
+        from bfm_gym.errors import check_own_folder
+
+        check_own_folder(out, ["bfm_gym.json"], "dataset", consequence="--overwrite would delete it")
     if out.exists() and not overwrite:
         raise FileExistsError(
             f"Output folder {out} exists; pass --overwrite (overwrite=True) to replace it."

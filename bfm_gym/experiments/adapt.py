@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bfm_gym.errors import UserError, check_count, check_out_dir, unknown_name
+from bfm_gym.errors import UserError, check_count, check_out_dir, check_own_folder, unknown_name
 from bfm_gym.utils.io import atomic_path, save_npz_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["AdaptResult", "adapt"]
@@ -270,6 +270,8 @@ def _check_arguments(*, model: Any, task: Any, oracle: Any, episodes: Any, seed:
         check_count(name, value, allow_none=True)
     if out is not None:
         check_out_dir(out, "out")
+        check_own_folder(out, ["run.json"], "adapt run folder",
+                         consequence="adapt would write its records among its files")
     if config is not None and not isinstance(config, dict):
         raise UserError(f"config must be a dict of adapter config fields; got {type(config).__name__}.")
     if goal is not None:

@@ -75,7 +75,7 @@ import numpy as np
 
 from bfm_gym.config import SetValue
 from bfm_gym.envs.registration import task_name
-from bfm_gym.errors import UserError, check_count, check_out_dir, unknown_name
+from bfm_gym.errors import UserError, check_count, check_out_dir, check_own_folder, unknown_name
 from bfm_gym.utils.io import atomic_path, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -592,6 +592,8 @@ def compare(
     check_count("max_episode_steps", max_episode_steps, allow_none=True)
     check_count("max_labels", max_labels, allow_none=True)
     check_out_dir(out, "out")
+    check_own_folder(out, ["compare.json"], "comparison folder",
+                     consequence="compare would write its cells and reports among its files")
     spec = plan(model, tasks, adapters, seeds=seeds, episodes=episodes, config=config,
                 max_episode_steps=max_episode_steps, max_labels=max_labels, oracle=oracle,
                 checkpoints=checkpoints)

@@ -270,6 +270,10 @@ def pretrain(
     if family != "fb":  # FB runs keep the spec they had before families existed
         run_spec["family"] = family
     if out.exists() and overwrite:
+        from bfm_gym.errors import check_own_folder
+
+        check_own_folder(out, ["training/run.json", "config.json"], "training run or model folder",
+                         consequence="--overwrite would delete it")
         shutil.rmtree(out)
     if run_json.is_file():
         previous = json.loads(run_json.read_text())
@@ -279,7 +283,7 @@ def pretrain(
                 "replace it, or choose another --out."
             )
     elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not a bfm_gym training run; pass --overwrite.")
+        raise FileExistsError(f"{out} exists and is not a bfm_gym training run; choose another --out.")
     run.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_json, {"spec": run_spec, "dataset": [str(f.resolve()) for f in folders],
                                  "updates": updates, "bfm_gym_version": __version__}, sort_keys=True)

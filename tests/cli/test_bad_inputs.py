@@ -41,6 +41,8 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("bad")
     (root / "file.txt").write_text("not a folder")
     (root / "folder").mkdir()
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_text("the user's own work")
     (root / "rewards").mkdir()
     (root / "rewards" / "my_rewards.py").write_text(REWARDS)
     dataset = collect("point_mass_maze", root / "maze", agent="random", episodes=1, seed=0,
@@ -48,7 +50,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     run = root / "run"
     done = CliRunner().invoke(cli, [*ADAPT, "--adapter", "zero-shot", "--episodes", "1", "--out", str(run)])
     assert done.exit_code == 0, done.stderr
-    return {"tmp": str(root), "file": str(root / "file.txt"), "folder": str(root / "folder"),
+    return {"tmp": str(root), "file": str(root / "file.txt"), "folder": str(root / "folder"), "mine": str(root / "mine"),
             "dataset": str(dataset), "run": str(run), "rewards": str(root / "rewards")}
 
 
@@ -87,6 +89,8 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
                              "--set", "warmup_step=3", "--out", "{tmp}/c8"], 1, ["warmup_step", "warmup_steps"]),
     ("collect-seed-negative", ["collect", "--domain", "walker", "--episodes", "1", "--seed", "-1",
                                "--out", "{tmp}/c9"], 2, ["--seed", "-1"]),
+    ("collect-overwrite-foreign", ["collect", "--domain", "walker", "--episodes", "1", "--overwrite",
+                                   "--out", "{mine}"], 1, ["not a bfm_gym dataset", "--overwrite would delete it"]),
     ("collect-threads-0", ["collect", "--domain", "walker", "--episodes", "1", "--threads", "0",
                            "--out", "{tmp}/c10"], 2, ["--threads"]),
     # coverage
@@ -108,6 +112,8 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
      ["z_dim", "twice"]),
     ("pretrain-config", [*PRETRAIN, "--out", "{tmp}/p8", "--config", "cpuu"], 1, ["cpuu", "preset"]),
     ("pretrain-dataset-missing", ["pretrain", "--dataset", "{tmp}/nope", "--out", "{tmp}/p9"], 1, ["nope"]),
+    ("pretrain-overwrite-foreign", [*PRETRAIN, "--out", "{mine}", "--overwrite"], 1,
+     ["not a bfm_gym training run", "--overwrite would delete it"]),
     ("pretrain-threads", [*PRETRAIN, "--out", "{tmp}/p10", "--threads", "zero"], 2, ["--threads", "zero"]),
     ("pretrain-device", [*PRETRAIN, "--out", "{tmp}/p11", "--device", "gpu"], 2, ["--device", "'gpu'", "cuda"]),
     # eval
@@ -146,6 +152,7 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
     ("adapt-task", ["adapt", "--model", "walker", "--task", "runn", "--out", "{tmp}/a10"], 1, ["runn", "run"]),
     ("adapt-max-steps-0", [*ADAPT, "--max-episode-steps", "0", "--out", "{tmp}/a11"], 2,
      ["--max-episode-steps"]),
+    ("adapt-foreign-folder", [*ADAPT, "--out", "{mine}"], 1, ["not a bfm_gym adapt run folder"]),
     ("adapt-other-arguments", [*ADAPT, "--adapter", "zero-shot", "--episodes", "1", "--seed", "4",
                                "--out", "{run}"], 1, ["other arguments", "seed", "0 there", "4 now"]),
     # compare
@@ -166,6 +173,8 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
      ["--oracle", "TASK=VALUE"]),
     ("compare-task-twice", [*COMPARE[:4], "run,run", "--adapters", "opti", "--out", "{tmp}/m9"], 1,
      ["twice"]),
+    ("compare-foreign-folder", [*COMPARE, "--adapters", "opti", "--out", "{mine}"], 1,
+     ["not a bfm_gym comparison folder"]),
     ("compare-workers-0", [*COMPARE, "--adapters", "opti", "--workers", "0", "--out", "{tmp}/m10"], 2,
      ["--workers"]),
     # video
@@ -206,6 +215,12 @@ def test_bad_input_gets_one_line(paths: dict[str, str], monkeypatch: pytest.Monk
     assert exit_code == code, (exit_code, stderr, exc)
     assert isinstance(exc, SystemExit), exc  # no exception escaped the command
     assert_one_line_error(stderr, words)
+
+
+def test_user_folders_are_never_written_or_deleted(paths: dict[str, str]) -> None:
+    """The rows above pointed --out (with --overwrite) at a folder of the user's: it is intact."""
+    assert sorted(os.listdir(paths["mine"])) == ["notes.txt"]
+    assert (Path(paths["mine"]) / "notes.txt").read_text() == "the user's own work"
 
 
 def test_every_command_is_in_the_table() -> None:
