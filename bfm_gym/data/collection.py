@@ -24,6 +24,7 @@ Robustness:
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -265,7 +266,10 @@ def collect(
     k = int(progress_state["episodes_done"])
     total_steps = int(progress_state["steps_done"])
     seconds_before = float(progress_state.get("seconds", 0.0))
-    target_steps = steps if steps is not None else int(episodes) * cap  # type: ignore[arg-type]
+    if steps is None:
+        target_steps = int(episodes) * cap  # type: ignore[arg-type]
+    else:  # fixed-length (DMC) episodes overshoot to a whole episode
+        target_steps = steps if gym_env else math.ceil(steps / cap) * cap
 
     def done() -> bool:
         return total_steps >= steps if steps is not None else k >= int(episodes)  # type: ignore[arg-type]

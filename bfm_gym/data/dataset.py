@@ -15,6 +15,13 @@ float32, zero rewards (reward-free), terminations/truncations, and
 ``infos["state"]`` ``(T+1, state_size)`` float64: the simulator state at each
 observation (:mod:`bfm_gym.envs.state`), from which any task reward of the
 transition ``t`` is recomputed on ``state[t + 1]``.
+
+Data of a Gymnasium env (``bfm-gym collect --env ID``; the manifest's ``domain`` is the id
+and ``env`` its :class:`~bfm_gym.envs.gym_env.EnvInfo`) differ in three ways: the rewards
+are the env's own (task ``native``), episodes may end in a termination (the last step's
+``terminations`` flag) before the cap, and ``infos["state"]`` is there only for MuJoCo envs
+(``state_size`` 0 otherwise). Actions are stored in ``[-1, 1]`` (rescaled from the env's
+bounds, which ``env`` records), observations flat (Dict ones in ``env["obs_keys"]`` order).
 """
 
 from __future__ import annotations
@@ -187,8 +194,9 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not manifest_path.is_file():
         raise DatasetError(
             f"{root} is not a bfm_gym dataset: it has no {MANIFEST}. Datasets are made by "
-            "`bfm-gym collect`; a plain Minari dataset lacks the simulator states needed "
-            "to relabel rewards."
+            "`bfm-gym collect`; a plain Minari dataset (no simulator states: its recorded "
+            "rewards are its only labels) is read by `bfm-gym pretrain --dataset` "
+            "(bfm_gym.data.sources.load_source)."
         )
     try:
         manifest = json.loads(manifest_path.read_text())
