@@ -204,6 +204,9 @@ class LatentActionWrapper(
     ) -> None:
         bfm, recorded_model = resolve_model(model, device=device)
         reward, recorded_reward = _resolve_reward_fn(reward_fn)
+        from bfm_gym.envs.gym_env import adopt_env
+
+        env = adopt_env(env, bfm)  # a MuJoCo / Dict-observation env of a Gymnasium-env model
         gym.utils.RecordConstructorArgs.__init__(
             self,
             model=recorded_model,
