@@ -219,3 +219,17 @@ def test_lifecycle_mistakes() -> None:
     env.close()
     with pytest.raises(RuntimeError, match="closed"):
         env.step(z)
+
+
+def test_out_of_box_latent_actions_warn_or_raise_with_strict() -> None:
+    far = np.full(50, 100.0, np.float32)
+    env = bfm_gym.wrap(gym.make("bfm_gym/walker-run-v0"), strict=True)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"outside the action space.*strict=True"):
+        env.step(far)
+    env.close()
+    env = bfm_gym.wrap(gym.make("bfm_gym/walker-run-v0"))
+    env.reset(seed=0)
+    with pytest.warns(UserWarning, match="strict=True to reject"):
+        env.step(far)
+    env.close()

@@ -202,6 +202,7 @@ def adapt(
                 records = _read_run_file(folder / "records.jsonl", _parse_jsonl)
                 if done >= 0:  # a kill between the records and the state commit leaves extra rows
                     records = records[:done]
+                _check_records(folder, records, done)
         else:
             write_json_atomic(run_json, run_args, newline=False)
 
@@ -304,6 +305,17 @@ def _check_same_run(folder: Path, old: dict[str, Any], new: dict[str, Any]) -> N
     shown = "; ".join(f"{k}: {value(old, k)!r} there, {value(new, k)!r} now" for k in diff[:4])
     raise UserError(f"{folder} holds a run with other arguments ({shown}); rerun with the same "
                     "arguments to resume, or choose another --out.")
+
+
+def _check_records(folder: Path, records: list[Any], done: int) -> None:
+    """Refuses to resume from records that do not match the saved state (a hand-edited folder):
+    the resumed run would silently differ from an uninterrupted one."""
+    episodes = [r.get("episode") if isinstance(r, dict) else None for r in records]
+    if (done >= 0 and len(records) != done) or episodes != list(range(len(records))):
+        raise UserError(f"cannot resume from {folder}: records.jsonl holds episodes {episodes[:3]}... "
+                        f"({len(records)} rows) but state.npz was saved after {done} episodes; the folder "
+                        f"was edited or mixed with another run. Delete {folder} to start over, or choose "
+                        "another --out.")
 
 
 def _load_npz(path: Path) -> dict[str, Any]:

@@ -243,6 +243,10 @@ def test_damaged_run_folder_names_the_file(paths: dict[str, str], tmp_path: Path
     run = tmp_path / "run"
     shutil.copytree(paths["run"], run)
     argv = [*ADAPT, "--adapter", "zero-shot", "--episodes", "2", "--out", str(run)]
+    (run / "records.jsonl").write_text("")  # rows deleted by hand: the state is one episode ahead
+    code, stderr, _ = invoke(argv)
+    assert code == 1
+    assert_one_line_error(stderr, ["records.jsonl", "state.npz", "edited"])
     (run / "records.jsonl").write_text('{"episode": 0, "ret')
     code, stderr, _ = invoke(argv)
     assert code == 1
