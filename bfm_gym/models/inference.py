@@ -85,18 +85,19 @@ class InferenceSet:
         """Writes ``inference_samples.safetensors`` into ``folder`` (atomically)."""
         from safetensors.numpy import save_file
 
-        path = Path(folder) / INFERENCE_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
         import json
 
+        from bfm_gym.utils.io import atomic_path
+
+        path = Path(folder) / INFERENCE_FILE
         arrays = {"next_obs": self.next_obs, "next_state": self.next_state, "obs": self.obs,
                   "action": self.action, "reward": self.reward}
         metadata = {"domain": self.domain}
         if self.env is not None:
             metadata["env"] = json.dumps(self.env, sort_keys=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items() if v is not None},
-                  str(tmp), metadata=metadata)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items() if v is not None},
+                      str(tmp), metadata=metadata)
         return path
 
     @classmethod

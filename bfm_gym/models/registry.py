@@ -16,7 +16,6 @@ what the test-suite runs every adapter and wrapper on, for every registered fami
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,11 +48,9 @@ class Family:
         if value is None:
             raise ValueError(f"model family {self.format!r} gives no {name} function")
         if isinstance(value, str):
-            module, _, attr = value.partition(":")
-            obj: Any = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-            return obj
+            from bfm_gym.utils.imports import resolve_callable
+
+            return resolve_callable(value, what=f"model family {self.format!r}: {name}")
         return value
 
 
