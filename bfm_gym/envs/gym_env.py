@@ -273,6 +273,8 @@ class GymEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self._reward = GymTaskReward(self, task)
         self.task = self._reward.task
+        if self.task.inputs == "native":  # gym.make(spec) rebuilds the inner env (then re-adapted)
+            self.spec = env.spec
         self._obs: np.ndarray | None = None
         self._steps = 0
 
