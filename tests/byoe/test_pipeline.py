@@ -92,6 +92,8 @@ def test_model_records_its_env_and_wraps_gym_make(hopper_model: Path) -> None:
     first = [env.step(z)[0] for _ in range(5)]
     env.reset(options={"state": state})
     np.testing.assert_array_equal(first, [env.step(z)[0] for _ in range(5)])
+    rebuilt = gym.make(env.spec)  # the spec records the raw id and the wrapper
+    assert rebuilt.supports_state_reset and rebuilt.model.metadata.domain == HOPPER
     with pytest.raises(ValueError, match=r"observation space Box\(.*\(17,\).*expects Box\(.*\(11,\)"):
         bfm_gym.wrap(gym.make("Walker2d-v5"), model=hopper_model)
 
