@@ -89,7 +89,7 @@ def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
             )
         try:
             base = config_class.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"Config file {path} is not valid JSON: {exc}") from exc
     if overrides:
         merged = {**base.to_dict(), **overrides}

@@ -111,6 +111,8 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
     ("pretrain-set-twice", [*PRETRAIN, "--out", "{tmp}/p7", "--set", "z_dim=8", "--set", "z_dim=9"], 1,
      ["z_dim", "twice"]),
     ("pretrain-config", [*PRETRAIN, "--out", "{tmp}/p8", "--config", "cpuu"], 1, ["cpuu", "preset"]),
+    ("pretrain-config-file", [*PRETRAIN, "--out", "{tmp}/p12", "--config", "{file}"], 1,
+     ["Config file", "file.txt", "not valid JSON"]),
     ("pretrain-dataset-missing", ["pretrain", "--dataset", "{tmp}/nope", "--out", "{tmp}/p9"], 1, ["nope"]),
     ("pretrain-overwrite-foreign", [*PRETRAIN, "--out", "{mine}", "--overwrite"], 1,
      ["not a bfm_gym training run", "--overwrite would delete it"]),
