@@ -129,6 +129,13 @@ class Adapter(abc.ABC):
         """Learns from the low-level transitions of one wrapper step; returns metrics."""
         return {}
 
+    def eval_z(self) -> np.ndarray:
+        """The latent an evaluation episode holds fixed: the adapter's current estimate of
+        the task's z, ``(z_dim,)`` (default: ``self.z``). An adapter whose ``z`` is an
+        exploration choice (a UCB pick, a posterior draw) overrides this with its point
+        estimate, so that evaluation scores what it learned rather than how it explores."""
+        return self.z.copy()
+
     def on_episode_start(self, obs: np.ndarray) -> None:  # noqa: B027 - optional hook
         """Called after each reset."""
 
@@ -140,14 +147,14 @@ class Adapter(abc.ABC):
         """Plays one episode on ``env`` and returns ``(return, env steps)``.
 
         ``learn=True``: the adaptation loop of the module docstring. ``learn=False``: an
-        evaluation episode with the current ``z`` held fixed; nothing is learned. ``env``
+        evaluation episode with :meth:`eval_z` held fixed; nothing is learned. ``env``
         is the latent wrapper (``needs.acts == "latent"``) or the plain env (``"env"``).
         Steps counted here are those of ``env`` only; lookahead steps go to ``sim_steps``.
         """
         obs, _ = env.reset(seed=seed)
         if learn:
             self.on_episode_start(obs)
-        fixed = self.z.copy()
+        fixed = None if learn else np.asarray(self.eval_z(), dtype=np.float32)
         total, steps, done = 0.0, 0, False
         while not done:
             action = self.act(obs) if learn else fixed

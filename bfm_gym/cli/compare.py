@@ -57,12 +57,18 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
 @click.option("--checkpoints", default=None, help="Budgets in episodes for the aggregates, e.g. 10,20,50.")
 @click.option("--bootstrap-reps", type=COUNT, default=2000, show_default=True)
 @click.option("--score-window", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Score a cell at a budget by the mean of its last K episodes within it.")
+              help="Without paired evaluation: score a cell by the mean of its last K training episodes.")
+@click.option("--eval-episodes", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Fixed start states per evaluation point, shared by all adapters of a seed "
+                   "(0: score training returns).")
+@click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Extra evaluation points every K episodes of budget, for the curves (0: checkpoints only).")
 @click.option("--no-progress", is_flag=True)
 def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
             workers: int | None, executor: str, address: str | None, overrides: tuple[str, ...],
             max_episode_steps: int | None, max_labels: int | None, oracles: tuple[str, ...],
-            checkpoints: str | None, bootstrap_reps: int, score_window: int, no_progress: bool) -> None:
+            checkpoints: str | None, bootstrap_reps: int, score_window: int, eval_episodes: int,
+            eval_every: int, no_progress: bool) -> None:
     """Compare adapters on tasks and seeds at equal env-step and label budgets.
 
     Rerun the same command to resume: finished cells are skipped, interrupted ones
@@ -88,7 +94,8 @@ def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str,
               executor=executor, address=address, config=parse_overrides(overrides),  # type: ignore[arg-type]
               max_episode_steps=max_episode_steps, max_labels=max_labels,
               oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
-              bootstrap_reps=bootstrap_reps, score_window=score_window, progress=not no_progress,
+              bootstrap_reps=bootstrap_reps, score_window=score_window, eval_episodes=eval_episodes,
+              eval_every=eval_every, progress=not no_progress,
               command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     final = res.aggregates["checkpoints"][-1]
     click.echo(f"{'adapter':<22}{'IQM score/zero-shot [95% CI]':>34}")

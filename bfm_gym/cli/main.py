@@ -221,8 +221,13 @@ def plugins(hook: str | None) -> None:
 @click.option("--out", type=OUT_DIR, required=True, help="Run folder (resumable).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Adapter config field.")
 @click.option("--z-hold", default=None, help="Low-level steps per latent (int or 'episode').")
-@click.option("--eval-every", type=NONNEG, default=0, show_default=True,
-              help="Evaluation episode with z fixed every K episodes (0: none).")
+@click.option("--eval-every", type=NONNEG, default=5, show_default=True,
+              help="Every K episodes (and after the last), score z frozen on fixed start states (0: never).")
+@click.option("--eval-episodes", type=NONNEG, default=5, show_default=True,
+              help="Fixed start states per evaluation point, shared with the zero-shot level.")
+@click.option("--video-every", type=NONNEG, default=0, show_default=True,
+              help="Render the policy after every K episodes, side by side, into OUT/policy.gif (0: none).")
+@click.option("--video-steps", type=COUNT, default=300, show_default=True, help="Env steps per video panel.")
 @click.option("--oracle", type=float, default=None, help="Reference return for the summary.")
 @click.option("--max-episode-steps", type=COUNT, default=None, help="Cap episode length (quick runs).")
 @click.option("--budget-steps", type=COUNT, default=None,
@@ -233,7 +238,8 @@ def plugins(hook: str | None) -> None:
 def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, episodes: int,
           seed: int, out: Path, overrides: tuple[str, ...], z_hold: str | None, eval_every: int,
           oracle: float | None, max_episode_steps: int | None, budget_steps: int | None,
-          zero_shot_episodes: int, no_progress: bool) -> None:
+          zero_shot_episodes: int, eval_episodes: int, video_every: int, video_steps: int,
+          no_progress: bool) -> None:
     """Adapt a model's latent to a task online (rerun the same command to resume)."""
     from bfm_gym.experiments import adapt as run
 
@@ -247,13 +253,18 @@ def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, epi
     res = run(model_name, task, adapter, episodes=episodes, seed=seed, out=out,
               config=_parse_set(overrides), goal=goal_xy, z_hold=hold, eval_every=eval_every,
               oracle=oracle, max_episode_steps=max_episode_steps, budget_steps=budget_steps,
-              zero_shot_episodes=zero_shot_episodes, progress=not no_progress)
+              zero_shot_episodes=zero_shot_episodes, eval_episodes=eval_episodes,
+              video_every=video_every, video_steps=video_steps, progress=not no_progress)
     s = res.summary
-    for key in ("zero_shot", "first", "best", "last", "last_over_zero_shot_pct",
-                "episodes_to_95pct_oracle", "env_steps", "labels_used"):
+    for key in ("zero_shot", "zero_shot_std", "eval_first", "eval_best", "eval_last", "eval_last_std",
+                "eval_last_over_zero_shot_pct", "eval_last_vs_zero_shot", "train_first", "train_best",
+                "train_last", "episodes_to_95pct_oracle", "env_steps", "labels_used"):
         if key in s:
-            click.echo(f"{key:<26}{s[key]}")
-    click.echo(f"curve: {out / 'curve.png'}  records: {out / 'records.csv'}")
+            click.echo(f"{key:<30}{s[key]}")
+    if "evaluation" in s:
+        click.echo(f"evaluation env steps          {s['evaluation']['env_steps']} (not counted in env_steps)")
+    click.echo(f"curve: {out / 'curve.png'}  records: {out / 'records.csv'}"
+               + (f"  video: {out / s['video']['file']}" if "video" in s else ""))
 
 
 @cli.command()

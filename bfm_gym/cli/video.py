@@ -25,8 +25,12 @@ def _parse_z(text: str) -> list[float]:
 
 
 @click.command("video")
-@click.option("--model", "model_name", required=True, help="Shipped model name or model folder.")
-@click.option("--task", required=True, help="Task, as 'run' or 'walker-run'.")
+@click.option("--model", "model_name", default=None, help="Shipped model name or model folder.")
+@click.option("--task", default=None, help="Task, as 'run' or 'walker-run'.")
+@click.option("--run", "run_dir", default=None, type=click.Path(path_type=Path, file_okay=False),
+              help="Instead of --model/--task/--z: an `adapt` run folder; renders its policy at the "
+                   "zero-shot z and after every --every episodes, side by side.")
+@click.option("--every", type=COUNT, default=5, show_default=True, help="With --run: episodes between panels.")
 @click.option(
     "--z",
     "z_text",
@@ -42,7 +46,7 @@ def _parse_z(text: str) -> list[float]:
 @click.option("--steps", type=COUNT, default=300, show_default=True, help="Env steps to render.")
 @click.option(
     "--out",
-    required=True,
+    default=None,
     type=OUT_FILE,
     help="Output file: .gif (Pillow) or .mp4 (needs the [video] extra).",
 )
@@ -50,11 +54,28 @@ def _parse_z(text: str) -> list[float]:
 @click.option("--width", type=COUNT, default=320, show_default=True)
 @click.option("--height", type=COUNT, default=240, show_default=True)
 @click.option("--camera", type=int, default=0, show_default=True, help="MuJoCo camera id.")
-def video(model_name: str, task: str, z_text: str | None, z_from_task: bool, steps: int,
-          out: Path, seed: int, width: int, height: int, camera: int) -> None:  # fmt: skip
-    """Render the policy pi(a | s, z) of a model on a task with a fixed latent z."""
+def video(model_name: str | None, task: str | None, run_dir: Path | None, every: int, z_text: str | None,
+          z_from_task: bool, steps: int, out: Path | None, seed: int, width: int, height: int,
+          camera: int) -> None:  # fmt: skip
+    """Render the policy pi(a | s, z) of a model on a task with a fixed latent z.
+
+    With --run RUN: the policy of an `adapt` run at several points, side by side.
+    """
     from bfm_gym.wrappers.video import render_rollout, write_video
 
+    if run_dir is not None:
+        from bfm_gym.experiments.run_video import render_run
+
+        if model_name or task or z_text or z_from_task:
+            raise click.UsageError("--run takes the model, task and z from the run; drop --model/--task/--z.")
+        if out is not None and out.suffix.lower() not in (".gif", ".mp4"):
+            raise click.BadParameter(f"{out.name} must end in .gif or .mp4", param_hint="--out")
+        info = render_run(run_dir, out, every=every, steps=steps)
+        click.echo(f"wrote {out or run_dir / info['file']}: {info['panels']} panels "
+                   f"({', '.join(info['captions'])}), returns {info['returns']}")
+        return
+    if model_name is None or task is None or out is None:
+        raise click.UsageError("Give --model, --task and --out (or --run RUN).")
     if (z_text is None) == (not z_from_task):
         raise click.UsageError("Give exactly one of --z Z1,Z2,... or --z-from-task.")
     if out.suffix.lower() not in (".gif", ".mp4"):

@@ -1,14 +1,28 @@
 """``adapt()`` / ``bfm-gym adapt``: run one adapter on one task for N episodes.
 
-Per episode the run records the return, cumulative env steps and reward labels
-used, wall time and how far z moved; optionally every K episodes an evaluation
-episode with the current z held fixed (deterministic policy). Output folder::
+Per episode the run records the *training* return (the episode the adapter learned
+from), cumulative env steps and reward labels used, wall time, how far z moved and z
+itself. Output folder::
 
     records.jsonl, records.csv   one row per episode (rewritten atomically)
     state.npz                    adapter state after the last finished episode
     run.json                     the run's arguments (a rerun must match them)
     summary.json, curve.png      final table and learning curve
+    policy.gif                   with ``video_every``: the policy at chosen points, side by side
     tb/                          TensorBoard scalars
+
+**Paired evaluation.** Training returns mix what z learned with where the episode
+started (in the maze the start room decides most of the return) and with the adapter's
+exploration. An *evaluation point* (``eval_every``, ``eval_steps``) instead plays
+``eval_episodes`` episodes from a fixed set of start states, the reset seeds
+:func:`evaluation_seeds` ``(seed, n)``, with z frozen at the adapter's current estimate
+and the deterministic policy; nothing is learned and no label is used. The zero-shot
+level is measured on the same start states, and so is every other adapter run with the
+same ``seed``: differences between them are paired start by start. The reset
+observations of every evaluation episode are checked against the fixed start states, so
+an adapter whose ``run_episode`` ignored the seed fails loudly. Evaluation episodes are
+**not** counted in ``env_steps``, ``labels_used`` or the budgets (``budget_steps``,
+``budget_labels``); the summary reports how many env steps they took.
 
 Rerunning the same command after an interrupt resumes after the last finished
 episode; because each episode resets with ``episode_seed(seed, k)`` and the adapter's RNGs are
@@ -22,6 +36,7 @@ import io
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +81,79 @@ def episode_seed(seed: int, k: int, evaluation: bool = False) -> int:
     return int(np.random.SeedSequence([seed, k + 1, int(evaluation)]).generate_state(1)[0])
 
 
+def evaluation_seeds(seed: int, n: int) -> list[int]:
+    """The reset seeds of the ``n`` fixed evaluation start states of a run seeded ``seed``.
+
+    ``SeedSequence([seed, 0, 2, i])`` for ``i < n``: never a training episode's seed
+    (:func:`episode_seed` puts ``k + 1 >= 1`` second). Every evaluation point of every
+    adapter run with this ``seed``, and its zero-shot level, start from these states, so
+    their returns are paired start by start (the first ``n`` of a longer list are the same).
+    """
+    return [int(np.random.SeedSequence([seed, 0, 2, i]).generate_state(1)[0]) for i in range(n)]
+
+
+def _start_recorder(env: Any) -> Any:
+    """``env`` wrapped so that the observation of every reset is kept in ``.starts``."""
+    import gymnasium as gym
+
+    class StartRecorder(gym.Wrapper):
+        def __init__(self, inner: Any) -> None:
+            super().__init__(inner)
+            self.starts: list[np.ndarray] = []
+
+        def reset(self, **kwargs: Any) -> Any:
+            obs, info = self.env.reset(**kwargs)
+            self.starts.append(np.array(obs, dtype=np.float64, copy=True))
+            return obs, info
+
+    return StartRecorder(env)
+
+
+def _evaluate(env: Any, agent: Any, seeds: list[int], starts: list[np.ndarray],
+              who: str) -> tuple[list[float], int]:
+    """One episode per fixed start state with z frozen (``run_episode(learn=False)``).
+
+    Returns the returns and the env steps spent; raises when an episode did not begin at
+    its start state (the adapter's ``run_episode`` ignored the reset seed).
+    """
+    env.starts.clear()
+    returns, steps = [], 0
+    for s in seeds:
+        ret, n = agent.run_episode(env, s, learn=False)
+        returns.append(float(ret))
+        steps += int(n)
+    seen = env.starts
+    if len(seen) != len(seeds) or not all(np.array_equal(a, b) for a, b in zip(seen, starts, strict=False)):
+        raise ValueError(
+            f"{who}: its evaluation episodes did not start from the fixed start states, so they "
+            "cannot be paired with the other runs; its run_episode(env, seed, learn=False) must "
+            "call env.reset(seed=seed) once per episode."
+        )
+    return returns, steps
+
+
+def _spread(returns: list[float]) -> dict[str, Any]:
+    """Mean, std across start states (ddof=1; 0 for one) and the per-start returns, rounded."""
+    r = np.asarray(returns, dtype=np.float64)
+    std = float(r.std(ddof=1)) if r.size > 1 else 0.0
+    return {"mean": round(float(r.mean()), 4), "std": round(std, 4), "returns": [round(float(x), 4) for x in r]}
+
+
+def _eval_due(k: int, episodes: int, every: int, thresholds: list[int], env_steps: int, cost: int,
+              last: bool) -> bool:
+    """Whether episode ``k`` (0-based) is followed by an evaluation point.
+
+    Every ``every`` episodes; after the run's last episode; and before a budget
+    ``T in thresholds`` that the next episode would cross if it cost as much as this one
+    (``env_steps <= T < env_steps + cost``), so a comparison scored at ``T`` finds a point
+    within it. Adapters whose episodes cost a varying number of steps (lookahead) can miss
+    one; the score then uses their previous point, which is also within the budget.
+    """
+    if last or (every and (k + 1) % every == 0):
+        return True
+    return any(env_steps <= t < env_steps + cost for t in thresholds)
+
+
 def _run_episode(env: Any, adapter: Any, seed: int, learn: bool) -> tuple[float, int, float]:
     """One episode; returns (return, env steps incl. lookahead steps, distance z moved)."""
     z0, sim0 = adapter.z.copy(), adapter.sim_steps
@@ -91,6 +179,10 @@ def adapt(
     budget_steps: int | None = None,
     budget_labels: int | None = None,
     zero_shot_episodes: int = 5,
+    eval_episodes: int = 5,
+    eval_steps: Sequence[int] | None = None,
+    video_every: int = 0,
+    video_steps: int = 300,
     progress: bool = True,
 ) -> AdaptResult:
     """Adapts ``adapter`` on ``task`` for ``episodes`` episodes and returns the records.
@@ -105,7 +197,9 @@ def adapt(
         config: Adapter config fields.
         goal: ``(x, y)`` instead of a task (point_mass_maze).
         z_hold: Overrides the adapter's preferred hold.
-        eval_every: Every K episodes, one evaluation episode with z fixed (0: none).
+        eval_every: Every K episodes, an evaluation point: ``eval_episodes`` episodes from
+            the fixed start states with z frozen (0: none). With evaluation on, the run's
+            last episode is always followed by one.
         oracle: A reference return; the summary reports episodes to reach 95 % of it.
         max_episode_steps: Cap episode length (for quick runs; default: full episodes).
         budget_steps: Stop once this many env steps (lookahead steps included) are spent,
@@ -113,7 +207,15 @@ def adapt(
         budget_labels: Stop once the adapter has used this many online reward labels
             (``labels_used``); ``bfm-gym compare`` sets the same cap for every adapter.
         zero_shot_episodes: Episodes averaged for the zero-shot level drawn on the curve and
-            reported in the summary (their own reset seeds, shared by every adapter).
+            reported in the summary: the first fixed evaluation start states, so it is paired
+            with the evaluation points (use the same number as ``eval_episodes``).
+        eval_episodes: Fixed start states (:func:`evaluation_seeds`) per evaluation point.
+        eval_steps: Env-step budgets before which an evaluation point is also taken
+            (``bfm-gym compare`` passes its checkpoints), see :func:`_eval_due`.
+        video_every: Render the policy (frozen z, from the first evaluation start state)
+            after every K episodes, beside the zero-shot policy and the final one, into
+            ``out/policy.gif`` (0: none; needs ``out``, a task and a latent adapter).
+        video_steps: Env steps rendered per panel (capped by ``max_episode_steps``).
         progress: Show a progress bar.
 
     Raises:
@@ -171,6 +273,16 @@ def adapt(
         raise ValueError(f"budget_steps must be a positive number of env steps; got {budget_steps}.")
     if budget_labels is not None and budget_labels < 1:
         raise ValueError(f"budget_labels must be a positive number of reward labels; got {budget_labels}.")
+    thresholds = sorted({int(t) for t in (eval_steps or ())})
+    _check_evaluation(eval_every, eval_episodes, thresholds, video_every, video_steps)
+    if video_every:
+        if out is None:
+            raise ValueError("video_every writes OUT/policy.gif: give out (--out).")
+        if spec["task"] is None:
+            raise ValueError("video_every renders named tasks only; give a task instead of a goal.")
+        if needs.acts != "latent":
+            raise ValueError(f"video_every renders the policy of a latent z; adapter {adapter!r} fine-tunes "
+                             "the network weights instead (use eval_every to score it).")
     samples = _samples(model)
     if "dataset" in needs.labels:
         if samples is None:
@@ -188,6 +300,11 @@ def adapt(
         run_args["budget_steps"] = budget_steps
     if budget_labels is not None:
         run_args["budget_labels"] = budget_labels
+    evaluating = eval_episodes > 0 and bool(eval_every or thresholds)
+    if evaluating:  # absent when off, so folders of runs without evaluation still resume
+        run_args["eval_episodes"] = eval_episodes
+        if thresholds:
+            run_args["eval_steps"] = thresholds
     records: list[dict[str, Any]] = []
     folder = Path(out) if out is not None else None
     if folder is not None:
@@ -206,7 +323,12 @@ def adapt(
         else:
             write_json_atomic(run_json, run_args, newline=False)
 
-    zero_shot = (_zero_shot_level(bfm, spec, samples, make_latent_env, seed, zero_shot_episodes)
+    # the fixed start states: reset observations of the evaluation seeds, checked at every use
+    n_starts = max(zero_shot_episodes, eval_episodes if evaluating else 0)
+    seeds = evaluation_seeds(seed, n_starts)
+    eval_env = _start_recorder(make_env()) if evaluating else None
+    starts = [np.array(make_inner().reset(seed=s)[0], dtype=np.float64) for s in seeds]
+    zero_shot = (_zero_shot_level(bfm, spec, samples, make_latent_env, seed, seeds[:zero_shot_episodes], starts)
                  if samples is not None and zero_shot_episodes > 0 else None)
     writer = _writer(folder, len(records))
     from tqdm.auto import trange
@@ -226,9 +348,15 @@ def adapt(
                                "sim_steps": agent.sim_steps, "labels_used": agent.labels_used,
                                "z_change": round(moved, 5),
                                "wall_s": round(time.perf_counter() - start_wall, 3)}
-        if eval_every and (k + 1) % eval_every == 0:
-            eval_ret, _, _ = _run_episode(make_env(), agent, episode_seed(seed, k, evaluation=True), learn=False)
-            row["eval_return"] = round(eval_ret, 4)
+        last = (k + 1 >= episodes or (budget_steps is not None and env_steps >= budget_steps)
+                or (budget_labels is not None and agent.labels_used >= budget_labels))
+        if evaluating and _eval_due(k, episodes, eval_every, thresholds, env_steps, steps, last):
+            returns, used = _evaluate(eval_env, agent, seeds[:eval_episodes], starts, f"adapter {adapter!r}")
+            spread = _spread(returns)
+            row.update({"eval_return": spread["mean"], "eval_std": spread["std"],
+                        "eval_returns": spread["returns"], "eval_env_steps": used})
+        if needs.acts == "latent":  # the estimate evaluation holds fixed (and the video renders)
+            row["z"] = [round(float(v), 6) for v in agent.eval_z()]
         records.append(row)
         bar.set_postfix(ret=f"{ret:.1f}", dz=f"{moved:.2f}")
         if writer is not None:
@@ -244,10 +372,41 @@ def adapt(
     if writer is not None:
         writer.close()
     summary = _summary(records, zero_shot, oracle)
+    if evaluating:
+        summary["evaluation"] = {
+            "episodes_per_point": eval_episodes, "every": eval_every, "before_budgets": thresholds,
+            "reset_seeds": seeds[:eval_episodes],
+            "initial_obs": [[round(float(v), 6) for v in o] for o in starts[:eval_episodes]],
+            "policy": "z frozen at the adapter's estimate after the episode, deterministic policy",
+            "counted_in_budget": False,
+            "env_steps": sum(r.get("eval_env_steps", 0) for r in records),
+        }
     if folder is not None:
+        title = f"{adapter} on {spec['task'] or spec['goal']}, seed {seed}"
+        _plot(records, zero_shot, folder / "curve.png", title)
+        if video_every:
+            from bfm_gym.experiments.run_video import policy_panels, write_panels
+
+            length = min(max_episode_steps or video_steps, video_steps)
+            panels = policy_panels(records, video_every, _zero_shot_z(bfm, spec, samples, seed))
+            summary["video"] = write_panels(bfm, spec["task"], panels, folder / "policy.gif",
+                                            seed=seeds[0] if seeds else evaluation_seeds(seed, 1)[0],
+                                            steps=length)
         write_json_atomic(folder / "summary.json", summary, newline=False)
-        _plot(records, zero_shot, folder / "curve.png", f"{adapter} on {spec['task'] or spec['goal']}")
     return AdaptResult(records=records, summary=summary, out=folder)
+
+
+def _check_evaluation(eval_every: int, eval_episodes: int, thresholds: list[int], video_every: int,
+                      video_steps: int) -> None:
+    """One-line errors for the evaluation and video options."""
+    for name, value in (("eval_every", eval_every), ("eval_episodes", eval_episodes),
+                        ("video_every", video_every)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0 (0: off); got {value!r}.")
+    if thresholds and thresholds[0] < 1:
+        raise ValueError(f"eval_steps are env-step budgets >= 1; got {thresholds}.")
+    if video_steps < 1:
+        raise ValueError(f"video_steps must be >= 1; got {video_steps}.")
 
 
 def _check_arguments(*, model: Any, task: Any, oracle: Any, episodes: Any, seed: Any, out: Any, config: Any,
@@ -352,27 +511,38 @@ def _samples(model: Any) -> Any:
         return None
 
 
-def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: int,
-                     episodes: int) -> float | None:
-    """Mean return of the zero-shot z over ``episodes`` episodes with their own seeds
-    (``SeedSequence([seed, 0, 2, i])``: never a training or evaluation episode's seed)."""
+def _zero_shot_z(bfm: Any, spec: dict, samples: Any, seed: int) -> np.ndarray | None:
+    """The zero-shot z inferred from the model's dataset labels, or None (no samples)."""
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+
+    if samples is None:
+        return None
+    try:
+        return ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples).z.copy()
+    except ValueError:
+        return None
+
+
+def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: int, seeds: list[int],
+                     starts: list[np.ndarray]) -> dict[str, Any] | None:
+    """The zero-shot z's returns from the fixed start states ``seeds`` (see
+    :func:`evaluation_seeds`): ``{"mean", "std", "returns"}``, or None without a zero-shot z."""
     from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 
     try:
         ref = ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples)
     except ValueError:
         return None
-    env = make_env()
-    returns = [_run_episode(env, ref, int(np.random.SeedSequence([seed, 0, 2, i]).generate_state(1)[0]),
-                            learn=False)[0] for i in range(episodes)]
-    return round(float(np.mean(returns)), 4)
+    returns, _ = _evaluate(_start_recorder(make_env()), ref, seeds, starts[: len(seeds)], "zero-shot level")
+    return _spread(returns)
 
 
 def _save_records(folder: Path, records: list[dict[str, Any]]) -> None:
     write_text_atomic(folder / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    keys = sorted({k for r in records for k in r}, key=lambda k: list(records[0]).index(k) if k in records[0] else 99)
+    keys = sorted({k for r in records for k in r} - {"z"},  # z: records.jsonl only
+                  key=lambda k: list(records[0]).index(k) if k in records[0] else 99)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
     w.writeheader()
     w.writerows(records)
     write_text_atomic(folder / "records.csv", buf.getvalue())
@@ -386,41 +556,88 @@ def _writer(folder: Path | None, step: int) -> Any:
     return SummaryWriter(str(folder / "tb"), purge_step=step or None)
 
 
-def _summary(records: list[dict[str, Any]], zero_shot: float | None, oracle: float | None) -> dict[str, Any]:
+def _summary(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None,
+             oracle: float | None) -> dict[str, Any]:
+    """The summary table: zero-shot level, evaluation points (paired) and training returns.
+
+    ``eval_*``: evaluation points (mean over the fixed start states, their std);
+    ``eval_last_vs_zero_shot``: the last point minus the zero-shot level start by start.
+    ``train_*``: the returns of the episodes the adapter learned from (not paired: each
+    starts from its own state and includes the adapter's exploration).
+    """
     returns = [r["return"] for r in records]
-    s: dict[str, Any] = {"episodes": len(records), "zero_shot": zero_shot,
-                         "first": returns[0] if returns else None,
-                         "best": max(returns) if returns else None,
-                         "last": returns[-1] if returns else None,
-                         "env_steps": records[-1]["env_steps"] if records else 0,
-                         "labels_used": records[-1]["labels_used"] if records else 0}
-    if zero_shot and returns:
-        s["last_over_zero_shot_pct"] = round(100 * (returns[-1] - zero_shot) / abs(zero_shot), 2)
+    level = zero_shot["mean"] if zero_shot else None
+    s: dict[str, Any] = {"episodes": len(records), "zero_shot": level,
+                         "zero_shot_std": zero_shot["std"] if zero_shot else None,
+                         "zero_shot_returns": zero_shot["returns"] if zero_shot else None}
+    evals = [r for r in records if "eval_return" in r]
+    if evals:
+        s.update({"eval_points": len(evals), "eval_first": evals[0]["eval_return"],
+                  "eval_best": max(r["eval_return"] for r in evals), "eval_last": evals[-1]["eval_return"],
+                  "eval_last_std": evals[-1]["eval_std"], "eval_last_episode": evals[-1]["episode"] + 1})
+        if level:
+            s["eval_last_over_zero_shot_pct"] = round(100 * (evals[-1]["eval_return"] - level) / abs(level), 2)
+        if zero_shot:
+            n = min(len(zero_shot["returns"]), len(evals[-1]["eval_returns"]))
+            diff = np.subtract(evals[-1]["eval_returns"][:n], zero_shot["returns"][:n])
+            s["eval_last_vs_zero_shot"] = {
+                "start_states": n, "mean_difference": round(float(diff.mean()), 4),
+                "std_difference": round(float(diff.std(ddof=1)) if n > 1 else 0.0, 4),
+                "better": int((diff > 0).sum()), "worse": int((diff < 0).sum())}
+    s.update({"train_first": returns[0] if returns else None,
+              "train_best": max(returns) if returns else None,
+              "train_last": returns[-1] if returns else None})
+    if level and returns:
+        s["train_last_over_zero_shot_pct"] = round(100 * (returns[-1] - level) / abs(level), 2)
+    s.update({"env_steps": records[-1]["env_steps"] if records else 0,
+              "labels_used": records[-1]["labels_used"] if records else 0})
     if oracle is not None:
         s["oracle"] = oracle
-        hit = [r["episode"] + 1 for r in records if r["return"] >= 0.95 * oracle]
+        key = "eval_return" if evals else "return"
+        hit = [r["episode"] + 1 for r in (evals or records) if r[key] >= 0.95 * oracle]
         s["episodes_to_95pct_oracle"] = hit[0] if hit else None
+        s["episodes_to_95pct_oracle_from"] = "evaluation points" if evals else "training episodes"
     return s
 
 
-def _plot(records: list[dict[str, Any]], zero_shot: float | None, path: Path, title: str) -> None:
+def _plot(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None, path: Path, title: str) -> None:
+    """The learning curve a newcomer reads: evaluation points (z frozen, the same fixed start
+    states every time; bold mean, a faint line per start state, a band of one std) against
+    the zero-shot z on those states; training returns, which zig-zag with the start state,
+    in light gray."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot([r["episode"] + 1 for r in records], [r["return"] for r in records], marker="o", ms=3,
-            label="training episodes")
-    evals = [(r["episode"] + 1, r["eval_return"]) for r in records if "eval_return" in r]
-    if evals:
-        ax.plot(*zip(*evals, strict=True), marker="s", ls="--", label="evaluation (z fixed)")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    evals = [r for r in records if "eval_return" in r]
+    ax.plot([r["episode"] + 1 for r in records], [r["return"] for r in records], marker=".", ms=5, lw=0.7,
+            color="0.75", label="training episodes (each from its own start, exploring; not paired)", zorder=1)
     if zero_shot is not None:
-        ax.axhline(zero_shot, color="gray", ls=":", label="zero-shot")
-    ax.set_xlabel("episode")
-    ax.set_ylabel("return")
+        n = len(zero_shot["returns"])
+        ax.axhline(zero_shot["mean"], color="tab:orange", ls="--", lw=1.8, zorder=2,
+                   label=f"zero-shot z on the same {n} start states: mean {zero_shot['mean']:.4g}")
+        ax.scatter(np.zeros(n), zero_shot["returns"], color="tab:orange", s=22, zorder=3)
+    if evals:
+        x = np.array([r["episode"] + 1 for r in evals])
+        per_start = np.array([r["eval_returns"] for r in evals], dtype=float)
+        mean = per_start.mean(axis=1)
+        std = per_start.std(axis=1, ddof=1) if per_start.shape[1] > 1 else np.zeros_like(mean)
+        for j in range(per_start.shape[1]):
+            ax.plot(x, per_start[:, j], color="tab:blue", alpha=0.3, lw=0.9, zorder=2)
+        ax.fill_between(x, mean - std, mean + std, color="tab:blue", alpha=0.12, lw=0, zorder=2)
+        ax.plot(x, mean, color="tab:blue", marker="o", ms=6, lw=2.5, zorder=4,
+                label=f"evaluation, z frozen: mean over {per_start.shape[1]} fixed start states "
+                      f"(faint: each start; band: ±1 std); last {mean[-1]:.4g}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(left=-0.5)
+    ax.set_xlabel("training episodes finished (0: the zero-shot z)")
+    ax.set_ylabel("episode return")
     ax.set_title(title)
-    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)

@@ -30,10 +30,24 @@ what would cause that: per-adapter ``episodes``/``budget_steps``/``budget_labels
 ``out`` folder made with another model or budget. (Adapter config fields are free;
 an adapter must count every env step it takes, see :class:`~bfm_gym.adapters.base.Adapter`.)
 
-**Normalisation.** ``zero_shot`` of a task is, when the grid has the ``zero-shot``
-adapter (dataset labels), the mean return of its episodes over all seeds; otherwise
-the mean over seeds of adapt's zero-shot level (one evaluation episode with z inferred
-from the model's dataset labels). ``score_zero_shot = return / zero_shot``: 1 is the zero-shot
+**Paired evaluation (the default).** A cell's score is not the return of a training
+episode (each starts from its own state and includes the adapter's exploration; in the
+maze the start room decides most of it) but an *evaluation point*: ``eval_episodes``
+episodes (default 5) from fixed start states, z frozen at the adapter's estimate,
+deterministic policy (see :mod:`bfm_gym.experiments.adapt`). The start states are
+``adapt.evaluation_seeds(seed, n)``: the same for every adapter of one seed and for the
+zero-shot level, so scores are paired start by start. Each cell takes a point before
+every checkpoint budget (and every ``eval_every`` episodes' worth of budget, for the
+curves); its score at a budget is its last point taken after an episode that ended
+within it. Evaluation episodes are not counted in any budget (``cells.json`` reports
+their env steps). ``eval_episodes=0`` scores training returns instead (the former
+protocol; ``score_window`` applies to it only).
+
+**Normalisation.** ``zero_shot`` of a task is the mean over seeds of adapt's zero-shot
+level: the zero-shot z (inferred from the model's dataset labels) on the same fixed
+start states as the evaluation points. Without paired evaluation, when the grid has the
+``zero-shot`` adapter, it is instead the mean return of that adapter's training episodes
+over all seeds. ``score_zero_shot = return / zero_shot``: 1 is the zero-shot
 level. ``score_oracle = return / oracle`` with the oracle from ``--oracle TASK=VALUE``,
 else the zero-shot return with the dataset labels, which is OpTI-BFM's oracle
 definition (then both scores coincide; ``oracle_source`` says which). A normaliser
@@ -88,7 +102,10 @@ BUDGET_KEYS = frozenset({"episodes", "budget_steps", "budget_labels", "max_label
 
 _RESULT_COLUMNS = ("adapter", "task", "seed", "episode", "env_steps", "sim_steps", "labels_used",
                    "return", "within_budget", "zero_shot", "oracle", "oracle_source",
-                   "score_zero_shot", "score_oracle", "wall_s")
+                   "score_zero_shot", "score_oracle", "eval_return", "eval_std", "eval_score_zero_shot",
+                   "wall_s")
+"""``return``/``score_*``: the training episode; ``eval_*``: the evaluation point taken after
+it (mean and std over the fixed start states; empty where none was taken)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
@@ -128,6 +145,19 @@ class CompareSpec:
     """Budgets, in episodes, at which aggregates are reported (the last is ``episodes``)."""
     acts: dict[str, str] = field(default_factory=dict)
     """Adapter -> ``"latent"`` (searches z) or ``"env"`` (fine-tunes weights, acts on the env)."""
+    eval_episodes: int = 5
+    """Fixed start states per evaluation point (0: score training returns instead)."""
+    eval_every: int = 0
+    """Extra evaluation points every this many episodes' worth of budget (0: checkpoints only)."""
+
+    def eval_steps(self) -> list[int]:
+        """Env-step budgets before which every cell takes an evaluation point."""
+        if not self.eval_episodes:
+            return []
+        steps = {k * self.episode_length for k in self.checkpoints}
+        if self.eval_every:
+            steps |= {k * self.episode_length for k in range(self.eval_every, self.episodes + 1, self.eval_every)}
+        return sorted(steps)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -139,7 +169,7 @@ class CompareSpec:
     def budget(self) -> dict[str, Any]:
         """The fields a rerun into the same folder must keep."""
         return {k: getattr(self, k) for k in ("model", "episodes", "max_episode_steps",
-                                             "budget_steps", "budget_labels")}
+                                             "budget_steps", "budget_labels", "eval_episodes", "eval_every")}
 
     def cells(self) -> list[tuple[str, str, int]]:
         """``(adapter, task, seed)`` in a fixed order."""
@@ -214,6 +244,8 @@ def plan(
     max_labels: int | None = None,
     oracle: Mapping[str, float] | None = None,
     checkpoints: Sequence[int] | None = None,
+    eval_episodes: int = 5,
+    eval_every: int = 0,
 ) -> CompareSpec:
     """Checks a comparison request and returns its :class:`CompareSpec` (runs nothing).
 
@@ -326,7 +358,8 @@ def plan(
                        seeds=tuple(seed_list), episodes=episodes, max_episode_steps=max_episode_steps,
                        episode_length=length, budget_steps=budget_steps,
                        budget_labels=max_labels if max_labels is not None else budget_steps,
-                       configs=configs, oracle=oracles, checkpoints=tuple(checks), acts=acts)
+                       configs=configs, oracle=oracles, checkpoints=tuple(checks), acts=acts,
+                       eval_episodes=eval_episodes, eval_every=eval_every)
 
 
 def _check_folder(out: Path, spec: CompareSpec) -> None:
@@ -340,7 +373,8 @@ def _check_folder(out: Path, spec: CompareSpec) -> None:
         except ValueError as exc:
             raise UserError(f"{path} is damaged ({exc}); delete {out} to start over, or choose another --out.") from exc
         mine = json.loads(json.dumps(spec.budget()))
-        diff = [k for k, v in mine.items() if old.get(k) != v]
+        # folders from before paired evaluation: no eval keys, i.e. eval_episodes 0
+        diff = [k for k, v in mine.items() if old.get(k, 0 if k.startswith("eval_") else None) != v]
         if diff:
             raise ValueError(
                 f"{out} holds a comparison with another {', '.join(diff)} "
@@ -431,7 +465,8 @@ def run_cell(job: Mapping[str, Any]) -> dict[str, Any]:
     res = adapt(job["model"], job["task"], job["adapter"], episodes=job["episodes"], seed=job["seed"],
                 out=job["folder"], config=job["config"], max_episode_steps=job["max_episode_steps"],
                 budget_steps=job["budget_steps"], budget_labels=job["budget_labels"],
-                oracle=job["oracle"], progress=False)
+                oracle=job["oracle"], progress=False, eval_episodes=job.get("eval_episodes", 0),
+                eval_steps=job.get("eval_steps"), zero_shot_episodes=job.get("eval_episodes") or 5)
     return {"records": res.records, "summary": res.summary}
 
 
@@ -542,6 +577,8 @@ def compare(
     checkpoints: Sequence[int] | None = None,
     bootstrap_reps: int = 2000,
     score_window: int = 1,
+    eval_episodes: int = 5,
+    eval_every: int = 0,
     progress: bool = True,
     command: str | None = None,
 ) -> CompareResult:
@@ -565,9 +602,12 @@ def compare(
         checkpoints: Budgets in episodes for the aggregates (default 1, 10, 20, 50 below
             ``episodes``, and ``episodes``).
         bootstrap_reps: Bootstrap replicates for every interval.
-        score_window: A cell's score at a budget is the mean return of its last
-            ``score_window`` episodes that ended within it (1: the last episode; larger
-            values steady tasks whose single episodes vary a lot, e.g. by start state).
+        score_window: Without paired evaluation, a cell's score at a budget is the mean
+            return of its last ``score_window`` training episodes that ended within it.
+        eval_episodes: Fixed start states per evaluation point, shared by every adapter of
+            a seed and the zero-shot level (0: score training returns, the former protocol).
+        eval_every: Extra evaluation points every K episodes' worth of budget, for the
+            curves (0: at the checkpoints only).
         progress: Progress bar over all cells (finished episodes / total).
         command: The command line to record in ``report.md`` (default: the equivalent
             ``bfm-gym compare`` call).
@@ -591,12 +631,14 @@ def compare(
     check_count("episodes", episodes)
     check_count("max_episode_steps", max_episode_steps, allow_none=True)
     check_count("max_labels", max_labels, allow_none=True)
+    check_count("eval_episodes", eval_episodes, minimum=0)
+    check_count("eval_every", eval_every, minimum=0)
     check_out_dir(out, "out")
     check_own_folder(out, ["compare.json"], "comparison folder",
                      consequence="compare would write its cells and reports among its files")
     spec = plan(model, tasks, adapters, seeds=seeds, episodes=episodes, config=config,
                 max_episode_steps=max_episode_steps, max_labels=max_labels, oracle=oracle,
-                checkpoints=checkpoints)
+                checkpoints=checkpoints, eval_episodes=eval_episodes, eval_every=eval_every)
     folder = Path(out)
     _check_folder(folder, spec)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
@@ -615,7 +657,8 @@ def compare(
                      "folder": str(folder / "cells" / name), "episodes": spec.episodes,
                      "config": spec.configs[adapter], "max_episode_steps": spec.max_episode_steps,
                      "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels,
-                     "oracle": spec.oracle.get(task), "env": _forwarded_env()})
+                     "oracle": spec.oracle.get(task), "env": _forwarded_env(),
+                     "eval_episodes": spec.eval_episodes, "eval_steps": spec.eval_steps()})
     n_workers = workers or max(1, min(os.cpu_count() or 1, len(jobs) or 1))
     logger.info("compare: %d cells, %d finished, %d to run on %s (%d workers)",
                 len(cells), len(done), len(jobs), executor, n_workers)
@@ -682,6 +725,10 @@ def _equivalent_command(spec: CompareSpec, out: Path) -> str:
         args += ["--max-episode-steps", str(spec.max_episode_steps)]
     if spec.budget_labels != spec.budget_steps:
         args += ["--max-labels", str(spec.budget_labels)]
+    if spec.eval_episodes != 5:
+        args += ["--eval-episodes", str(spec.eval_episodes)]
+    if spec.eval_every:
+        args += ["--eval-every", str(spec.eval_every)]
     from bfm_gym.plugins import load_plugins
 
     registry = load_plugins().adapters
@@ -717,9 +764,10 @@ def _levels(spec: CompareSpec, folder: Path) -> tuple[dict[str, float | None], d
             zs = None
         if zs is not None:
             per_seed[task][seed] = float(zs)
-    if "zero-shot" in spec.adapters and not spec.configs.get("zero-shot", {}).get("online_labels"):
-        # the zero-shot cells ran the same z for the whole budget: their mean return over
-        # every episode and seed is a far less noisy level than one evaluation episode
+    if (not spec.eval_episodes and "zero-shot" in spec.adapters
+            and not spec.configs.get("zero-shot", {}).get("online_labels")):
+        # unpaired scoring: the zero-shot cells ran the same z for the whole budget, and their
+        # mean return over every episode and seed is a less noisy level than a few episodes
         for task in spec.tasks:
             means: dict[int, float] = {}
             for seed in spec.seeds:
@@ -737,15 +785,22 @@ def _levels(spec: CompareSpec, folder: Path) -> tuple[dict[str, float | None], d
 
 
 def _score_at(records: list[dict[str, Any]], steps: int, labels: int,
-              window: int = 1) -> dict[str, Any] | None:
+              window: int = 1, evaluation: bool = False) -> dict[str, Any] | None:
     """The last episode that ended within ``steps`` env steps and ``labels`` labels; with
-    ``window > 1`` its ``return`` is the mean over the last ``window`` such episodes."""
+    ``window > 1`` its ``return`` is the mean over the last ``window`` such episodes.
+
+    ``evaluation=True``: the last such episode followed by an evaluation point, with
+    ``return`` its mean over the fixed start states (``window`` is not used).
+    """
     within: list[dict[str, Any]] = []
     for r in records:
         if r["env_steps"] <= steps and r["labels_used"] <= labels:
             within.append(r)
         else:
             break
+    if evaluation:
+        points = [r for r in within if "eval_return" in r]
+        return {**points[-1], "return": points[-1]["eval_return"]} if points else None
     if not within:
         return None
     if window <= 1:
@@ -759,6 +814,7 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
     from bfm_gym.experiments.aggregate import performance_profile, stratified_bootstrap
 
     levels, level_values = _levels(spec, folder)
+    paired = spec.eval_episodes > 0
     oracle = {t: (spec.oracle[t], "--oracle") if t in spec.oracle else (levels[t], "zero-shot (dataset labels)")
               for t in spec.tasks}
     rows: list[dict[str, Any]] = []
@@ -774,6 +830,8 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
                          "labels_used": r["labels_used"], "return": r["return"], "within_budget": within,
                          "zero_shot": zs, "oracle": orc, "oracle_source": source,
                          "score_zero_shot": _ratio(r["return"], zs), "score_oracle": _ratio(r["return"], orc),
+                         "eval_return": r.get("eval_return"), "eval_std": r.get("eval_std"),
+                         "eval_score_zero_shot": (_ratio(r["eval_return"], zs) if "eval_return" in r else None),
                          "wall_s": r.get("wall_s")})
         last = recs[-1] if recs else {"env_steps": 0, "labels_used": 0, "sim_steps": 0, "wall_s": 0.0}
         cells.append({"cell": name, "adapter": adapter, "task": task, "seed": seed,
@@ -782,6 +840,8 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
                       "env_steps": last["env_steps"], "sim_steps": last.get("sim_steps", 0),
                       "labels_used": last["labels_used"],
                       "over_budget_steps": max(0, last["env_steps"] - spec.budget_steps),
+                      "eval_points": sum("eval_return" in r for r in recs),
+                      "eval_env_steps": sum(r.get("eval_env_steps", 0) for r in recs),
                       "wall_s": last.get("wall_s"), "config": spec.configs[adapter]})
 
     # Scores at each budget checkpoint: cell -> score (NaN when no episode ended within it).
@@ -798,7 +858,7 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
                     vals = []
                     for seed in spec.seeds:
                         r = _score_at(records[cell_name(adapter, task, seed)], steps, spec.budget_labels,
-                                      window)
+                                      window, paired)
                         by = levels[task] if norm == "zero_shot" else oracle[task][0]
                         vals.append(_ratio(r["return"], by) if r is not None else float("nan"))
                     by_task[task] = vals
@@ -809,8 +869,9 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
                     agg_rows.append({"checkpoint_episodes": k, "env_steps": steps, "adapter": adapter,
                                      "normalisation": norm, "statistic": stat, **iv.to_dict()})
                 per_norm[norm] = {"stats": stats, "scores": by_task}
-            raw = {task: [(_score_at(records[cell_name(adapter, task, s)], steps, spec.budget_labels, window)
-                           or {"return": float("nan")})["return"] for s in spec.seeds] for task in spec.tasks}
+            raw = {task: [(_score_at(records[cell_name(adapter, task, s)], steps, spec.budget_labels, window,
+                                     paired) or {"return": float("nan")})["return"] for s in spec.seeds]
+                   for task in spec.tasks}
             per_norm["return"] = raw
             entry["adapters"][adapter] = per_norm
         checkpoints.append(entry)
@@ -833,9 +894,20 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
             "score_zero_shot": "return / zero-shot level of the task (mean over seeds)",
             "score_oracle": "return / oracle (--oracle, else the zero-shot return with dataset labels, "
                             "OpTI-BFM's oracle)",
-            "checkpoint": f"a cell's score at a budget of B env steps is the mean return of its last "
-                          f"{window} episode(s) that ended within B env steps and the label cap (NaN if none)",
+            "checkpoint": (f"a cell's score at a budget of B env steps is its last evaluation point "
+                           f"({spec.eval_episodes} episodes from fixed start states, z frozen, deterministic "
+                           "policy) taken after an episode that ended within B env steps and the label cap "
+                           "(NaN if none); evaluation episodes are not counted in the budget" if paired else
+                           f"a cell's score at a budget of B env steps is the mean return of its last "
+                           f"{window} training episode(s) that ended within B env steps and the label cap "
+                           "(NaN if none)"),
         },
+        "score_source": "evaluation" if paired else "training",
+        "evaluation": ({"episodes_per_point": spec.eval_episodes, "eval_every": spec.eval_every,
+                        "before_budgets": spec.eval_steps(), "counted_in_budget": False,
+                        "start_states": "adapt.evaluation_seeds(seed, n): shared by every adapter of a seed "
+                                        "and by the zero-shot level"} if paired else None),
+        "paired_vs_zero_shot": _paired_vs_zero_shot(spec, folder, records) if paired else None,
         "score_window": window,
         "budget": {"episodes": spec.episodes, "episode_length": spec.episode_length,
                    "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels},
@@ -849,6 +921,43 @@ def _write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict
     files = _write_tables(folder, rows, cells, aggregates, agg_rows)
     files.update(report.write_report(folder, spec, rows, cells, aggregates, checkpoints, command, reps))
     return CompareResult(out=folder, spec=spec, rows=rows, cells=cells, aggregates=aggregates, files=files)
+
+
+def _paired_vs_zero_shot(spec: CompareSpec, folder: Path,
+                         records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per adapter and task at the final budget: its last evaluation point minus the zero-shot
+    z's return on the same start state, pooled over seeds x start states.
+
+    ``mean_difference`` with a 95 % interval (bootstrap over the pooled pairs, 2000
+    resamples, seed 0), ``better``/``worse``/``pairs``: how many pairs went up/down.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for adapter in spec.adapters:
+        out[adapter] = {}
+        for task in spec.tasks:
+            diffs: list[float] = []
+            for seed in spec.seeds:
+                name = cell_name(adapter, task, seed)
+                point = _score_at(records[name], spec.budget_steps, spec.budget_labels, evaluation=True)
+                try:
+                    zs = json.loads((folder / "cells" / name / "summary.json").read_text()).get("zero_shot_returns")
+                except (FileNotFoundError, json.JSONDecodeError):
+                    zs = None
+                if point is None or not zs:
+                    continue
+                n = min(len(zs), len(point["eval_returns"]))
+                diffs += list(np.subtract(point["eval_returns"][:n], zs[:n]))
+            if not diffs:
+                out[adapter][task] = {"pairs": 0, "mean_difference": None, "low": None, "high": None,
+                                      "better": 0, "worse": 0}
+                continue
+            d = np.asarray(diffs, dtype=np.float64)
+            means = d[np.random.default_rng(0).integers(0, d.size, (2000, d.size))].mean(axis=1)
+            out[adapter][task] = {"pairs": int(d.size), "mean_difference": round(float(d.mean()), 4),
+                                  "low": round(float(np.quantile(means, 0.025)), 4),
+                                  "high": round(float(np.quantile(means, 0.975)), 4),
+                                  "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
+    return out
 
 
 def _latent_vs_weights(spec: CompareSpec, checkpoints: list[dict[str, Any]], reps: int) -> list[dict[str, Any]]:

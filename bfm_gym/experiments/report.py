@@ -2,11 +2,13 @@
 
 Writes into the comparison folder (each file atomically):
 
-* ``curve_{task}.png``: per task, mean return over seeds against env steps with a
-  95 % bootstrap band (seeds resampled), one line per adapter; the zero-shot level and
-  the oracle as horizontal lines. A cell's value at ``B`` env steps is the return of
-  its last episode that ended within ``B`` (so adapters with lookahead steps, whose
-  episodes cost more, are plotted at the steps they really spent).
+* ``curve_{task}.png``: per task, mean over seeds against env steps with a 95 % bootstrap
+  band (seeds resampled), one line per adapter; the zero-shot level and the oracle as
+  horizontal lines. With paired evaluation (the default) a cell's value at ``B`` env
+  steps is its last evaluation point (mean over the fixed start states) taken within
+  ``B``, drawn at the budgets where points are taken; otherwise the return of its last
+  training episode that ended within ``B``. Adapters with lookahead steps, whose
+  episodes cost more, are plotted at the steps they really spent.
 * ``aggregate.png``: IQM with its stratified-bootstrap 95 % CI per adapter at the
   final budget, one panel per normalisation.
 * ``profile.png``: performance profile at the final budget (fraction of runs with an
@@ -59,7 +61,10 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
     from bfm_gym.experiments.aggregate import bootstrap_band
 
     plt = _pyplot()
-    points = np.arange(1, spec.episodes + 1) * spec.episode_length
+    paired = aggregates.get("score_source") == "evaluation"
+    points = (np.asarray(spec.eval_steps()) if paired
+              else np.arange(1, spec.episodes + 1) * spec.episode_length)
+    key = "eval_return" if paired else "return"
     by_cell: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in rows:
         by_cell.setdefault((r["adapter"], r["task"], r["seed"]), []).append(r)
@@ -71,21 +76,23 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
             for i, seed in enumerate(spec.seeds):
                 recs = by_cell.get((adapter, task, seed), [])
                 for j, budget in enumerate(points):
-                    ok = [r for r in recs if r["env_steps"] <= budget and r["labels_used"] <= spec.budget_labels]
+                    ok = [r for r in recs if r["env_steps"] <= budget and r["labels_used"] <= spec.budget_labels
+                          and r.get(key) is not None]
                     if ok:
-                        curves[i, j] = ok[-1]["return"]
+                        curves[i, j] = ok[-1][key]
             mean, lo, hi = bootstrap_band(curves, reps=reps)
-            (line,) = ax.plot(points, mean, label=adapter)
+            (line,) = ax.plot(points, mean, label=adapter, marker="o" if paired else None, ms=4)
             ax.fill_between(points, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
         zs = aggregates["zero_shot"][task]["level"]
         if zs is not None:
-            ax.axhline(zs, color="gray", ls=":", label="zero-shot level")
+            ax.axhline(zs, color="gray", ls=":", label="zero-shot z" + (" (same start states)" if paired else ""))
         orc = aggregates["oracle"][task]
         if orc["source"] == "--oracle":
             ax.axhline(orc["value"], color="black", ls="--", label="oracle")
         ax.set_xlabel("env steps (lookahead steps included)")
-        ax.set_ylabel("episode return")
-        ax.set_title(f"{task}: mean over {len(spec.seeds)} seeds, 95% bootstrap CI")
+        ax.set_ylabel(f"evaluation return ({spec.eval_episodes} fixed start states, z frozen)" if paired
+                      else "training episode return")
+        ax.set_title(f"{task}: mean over {len(spec.seeds)} seeds, 95% bootstrap CI", fontsize=10)
         ax.legend(fontsize=8)
         path = folder / f"curve_{task}.png"
         _save(fig, path)
@@ -149,6 +156,43 @@ def _profile_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) -
     return path
 
 
+def _scoring_md(spec: CompareSpec, cells: list[dict[str, Any]], aggregates: dict[str, Any]) -> list[str]:
+    """The report's paragraph on what a score is (paired evaluation or training returns)."""
+    if aggregates.get("score_source") != "evaluation":
+        return ["**Scores are training returns** (no paired evaluation: `--eval-episodes 0`): each "
+                "episode starts from its own state and includes the adapter's exploration.", ""]
+    ev = aggregates["evaluation"]
+    spent = sum(c.get("eval_env_steps", 0) for c in cells)
+    return ["**Scores are paired evaluations.** Before each checkpoint budget"
+            + (f" and every {ev['eval_every']} episodes' worth of budget" if ev["eval_every"] else "")
+            + f", every cell plays {ev['episodes_per_point']} evaluation episodes from fixed start states "
+            "(`evaluation_seeds(seed, n)`: the same for every adapter of one seed and for the zero-shot "
+            "level), with z frozen at the adapter's estimate and the deterministic policy. A cell's score "
+            "at a budget is its last such point within it. Evaluation episodes learn nothing, use no "
+            f"labels and are **not counted in the budget** ({spent} env steps over all cells). "
+            "Training returns stay in `results.csv` (`return`); evaluation points are `eval_return` "
+            "(mean over the start states) and `eval_std`.", ""]
+
+
+def _paired_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
+    paired = aggregates.get("paired_vs_zero_shot")
+    if not paired:
+        return []
+    md = ["", "## Against the zero-shot z, start state by start state (final budget)", "",
+          "Last evaluation point minus the zero-shot z's return from the same start state, pooled over "
+          "seeds x start states: mean difference [95% bootstrap CI], and how many pairs went up / down.", "",
+          "| adapter | " + " | ".join(spec.tasks) + " |", "|---|" + "---|" * len(spec.tasks)]
+    for adapter in spec.adapters:
+        cols = []
+        for task in spec.tasks:
+            p = paired[adapter][task]
+            cols.append("n/a" if not p["pairs"] else
+                        f"{_fmt(p['mean_difference'])} [{_fmt(p['low'])}, {_fmt(p['high'])}], "
+                        f"{p['better']} up / {p['worse']} down of {p['pairs']}")
+        md.append(f"| {adapter} | " + " | ".join(cols) + " |")
+    return md
+
+
 def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], cells: list[dict[str, Any]],
                  aggregates: dict[str, Any], checkpoints: list[dict[str, Any]], command: str,
                  reps: int) -> dict[str, Path]:
@@ -181,6 +225,7 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
           "reward labels**. A cell stops before an episode once either is spent; the episode that crosses "
           "the budget is kept in `results.csv` but not scored. Episode `k` of every cell resets with "
           "`episode_seed(seed, k)`: every adapter of one seed sees the same start states.", "",
+          *_scoring_md(spec, cells, aggregates),
           "| adapter | task | episodes | env steps used | labels used | over budget (steps) |",
           "|---|---|---|---|---|---|"]
     for adapter in spec.adapters:
@@ -212,7 +257,9 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
                     iv = cp["adapters"][adapter][norm][stat]
                     cols.append(f"{_fmt(iv['value'])} [{_fmt(iv['low'])}, {_fmt(iv['high'])}]")
             md.append(f"| {cp['episodes']} / {cp['env_steps']} | {adapter} | " + " | ".join(cols) + " |")
-    md += ["", "## Final returns per task (mean over seeds)", "",
+    md += _paired_md(spec, aggregates)
+    md += ["", "## Final " + ("evaluation" if aggregates.get("score_source") == "evaluation" else "training")
+           + " returns per task (mean over seeds)", "",
            "| adapter | " + " | ".join(spec.tasks) + " |", "|---|" + "---|" * len(spec.tasks)]
     final = checkpoints[-1]
     for adapter in spec.adapters:

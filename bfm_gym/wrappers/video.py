@@ -43,6 +43,7 @@ def render_rollout(
     height: int = 240,
     camera_id: int = 0,
     domain: str | None = None,
+    render_every: int = 1,
 ) -> tuple[list[np.ndarray], float, float]:
     """Runs ``pi(a | s, z)`` with one latent on a bfm_gym task and renders every step.
 
@@ -56,10 +57,13 @@ def render_rollout(
         height: Frame height.
         camera_id: MuJoCo camera.
         domain: The env's domain; defaults to the model's.
+        render_every: Render every k-th step only (rendering costs far more than a step
+            on a CPU); ``fps`` is divided by k so the video plays in real time.
 
     Returns:
-        ``(frames, episode_return, fps)``: ``steps + 1`` uint8 ``(height, width, 3)`` frames
-        (the first after reset), the summed task reward, and the env's frames per second.
+        ``(frames, episode_return, fps)``: uint8 ``(height, width, 3)`` frames after reset
+        and after every ``render_every``-th step (``steps + 1`` with the default 1), the
+        summed task reward of all steps, and the frames per second of ``frames``.
 
     Raises:
         ValueError: Unknown model or task, a z of the wrong size, or an all-zero z.
@@ -80,6 +84,8 @@ def render_rollout(
         )
     if not np.any(zz):
         raise ValueError("z is all zeros: it has no direction; give a nonzero latent.")
+    if render_every < 1:
+        raise ValueError(f"render_every must be >= 1 step; got {render_every}.")
     inner = DMCEnv(domain, name, render_mode="rgb_array",
                    render_kwargs={"width": width, "height": height, "camera_id": camera_id})  # fmt: skip
     env = LatentActionWrapper(inner, bfm, z_hold=1, action_map="raw", record_transitions=False)
@@ -87,13 +93,14 @@ def render_rollout(
         env.reset(seed=seed)
         frames = [env.render()]
         total = 0.0
-        for _ in range(steps):
+        for t in range(1, steps + 1):
             _, reward, terminated, truncated, _ = env.step(zz)
             total += reward
-            frames.append(env.render())
+            if t % render_every == 0:
+                frames.append(env.render())
             if terminated or truncated:
                 break
-        fps = float(inner.metadata.get("render_fps", 30))
+        fps = float(inner.metadata.get("render_fps", 30)) / render_every
     finally:
         env.close()
     return frames, total, fps

@@ -139,3 +139,101 @@ def test_resume_after_kill_between_records_and_state(model_dir: Path, tmp_path: 
     shutil.copy(tmp_path / "c" / "state.npz", tmp_path / "b" / "state.npz")
     resumed = adapt(str(model_dir), adapter="opti", episodes=3, seed=4, out=tmp_path / "b", **KW)
     assert without_wall_time(resumed.records) == without_wall_time(full.records)
+
+
+# -- paired evaluation and the policy video ------------------------------------------------
+
+
+def test_paired_evaluation_uses_the_same_start_states_for_every_adapter(model_dir: Path) -> None:
+    from bfm_gym.experiments.adapt import evaluation_seeds
+
+    kw = dict(episodes=2, seed=3, eval_every=1, eval_episodes=3, zero_shot_episodes=3, **KW)
+    zs = adapt(str(model_dir), adapter="zero-shot", **kw)
+    opti = adapt(str(model_dir), adapter="opti", **kw)
+    for res in (zs, opti):
+        ev = res.summary["evaluation"]
+        assert ev["reset_seeds"] == evaluation_seeds(3, 3) and ev["counted_in_budget"] is False
+        assert [r["env_steps"] for r in res.records] == [40, 80]  # evaluation is not in the budget
+        assert ev["env_steps"] == 2 * 3 * 40
+        assert all(len(r["eval_returns"]) == 3 for r in res.records)
+    starts = zs.summary["evaluation"]["initial_obs"]
+    assert starts == opti.summary["evaluation"]["initial_obs"] and len({tuple(o) for o in starts}) == 3
+    assert opti.records[-1]["labels_used"] == 80  # no label from the evaluation episodes
+    # the zero-shot adapter's z never moves: each evaluation point repeats the zero-shot level's
+    # returns start by start, which holds only if both played the same start states
+    assert zs.summary["zero_shot_returns"] == zs.records[0]["eval_returns"] == zs.records[1]["eval_returns"]
+    assert zs.summary["eval_last_vs_zero_shot"]["mean_difference"] == 0.0
+    other = adapt(str(model_dir), adapter="zero-shot", **{**kw, "seed": 4})
+    assert other.summary["evaluation"]["initial_obs"] != zs.summary["evaluation"]["initial_obs"]
+
+
+def test_evaluation_refuses_episodes_from_other_start_states(model_dir: Path) -> None:
+    from gymnasium.wrappers import TimeLimit
+
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+    from bfm_gym.envs import make_env
+    from bfm_gym.experiments.adapt import _evaluate, _start_recorder, evaluation_seeds
+    from bfm_gym.wrappers import LatentActionWrapper
+
+    bfm = BFM.load(model_dir)
+    ref = ZeroShotAdapter(bfm, {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}, None,
+                          seed=0, samples=InferenceSet.load(model_dir))
+    env = _start_recorder(LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 10), bfm,
+                                              z_hold=1, action_map="raw"))
+    seeds = evaluation_seeds(0, 2)
+    starts = [np.array(env.reset(seed=s)[0], dtype=np.float64) for s in seeds]
+    returns, steps = _evaluate(env, ref, seeds, starts, "zero-shot")
+    assert len(returns) == 2 and steps == 20
+    with pytest.raises(ValueError, match="did not start from the fixed start states"):
+        _evaluate(env, ref, evaluation_seeds(1, 2), starts, "zero-shot")
+
+
+def test_eval_points_before_budgets() -> None:
+    from bfm_gym.experiments.adapt import _eval_due
+
+    # fixed cost 10: a point after the episode that ends exactly at a budget
+    assert [k for k in range(6) if _eval_due(k, 6, 0, [20, 40], 10 * (k + 1), 10, False)] == [1, 3]
+    assert _eval_due(0, 6, 0, [], 10, 10, last=True)
+    assert [k for k in range(6) if _eval_due(k, 6, 3, [], 10 * (k + 1), 10, False)] == [2, 5]
+    # a lookahead adapter (25 steps an episode): the point before crossing 60 comes after 50
+    assert [k for k in range(4) if _eval_due(k, 4, 0, [60], 25 * (k + 1), 25, False)] == [1]
+
+
+def test_eval_curve_and_summary_without_training_keys_mixed(model_dir: Path, tmp_path: Path) -> None:
+    res = adapt(str(model_dir), adapter="opti", episodes=3, seed=0, out=tmp_path / "run", eval_every=2,
+                eval_episodes=2, **KW)
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s == json.loads(json.dumps(res.summary))
+    assert s["eval_points"] == 2 and s["eval_last_episode"] == 3  # every 2 episodes and after the last
+    assert {"train_first", "train_last", "eval_first", "eval_last", "eval_last_std"} <= set(s)
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 10_000
+    csv_header = (tmp_path / "run" / "records.csv").read_text().splitlines()[0].split(",")
+    assert "eval_return" in csv_header and "eval_std" in csv_header and "z" not in csv_header
+    with pytest.raises(ValueError, match="eval_episodes must be an integer >= 0"):
+        adapt(str(model_dir), adapter="opti", episodes=1, eval_every=1, eval_episodes=-1, **KW)
+
+
+def test_video_every_writes_one_panel_per_point(model_dir: Path, tmp_path: Path) -> None:
+    import math
+
+    from PIL import Image
+
+    from bfm_gym.envs.dmc_env import DMCEnv
+    from bfm_gym.experiments.run_video import PLAYBACK_FPS, render_run
+    from bfm_gym.wrappers.video import GIF_MAX_FPS
+
+    res = adapt(str(model_dir), adapter="zero-shot", episodes=3, seed=0, out=tmp_path / "run", eval_every=0,
+                video_every=2, video_steps=8, **KW)
+    video = res.summary["video"]
+    fps = DMCEnv("point_mass_maze", "reach_top_left").metadata["render_fps"]
+    every = max(1, round(fps / PLAYBACK_FPS))
+    assert video["render_every"] == every and video["frames"] == 8 // every + 1
+    assert video["captions"] == ["zero-shot", "after 2 ep", "after 3 ep"]
+    with Image.open(tmp_path / "run" / "policy.gif") as gif:
+        assert gif.size == (3 * 160 + 2 * 3, 160 + 18)  # three panels side by side, captions on top
+        assert gif.n_frames == math.ceil(video["frames"] / math.ceil(PLAYBACK_FPS / GIF_MAX_FPS))
+    again = render_run(tmp_path / "run", tmp_path / "again.gif", every=3, steps=4)  # `bfm-gym video --run`
+    assert again["captions"] == ["zero-shot", "after 3 ep"] and (tmp_path / "again.gif").is_file()
+    assert again["returns"][1] == again["returns"][0]  # the zero-shot adapter's z never moves
+    with pytest.raises(ValueError, match=r"video_every writes OUT/policy\.gif"):
+        adapt(str(model_dir), adapter="zero-shot", episodes=1, video_every=1, **KW)

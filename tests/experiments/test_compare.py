@@ -56,7 +56,9 @@ def test_local_pool_outputs_and_equal_budgets(local_run: CompareResult) -> None:
     agg = json.loads((out / "aggregates.json").read_text())
     assert [c["episodes"] for c in agg["checkpoints"]] == [1, 3]
     final = agg["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
-    assert final["n"] == 2 and final["low"] <= final["value"] <= final["high"]  # top_left runs only
+    scored = [t for t, o in agg["oracle"].items() if o["value"] and o["value"] > 0]  # a level <= 0: no score
+    assert "point_mass_maze-reach_top_left" in scored  # --oracle 2.0
+    assert final["n"] == 2 * len(scored) and final["low"] <= final["value"] <= final["high"]
     report = (out / "report.md").read_text()
     assert "bfm-gym compare --model" in report and "--set opti.beta=0.5" in report
     assert "| opti | point_mass_maze-reach_top_left | 3 | 90 | 90 | 0 |" in report
@@ -73,7 +75,8 @@ def test_resume_after_interrupt_equals_uninterrupted(local_run: CompareResult, m
     spec = local_run.spec
     adapt(str(model_dir), "reach_top_right", "opti", episodes=1, seed=1, out=out / "cells" / CELL,
           config=spec.configs["opti"], max_episode_steps=30, budget_steps=spec.budget_steps,
-          budget_labels=spec.budget_labels, progress=False)
+          budget_labels=spec.budget_labels, eval_episodes=spec.eval_episodes, eval_steps=spec.eval_steps(),
+          progress=False)
     (out / "cells" / CELL / "summary.json").unlink()
     kept = (out / "cells" / cell_name("opti", "point_mass_maze-reach_top_left", 0) / "records.jsonl").stat()
     res = compare(str(model_dir), TASKS, ADAPTERS, out=out, workers=1, **KW)
@@ -158,7 +161,8 @@ def test_label_cap_stops_cells_and_limits_scores(model_dir: Path, tmp_path: Path
     assert [(r["labels_used"], r["within_budget"]) for r in res.rows] == [(30, True), (60, False)]
     assert res.cells[0]["budget_labels"] == 45 and res.cells[0]["episodes"] == 2
     final = res.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
-    assert final["value"] == pytest.approx(res.rows[0]["return"] / 2.0)  # scored at episode 0
+    assert final["value"] == pytest.approx(res.rows[0]["eval_return"] / 2.0)  # the point after episode 0
+    assert res.rows[1]["eval_return"] is not None  # the last episode's point exists but is over the cap
     assert "--max-labels 45" in (tmp_path / "cap" / "report.md").read_text()
 
 
@@ -171,7 +175,7 @@ def test_zero_shot_level_is_the_mean_of_the_zero_shot_cells(tmp_path: Path) -> N
                        adapters=("zero-shot", "opti"), seeds=(0, 1), episodes=2, max_episode_steps=None,
                        episode_length=1000, budget_steps=2000, budget_labels=2000,
                        configs={"zero-shot": {"online_labels": 0}, "opti": {}}, oracle={},
-                       checkpoints=(2,))
+                       checkpoints=(2,), eval_episodes=0)  # unpaired scoring, the former protocol
     returns = {0: [0.0, 800.0], 1: [600.0, 600.0]}
     for adapter in spec.adapters:
         for seed in spec.seeds:
@@ -186,6 +190,9 @@ def test_zero_shot_level_is_the_mean_of_the_zero_shot_cells(tmp_path: Path) -> N
     # without the zero-shot adapter in the grid: the evaluation episodes' level
     spec2 = CompareSpec(**{**spec.__dict__, "adapters": ("opti",)})
     assert _levels(spec2, tmp_path)[0][spec.tasks[0]] == 5.0
+    # paired evaluation: always the zero-shot z on the fixed start states, never training returns
+    spec3 = CompareSpec(**{**spec.__dict__, "eval_episodes": 5})
+    assert _levels(spec3, tmp_path)[0][spec.tasks[0]] == 5.0
 
 
 def test_score_window_averages_the_last_episodes_within_the_budget() -> None:
@@ -254,3 +261,37 @@ def test_workers_end_when_compare_is_killed(model_dir: Path, tmp_path: Path) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_paired_evaluation_scores_every_cell_on_the_same_start_states(local_run: CompareResult) -> None:
+    out, spec = local_run.out, local_run.spec
+    assert spec.eval_episodes == 5 and spec.eval_steps() == [30, 90]
+    agg = json.loads((out / "aggregates.json").read_text())
+    assert agg["score_source"] == "evaluation" and agg["evaluation"]["counted_in_budget"] is False
+    for task in spec.tasks:
+        for seed in spec.seeds:
+            sums = {a: json.loads((out / "cells" / cell_name(a, task, seed) / "summary.json").read_text())
+                    for a in spec.adapters}
+            assert sums["opti"]["evaluation"]["initial_obs"] == sums["zero-shot"]["evaluation"]["initial_obs"]
+            assert sums["opti"]["zero_shot_returns"] == sums["zero-shot"]["zero_shot_returns"]
+            # the zero-shot adapter's frozen z scores exactly the zero-shot level, start by start
+            recs = [json.loads(line) for line in
+                    (out / "cells" / cell_name("zero-shot", task, seed) / "records.jsonl").read_text().splitlines()]
+            assert [r["episode"] for r in recs if "eval_returns" in r] == [0, 2]  # before budgets 30 and 90
+            assert all(r["eval_returns"] == sums["zero-shot"]["zero_shot_returns"] for r in recs if "eval_returns" in r)
+        level = agg["zero_shot"][task]["level"]
+        assert level == pytest.approx(sum(
+            json.loads((out / "cells" / cell_name("opti", task, s) / "summary.json").read_text())["zero_shot"]
+            for s in spec.seeds) / len(spec.seeds))
+        # paired differences of the zero-shot adapter are exactly zero
+        assert agg["paired_vs_zero_shot"]["zero-shot"][task]["mean_difference"] == 0.0
+        assert agg["paired_vs_zero_shot"]["zero-shot"][task]["pairs"] == 2 * 5
+    cells = json.loads((out / "cells.json").read_text())
+    assert {c["eval_points"] for c in cells} == {2} and {c["env_steps"] for c in cells} == {90}
+    final = agg["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]  # top_left only (--oracle 2.0)
+    rows = [r for r in local_run.rows if r["adapter"] == "opti" and r["episode"] == 2
+            and r["task"].endswith("top_left")]
+    assert final["value"] == pytest.approx(sum(r["eval_return"] / 2.0 for r in rows) / 2)  # 2 seeds
+    report = (out / "report.md").read_text()
+    assert "Scores are paired evaluations" in report and "not counted in the budget" in report
+    assert "start state by start state" in report
