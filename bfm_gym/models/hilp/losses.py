@@ -17,13 +17,9 @@ def expectile_loss(adv: torch.Tensor, diff: torch.Tensor, expectile: float) -> t
     return (weight * diff.pow(2)).mean()
 
 
-def _values(nets: tuple[torch.nn.Module, torch.nn.Module], obs: torch.Tensor,
-            goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    out = []
-    for net in nets:
-        sq = (net(obs) - net(goal)).pow(2).sum(-1)
-        out.append(-torch.sqrt(torch.clamp(sq, min=1e-6)))  # clamp: finite gradient at s = g
-    return out[0], out[1]
+def _dist_value(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``-||x - g||`` with the squared norm clamped at 1e-6 (a finite gradient at x = g)."""
+    return -torch.sqrt(torch.clamp((x - g).pow(2).sum(-1), min=1e-6))
 
 
 def hilbert_value_loss(
@@ -41,24 +37,38 @@ def hilbert_value_loss(
     ``V_k(s, g) = -||phi_k(s) - phi_k(g)||`` are fitted to their own targets
     ``q_k = r + gamma * mask * V'_k(s', g)`` (targets from the Polyak copies), with expectile
     weights set by the shared advantage ``r + gamma * mask * min_k V'_k(s', g) - mean_k
-    V'_k(s, g)``, as in IQL.
+    V'_k(s, g)``, as in IQL. Each network runs once on the stacked states.
 
     Returns:
-        ``(loss, metrics)``.
+        ``(loss, metrics)``; ``metrics["phi1_obs_mean"]`` is the batch mean of the online
+        ``phi_1(s)`` (for the running feature mean, without another forward pass).
     """
+    n = obs.shape[0]
     with torch.no_grad():
         success = (torch.linalg.vector_norm(obs - goal, dim=-1) < 1e-6).float()
         reward, mask = success - 1.0, 1.0 - success
-        nv1, nv2 = _values(target, next_obs, goal)
-        q = reward + gamma * mask * torch.minimum(nv1, nv2)
-        v1_t, v2_t = _values(target, obs, goal)
-        adv = q - 0.5 * (v1_t + v2_t)
-        q1 = reward + gamma * mask * nv1
-        q2 = reward + gamma * mask * nv2
-    v1, v2 = _values(online, obs, goal)
-    loss = expectile_loss(adv, q1 - v1, expectile) + expectile_loss(adv, q2 - v2, expectile)
-    v = 0.5 * (v1 + v2).detach()
-    return loss, {"value_loss": loss.detach(), "v_mean": v.mean(), "adv_mean": adv.mean()}
+        stacked = torch.cat([next_obs, obs, goal])
+        nv, v_t = [], []
+        for net in target:
+            ns, s, g = net(stacked).split(n)
+            nv.append(_dist_value(ns, g))
+            v_t.append(_dist_value(s, g))
+        q = reward + gamma * mask * torch.minimum(nv[0], nv[1])
+        adv = q - 0.5 * (v_t[0] + v_t[1])
+    pair = torch.cat([obs, goal])
+    loss = obs.new_zeros(())
+    values = []
+    phi1_obs = None
+    for k, net in enumerate(online):
+        s, g = net(pair).split(n)
+        phi1_obs = s if phi1_obs is None else phi1_obs
+        v = _dist_value(s, g)
+        values.append(v.detach())
+        loss = loss + expectile_loss(adv, reward + gamma * mask * nv[k] - v, expectile)
+    assert phi1_obs is not None
+    v_mean = 0.5 * (values[0] + values[1])
+    return loss, {"value_loss": loss.detach(), "v_mean": v_mean.mean(), "adv_mean": adv.mean(),
+                  "phi1_obs_mean": phi1_obs.detach().mean(0)}
 
 
 def sf_loss(psi: torch.Tensor, target: torch.Tensor, z: torch.Tensor, q_loss: bool) -> torch.Tensor:

@@ -165,8 +165,7 @@ class HILPTrainer:
         # Hilbert representation
         loss_v, info = hilbert_value_loss((m.phi1, m.phi2), self.target_phi, obs, next_obs, goal,
                                           c.hilp_gamma, c.expectile)
-        with torch.no_grad():
-            batch_mean = m.phi1(obs).mean(0)
+        batch_mean = info["phi1_obs_mean"]  # phi_1(s) before this step's update
         self.sf_optimizer.zero_grad(set_to_none=True)
         self.phi_optimizer.zero_grad(set_to_none=True)
         (loss_sf + loss_v).backward()  # disjoint parameters: one backward for both
