@@ -37,7 +37,13 @@ def cli(verbose: int) -> None:
 
 
 @cli.command(resumable=True)
-@click.option("--domain", required=True, help="walker, cheetah, quadruped or point_mass_maze.")
+@click.option("--domain", default=None, help="walker, cheetah, quadruped or point_mass_maze.")
+@click.option("--env", "env_id", default=None, metavar="ID",
+              help="Instead of --domain: any registered Gymnasium id with a Box action space "
+                   "(e.g. Hopper-v5, dm_control/walker-walk-v0).")
+@click.option("--env-kwargs", default=None, metavar="JSON", help="gym.make keyword arguments (with --env).")
+@click.option("--max-episode-steps", type=COUNT, default=None,
+              help="Episode cap with --env (default: the id's own, else 1000).")
 @click.option("--agent", default="rnd", show_default=True, help="Collector agent: random, ou, rnd.")
 @click.option("--steps", type=COUNT, default=None, help="Env steps (rounded up to 1000-step episodes).")
 @click.option("--episodes", type=COUNT, default=None, help="Number of 1000-step episodes.")
@@ -49,17 +55,31 @@ def cli(verbose: int) -> None:
 @click.option("--threads", type=COUNT, default=1, show_default=True, help="torch threads.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def collect(domain: str, agent: str, steps: int | None, episodes: int | None, out: Path,
-            seed: int, overrides: tuple[str, ...], chunk_episodes: int, threads: int,
+def collect(domain: str | None, env_id: str | None, env_kwargs: str | None,
+            max_episode_steps: int | None, agent: str, steps: int | None, episodes: int | None,
+            out: Path, seed: int, overrides: tuple[str, ...], chunk_episodes: int, threads: int,
             overwrite: bool, no_progress: bool) -> None:
-    """Collect a reward-free Minari dataset (resumes an interrupted run)."""
+    """Collect a Minari dataset (resumes an interrupted run): reward-free data of a bfm_gym
+    domain, or data of any Gymnasium env (--env) with its own rewards and terminations."""
     from bfm_gym.data.collection import collect as run
 
     if steps is None and episodes is None:
         raise click.UsageError("Give --steps N or --episodes N.")
-    path = run(domain, out, agent=agent, steps=steps, episodes=episodes, seed=seed,
+    if (domain is None) == (env_id is None):
+        raise click.UsageError("Give --domain NAME (a bfm_gym domain) or --env ID (a Gymnasium id).")
+    kwargs = None
+    if env_kwargs is not None:
+        try:
+            kwargs = json.loads(env_kwargs)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc}); e.g. '{{\"frame_skip\": 4}}'",
+                                     param_hint="--env-kwargs") from exc
+        if not isinstance(kwargs, dict):
+            raise click.BadParameter("expected a JSON object of keyword arguments", param_hint="--env-kwargs")
+    path = run(domain or env_id, out, agent=agent, steps=steps, episodes=episodes, seed=seed,  # type: ignore[arg-type]
                agent_config=_parse_set(overrides), chunk_episodes=chunk_episodes,
-               overwrite=overwrite, progress=not no_progress, threads=threads)
+               overwrite=overwrite, progress=not no_progress, threads=threads,
+               env_kwargs=kwargs, max_episode_steps=max_episode_steps)
     _echo_coverage(path)
 
 
@@ -89,7 +109,9 @@ def _echo_coverage(path: Path) -> None:
 
 @cli.command(resumable=True)
 @click.option("--dataset", "datasets", required=True, multiple=True, type=click.Path(path_type=Path),
-              help="Dataset folder; repeat to mix datasets of one domain.")
+              help="Dataset folder (bfm-gym collect), Minari dataset folder, or the name of a "
+                   "Minari dataset present locally (nothing is downloaded); repeat to mix "
+                   "datasets of one domain.")
 @click.option("--config", default="cpu", show_default=True,
               help="Preset (paper, cpu, tiny) or a JSON file of FBConfig fields.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -269,10 +291,18 @@ def adapt(model_name: str, task: str | None, goal: str | None, adapter: str, epi
 
 @cli.command()
 @click.option("--domain", default=None, help="Only this domain.")
-def tasks(domain: str | None) -> None:
+@click.option("--env", "gym_id", default=None, metavar="ID",
+              help="The tasks of a Gymnasium id instead (its own reward 'native' and registered ones).")
+def tasks(domain: str | None, gym_id: str | None) -> None:
     """List domains, their tasks and Gymnasium ids."""
     from bfm_gym.envs import DOMAINS, env_id, get_domain, get_task, list_tasks
 
+    if gym_id is not None:
+        click.echo(f"{gym_id}:")
+        for task in list_tasks(gym_id):
+            t = get_task(gym_id, task)
+            click.echo(f"  {task:<20} {t.description or '(no description)'}  [{t.inputs}]")
+        return
     names = [get_domain(domain).name] if domain else sorted(DOMAINS)
     for name in names:
         click.echo(f"{name}: {DOMAINS[name].description}  [{env_id(name)}]")

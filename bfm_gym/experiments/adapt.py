@@ -223,7 +223,7 @@ def adapt(
             ``out`` folder holding a run with other arguments.
     """
     import bfm_gym
-    from bfm_gym.envs.dmc_env import DMCEnv
+    from bfm_gym.envs.gym_env import env_info_of, make_task_env
     from bfm_gym.plugins import load_plugins
     from bfm_gym.wrappers import LatentActionWrapper
 
@@ -246,7 +246,8 @@ def adapt(
     hold = z_hold if z_hold is not None else (needs.z_hold or 1)
 
     def make_inner() -> Any:
-        inner: Any = DMCEnv(domain, spec["task"], goal=spec["goal"])
+        inner: Any = make_task_env(domain, spec["task"], goal=spec["goal"],
+                                   env_info=env_info_of(bfm))
         if max_episode_steps is not None:
             from gymnasium.wrappers import TimeLimit
 
@@ -260,13 +261,16 @@ def adapt(
     def make_env() -> Any:
         return make_inner() if needs.acts == "env" else make_latent_env()
 
-    env = make_env()
     kwargs: dict[str, Any] = {}
-    if needs.state_resets:
+    if needs.state_resets:  # checked before the env is built (it would record states)
         sim = make_inner()
         if not callable(getattr(sim.unwrapped, "set_state", None)):
-            raise ValueError(f"Adapter {adapter!r} needs resets to simulator states; this env has none.")
+            raise ValueError(
+                f"Adapter {adapter!r} needs resets to simulator states; {domain} offers none "
+                "(bfm_gym restores the state of its dm_control domains and of Gymnasium MuJoCo "
+                "envs). Use an adapter without state resets (zero-shot, opti, rela).")
         kwargs["sim"] = sim
+    env = make_env()
     if zero_shot_episodes < 0:
         raise ValueError(f"zero_shot_episodes must be >= 0 (0: no zero-shot level); got {zero_shot_episodes}.")
     if budget_steps is not None and budget_steps < 1:
