@@ -157,13 +157,21 @@ def test_register_families_hook_loads_a_plugin_family(site: Path, toy_model: Pat
 
 def test_eval_and_adapt_run_on_a_plugin_family(site: Path, toy_model: Path, tmp_path: Path) -> None:
     make_dist(site, "bfm-gym-toy", TOY)
-    ev = run(site, "eval", "--model", str(toy_model), "--task", "reach_top_left", "--episodes", "1")
-    assert ev.returncode == 0, ev.stderr
-    ad = run(site, "adapt", "--model", str(toy_model), "--task", "reach_top_left", "--adapter",
-             "zero-shot", "--episodes", "2", "--max-episode-steps", "30", "--out", str(tmp_path / "run"),
-             "--no-progress")
-    assert ad.returncode == 0, ad.stderr
-    records = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    run_dir = tmp_path / "run"
+    model, out = repr(str(toy_model)), repr(str(run_dir))
+    code = (
+        "from bfm_gym.cli.main import cli\n"
+        f"cli.main(['eval', '--model', {model}, '--task', 'reach_top_left', '--episodes', '1'],\n"
+        "         standalone_mode=False)\n"
+        f"cli.main(['adapt', '--model', {model}, '--task', 'reach_top_left', '--adapter', 'zero-shot',\n"
+        f"          '--episodes', '2', '--max-episode-steps', '30', '--out', {out}, '--no-progress'],\n"
+        "         standalone_mode=False)\n"
+        "print('both ran')\n"
+    )
+    proc = run(site, code=code)  # one process: the CLI's eval, then adapt, on the plugin's model
+    assert proc.returncode == 0, proc.stderr
+    assert "95% CI" in proc.stdout and proc.stdout.rstrip().endswith("both ran")
+    records = [json.loads(x) for x in (run_dir / "records.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in records] == [0, 1] and all(np.isfinite(r["return"]) for r in records)
 
 
