@@ -306,3 +306,15 @@ def test_dict_observation_env_end_to_end(tmp_path: Path) -> None:
     np.testing.assert_array_equal(obs, np.concatenate([raw["position"], raw["velocity"]]).astype(np.float32))
     res = adapt(str(model), "native", "opti", episodes=1, progress=False, zero_shot_episodes=0)
     assert res.records[0]["env_steps"] == 50
+
+
+def test_eval_and_compare_take_gym_tasks(hopper_model: Path, tmp_path: Path) -> None:
+    from bfm_gym.evaluation.cli import run_eval
+    from bfm_gym.experiments.compare import compare
+
+    result = run_eval(str(hopper_model), task="height", episodes=2)  # a task registered in Python
+    assert result.task == "height" and len(result.returns) == 2
+    res = compare(str(hopper_model), "native", "zero-shot,opti", out=tmp_path / "cmp", seeds=1,
+                  episodes=2, workers=1, max_episode_steps=40, eval_episodes=1, bootstrap_reps=50,
+                  progress=False)
+    assert (tmp_path / "cmp" / "report.md").is_file() and res is not None
