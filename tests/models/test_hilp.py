@@ -129,10 +129,11 @@ def test_config_errors_name_the_fix() -> None:
     assert HILPConfig.preset("quadruped", "paper").q_loss is True
 
 
-def test_goal_latents_steer_the_trained_policy_to_goals() -> None:
+def test_goal_and_reward_latents_steer_the_trained_policy() -> None:
     """End to end on the point walks: phi, psi and pi trained together, then
     z = proj(phi(g) - phi(s)) recomputed every step drives the point to random goals
-    (untrained or random actions stay ~1 away on average)."""
+    (untrained or random actions stay ~1 away on average), and z inferred by least squares
+    from a dense reward steers it towards that reward's goal."""
     replay = GoalReplay(**point_walks(episodes=100, steps=100))
     config = HILPConfig.preset("point_mass_maze", "tiny", batch_size=128, z_dim=16, phi_hidden_dim=64,
                                sf_hidden_dim=64, actor_hidden_dim=64)
@@ -149,6 +150,17 @@ def test_goal_latents_steer_the_trained_policy_to_goals() -> None:
 
     before = final_distance(t.snapshot())
     t.train(replay, 400, log_every=400, progress=False)
-    after = final_distance(t.snapshot())
+    bfm = t.snapshot()
+    after = final_distance(bfm)
     assert np.linalg.norm(start - goal, axis=1).mean() > 0.9 and before > 0.6
     assert after < 0.3, (before, after)
+    # zero-shot from rewards: least squares of r(s') = -||s' - g|| on dataset next states
+    next_obs = replay.next_obs.numpy()[::5]
+    for g in ((0.5, -0.5), (-0.6, 0.6), (0.0, 0.8)):
+        g = np.asarray(g, np.float32)
+        z = bfm.infer_z(next_obs, -np.linalg.norm(next_obs - g, axis=1))
+        s = start.copy()
+        for _ in range(25):
+            s = np.clip(s + 0.2 * bfm.act(s, z), -1, 1).astype(np.float32)
+        far, near = np.linalg.norm(start - g, axis=1).mean(), np.linalg.norm(s - g, axis=1).mean()
+        assert near < 0.6 * far, (g, far, near)
