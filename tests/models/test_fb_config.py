@@ -70,8 +70,8 @@ def test_unknown_preset_names_suggest() -> None:
         ({"z_dim": 0}, "z_dim must be a positive int"),
         ({"batch_size": 1}, "batch_size must be an int >= 2"),
         ({"tau": 1.5}, r"tau must be in \[0, 1\]"),
-        ({"actor_loss": "sac"}, "actor_loss must be one of"),
-        ({"amp": "fp16"}, "amp must be one of"),
+        ({"actor_loss": "sac"}, "actor_loss expects one of"),
+        ({"amp": "fp16"}, "amp expects one of"),
         (
             {"ar_blocks": 3, "ar_z_groups": 5, "batch_size": 64},
             "ar_z_groups .* must divide batch_size",
