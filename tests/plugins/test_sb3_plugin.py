@@ -27,7 +27,7 @@ def _config(name: str) -> dict:
     if "ppo" in name:
         return {"hidden": 32, "n_epochs": 2}
     cfg: dict = {"learning_starts": 10, "batch_size": 32}
-    cfg.update({"hidden": 32} if "latent" in name else {"critic_hidden": 32})
+    cfg.update({"hidden": 32} if "latent" in name else {"critic_hidden": 32, "warmup_steps": 20})
     return cfg
 
 

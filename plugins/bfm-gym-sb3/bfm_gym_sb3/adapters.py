@@ -125,14 +125,19 @@ class _SACOptions(AdapterConfig):
 class FinetuneConfig(OffPolicyConfig):
     """Settings of the fine-tuning adapters."""
 
-    critic: Literal["fresh", "bfm", "distill"] = "fresh"
+    critic: Literal["fresh", "bfm", "distill"] = "bfm"
     """``fresh``: SB3's MLP critic, randomly initialised; ``bfm``: one critic per F head,
     a trainable copy of F with ``Q_k = F_k(s, a, z_r)^T E[r B]``; ``distill``: SB3's MLP
-    critic regressed onto that ``Q_k`` before fine-tuning starts (see :func:`~bfm_gym_sb3.policies.distill_critic`)."""
-    warmup_steps: int = 0
+    critic regressed onto that ``Q_k`` before fine-tuning starts (see
+    :func:`~bfm_gym_sb3.policies.distill_critic`). Default ``bfm``: the only start that
+    kept walker stand/walk near zero-shot once the actor trained
+    (``benchmarks/results/sb3_finetune_init_walker.json``); it costs about 3 times the
+    time per step of the MLP critics."""
+    warmup_steps: int = 1000
     """The first this many env steps train the critic only: the actor is frozen (no
     gradient reaches it), so it keeps playing the BFM policy while the critic fits the
-    online rewards."""
+    online rewards. Default: one 1000-step episode (measured with the ``bfm`` critic in
+    ``benchmarks/results/sb3_finetune_init_walker.json``)."""
     distill_steps: int = 2000
     """With ``critic="distill"``: Adam steps of the regression (batch ``batch_size``)."""
     distill_lr: float = 3e-3
