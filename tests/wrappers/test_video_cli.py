@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bfm_gym.cli.video import video
+from bfm_gym.cli.main import cli
 from bfm_gym.envs import make_env
 from bfm_gym.evaluation.zero_shot import InferenceSet
 from bfm_gym.wrappers.video import VideoError, write_video
@@ -36,7 +36,8 @@ def model_with_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(*args: str):
-    return CliRunner().invoke(video, list(args))
+    """``bfm-gym video ARGS`` through the group, whose handler turns errors into one line."""
+    return CliRunner().invoke(cli, ["video", *args])
 
 
 def test_gif_with_explicit_z(model_with_samples: Path, tmp_path: Path) -> None:
