@@ -138,6 +138,15 @@ class OptiAdapter(Adapter):
         self.steps += 1
         return self.z
 
+    def eval_z(self) -> np.ndarray:
+        """The least-squares estimate ``proj(w_hat)``: what OpTI has learned of the task,
+        not its optimistic (UCB) or sampled (TS) exploration choice. Before any label,
+        ``w_hat`` is zero and has no direction, so the current latent stands in."""
+        w = self.bandit.w_hat()
+        if not np.linalg.norm(w) > 1e-8:
+            return self.z.copy()
+        return self._project(w)
+
     def observe(self, transitions: Any) -> dict[str, float]:
         phi = np.asarray(self.bfm.phi(np.asarray(transitions.next_obs, dtype=np.float32)))
         self.bandit.update(phi, np.asarray(transitions.reward, dtype=np.float64))

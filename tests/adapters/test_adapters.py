@@ -212,3 +212,29 @@ def test_evaluate_policy_runs_on_an_adapter(bfm: BFM, samples: InferenceSet) -> 
                                       bfm, action_map="raw"))
     mean, std = evaluate_policy(adapter, env, n_eval_episodes=2)
     assert np.isfinite(mean) and np.isfinite(std)
+
+
+def test_opti_is_evaluated_on_its_estimate_not_its_exploration(
+    bfm: BFM, samples: InferenceSet
+) -> None:
+    """Paired evaluation holds OpTI's least-squares estimate proj(w_hat), not its UCB pick."""
+    a = make(bfm, "opti", samples)
+    obs = np.array([0.1, -0.1, 0.0, 0.0], np.float32)
+    a.z = a.act(obs)
+    np.testing.assert_array_equal(a.eval_z(), a.z)  # no label yet: w_hat has no direction
+    rewards = samples.rewards(TASK["task"])
+    assert rewards.max() > 0  # the samples start on the target: the fit has a direction
+    a.observe(_Labels(samples.next_obs, rewards))
+    expected = np.asarray(bfm.project(a.bandit.w_hat().astype(np.float32)))
+    np.testing.assert_allclose(a.eval_z(), expected, rtol=1e-6)
+    assert not np.allclose(a.eval_z(), a.act(obs))  # the exploration pick is another latent
+
+
+class _Labels:
+    """Reward-labelled next states, as the latent wrapper's ``info["transitions"]``."""
+
+    def __init__(self, next_obs: np.ndarray, reward: np.ndarray) -> None:
+        self.next_obs, self.reward = next_obs, reward
+
+    def __len__(self) -> int:
+        return len(self.reward)
