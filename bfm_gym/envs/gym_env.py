@@ -120,7 +120,9 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space, *, what:
             )
 
 
-def _native_dm_control_keys(unwrapped: Any) -> list[str] | None:
+def native_dm_control_keys(unwrapped: Any) -> list[str] | None:
+    """dm_control's own observation key order for a Shimmy dm_control env (the order of
+    ``task.get_observation``), or None for any other env."""
     dm_env = getattr(unwrapped, "_env", None)
     spec_fn = getattr(dm_env, "observation_spec", None)
     if type(unwrapped).__name__ != "DmControlCompatibilityV0" or not callable(spec_fn):
@@ -153,7 +155,7 @@ def flatten_order(env: gym.Env, obs_keys: Sequence[str] | None = None) -> list[s
                 f"Recorded observation keys {list(obs_keys)} do not match the env's keys {keys}."
             )
         return list(obs_keys)
-    return _native_dm_control_keys(env.unwrapped) or keys
+    return native_dm_control_keys(env.unwrapped) or keys
 
 
 # -- what a dataset or model records about its env ------------------------------------------

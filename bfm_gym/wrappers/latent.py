@@ -789,11 +789,13 @@ class _HoldRecorder:
 def _check_dm_control_flatten_order(env: gym.Env, owner: str) -> None:
     """Rejects gymnasium's FlattenObservation over a shimmy dm_control env: it flattens in
     sorted key order, not the native order BFMs are trained on (same size, wrong features)."""
+    from bfm_gym.envs.gym_env import native_dm_control_keys
+
     current: Any = env
     while isinstance(current, gym.Wrapper):
         if isinstance(current, gym.wrappers.FlattenObservation):
             inner_space = current.env.observation_space
-            native = _dm_control_native_keys(current.env.unwrapped)
+            native = native_dm_control_keys(current.env.unwrapped)
             if isinstance(inner_space, gym.spaces.Dict) and native is not None:
                 flattened = list(inner_space.spaces)
                 if flattened != native:
@@ -805,15 +807,6 @@ def _check_dm_control_flatten_order(env: gym.Env, owner: str) -> None:
                         "bfm_gym.wrappers.DMCFlattenObservation(env) instead of FlattenObservation."
                     )
         current = current.env
-
-
-def _dm_control_native_keys(unwrapped: Any) -> list[str] | None:
-    dm_env = getattr(unwrapped, "_env", None)
-    spec_fn = getattr(dm_env, "observation_spec", None)
-    if type(unwrapped).__name__ != "DmControlCompatibilityV0" or not callable(spec_fn):
-        return None
-    spec = spec_fn()
-    return list(spec) if isinstance(spec, dict) else None
 
 
 def _closed_message(owner: str) -> str:
