@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from bfm_gym.errors import UserError, check_count, check_out_dir, check_own_folder, unknown_name
+from bfm_gym.experiments.run_folder import episode_seed, evaluation_seeds, inference_samples, resolve_task
 from bfm_gym.utils.io import atomic_path, save_npz_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["AdaptResult", "adapt"]
@@ -57,39 +58,6 @@ class AdaptResult:
     summary: dict[str, Any]
     out: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _resolve_task(domain: str, task: str | None, goal: Any) -> dict[str, Any]:
-    from bfm_gym.envs import get_task, task_name
-
-    if goal is not None:
-        return {"domain": domain, "task": None, "goal": [float(v) for v in goal]}
-    if task is None:
-        raise ValueError("Give a task (or a goal for point_mass_maze).")
-    name = task_name(domain, task)
-    get_task(domain, name)  # raises with the valid names
-    return {"domain": domain, "task": name, "goal": None}
-
-
-def episode_seed(seed: int, k: int, evaluation: bool = False) -> int:
-    """The reset seed of episode ``k`` of a run seeded ``seed``.
-
-    Drawn from ``SeedSequence([seed, k, evaluation])`` so that runs with different seeds
-    start from unrelated states (``seed + k`` would make seed 1 replay seed 0's starts
-    shifted by one episode) and evaluation episodes never repeat training ones.
-    """
-    return int(np.random.SeedSequence([seed, k + 1, int(evaluation)]).generate_state(1)[0])
-
-
-def evaluation_seeds(seed: int, n: int) -> list[int]:
-    """The reset seeds of the ``n`` fixed evaluation start states of a run seeded ``seed``.
-
-    ``SeedSequence([seed, 0, 2, i])`` for ``i < n``: never a training episode's seed
-    (:func:`episode_seed` puts ``k + 1 >= 1`` second). Every evaluation point of every
-    adapter run with this ``seed``, and its zero-shot level, start from these states, so
-    their returns are paired start by start (the first ``n`` of a longer list are the same).
-    """
-    return [int(np.random.SeedSequence([seed, 0, 2, i]).generate_state(1)[0]) for i in range(n)]
 
 
 def _start_recorder(env: Any) -> Any:
@@ -240,7 +208,7 @@ def adapt(
     domain = bfm.metadata.domain
     if domain is None:
         raise ValueError("The model records no domain; adapt needs a model trained on a bfm_gym domain.")
-    spec = _resolve_task(domain, task, goal)
+    spec = resolve_task(domain, task, goal)
     cfg = cls.config_class.from_dict(config)
     needs = cls.needs_for(cfg)
     hold = z_hold if z_hold is not None else (needs.z_hold or 1)
@@ -287,7 +255,7 @@ def adapt(
         if needs.acts != "latent":
             raise ValueError(f"video_every renders the policy of a latent z; adapter {adapter!r} fine-tunes "
                              "the network weights instead (use eval_every to score it).")
-    samples = _samples(model)
+    samples = inference_samples(model)
     if "dataset" in needs.labels:
         if samples is None:
             raise ValueError(
@@ -500,19 +468,6 @@ def _read_run_file(path: Path, parse: Any, arg: Any = None) -> Any:
         raise UserError(f"cannot resume from {path.parent}: {path.name} is damaged or from another "
                         f"version ({type(exc).__name__}: {exc}); delete {path.parent} to start over, "
                         "or choose another --out.") from exc
-
-
-def _samples(model: Any) -> Any:
-    """The model's shipped inference samples, or None (in-memory model, none shipped)."""
-    from bfm_gym.evaluation.zero_shot import InferenceSet
-    from bfm_gym.pretrained import resolve
-
-    if not isinstance(model, (str, os.PathLike)):
-        return None
-    try:
-        return InferenceSet.load(resolve(model))
-    except FileNotFoundError:
-        return None
 
 
 def _zero_shot_z(bfm: Any, spec: dict, samples: Any, seed: int) -> np.ndarray | None:

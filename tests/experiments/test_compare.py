@@ -169,7 +169,8 @@ def test_label_cap_stops_cells_and_limits_scores(model_dir: Path, tmp_path: Path
 def test_zero_shot_level_is_the_mean_of_the_zero_shot_cells(tmp_path: Path) -> None:
     import json
 
-    from bfm_gym.experiments.compare import CompareSpec, _levels, cell_name
+    from bfm_gym.experiments.compare import CompareSpec, cell_name
+    from bfm_gym.experiments.compare.scoring import _levels
 
     spec = CompareSpec(model="m", domain="point_mass_maze", tasks=("point_mass_maze-reach_top_left",),
                        adapters=("zero-shot", "opti"), seeds=(0, 1), episodes=2, max_episode_steps=None,
@@ -196,7 +197,7 @@ def test_zero_shot_level_is_the_mean_of_the_zero_shot_cells(tmp_path: Path) -> N
 
 
 def test_score_window_averages_the_last_episodes_within_the_budget() -> None:
-    from bfm_gym.experiments.compare import _score_at
+    from bfm_gym.experiments.compare.scoring import _score_at
 
     recs = [{"return": r, "env_steps": 10 * (i + 1), "labels_used": 0} for i, r in enumerate([1.0, 2.0, 6.0, 9.0])]
     assert _score_at(recs, 30, 100)["return"] == 6.0

@@ -1,0 +1,269 @@
+"""Scoring of a comparison: a cell's score at a budget, the zero-shot levels, the paired
+differences to the zero-shot z, and the aggregates with their bootstrap intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bfm_gym.experiments.aggregate import performance_profile, probability_of_improvement, stratified_bootstrap
+from bfm_gym.experiments.compare.spec import CompareSpec, cell_name
+
+__all__ = ["score"]
+
+
+def _ratio(value: float, by: float | None) -> float:
+    return float(value) / by if by is not None and math.isfinite(by) and by > 0 else float("nan")
+
+
+def _levels(spec: CompareSpec, folder: Path) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    """Per task: zero-shot level (mean over seeds) and the per-seed values."""
+    per_seed: dict[str, dict[int, float]] = {t: {} for t in spec.tasks}
+    for adapter, task, seed in spec.cells():
+        if seed in per_seed[task]:
+            continue
+        try:
+            zs = json.loads((folder / "cells" / cell_name(adapter, task, seed) / "summary.json")
+                            .read_text()).get("zero_shot")
+        except (FileNotFoundError, json.JSONDecodeError):
+            zs = None
+        if zs is not None:
+            per_seed[task][seed] = float(zs)
+    if (not spec.eval_episodes and "zero-shot" in spec.adapters
+            and not spec.configs.get("zero-shot", {}).get("online_labels")):
+        # unpaired scoring: the zero-shot cells ran the same z for the whole budget, and their
+        # mean return over every episode and seed is a less noisy level than a few episodes
+        for task in spec.tasks:
+            means: dict[int, float] = {}
+            for seed in spec.seeds:
+                path = folder / "cells" / cell_name("zero-shot", task, seed) / "records.jsonl"
+                try:
+                    returns = [json.loads(line)["return"] for line in path.read_text().splitlines() if line]
+                except FileNotFoundError:
+                    returns = []
+                if returns:
+                    means[seed] = float(np.mean(returns))
+            if means:
+                per_seed[task] = means
+    levels = {t: (float(np.mean(list(v.values()))) if v else None) for t, v in per_seed.items()}
+    return levels, {t: list(v.values()) for t, v in per_seed.items()}
+
+
+def _score_at(records: list[dict[str, Any]], steps: int, labels: int,
+              window: int = 1, evaluation: bool = False) -> dict[str, Any] | None:
+    """The last episode that ended within ``steps`` env steps and ``labels`` labels; with
+    ``window > 1`` its ``return`` is the mean over the last ``window`` such episodes.
+
+    ``evaluation=True``: the last such episode followed by an evaluation point, with
+    ``return`` its mean over the fixed start states (``window`` is not used).
+    """
+    within: list[dict[str, Any]] = []
+    for r in records:
+        if r["env_steps"] <= steps and r["labels_used"] <= labels:
+            within.append(r)
+        else:
+            break
+    if evaluation:
+        points = [r for r in within if "eval_return" in r]
+        return {**points[-1], "return": points[-1]["eval_return"]} if points else None
+    if not within:
+        return None
+    if window <= 1:
+        return within[-1]
+    return {**within[-1], "return": float(np.mean([r["return"] for r in within[-window:]]))}
+
+
+def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any]]], ran: set[str],
+          reps: int, window: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any],
+                                               list[dict[str, Any]], list[dict[str, Any]]]:
+    """Scores every cell of ``spec`` from its ``records``.
+
+    Returns:
+        ``(rows, cells, aggregates, agg_rows, checkpoints)``: the rows of ``results.csv``,
+        the entries of ``cells.json``, the contents of ``aggregates.json`` and
+        ``aggregates.csv``, and the per-checkpoint scores the report plots.
+    """
+    levels, level_values = _levels(spec, folder)
+    paired = spec.eval_episodes > 0
+    oracle = {t: (spec.oracle[t], "--oracle") if t in spec.oracle else (levels[t], "zero-shot (dataset labels)")
+              for t in spec.tasks}
+    rows: list[dict[str, Any]] = []
+    cells: list[dict[str, Any]] = []
+    for adapter, task, seed in spec.cells():
+        name = cell_name(adapter, task, seed)
+        recs = records[name]
+        zs, (orc, source) = levels[task], oracle[task]
+        for r in recs:
+            within = r["env_steps"] <= spec.budget_steps and r["labels_used"] <= spec.budget_labels
+            rows.append({"adapter": adapter, "task": task, "seed": seed, "episode": r["episode"],
+                         "env_steps": r["env_steps"], "sim_steps": r.get("sim_steps", 0),
+                         "labels_used": r["labels_used"], "return": r["return"], "within_budget": within,
+                         "zero_shot": zs, "oracle": orc, "oracle_source": source,
+                         "score_zero_shot": _ratio(r["return"], zs), "score_oracle": _ratio(r["return"], orc),
+                         "eval_return": r.get("eval_return"), "eval_std": r.get("eval_std"),
+                         "eval_score_zero_shot": (_ratio(r["eval_return"], zs) if "eval_return" in r else None),
+                         "wall_s": r.get("wall_s")})
+        last = recs[-1] if recs else {"env_steps": 0, "labels_used": 0, "sim_steps": 0, "wall_s": 0.0}
+        cells.append({"cell": name, "adapter": adapter, "task": task, "seed": seed,
+                      "status": "ran" if name in ran else "skipped", "episodes": len(recs),
+                      "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels,
+                      "env_steps": last["env_steps"], "sim_steps": last.get("sim_steps", 0),
+                      "labels_used": last["labels_used"],
+                      "over_budget_steps": max(0, last["env_steps"] - spec.budget_steps),
+                      "eval_points": sum("eval_return" in r for r in recs),
+                      "eval_env_steps": sum(r.get("eval_env_steps", 0) for r in recs),
+                      "wall_s": last.get("wall_s"), "config": spec.configs[adapter]})
+
+    # Scores at each budget checkpoint: cell -> score (NaN when no episode ended within it).
+    checkpoints = []
+    agg_rows: list[dict[str, Any]] = []
+    for k in spec.checkpoints:
+        steps = k * spec.episode_length
+        entry: dict[str, Any] = {"episodes": k, "env_steps": steps, "adapters": {}}
+        for adapter in spec.adapters:
+            per_norm: dict[str, Any] = {}
+            for norm in ("zero_shot", "oracle"):
+                by_task: dict[str, list[float]] = {}
+                for task in spec.tasks:
+                    vals = []
+                    for seed in spec.seeds:
+                        r = _score_at(records[cell_name(adapter, task, seed)], steps, spec.budget_labels,
+                                      window, paired)
+                        by = levels[task] if norm == "zero_shot" else oracle[task][0]
+                        vals.append(_ratio(r["return"], by) if r is not None else float("nan"))
+                    by_task[task] = vals
+                stats = {}
+                for stat in ("iqm", "mean"):
+                    iv = stratified_bootstrap(by_task, stat, reps=reps, seed=0)
+                    stats[stat] = iv.to_dict()
+                    agg_rows.append({"checkpoint_episodes": k, "env_steps": steps, "adapter": adapter,
+                                     "normalisation": norm, "statistic": stat, **iv.to_dict()})
+                per_norm[norm] = {"stats": stats, "scores": by_task}
+            raw = {task: [(_score_at(records[cell_name(adapter, task, s)], steps, spec.budget_labels, window,
+                                     paired) or {"return": float("nan")})["return"] for s in spec.seeds]
+                   for task in spec.tasks}
+            per_norm["return"] = raw
+            entry["adapters"][adapter] = per_norm
+        checkpoints.append(entry)
+
+    final = checkpoints[-1]
+    taus = _taus([v for a in spec.adapters for t in spec.tasks
+                  for v in final["adapters"][a]["oracle"]["scores"][t]])
+    profile = {"normalisation": "oracle", "checkpoint_episodes": spec.episodes, "tau": taus.tolist(),
+               "adapters": {}}
+    for adapter in spec.adapters:
+        frac, lo, hi = performance_profile(final["adapters"][adapter]["oracle"]["scores"], taus, reps=reps)
+        profile["adapters"][adapter] = {"fraction": frac.tolist(), "low": lo.tolist(), "high": hi.tolist()}
+
+    aggregates = {
+        "latent_vs_weights": _latent_vs_weights(spec, checkpoints, reps),
+        "definitions": {
+            "iqm": "mean of the middle 50% of runs (tasks x seeds pooled) = scipy.stats.trim_mean(x, 0.25)",
+            "ci": f"95% percentile interval, stratified bootstrap ({reps} replicates; strata = tasks, "
+                  "seeds resampled within each task)",
+            "score_zero_shot": "return / zero-shot level of the task (mean over seeds)",
+            "score_oracle": "return / oracle (--oracle, else the zero-shot return with dataset labels, "
+                            "OpTI-BFM's oracle)",
+            "checkpoint": (f"a cell's score at a budget of B env steps is its last evaluation point "
+                           f"({spec.eval_episodes} episodes from fixed start states, z frozen, deterministic "
+                           "policy) taken after an episode that ended within B env steps and the label cap "
+                           "(NaN if none); evaluation episodes are not counted in the budget" if paired else
+                           f"a cell's score at a budget of B env steps is the mean return of its last "
+                           f"{window} training episode(s) that ended within B env steps and the label cap "
+                           "(NaN if none)"),
+        },
+        "score_source": "evaluation" if paired else "training",
+        "evaluation": ({"episodes_per_point": spec.eval_episodes, "eval_every": spec.eval_every,
+                        "before_budgets": spec.eval_steps(), "counted_in_budget": False,
+                        "start_states": "adapt.evaluation_seeds(seed, n): shared by every adapter of a seed "
+                                        "and by the zero-shot level"} if paired else None),
+        "paired_vs_zero_shot": _paired_vs_zero_shot(spec, folder, records) if paired else None,
+        "score_window": window,
+        "budget": {"episodes": spec.episodes, "episode_length": spec.episode_length,
+                   "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels},
+        "zero_shot": {t: {"level": levels[t], "per_seed": level_values[t]} for t in spec.tasks},
+        "oracle": {t: {"value": oracle[t][0], "source": oracle[t][1]} for t in spec.tasks},
+        "checkpoints": [{"episodes": c["episodes"], "env_steps": c["env_steps"],
+                         "adapters": {a: {n: c["adapters"][a][n]["stats"] for n in ("zero_shot", "oracle")}
+                                      for a in spec.adapters}} for c in checkpoints],
+        "performance_profile": profile,
+    }
+    return rows, cells, aggregates, agg_rows, checkpoints
+
+
+def _paired_vs_zero_shot(spec: CompareSpec, folder: Path,
+                         records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per adapter and task at the final budget: its last evaluation point minus the zero-shot
+    z's return on the same start state, pooled over seeds x start states.
+
+    ``mean_difference`` with a 95 % interval (bootstrap over the pooled pairs, 2000
+    resamples, seed 0), ``better``/``worse``/``pairs``: how many pairs went up/down.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for adapter in spec.adapters:
+        out[adapter] = {}
+        for task in spec.tasks:
+            diffs: list[float] = []
+            for seed in spec.seeds:
+                name = cell_name(adapter, task, seed)
+                point = _score_at(records[name], spec.budget_steps, spec.budget_labels, evaluation=True)
+                try:
+                    zs = json.loads((folder / "cells" / name / "summary.json").read_text()).get("zero_shot_returns")
+                except (FileNotFoundError, json.JSONDecodeError):
+                    zs = None
+                if point is None or not zs:
+                    continue
+                n = min(len(zs), len(point["eval_returns"]))
+                diffs += list(np.subtract(point["eval_returns"][:n], zs[:n]))
+            if not diffs:
+                out[adapter][task] = {"pairs": 0, "mean_difference": None, "low": None, "high": None,
+                                      "better": 0, "worse": 0}
+                continue
+            d = np.asarray(diffs, dtype=np.float64)
+            means = d[np.random.default_rng(0).integers(0, d.size, (2000, d.size))].mean(axis=1)
+            out[adapter][task] = {"pairs": int(d.size), "mean_difference": round(float(d.mean()), 4),
+                                  "low": round(float(np.quantile(means, 0.025)), 4),
+                                  "high": round(float(np.quantile(means, 0.975)), 4),
+                                  "better": int((d > 0).sum()), "worse": int((d < 0).sum())}
+    return out
+
+
+def _latent_vs_weights(spec: CompareSpec, checkpoints: list[dict[str, Any]], reps: int) -> list[dict[str, Any]]:
+    """Head to head of every latent adapter against every weight fine-tuning one, per budget.
+
+    ``tasks_won``: tasks where the latent adapter's mean return over seeds is higher;
+    ``p_improvement``: ``P(latent run > fine-tuning run)`` averaged over tasks, with a
+    bootstrap CI (:func:`~bfm_gym.experiments.aggregate.probability_of_improvement`).
+    """
+    latent = [a for a in spec.adapters if spec.acts.get(a) == "latent"]
+    weights = [a for a in spec.adapters if spec.acts.get(a) == "env"]
+    out = []
+    for cp in checkpoints:
+        for a in latent:
+            for b in weights:
+                ra, rb = cp["adapters"][a]["return"], cp["adapters"][b]["return"]
+                won, compared = [], 0
+                for task in spec.tasks:
+                    xa, xb = np.asarray(ra[task], dtype=float), np.asarray(rb[task], dtype=float)
+                    xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
+                    if xa.size and xb.size:
+                        compared += 1
+                        if xa.mean() > xb.mean():
+                            won.append(task)
+                poi = probability_of_improvement(ra, rb, reps=reps, seed=0)
+                out.append({"episodes": cp["episodes"], "env_steps": cp["env_steps"], "latent": a,
+                            "weights": b, "tasks_won": won, "tasks_compared": compared,
+                            "p_improvement": poi.to_dict()})
+    return out
+
+
+def _taus(values: list[float]) -> np.ndarray:
+    finite = [v for v in values if math.isfinite(v)]
+    top = max([*finite, 1.0]) * 1.05
+    low = min([*finite, 0.0])
+    return np.linspace(low, top, 101)
+

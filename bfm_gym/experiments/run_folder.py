@@ -1,0 +1,85 @@
+"""What a run of :func:`~bfm_gym.experiments.adapt.adapt` is made of, shared by
+``adapt``, ``compare`` and the run videos: the task spec written to ``run.json``, the
+reset seeds of its training and evaluation episodes, and the model's inference samples.
+
+A comparison (:mod:`bfm_gym.experiments.compare`) checks its grid with the same task
+resolution and sample lookup as the ``adapt`` runs of its cells, so a grid that plans
+also runs. Files are written atomically with :mod:`bfm_gym.utils.io`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["episode_seed", "evaluation_seeds", "inference_samples", "resolve_task"]
+
+
+def resolve_task(domain: str, task: str | None, goal: Any) -> dict[str, Any]:
+    """The task spec of a run: ``{"domain", "task", "goal"}`` with the canonical task name.
+
+    Args:
+        domain: The model's domain.
+        task: Task name, with or without the domain prefix (None with ``goal``).
+        goal: Goal position (``point_mass_maze``), or None.
+
+    Returns:
+        ``{"domain": domain, "task": name, "goal": None}``, or ``task=None`` and the goal
+        as a list of floats.
+
+    Raises:
+        ValueError: Neither a task nor a goal, or an unknown task (the message lists the
+            valid ones).
+    """
+    from bfm_gym.envs import get_task, task_name
+
+    if goal is not None:
+        return {"domain": domain, "task": None, "goal": [float(v) for v in goal]}
+    if task is None:
+        raise ValueError("Give a task (or a goal for point_mass_maze).")
+    name = task_name(domain, task)
+    get_task(domain, name)  # raises with the valid names
+    return {"domain": domain, "task": name, "goal": None}
+
+
+def episode_seed(seed: int, k: int, evaluation: bool = False) -> int:
+    """The reset seed of episode ``k`` of a run seeded ``seed``.
+
+    Drawn from ``SeedSequence([seed, k, evaluation])`` so that runs with different seeds
+    start from unrelated states (``seed + k`` would make seed 1 replay seed 0's starts
+    shifted by one episode) and evaluation episodes never repeat training ones.
+    """
+    return int(np.random.SeedSequence([seed, k + 1, int(evaluation)]).generate_state(1)[0])
+
+
+def evaluation_seeds(seed: int, n: int) -> list[int]:
+    """The reset seeds of the ``n`` fixed evaluation start states of a run seeded ``seed``.
+
+    ``SeedSequence([seed, 0, 2, i])`` for ``i < n``: never a training episode's seed
+    (:func:`episode_seed` puts ``k + 1 >= 1`` second). Every evaluation point of every
+    adapter run with this ``seed``, and its zero-shot level, start from these states, so
+    their returns are paired start by start (the first ``n`` of a longer list are the same).
+    """
+    return [int(np.random.SeedSequence([seed, 0, 2, i]).generate_state(1)[0]) for i in range(n)]
+
+
+def inference_samples(model: Any) -> Any:
+    """The model's shipped inference samples, or None (in-memory model, none shipped).
+
+    Args:
+        model: Shipped model name or model folder; anything else (an in-memory model) gives None.
+
+    Returns:
+        The :class:`~bfm_gym.models.inference.InferenceSet`, or None.
+    """
+    from bfm_gym.evaluation.zero_shot import InferenceSet
+    from bfm_gym.pretrained import resolve
+
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    try:
+        return InferenceSet.load(resolve(model))
+    except FileNotFoundError:
+        return None
