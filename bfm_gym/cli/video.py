@@ -1,7 +1,7 @@
 """``bfm-gym video``: render a BFM acting with one latent z on a task, as a GIF or MP4.
 
-Registered in :mod:`bfm_gym.cli.main` with ``cli.add_command(video)``. A thin layer over
-:func:`bfm_gym.wrappers.video.render_rollout` and :func:`~bfm_gym.wrappers.video.write_video`.
+Registered by the built-in plugin's ``register_commands`` hook. A thin layer over
+:func:`bfm_gym.evaluation.video.render_rollout` and :func:`~bfm_gym.evaluation.video.write_video`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def video(model_name: str | None, task: str | None, run_dir: Path | None, every:
 
     With --run RUN: the policy of an `adapt` run at several points, side by side.
     """
-    from bfm_gym.wrappers.video import render_rollout, write_video
+    from bfm_gym.evaluation.video import render_rollout, write_video
 
     if run_dir is not None:
         from bfm_gym.experiments.run_video import render_run

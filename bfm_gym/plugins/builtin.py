@@ -1,5 +1,5 @@
-"""The built-in plugin: bfm_gym's own tasks, model families and shipped models, registered through
-the same hooks a third-party plugin implements."""
+"""The built-in plugin: bfm_gym's own tasks, model families, shipped models, adapters and
+``bfm-gym`` commands, registered through the same hooks a third-party plugin implements."""
 
 from __future__ import annotations
 
@@ -49,3 +49,21 @@ def register_adapters(register: Any) -> None:
 
     for cls in (ZeroShotAdapter, OptiAdapter, ReLAAdapter, LoLAAdapter):
         register(cls.name, cls)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from bfm_gym.cli.adapt import adapt
+    from bfm_gym.cli.card import card
+    from bfm_gym.cli.collect import collect
+    from bfm_gym.cli.compare import compare
+    from bfm_gym.cli.coverage import coverage
+    from bfm_gym.cli.eval import eval_
+    from bfm_gym.cli.export import export
+    from bfm_gym.cli.plugins import plugins
+    from bfm_gym.cli.pretrain import pretrain
+    from bfm_gym.cli.tasks import tasks
+    from bfm_gym.cli.video import video
+
+    for command in (collect, coverage, pretrain, eval_, export, card, plugins, adapt, tasks, compare, video):
+        cli.add_command(command)

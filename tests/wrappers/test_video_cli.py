@@ -13,7 +13,7 @@ from PIL import Image
 from bfm_gym.cli.main import cli
 from bfm_gym.envs import make_env
 from bfm_gym.evaluation.zero_shot import InferenceSet
-from bfm_gym.wrappers.video import VideoError, write_video
+from bfm_gym.evaluation.video import VideoError, write_video
 from latent_testenvs import tiny_bfm
 
 SIZE = ["--width", "64", "--height", "48"]
