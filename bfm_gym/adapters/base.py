@@ -149,24 +149,26 @@ class Adapter(abc.ABC):
         ``learn=True``: the adaptation loop of the module docstring. ``learn=False``: an
         evaluation episode with :meth:`eval_z` held fixed; nothing is learned. ``env``
         is the latent wrapper (``needs.acts == "latent"``) or the plain env (``"env"``).
+        Evaluation episodes are played by :func:`bfm_gym.evaluation.rollout.play_episode`.
         Steps counted here are those of ``env`` only; lookahead steps go to ``sim_steps``.
         """
+        if not learn:
+            from bfm_gym.evaluation.rollout import play_episode
+
+            fixed = np.asarray(self.eval_z(), dtype=np.float32)
+            return play_episode(env, seed, lambda obs: fixed)
         obs, _ = env.reset(seed=seed)
-        if learn:
-            self.on_episode_start(obs)
-        fixed = None if learn else np.asarray(self.eval_z(), dtype=np.float32)
+        self.on_episode_start(obs)
         total, steps, done = 0.0, 0, False
         while not done:
-            action = self.act(obs) if learn else fixed
-            obs, r, term, trunc, info = env.step(action)
+            obs, r, term, trunc, info = env.step(self.act(obs))
             transitions = info.get("transitions")
             steps += len(transitions) if transitions is not None else 1
-            if learn and transitions is not None:
+            if transitions is not None:
                 self.observe(transitions)
             total += float(r)
             done = bool(term or trunc)
-        if learn:
-            self.on_episode_end(total)
+        self.on_episode_end(total)
         return total, steps
 
     # -- persistence --------------------------------------------------------------------

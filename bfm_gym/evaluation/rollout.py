@@ -1,7 +1,10 @@
 """Run the frozen policy ``pi(s, z)`` for whole episodes and summarise returns.
 
-Episodes run in lockstep over ``n`` envs with one batched policy call per step,
-which is several times faster on a CPU than one forward per env.
+:func:`rollout_returns` runs episodes in lockstep over ``n`` envs with one batched
+policy call per step, which is several times faster on a CPU than one forward per env.
+:func:`play_episode` plays one episode from a given reset seed, with a fixed action
+per observation (e.g. a frozen z on the latent-action wrapper); adapters evaluate
+through it (:meth:`bfm_gym.adapters.base.Adapter.run_episode` with ``learn=False``).
 """
 
 from __future__ import annotations
@@ -41,16 +44,43 @@ class EvalResult:
 
 
 def summarize(task: str, returns: np.ndarray, seed: int, **extra: Any) -> EvalResult:
-    """Mean and a 95 % bootstrap interval of ``returns``."""
+    """Mean and a 95 % bootstrap interval of ``returns``
+    (:func:`~bfm_gym.experiments.aggregate.bootstrap_replicates` with one stratum)."""
+    from bfm_gym.experiments.aggregate import bootstrap_replicates
+
     r = np.asarray(returns, dtype=np.float64)
     if r.size == 1:
         ci = (float(r[0]), float(r[0]))
-    else:
-        rng = np.random.default_rng(0)
-        means = r[rng.integers(0, r.size, (10_000, r.size))].mean(axis=1)
+    elif not np.isfinite(r).all():  # the bootstrap would drop them; the mean is not finite either
+        ci = (float("nan"), float("nan"))
+    else:  # one stratum: the percentile bootstrap of the mean
+        means = bootstrap_replicates({task: r}, "mean", reps=10_000, seed=0)
         ci = (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
     return EvalResult(task=task, returns=[round(float(x), 3) for x in r], mean=round(float(r.mean()), 3),
                       ci95=(round(ci[0], 3), round(ci[1], 3)), seed=int(seed), extra=extra)
+
+
+def play_episode(env: Any, seed: int, act: Callable[[np.ndarray], Any]) -> tuple[float, int]:
+    """Plays one episode from ``env.reset(seed=seed)`` with ``act(obs)`` as the action.
+
+    Args:
+        env: A Gymnasium env, e.g. the latent-action wrapper (actions are z).
+        seed: Reset seed of the episode.
+        act: Observation -> action.
+
+    Returns:
+        ``(return, env steps)``: a step whose ``info`` holds ``"transitions"`` (the latent
+        wrapper holding one z for several env steps) counts as that many env steps.
+    """
+    obs, _ = env.reset(seed=seed)
+    total, steps, done = 0.0, 0, False
+    while not done:
+        obs, r, term, trunc, info = env.step(act(obs))
+        transitions = info.get("transitions")
+        steps += len(transitions) if transitions is not None else 1
+        total += float(r)
+        done = bool(term or trunc)
+    return total, steps
 
 
 def rollout_returns(

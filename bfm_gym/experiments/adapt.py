@@ -79,15 +79,22 @@ def _start_recorder(env: Any) -> Any:
 
 def _evaluate(env: Any, agent: Any, seeds: list[int], starts: list[np.ndarray],
               who: str) -> tuple[list[float], int]:
-    """One episode per fixed start state with z frozen (``run_episode(learn=False)``).
+    """One episode per fixed start state with z frozen: the adapter's
+    ``run_episode(learn=False)``, or, when ``agent`` is a z, that z held by
+    :func:`~bfm_gym.evaluation.rollout.play_episode`.
 
     Returns the returns and the env steps spent; raises when an episode did not begin at
     its start state (the adapter's ``run_episode`` ignored the reset seed).
     """
+    from bfm_gym.evaluation.rollout import play_episode
+
     env.starts.clear()
     returns, steps = [], 0
     for s in seeds:
-        ret, n = agent.run_episode(env, s, learn=False)
+        if isinstance(agent, np.ndarray):
+            ret, n = play_episode(env, s, lambda obs, z=agent: z)
+        else:
+            ret, n = agent.run_episode(env, s, learn=False)
         returns.append(float(ret))
         steps += int(n)
     seen = env.starts
@@ -300,7 +307,7 @@ def adapt(
     seeds = evaluation_seeds(seed, n_starts)
     eval_env = _start_recorder(make_env()) if evaluating else None
     starts = [np.array(make_inner().reset(seed=s)[0], dtype=np.float64) for s in seeds]
-    zero_shot = (_zero_shot_level(bfm, spec, samples, make_latent_env, seed, seeds[:zero_shot_episodes], starts)
+    zero_shot = (_zero_shot_level(bfm, spec, samples, make_latent_env, seeds[:zero_shot_episodes], starts)
                  if samples is not None and zero_shot_episodes > 0 else None)
     writer = _writer(folder, len(records))
     from tqdm.auto import trange
@@ -360,7 +367,7 @@ def adapt(
             from bfm_gym.experiments.run_video import policy_panels, write_panels
 
             length = min(max_episode_steps or video_steps, video_steps)
-            panels = policy_panels(records, video_every, _zero_shot_z(bfm, spec, samples, seed))
+            panels = policy_panels(records, video_every, _zero_shot_z(bfm, spec, samples))
             summary["video"] = write_panels(bfm, spec["task"], panels, folder / "policy.gif",
                                             seed=seeds[0] if seeds else evaluation_seeds(seed, 1)[0],
                                             steps=length)
@@ -470,29 +477,28 @@ def _read_run_file(path: Path, parse: Any, arg: Any = None) -> Any:
                         "or choose another --out.") from exc
 
 
-def _zero_shot_z(bfm: Any, spec: dict, samples: Any, seed: int) -> np.ndarray | None:
-    """The zero-shot z inferred from the model's dataset labels, or None (no samples)."""
-    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+def _zero_shot_z(bfm: Any, spec: dict, samples: Any) -> np.ndarray | None:
+    """The zero-shot z inferred from the model's dataset labels
+    (:func:`~bfm_gym.evaluation.zero_shot.task_z`, the z the ``zero-shot`` adapter holds),
+    or None (no samples, or no z for this task)."""
+    from bfm_gym.evaluation.zero_shot import task_z
 
     if samples is None:
         return None
     try:
-        return ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples).z.copy()
+        return np.asarray(task_z(bfm, samples, spec.get("task"), goal=spec.get("goal")), dtype=np.float32)
     except ValueError:
         return None
 
 
-def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seed: int, seeds: list[int],
+def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seeds: list[int],
                      starts: list[np.ndarray]) -> dict[str, Any] | None:
     """The zero-shot z's returns from the fixed start states ``seeds`` (see
     :func:`evaluation_seeds`): ``{"mean", "std", "returns"}``, or None without a zero-shot z."""
-    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
-
-    try:
-        ref = ZeroShotAdapter(bfm, spec, None, seed=seed, samples=samples)
-    except ValueError:
+    z = _zero_shot_z(bfm, spec, samples)
+    if z is None:
         return None
-    returns, _ = _evaluate(_start_recorder(make_env()), ref, seeds, starts[: len(seeds)], "zero-shot level")
+    returns, _ = _evaluate(_start_recorder(make_env()), z, seeds, starts[: len(seeds)], "zero-shot level")
     return _spread(returns)
 
 

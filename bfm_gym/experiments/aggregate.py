@@ -39,6 +39,7 @@ __all__ = [
     "STATISTICS",
     "Interval",
     "bootstrap_band",
+    "bootstrap_replicates",
     "iqm",
     "performance_profile",
     "probability_of_improvement",
@@ -153,10 +154,45 @@ def stratified_bootstrap(
         return Interval(float("nan"), float("nan"), float("nan"), 0)
     pooled = np.concatenate(strata)
     point = float(fn(pooled[None, :])[0])
-    boot = fn(_replicates(strata, reps, np.random.default_rng(seed)))
+    boot = bootstrap_replicates(scores, fn, reps=reps, seed=seed)
     alpha = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(boot, [alpha, 100.0 - alpha])
     return Interval(point, float(low), float(high), int(pooled.size))
+
+
+def bootstrap_replicates(
+    scores: Mapping[str, Sequence[float] | np.ndarray],
+    statistic: str | Statistic = "iqm",
+    *,
+    reps: int = 2000,
+    seed: int = 0,
+) -> np.ndarray:
+    """The statistic of ``reps`` stratified resamples of ``scores`` (the bootstrap
+    distribution behind :func:`stratified_bootstrap`).
+
+    Each task's finite scores are resampled with replacement, the resamples pooled, and
+    the statistic taken per replicate; with one task this is the plain percentile
+    bootstrap (e.g. :func:`bfm_gym.evaluation.rollout.summarize`).
+
+    Args:
+        scores: Task -> scores of its runs; non-finite scores are dropped.
+        statistic: ``"iqm"``, ``"mean"``, ``"median"`` or a row-wise function.
+        reps: Bootstrap replicates.
+        seed: Seed of the resampling RNG.
+
+    Returns:
+        ``(reps,)`` values; empty when no finite score is left.
+
+    Raises:
+        ValueError: Unknown statistic name or ``reps < 1``.
+    """
+    fn = _statistic(statistic)
+    if reps < 1:
+        raise ValueError(f"need reps >= 1; got reps={reps}.")
+    strata = _strata(scores)
+    if not strata:
+        return np.empty(0)
+    return fn(_replicates(strata, reps, np.random.default_rng(seed)))
 
 
 def performance_profile(

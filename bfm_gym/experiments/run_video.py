@@ -156,7 +156,7 @@ def render_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None =
     if args["model"] == "<in-memory BFM>":
         raise ValueError("This run used an in-memory model; render it with write_panels(bfm, ...).")
     bfm = bfm_gym.load(args["model"])
-    zs = _zero_shot_z(bfm, spec, inference_samples(args["model"]), args["seed"])
+    zs = _zero_shot_z(bfm, spec, inference_samples(args["model"]))
     panels = policy_panels(records, every, zs)
     cap = args.get("max_episode_steps")
     return write_panels(bfm, spec["task"], panels, out or folder / "policy.gif",

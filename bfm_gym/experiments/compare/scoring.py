@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from bfm_gym.experiments.aggregate import performance_profile, probability_of_improvement, stratified_bootstrap
+from bfm_gym.experiments.aggregate import (
+    bootstrap_replicates,
+    performance_profile,
+    probability_of_improvement,
+    stratified_bootstrap,
+)
 from bfm_gym.experiments.compare.spec import CompareSpec, cell_name
 
 __all__ = ["score"]
@@ -224,7 +229,7 @@ def _paired_vs_zero_shot(spec: CompareSpec, folder: Path,
                                       "better": 0, "worse": 0}
                 continue
             d = np.asarray(diffs, dtype=np.float64)
-            means = d[np.random.default_rng(0).integers(0, d.size, (2000, d.size))].mean(axis=1)
+            means = bootstrap_replicates({task: d}, "mean", reps=2000, seed=0)
             out[adapter][task] = {"pairs": int(d.size), "mean_difference": round(float(d.mean()), 4),
                                   "low": round(float(np.quantile(means, 0.025)), 4),
                                   "high": round(float(np.quantile(means, 0.975)), 4),
