@@ -3,14 +3,16 @@
 A domain names a simulator (body, physics and reset distribution) and how to
 build it; tasks (:mod:`bfm_gym.envs.tasks`) are reward functions on top of it.
 Built-in domains are the four of the FB literature (URLB/ExORL): ``walker``,
-``cheetah``, ``quadruped`` (dm_control suite) and ``point_mass_maze`` (ours).
+``cheetah``, ``quadruped`` (dm_control suite) and ``point_mass_maze`` (ours). Domains
+register through the plugin hook ``register_domains`` (the built-in ones from
+:mod:`bfm_gym.plugins.builtin`); :data:`DOMAINS` is a read-only view of that registry.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,12 @@ class Domain:
         has_goals: Whether ``goal_task(domain, goal)`` is defined (maze positions).
         observe: Optional fast ``observe(physics) -> float32 array`` equal to flattening
             the task's ``get_observation`` (a test checks the equality).
+        tasks: The domain's benchmark task set: the tasks a zero-shot report
+            (``bfm-gym card``, ``benchmarks/zero_shot.py``) averages. Tasks that plugins add
+            to the domain are evaluable by name but do not join this set. Empty: every
+            registered task of the domain.
+        floor: Quality floor on the mean zero-shot return over ``tasks`` that the
+            shipped model of the domain must reach (``None``: no floor).
     """
 
     name: str
@@ -39,6 +47,8 @@ class Domain:
     description: str = ""
     has_goals: bool = False
     observe: Callable[[Any], Any] | None = None
+    tasks: tuple[str, ...] = ()
+    floor: float | None = None
 
 
 def _suite_loader(domain: str, base_task: str) -> Callable[[Any], Any]:
@@ -62,19 +72,48 @@ def _maze_observe(physics: Any) -> Any:
     return point_mass_maze.observe(physics)
 
 
-DOMAINS: dict[str, Domain] = {
+def builtin_domains() -> list[Domain]:
+    """The built-in domains, registered through the ``register_domains`` hook by
+    :mod:`bfm_gym.plugins.builtin`. Their ``tasks`` are also the Gymnasium ids registered at
+    import (:mod:`bfm_gym.envs.registration`), without importing dm_control."""
     # The base task fixes the floor size and reset distribution; "run" variants get
     # the largest floor.
-    "walker": Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators"),
-    "cheetah": Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators"),
-    "quadruped": Domain(
-        "quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators"
-    ),
-    "point_mass_maze": Domain(
-        "point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
-        _maze_observe,
-    ),
-}
+    return [
+        Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators",
+               tasks=("stand", "walk", "run", "flip"), floor=450.0),
+        Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
+               tasks=("walk", "run", "walk_backward", "run_backward")),
+        Domain("quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators",
+               tasks=("stand", "walk", "run", "jump")),
+        Domain("point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
+               _maze_observe, tasks=("reach_top_left", "reach_top_right", "reach_bottom_left",
+                                      "reach_bottom_right"), floor=500.0),
+    ]
+
+
+class _DomainView(Mapping[str, Domain]):
+    """Read-only view of the domains registered through the ``register_domains`` hook."""
+
+    def _table(self) -> dict[str, tuple[Any, str]]:
+        from bfm_gym.plugins import load_plugins
+
+        return load_plugins().domains
+
+    def __getitem__(self, name: str) -> Domain:
+        return self._table()[name][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._table()))
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"DOMAINS({sorted(self)})"
+
+
+DOMAINS: Mapping[str, Domain] = _DomainView()
+"""The registered domains by name (read-only; add one with :func:`register_domain` or a plugin)."""
 
 
 def get_domain(name: str) -> Domain:
@@ -93,11 +132,14 @@ def get_domain(name: str) -> Domain:
 
 
 def register_domain(domain: Domain, *, overwrite: bool = False) -> None:
-    """Adds a domain (used by plugins).
+    """Adds a domain from code (plugins use the ``register_domains`` hook instead).
 
     Raises:
         ValueError: A domain of that name exists and ``overwrite`` is False.
     """
-    if domain.name in DOMAINS and not overwrite:
+    from bfm_gym.plugins import load_plugins
+
+    table = load_plugins().domains
+    if domain.name in table and not overwrite:
         raise ValueError(f"Domain {domain.name!r} is already registered.")
-    DOMAINS[domain.name] = domain
+    table[domain.name] = (domain, "register_domain")

@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from bfm_gym.envs.domains import builtin_domains
+
 ENTRY_POINT = "bfm_gym.envs.dmc_env:DMCEnv"
 
-# Kept in sync with bfm_gym.envs.tasks by a test; listed here so registering ids
-# does not import dm_control.
-BUILTIN_TASKS: dict[str, tuple[str, ...]] = {
-    "walker": ("stand", "walk", "run", "flip"),
-    "cheetah": ("walk", "run", "walk_backward", "run_backward"),
-    "quadruped": ("stand", "walk", "run", "jump"),
-    "point_mass_maze": (
-        "reach_top_left",
-        "reach_top_right",
-        "reach_bottom_left",
-        "reach_bottom_right",
-    ),
-}
+BUILTIN_TASKS: dict[str, tuple[str, ...]] = {d.name: d.tasks for d in builtin_domains()}
+"""The benchmark tasks of each built-in domain (``Domain.tasks``), read without importing
+dm_control; a test checks they are the tasks the built-in plugin registers."""
 
 
 def env_id(domain: str, task: str | None = None) -> str:

@@ -11,25 +11,43 @@ from typing import Any
 
 import numpy as np
 
-FLOORS = {"point_mass_maze": 500.0, "walker": 450.0}
-"""Quality floors on the mean zero-shot return over the domain's tasks (issue: shipped models)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FLOORS":  # read-only view of the domains' floors (``Domain.floor``)
+        from bfm_gym.envs import DOMAINS
+
+        return {n: d.floor for n, d in DOMAINS.items() if d.floor is not None}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def benchmark_tasks(domain: str) -> list[str]:
+    """The tasks a zero-shot report averages: the domain's benchmark set (``Domain.tasks``),
+    or for a domain without one (or a Gymnasium id) every registered task but ``test_*``."""
+    from bfm_gym.envs import DOMAINS, list_tasks
+
+    record = DOMAINS.get(domain)
+    if record is not None and record.tasks:
+        return sorted(record.tasks)
+    return [t for t in list_tasks(domain) if not t.startswith("test_")]
 
 
 def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: int = 0) -> dict[str, Any]:
-    """Evaluates a model on every task of its domain with its shipped inference samples.
+    """Evaluates a model on the benchmark tasks of its domain (:func:`benchmark_tasks`) with its
+    shipped inference samples, against the domain's floor (``Domain.floor``).
 
     Returns:
         ``{"model", "domain", "training_steps", "tasks": {task: {mean, ci95, returns}},
         "mean_over_tasks", "floor", "floor_met", "eval_seconds"}``.
     """
     import bfm_gym
-    from bfm_gym.envs import list_tasks
+    from bfm_gym.envs import DOMAINS
     from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
     from bfm_gym.pretrained import resolve
 
     bfm = bfm_gym.load(model)  # any registered family
     domain = bfm.metadata.domain
-    tasks = [t for t in list_tasks(domain) if not t.startswith("test_")]
+    tasks = benchmark_tasks(domain)
     start = time.perf_counter()
     samples = bfm.samples if bfm.samples is not None else InferenceSet.load(resolve(model))
     table: dict[str, dict[str, Any]] = {}
@@ -51,9 +69,10 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
         "mean_over_tasks": round(mean, 2),
         "eval_seconds": round(time.perf_counter() - start, 1),
     }
-    if domain in FLOORS:
-        row["floor"] = FLOORS[domain]
-        row["floor_met"] = bool(mean >= FLOORS[domain])
+    floor = DOMAINS[domain].floor if domain in DOMAINS else None
+    if floor is not None:
+        row["floor"] = floor
+        row["floor_met"] = bool(mean >= floor)
     return row
 
 

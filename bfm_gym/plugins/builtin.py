@@ -1,11 +1,28 @@
-"""The built-in plugin: bfm_gym's own tasks, model families, shipped models, adapters and
-``bfm-gym`` commands, registered through the same hooks a third-party plugin implements."""
+"""The built-in plugin: bfm_gym's own domains, collector agents, tasks, model families,
+shipped models, adapters and ``bfm-gym`` commands, registered through the same hooks a third-party plugin implements."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bfm_gym.plugins.hookspecs import hookimpl
+
+
+@hookimpl
+def register_domains(register: Any) -> None:
+    from bfm_gym.envs.domains import builtin_domains
+
+    for domain in builtin_domains():
+        register(domain.name, domain)
+
+
+@hookimpl
+def register_agents(register: Any) -> None:
+    from bfm_gym.data.agents.random import OUAgent, RandomAgent
+    from bfm_gym.data.agents.rnd import RNDAgent
+
+    for cls in (RandomAgent, OUAgent, RNDAgent):
+        register(cls.name, cls)
 
 
 @hookimpl

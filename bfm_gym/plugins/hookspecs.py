@@ -1,7 +1,7 @@
 """Hook specifications: what a bfm_gym plugin can provide.
 
 Every hook takes a callback and the plugin calls it once per thing it adds; the
-host owns the registries. Built-in adapters, models and tasks register through
+host owns the registries. Built-in domains, agents, tasks, adapters, models and commands register through
 these same hooks (:mod:`bfm_gym.plugins.builtin`). Hook implementations must not
 give their parameters defaults (pluggy ignores such parameters).
 """
@@ -31,6 +31,18 @@ def register_families(register: Any) -> None:
     """Register model families: ``register(name, Family(format=..., load=..., create=...))``
     (:class:`bfm_gym.models.registry.Family`); ``bfm_gym.load`` dispatches on ``config.json``'s
     ``"format"``."""
+
+
+@hookspec
+def register_domains(register: Any) -> None:
+    """Register simulators: ``register(name, Domain(name, load, ...))``
+    (:class:`bfm_gym.envs.Domain`; its ``tasks`` field is the domain's benchmark task set)."""
+
+
+@hookspec
+def register_agents(register: Any) -> None:
+    """Register data-collection agents: ``register(name, agent_class)`` with a
+    :class:`bfm_gym.data.agents.CollectorAgent` subclass (``bfm-gym collect --agent NAME``)."""
 
 
 @hookspec

@@ -67,6 +67,8 @@ class Registries:
     models: dict[str, tuple[Any, str]] = field(default_factory=dict)
     families: dict[str, tuple[Any, str]] = field(default_factory=dict)
     tasks: dict[tuple[str, str], tuple[Any, str]] = field(default_factory=dict)
+    domains: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    agents: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
 
 _SINGULAR = {"families": "family"}
@@ -155,7 +157,8 @@ def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
                 label = f"{domain}/{name}"
             else:
                 if len(args) != 2:
-                    what = {"adapters": "adapter_class", "families": "Family(...)"}.get(kind, "path")
+                    what = {"adapters": "adapter_class", "families": "Family(...)", "domains": "Domain(...)",
+                            "agents": "agent_class"}.get(kind, "path")
                     raise TypeError(f"register(name, {what})")
                 key, value = args
                 label = str(key)
@@ -174,7 +177,9 @@ def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
 
         return register
 
-    for hook_name, table in (("register_tasks", registries.tasks),
+    for hook_name, table in (("register_domains", registries.domains),
+                             ("register_agents", registries.agents),
+                             ("register_tasks", registries.tasks),
                              ("register_families", registries.families),
                              ("register_models", registries.models),
                              ("register_adapters", registries.adapters)):

@@ -36,7 +36,12 @@ def test_check_env_every_id(id_: str) -> None:
 
 
 def test_registered_tasks_match_id_table() -> None:
+    from bfm_gym.envs import get_domain
+    from bfm_gym.envs.tasks import builtin_tasks
+
     for domain, tasks in BUILTIN_TASKS.items():
+        assert tasks == get_domain(domain).tasks  # the table is read off the domain records
+        assert set(tasks) == {name for d, name, *_ in builtin_tasks() if d == domain}
         assert set(tasks) <= set(list_tasks(domain))
 
 

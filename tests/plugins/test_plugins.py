@@ -221,6 +221,7 @@ def test_every_hook_has_a_test() -> None:
     tested |= {"register_models"}  # test_register_models_hook below
     tested |= {"register_adapters"}  # test_register_adapters_hook below
     tested |= {"register_families"}  # test_family_plugin.py: test_register_families_hook_...
+    tested |= {"register_domains", "register_agents"}  # test_register_domains_and_agents_hooks below
     assert set(HOOKS) == tested
 
 
@@ -257,3 +258,62 @@ def test_register_adapters_hook(site: Path) -> None:
                           "print(load_plugins().adapters['noop'][1])")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "bfm-gym-models"
+
+
+DOMAIN_AND_AGENT = '''
+from bfm_gym.plugins import hookimpl
+
+@hookimpl
+def register_domains(register):
+    from bfm_gym.envs import Domain
+
+    def load(random):
+        from dm_control import suite
+
+        return suite.load("hopper", "hop", task_kwargs={"random": random})
+
+    register("hopper", Domain("hopper", load, "planar one-legged hopper", tasks=("height",)))
+
+@hookimpl
+def register_agents(register):
+    from bfm_gym.data.agents import RandomAgent
+
+    class Lazy(RandomAgent):
+        name = "lazy"
+
+    register("lazy", Lazy)
+
+@hookimpl
+def register_tasks(register):
+    register("hopper", "height", lambda physics: float(physics.named.data.xpos["torso", "z"]), "torso height")
+'''
+
+
+def test_register_domains_and_agents_hooks(site: Path) -> None:
+    make_dist(site, "bfm-gym-hopper", DOMAIN_AND_AGENT)
+    proc = run(site, "plugins", "--hook", "register_domains")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["name"]: row for row in json.loads(proc.stdout)}
+    assert rows["bfm-gym-hopper"]["registered"] == {"domains": ["hopper"], "agents": ["lazy"],
+                                                    "tasks": ["hopper/height"]}
+    assert rows["bfm_gym"]["registered"]["domains"] == ["walker", "cheetah", "quadruped", "point_mass_maze"]
+    assert rows["bfm_gym"]["registered"]["agents"] == ["random", "ou", "rnd"]
+    proc = run(site, "tasks", "--domain", "hopper")
+    assert proc.returncode == 0 and "hopper: planar one-legged hopper" in proc.stdout, proc.stderr
+    proc = run(site, code="from bfm_gym.data.agents import AGENTS, make_agent\n"
+                          "print(sorted(AGENTS), type(make_agent('lazy', 3, 2, 0)).__name__)")
+    assert proc.returncode == 0 and "['lazy', 'ou', 'random', 'rnd'] Lazy" in proc.stdout, proc.stderr
+
+
+def test_plugin_walker_task_does_not_join_the_benchmark_set(site: Path) -> None:
+    """A plugin's walker task is evaluable, but the walker benchmark (card, zero_shot.py) still
+    averages stand/walk/run/flip against the walker floor."""
+    make_dist(site, "bfm-gym-good", GOOD)
+    code = ("from bfm_gym.envs import get_domain, list_tasks\n"
+            "from bfm_gym.evaluation.report import FLOORS, benchmark_tasks\n"
+            "print(list_tasks('walker'), get_domain('walker').tasks, benchmark_tasks('walker'), FLOORS['walker'])")
+    proc = run(site, code=code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["['crouch',", "'flip',", "'run',", "'stand',", "'walk']",
+                                   "('stand',", "'walk',", "'run',", "'flip')",
+                                   "['flip',", "'run',", "'stand',", "'walk']", "450.0"]

@@ -8,6 +8,8 @@ by name with :func:`make_agent`:
 - ``rnd``: Random Network Distillation intrinsic reward with a TD3 actor-critic
   trained online, as used for the ExORL datasets.
 
+Plugins add agents through the ``register_agents`` hook.
+
 Example:
     >>> import numpy as np
     >>> agent = make_agent("ou", obs_dim=24, action_dim=6, seed=0, sigma=0.5)
@@ -19,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from bfm_gym.data.agents.base import AgentConfig, CollectorAgent
@@ -38,12 +41,30 @@ __all__ = [
     "make_agent",
 ]
 
-AGENTS: dict[str, type[CollectorAgent]] = {
-    RandomAgent.name: RandomAgent,
-    OUAgent.name: OUAgent,
-    RNDAgent.name: RNDAgent,
-}
-"""Collector agents by name. Add an entry to make a new agent available to :func:`make_agent`."""
+class _AgentView(Mapping[str, type[CollectorAgent]]):
+    """Read-only view of the agents registered through the ``register_agents`` hook."""
+
+    def _table(self) -> dict[str, tuple[Any, str]]:
+        from bfm_gym.plugins import load_plugins
+
+        return load_plugins().agents
+
+    def __getitem__(self, name: str) -> type[CollectorAgent]:
+        return self._table()[name][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._table()))
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"AGENTS({sorted(self)})"
+
+
+AGENTS: Mapping[str, type[CollectorAgent]] = _AgentView()
+"""Collector agents by name (read-only): the built-in ones and those of plugins, registered
+through the ``register_agents`` hook; :func:`make_agent` builds them."""
 
 
 def make_agent(
