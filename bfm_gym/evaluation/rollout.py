@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bfm_gym.envs.dmc_env import EPISODE_STEPS
+from bfm_gym.evaluation.aggregate import bootstrap_replicates
 
 
 @dataclass
@@ -45,9 +46,7 @@ class EvalResult:
 
 def summarize(task: str, returns: np.ndarray, seed: int, **extra: Any) -> EvalResult:
     """Mean and a 95 % bootstrap interval of ``returns``
-    (:func:`~bfm_gym.experiments.aggregate.bootstrap_replicates` with one stratum)."""
-    from bfm_gym.experiments.aggregate import bootstrap_replicates
-
+    (:func:`~bfm_gym.evaluation.aggregate.bootstrap_replicates` with one stratum)."""
     r = np.asarray(returns, dtype=np.float64)
     if r.size == 1:
         ci = (float(r[0]), float(r[0]))

@@ -58,7 +58,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
             aggregates: dict[str, Any], reps: int) -> dict[str, Path]:
-    from bfm_gym.experiments.aggregate import bootstrap_band
+    from bfm_gym.evaluation.aggregate import bootstrap_band
 
     plt = _pyplot()
     paired = aggregates.get("score_source") == "evaluation"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from bfm_gym.experiments.aggregate import (
+from bfm_gym.evaluation.aggregate import (
     bootstrap_replicates,
     performance_profile,
     probability_of_improvement,
@@ -242,7 +242,7 @@ def _latent_vs_weights(spec: CompareSpec, checkpoints: list[dict[str, Any]], rep
 
     ``tasks_won``: tasks where the latent adapter's mean return over seeds is higher;
     ``p_improvement``: ``P(latent run > fine-tuning run)`` averaged over tasks, with a
-    bootstrap CI (:func:`~bfm_gym.experiments.aggregate.probability_of_improvement`).
+    bootstrap CI (:func:`~bfm_gym.evaluation.aggregate.probability_of_improvement`).
     """
     latent = [a for a in spec.adapters if spec.acts.get(a) == "latent"]
     weights = [a for a in spec.adapters if spec.acts.get(a) == "env"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import trim_mean
 
-from bfm_gym.experiments.aggregate import (
+from bfm_gym.evaluation.aggregate import (
     bootstrap_band,
     iqm,
     performance_profile,
@@ -92,3 +92,13 @@ def test_probability_of_improvement_hand_computed() -> None:
     assert probability_of_improvement(y, x, reps=10).value == pytest.approx(1 - poi.value)
     assert probability_of_improvement(x, y, reps=500, seed=1) == poi  # reproducible
     assert probability_of_improvement({"a": [1.0]}, {"b": [1.0]}).n == 0
+
+
+def test_old_module_path_still_works_with_a_warning() -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop("bfm_gym.experiments.aggregate", None)
+    with pytest.warns(DeprecationWarning, match="evaluation.aggregate"):
+        old = importlib.import_module("bfm_gym.experiments.aggregate")
+    assert old.stratified_bootstrap is stratified_bootstrap and old.iqm is iqm
