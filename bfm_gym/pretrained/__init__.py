@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-_EXTRA: dict[str, Path] = {}
 
 
 def shipped_models() -> dict[str, Path]:
@@ -20,13 +19,15 @@ def shipped_models() -> dict[str, Path]:
     through ``register_models``), mapped to their folders."""
     from bfm_gym.plugins import load_plugins
 
-    found = {name: Path(path) for name, (path, _plugin) in load_plugins().models.items()}
-    return {**found, **_EXTRA}
+    return {name: Path(path) for name, (path, _plugin) in load_plugins().models.items()}
 
 
 def register_model(name: str, path: str | os.PathLike[str]) -> None:
-    """Makes ``load(name)`` open the model folder ``path`` (used by plugins)."""
-    _EXTRA[name] = Path(path)
+    """Makes ``load(name)`` open the model folder ``path``, replacing a model of that name
+    (from code; plugins use the ``register_models`` hook). It joins the plugin registry."""
+    from bfm_gym.plugins import load_plugins
+
+    load_plugins().models[name] = (Path(path), "register_model")
 
 
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:

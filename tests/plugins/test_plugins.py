@@ -317,3 +317,17 @@ def test_plugin_walker_task_does_not_join_the_benchmark_set(site: Path) -> None:
     assert proc.stdout.split() == ["['crouch',", "'flip',", "'run',", "'stand',", "'walk']",
                                    "('stand',", "'walk',", "'run',", "'flip')",
                                    "['flip',", "'run',", "'stand',", "'walk']", "450.0"]
+
+
+def test_register_model_from_code_joins_the_plugin_registry(tmp_path: Path) -> None:
+    from bfm_gym.plugins import load_plugins
+    from bfm_gym.pretrained import register_model, resolve, shipped_models
+
+    (tmp_path / "config.json").write_text("{}")
+    register_model("my-code-model", tmp_path)
+    try:
+        assert load_plugins().models["my-code-model"] == (tmp_path, "register_model")
+        assert shipped_models()["my-code-model"] == tmp_path
+        assert resolve("my-code-model") == tmp_path
+    finally:
+        del load_plugins().models["my-code-model"]

@@ -32,8 +32,8 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def shipped(model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Makes the tiny models the 'shipped' models of their domains for one test."""
-    import bfm_gym.pretrained as pretrained
+    from bfm_gym.plugins import load_plugins
 
     for domain, path in model_dirs.items():
-        monkeypatch.setitem(pretrained._EXTRA, domain, path)
+        monkeypatch.setitem(load_plugins().models, domain, (path, "test"))
     return model_dirs
