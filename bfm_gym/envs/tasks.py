@@ -73,25 +73,30 @@ class Task:
         return float(self.reward(physics))
 
 
-_TASKS: dict[str, dict[str, Task]] = {}
-_PLUGINS_MERGED = False
+def _registry() -> dict[tuple[str, str], tuple[Any, str]]:
+    """The plugin registry of tasks, ``{(domain, name): (Task or (fn, description), plugin)}``.
 
-
-def _ensure_plugin_tasks() -> None:
-    """Merges the tasks registered through the ``register_tasks`` hook (once).
-
-    Built-in tasks come through this hook too (:mod:`bfm_gym.plugins.builtin`).
+    Built-in tasks come through the ``register_tasks`` hook too (:mod:`bfm_gym.plugins.builtin`);
+    :func:`register_task` adds to the same table.
     """
-    global _PLUGINS_MERGED
-    if _PLUGINS_MERGED:
-        return
-    _PLUGINS_MERGED = True
     from bfm_gym.plugins import load_plugins
 
-    for (domain, name), ((fn, description), _plugin) in load_plugins().tasks.items():
-        _TASKS.setdefault(domain, {}).setdefault(
-            name, Task(domain=domain, name=name, reward=fn, description=description)
-        )
+    return load_plugins().tasks
+
+
+def _domain_tasks(domain: str) -> dict[str, Task]:
+    """The registered tasks of ``domain`` by name (hook entries become Task records once)."""
+    table = _registry()
+    out: dict[str, Task] = {}
+    for (d, name), (value, plugin) in list(table.items()):
+        if d != domain:
+            continue
+        if not isinstance(value, Task):
+            fn, description = value
+            value = Task(domain=d, name=name, reward=fn, description=description)
+            table[(d, name)] = (value, plugin)
+        out[name] = value
+    return out
 
 
 def register_task(
@@ -120,26 +125,24 @@ def register_task(
     """
     if not name or not name.replace("_", "").isalnum():
         raise ValueError(f"Task name must be letters, digits and underscores; got {name!r}.")
-    _ensure_plugin_tasks()
     if not callable(reward):
         raise TypeError(f"Task reward must be callable fn(physics) -> float; got {type(reward).__name__}.")
-    tasks = _TASKS.setdefault(domain, {})
-    if name in tasks and not overwrite:
+    table = _registry()
+    if (domain, name) in table and not overwrite:
         raise ValueError(
             f"Task {domain}/{name} is already registered; pass overwrite=True to replace it."
         )
     if _is_gym_domain(domain) and name == "native":
         raise ValueError(f"Task name 'native' is reserved for the env's own reward ({domain}).")
     task = Task(domain=domain, name=name, reward=reward, description=description)
-    tasks[name] = task
+    table[(domain, name)] = (task, "register_task")
     return task
 
 
 def list_tasks(domain: str) -> list[str]:
     """Returns the sorted task names registered for ``domain`` (a Gymnasium id's list starts
     with ``native``, its own reward)."""
-    _ensure_plugin_tasks()
-    names = sorted(_TASKS.get(domain, {}))
+    names = sorted(_domain_tasks(domain))
     if _is_gym_domain(domain):
         from bfm_gym.envs.gym_tasks import NATIVE
 
@@ -180,8 +183,7 @@ def get_task(domain: str, task: str | Task | RewardFn) -> Task:
         name = getattr(task, "__name__", type(task).__name__)
         return _checked(domain, Task(domain=domain, name=name, reward=task,
                                      description="user reward function"))
-    _ensure_plugin_tasks()
-    tasks = _TASKS.get(domain, {})
+    tasks = _domain_tasks(domain)
     if _is_gym_domain(domain) and task not in tasks:
         from bfm_gym.envs.gym_tasks import NATIVE, native_reward
 

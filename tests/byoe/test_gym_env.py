@@ -166,9 +166,9 @@ def test_bad_task_values_are_refused(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match=r"shape \(4,\).*one float"):
             env.step(np.zeros(1, np.float32))
     finally:
-        from bfm_gym.envs import tasks as _tasks
+        from bfm_gym.plugins import load_plugins
 
-        _tasks._TASKS["InvertedPendulum-v5"].pop("broken", None)
+        load_plugins().tasks.pop(("InvertedPendulum-v5", "broken"), None)
     from bfm_gym.envs import register_task as reg
 
     with pytest.raises(ValueError, match="reserved"):

@@ -309,7 +309,7 @@ def test_dict_observation_env_end_to_end(tmp_path: Path) -> None:
 
 
 def test_eval_and_compare_take_gym_tasks(hopper_model: Path, tmp_path: Path) -> None:
-    from bfm_gym.evaluation.cli import run_eval
+    from bfm_gym.cli.eval import run_eval
     from bfm_gym.experiments.compare import compare
 
     result = run_eval(str(hopper_model), task="height", episodes=2)  # a task registered in Python
