@@ -96,7 +96,7 @@ def write_panels(model: Any, task: str, panels: Sequence[tuple[str, np.ndarray]]
     """
     from bfm_gym.envs.dmc_env import DMCEnv
     from bfm_gym.wrappers.latent import resolve_model
-    from bfm_gym.wrappers.video import render_rollout, write_video
+    from bfm_gym.evaluation.video import render_rollout, write_video
 
     if not panels:
         raise ValueError("No panels to render.")

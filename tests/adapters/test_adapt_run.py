@@ -220,7 +220,7 @@ def test_video_every_writes_one_panel_per_point(model_dir: Path, tmp_path: Path)
 
     from bfm_gym.envs.dmc_env import DMCEnv
     from bfm_gym.experiments.run_video import PLAYBACK_FPS, render_run
-    from bfm_gym.wrappers.video import GIF_MAX_FPS
+    from bfm_gym.evaluation.video import GIF_MAX_FPS
 
     res = adapt(str(model_dir), adapter="zero-shot", episodes=3, seed=0, out=tmp_path / "run", eval_every=0,
                 video_every=2, video_steps=8, **KW)
