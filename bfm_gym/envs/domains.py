@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from bfm_gym.plugins.registry_view import RegistryView
 
 # Headless rendering: EGL works without a display. Must be set before dm_control
 # is imported anywhere; a user's own MUJOCO_GL wins.
@@ -91,28 +93,8 @@ def builtin_domains() -> list[Domain]:
     ]
 
 
-class _DomainView(Mapping[str, Domain]):
-    """Read-only view of the domains registered through the ``register_domains`` hook."""
-
-    def _table(self) -> dict[str, tuple[Any, str]]:
-        from bfm_gym.plugins import load_plugins
-
-        return load_plugins().domains
-
-    def __getitem__(self, name: str) -> Domain:
-        return self._table()[name][0]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._table()))
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def __repr__(self) -> str:
-        return f"DOMAINS({sorted(self)})"
-
-
-DOMAINS: Mapping[str, Domain] = _DomainView()
+DOMAINS: Mapping[str, Domain] = RegistryView("domains", "DOMAINS")
+"""Read-only view of the entries registered through the ``register_domains`` hook."""
 """The registered domains by name (read-only; add one with :func:`register_domain` or a plugin)."""
 
 

@@ -21,12 +21,13 @@ Example:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from bfm_gym.data.agents.base import AgentConfig, CollectorAgent
 from bfm_gym.data.agents.random import OUAgent, OUConfig, RandomAgent, RandomConfig
 from bfm_gym.data.agents.rnd import RNDAgent, RNDConfig
+from bfm_gym.plugins.registry_view import RegistryView
 
 __all__ = [
     "AGENTS",
@@ -41,28 +42,8 @@ __all__ = [
     "make_agent",
 ]
 
-class _AgentView(Mapping[str, type[CollectorAgent]]):
-    """Read-only view of the agents registered through the ``register_agents`` hook."""
-
-    def _table(self) -> dict[str, tuple[Any, str]]:
-        from bfm_gym.plugins import load_plugins
-
-        return load_plugins().agents
-
-    def __getitem__(self, name: str) -> type[CollectorAgent]:
-        return self._table()[name][0]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._table()))
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-    def __repr__(self) -> str:
-        return f"AGENTS({sorted(self)})"
-
-
-AGENTS: Mapping[str, type[CollectorAgent]] = _AgentView()
+AGENTS: Mapping[str, type[CollectorAgent]] = RegistryView("agents", "AGENTS")
+"""Read-only view of the entries registered through the ``register_agents`` hook."""
 """Collector agents by name (read-only): the built-in ones and those of plugins, registered
 through the ``register_agents`` hook; :func:`make_agent` builds them."""
 

@@ -271,18 +271,7 @@ class FBHandle(HandleBase):
         s, _ = self._rows(
             "next_obs", next_obs, self.obs_dim, f"next observations, obs_dim={self.obs_dim}"
         )
-        if not isinstance(rewards, (np.ndarray, torch.Tensor)):
-            rewards = np.asarray(rewards, dtype=np.float32)
-        n = s.shape[0]
-        if tuple(rewards.shape) not in ((n,), (n, 1)):
-            raise ValueError(
-                f"rewards must have shape ({n},) or ({n}, 1) to match next_obs, got {tuple(rewards.shape)}"
-            )
-        r = torch.as_tensor(rewards).to(device=self.device, dtype=torch.float32).reshape(n)
-        if not bool(torch.isfinite(r).all()):
-            raise ValueError(
-                f"rewards hold {int((~torch.isfinite(r)).sum())} NaN/inf value(s); expected finite rewards"
-            )
+        r = self._reward_rows(rewards, s.shape[0])
         return self._out(self._model.infer_z(s, r, project=project), next_obs, False)  # type: ignore[return-value]
 
     def goal_z(self, goal_obs: Array, obs: Any = None) -> Array:
