@@ -1,19 +1,28 @@
 """Shared plumbing of the family handles: input validation at the array boundary, attached
-inference samples and a generic policy runner. Families subclass :class:`HandleBase`; a
-plugin family may too (it is not required: the :class:`~bfm_gym.models.protocol.BFM`
-protocol is what callers rely on)."""
+inference samples and a generic policy runner (:class:`HandleBase`), and the frozen handle of a
+family model (:class:`FamilyHandle`: persistence, properties and the operations that read the
+same in every family). The built-in families subclass :class:`FamilyHandle`; a plugin family
+may subclass either (it is not required: the :class:`~bfm_gym.models.protocol.BFM` protocol is
+what callers rely on)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from bfm_gym.models._model import FamilyModel
+    from bfm_gym.models.fb.checkpoint import ModelMetadata
     from bfm_gym.models.inference import InferenceSet
 
-__all__ = ["ActRunner", "HandleBase"]
+__all__ = ["ActRunner", "FamilyHandle", "HandleBase"]
+
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
 
 class ActRunner:
@@ -139,3 +148,218 @@ class HandleBase:
         if isinstance(like, torch.Tensor):
             return y.to(like.device)
         return y.detach().cpu().numpy().astype(np.float32, copy=False)
+
+
+def _from_model(name: str, doc: str) -> Any:
+    """A read-only property returning ``self._model.<name>``."""
+    return property(lambda self: getattr(self._model, name), doc=doc)
+
+
+class FamilyHandle(HandleBase):
+    """A frozen family model (:class:`~bfm_gym.models._model.FamilyModel`) behind the
+    :class:`~bfm_gym.models.protocol.BFM` protocol.
+
+    Arrays in, arrays out: numpy inputs give numpy outputs (float32), torch inputs give torch
+    outputs on the input's device. Inputs may be batched ``(batch, dim)`` or a single row
+    ``(dim,)`` (the output then has no batch dimension). Everything is validated at this
+    boundary and errors name what was expected and what was received.
+
+    A family sets :attr:`family` (its ``config.json`` format) and its folder functions
+    ``_load_model`` / ``_save_model``, and adds what only it has (``phi``, ``goal_z``...).
+
+    Args:
+        model: The trained model; it is put in eval mode and frozen (``requires_grad=False``).
+        metadata: Domain, dataset, spaces bounds and training steps.
+    """
+
+    family: ClassVar[str]
+    """``config.json`` format of this family."""
+    _load_model: ClassVar[Callable[..., tuple[Any, ModelMetadata]]]
+    _save_model: ClassVar[Callable[..., Path]]
+    _repr_name: ClassVar[str]
+    """Name that :meth:`__repr__` shows."""
+
+    def __init__(self, model: FamilyModel, metadata: ModelMetadata | None = None) -> None:
+        from bfm_gym.models.fb.checkpoint import ModelMetadata
+
+        self._model = model.train(False).requires_grad_(False)
+        self._metadata = metadata or ModelMetadata()
+        self.source: str | None = None
+        """Folder this model was loaded from (None for an in-memory model)."""
+
+    # --- persistence ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Any:
+        """Load a model folder (``config.json`` + ``model.safetensors``) of this family.
+
+        Raises:
+            CheckpointError: The folder is missing, incomplete, corrupted or of another format.
+        """
+        model, metadata = cls._load_model(path, device=device)
+        bfm = cls(model, metadata)
+        bfm.source = str(path)  # lets wrappers record a rebuildable spec
+        return bfm
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Atomically save as a model folder; returns its path."""
+        return type(self)._save_model(self._model, path, self._metadata)
+
+    def to(self, device: str | torch.device) -> Any:
+        """Move the weights to ``device`` (in place); returns self."""
+        self._model.to(device)
+        return self
+
+    # --- properties -------------------------------------------------------------------------------
+    model = property(lambda self: self._model, doc="The underlying frozen model.")
+    config = property(lambda self: self._model.config, doc="Architecture and training settings.")
+    metadata = property(
+        lambda self: self._metadata, doc="Domain, dataset, spaces bounds, training steps, library version."
+    )
+    z_dim = _from_model("z_dim", "Latent dimension d.")
+    gamma = _from_model("gamma", "Discount of the successor features.")
+    obs_dim = _from_model("obs_dim", "Observation size.")
+    action_dim = _from_model("action_dim", "Action size (actions in [-1, 1]).")
+    device = _from_model("device", "Device of the weights.")
+    ensemble = property(
+        lambda self: self._model.config.ensemble, doc="Number of successor-feature heads E."
+    )
+
+    def policy_runner(self, batch: int = 1) -> Any:
+        """The fused numpy/torch actor (:class:`~bfm_gym.models.fb.fast_policy.PolicyRunner`;
+        every built-in family's actor has FB's layout)."""
+        from bfm_gym.models.fb.fast_policy import PolicyRunner
+
+        return PolicyRunner(self._model, batch=batch)
+
+    # --- operations -------------------------------------------------------------------------------
+    def _obs_action_rows(
+        self, obs: Any, action: Any
+    ) -> tuple[torch.Tensor, bool, torch.Tensor]:
+        """``(s, single, a)``: observations and actions as rows, with as many actions as states."""
+        s, single = self._obs_rows("obs", obs)
+        a, _ = self._rows("action", action, self.action_dim, f"actions, action_dim={self.action_dim}")
+        if a.shape[0] != s.shape[0]:
+            raise ValueError(f"action has {a.shape[0]} rows but obs has {s.shape[0]}")
+        return s, single, a
+
+    def act(
+        self,
+        obs: Array,
+        z: np.ndarray | torch.Tensor,
+        noise: bool = False,
+        *,
+        seed: int | None = None,
+        grad: bool = False,
+    ) -> Array:
+        """Action of ``pi(. | s, z)``: the mean, or a noisy sample (clipped Gaussian, then [-1, 1]).
+
+        Args:
+            obs: ``(batch, obs_dim)`` or ``(obs_dim,)``.
+            z: ``(batch, z_dim)`` or ``(z_dim,)`` (broadcast over the batch).
+            noise: Sample instead of returning the mean.
+            seed: Seed of the noise (global torch RNG when None).
+            grad: Track gradients (torch inputs; e.g. w.r.t. z).
+
+        Returns:
+            ``(batch, action_dim)`` or ``(action_dim,)``, same type as ``obs``.
+        """
+        s, single = self._obs_rows("obs", obs)
+        zz = self._z_rows(z, s.shape[0])
+        gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        return self._out(self._model.act(s, zz, noise=noise, generator=gen, grad=grad), obs, single)  # type: ignore[return-value]
+
+    def forward(
+        self,
+        obs: Array,
+        action: np.ndarray | torch.Tensor,
+        z: np.ndarray | torch.Tensor,
+        *,
+        grad: bool = False,
+    ) -> Array:
+        """Successor features of every head ``F_k(s, a, z)``.
+
+        Returns:
+            ``(E, batch, z_dim)`` or ``(E, z_dim)`` for a single row.
+        """
+        s, single, a = self._obs_action_rows(obs, action)
+        zz = self._z_rows(z, s.shape[0])
+        return self._out(self._model.forward(s, a, zz, grad=grad), obs, single, batch_axis=1)  # type: ignore[return-value]
+
+    def psi(
+        self,
+        obs: Array,
+        z: np.ndarray | torch.Tensor,
+        action: np.ndarray | torch.Tensor | None = None,
+        *,
+        grad: bool = False,
+    ) -> Array:
+        """Successor features ``psi(s, a, z)`` per head (policy-mean action when None): ``(E, batch, z_dim)``."""
+        if action is not None:
+            return self.forward(obs, action, z, grad=grad)
+        s, single = self._obs_rows("obs", obs)
+        y = self._model.psi(s, self._z_rows(z, s.shape[0]), grad=grad)
+        return self._out(y, obs, single, batch_axis=1)  # type: ignore[return-value]
+
+    def q(
+        self,
+        obs: Array,
+        action: np.ndarray | torch.Tensor,
+        z: np.ndarray | torch.Tensor,
+        *,
+        reduce: Literal["mean", "min", "none"] = "mean",
+        grad: bool = False,
+    ) -> Array:
+        """``Q(s, a) = F(s, a, z)^T z``; ``reduce`` over heads: ``(batch,)`` (``"none"``: ``(E, batch)``)."""
+        s, single, a = self._obs_action_rows(obs, action)
+        y = self._model.q(s, a, self._z_rows(z, s.shape[0]), reduce=reduce, grad=grad)
+        return self._out(y, obs, single, batch_axis=1 if reduce == "none" else 0)  # type: ignore[return-value]
+
+    def _check_labels(self, n: int) -> None:
+        """Reject a reward-inference call with ``n`` labels the family cannot use (default: any n)."""
+
+    def infer_z(
+        self, next_obs: Array, rewards: np.ndarray | torch.Tensor, *, project: bool = True
+    ) -> Array:
+        """Zero-shot reward inference from reward-labelled next states (the family's maths:
+        see its model's ``infer_z``).
+
+        Args:
+            next_obs: ``(n, obs_dim)`` next states of reward-labelled transitions.
+            rewards: ``(n,)`` or ``(n, 1)`` rewards computed on those next states.
+            project: Project onto the latent sphere (False: the raw estimate).
+
+        Returns:
+            ``(z_dim,)``.
+
+        Raises:
+            ValueError: Wrong shapes, NaN/inf in the inputs, or too few labels for the family.
+        """
+        s, _ = self._rows(
+            "next_obs", next_obs, self.obs_dim, f"next observations, obs_dim={self.obs_dim}"
+        )
+        r = self._reward_rows(rewards, s.shape[0])
+        self._check_labels(s.shape[0])
+        return self._out(self._model.infer_z(s, r, project=project), next_obs, False)  # type: ignore[return-value]
+
+    def project(self, z: Array) -> Array:
+        """``proj(z) = sqrt(d) z / ||z||`` (per block for an auto-regressive model); keeps z's shape."""
+        t, single = self._rows("z", z, self.z_dim, f"latents, z_dim={self.z_dim}")
+        # _rows rejects NaN; a zero z maps to zero (normalize clamps the norm at 1e-12)
+        return self._out(self._model.project(t), z, single)  # type: ignore[return-value]
+
+    def sample_z(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """``n`` latents uniform on the latent sphere, as a ``(n, z_dim)`` numpy array."""
+        gen = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        return self._model.sample_z(n, generator=gen).cpu().numpy()
+
+    def _repr_fields(self) -> str:
+        """Family-specific ``name=value`` pairs of :meth:`__repr__` (each led by ``", "``)."""
+        return ""
+
+    def __repr__(self) -> str:
+        m = self._metadata
+        return (
+            f"{self._repr_name}(domain={m.domain!r}, obs_dim={self.obs_dim}, "
+            f"action_dim={self.action_dim}, z_dim={self.z_dim}{self._repr_fields()}, "
+            f"training_steps={m.training_steps})"
+        )

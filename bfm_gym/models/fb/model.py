@@ -8,13 +8,12 @@ with ``grad=True``, so a caller can differentiate through the frozen actor and F
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 from torch import nn
 
+from .._model import FamilyModel, grad_context
 from .config import FBConfig
 from .networks import (
     Actor,
@@ -22,17 +21,12 @@ from .networks import (
     BackwardMap,
     build_forward_map,
     project_sphere,
-    sample_action,
 )
 
 __all__ = ["FBModel"]
 
 
-def _grad_context(grad: bool) -> contextlib.AbstractContextManager[None]:
-    return torch.enable_grad() if grad else torch.no_grad()
-
-
-class FBModel(nn.Module):
+class FBModel(FamilyModel):
     """Forward-Backward representation ``M^{pi_z}(s, a, ds') ~ F(s, a, z)^T B(s') rho(ds')``.
 
     Args:
@@ -59,15 +53,10 @@ class FBModel(nn.Module):
 
     cov: torch.Tensor
     cov_samples: torch.Tensor
+    _device_buffer = "cov"
 
     def __init__(self, config: FBConfig, obs_dim: int, action_dim: int) -> None:
-        super().__init__()
-        if obs_dim < 1 or action_dim < 1:
-            raise ValueError(
-                f"obs_dim and action_dim must be >= 1, got obs_dim={obs_dim}, action_dim={action_dim}"
-            )
-        self.config = config
-        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+        super().__init__(config, obs_dim, action_dim)
         c = config
         self.backward_map: BackwardMap | ARBackwardMap
         if c.ar_blocks == 1:
@@ -97,26 +86,10 @@ class FBModel(nn.Module):
         self.register_buffer("cov", torch.eye(c.z_dim))
         self.register_buffer("cov_samples", torch.zeros((), dtype=torch.int64))
 
-    # --- basic properties -----------------------------------------------------------------------
-    @property
-    def z_dim(self) -> int:
-        """Latent dimension d."""
-        return self.config.z_dim
-
-    @property
-    def gamma(self) -> float:
-        """Discount the model was trained with."""
-        return self.config.gamma
-
     @property
     def is_autoregressive(self) -> bool:
         """True when B is the FB-AWARE auto-regressive B(s, z)."""
         return self.config.ar_blocks > 1
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the parameters."""
-        return self.cov.device
 
     # --- z ----------------------------------------------------------------------------------------
     def project(self, z: torch.Tensor) -> torch.Tensor:
@@ -136,25 +109,6 @@ class FBModel(nn.Module):
         return torch.cat(
             [project_sphere(block) for block in z.split(self.config.block_sizes, dim=-1)], dim=-1
         )
-
-    def sample_z(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """``n`` latents uniform on the sphere(s): ``proj(N(0, I_d))``.
-
-        Args:
-            n: Number of latents.
-            generator: Seeded generator (on ``device``); the global RNG when None.
-            device: Defaults to the model's device.
-
-        Returns:
-            ``(n, d)`` float32.
-        """
-        device = self.device if device is None else torch.device(device)
-        return self.project(torch.randn(n, self.z_dim, generator=generator, device=device))
 
     # --- raw maps (no grad handling; used by training) -----------------------------------------
     def _backward(self, obs: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -189,84 +143,8 @@ class FBModel(nn.Module):
         Returns:
             ``(batch, d)``, rows of norm sqrt(d).
         """
-        with _grad_context(grad):
+        with grad_context(grad):
             return self._backward(obs, z)
-
-    def forward(
-        self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, *, grad: bool = False
-    ) -> torch.Tensor:
-        """Forward embedding of every ensemble head, ``F_k(s, a, z)``.
-
-        Args:
-            obs: ``(batch, obs_dim)``.
-            action: ``(batch, action_dim)``.
-            z: ``(batch, d)`` (projected; see :meth:`project`).
-            grad: Track gradients (e.g. w.r.t. z).
-
-        Returns:
-            ``(E, batch, d)``.
-        """
-        with _grad_context(grad):
-            return self.forward_map(obs, action, z)
-
-    def q(
-        self,
-        obs: torch.Tensor,
-        action: torch.Tensor,
-        z: torch.Tensor,
-        *,
-        reduce: Literal["mean", "min", "none"] = "mean",
-        grad: bool = False,
-    ) -> torch.Tensor:
-        """``Q(s, a) = F(s, a, z)^T z`` (docs/algorithms.md#zero-shot-inference).
-
-        Args:
-            obs: ``(batch, obs_dim)``.
-            action: ``(batch, action_dim)``.
-            z: ``(batch, d)``.
-            reduce: ``"mean"`` or ``"min"`` over heads -> ``(batch,)``; ``"none"`` -> ``(E, batch)``.
-            grad: Track gradients.
-
-        Returns:
-            ``(batch,)`` or ``(E, batch)``.
-        """
-        with _grad_context(grad):
-            qs = (self.forward_map(obs, action, z) * z).sum(-1)
-            if reduce == "mean":
-                return qs.mean(0)
-            if reduce == "min":
-                return qs.min(0).values
-            if reduce == "none":
-                return qs
-            raise ValueError(f"reduce must be 'mean', 'min' or 'none', got {reduce!r}")
-
-    def act(
-        self,
-        obs: torch.Tensor,
-        z: torch.Tensor,
-        noise: bool = False,
-        *,
-        generator: torch.Generator | None = None,
-        grad: bool = False,
-    ) -> torch.Tensor:
-        """Action of ``pi(. | s, z)``: the mean, or a sample with clipped Gaussian noise.
-
-        Args:
-            obs: ``(batch, obs_dim)``.
-            z: ``(batch, d)``.
-            noise: Add ``clip(N(0, actor_std^2), +-stddev_clip)`` then clip to [-1, 1].
-            generator: RNG for the noise (global RNG when None).
-            grad: Track gradients (through the mean; the noise is reparameterised).
-
-        Returns:
-            ``(batch, action_dim)`` in [-1, 1].
-        """
-        with _grad_context(grad):
-            mu = self.actor(obs, z)
-            if not noise:
-                return mu
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            return sample_action(mu, self.config.actor_std, self.config.stddev_clip, eps)
 
     def goal_z(self, goal_obs: torch.Tensor) -> torch.Tensor:
         """Goal inference ``z = proj(B(g))`` (block by block for an auto-regressive B).
@@ -391,29 +269,7 @@ class FBModel(nn.Module):
             )
             return torch.linalg.solve(reg, b.double().T).T.to(b.dtype)
 
-    def psi(
-        self,
-        obs: torch.Tensor,
-        z: torch.Tensor,
-        action: torch.Tensor | None = None,
-        *,
-        grad: bool = False,
-    ) -> torch.Tensor:
-        """Successor features ``psi(s, a, z) = F(s, a, z)`` of every head; with no action, the
-        policy mean ``a = pi(s, z)`` is used.
-
-        Returns:
-            ``(E, batch, d)``.
-        """
-        with _grad_context(grad):
-            if action is None:
-                action = self.actor(obs, z)
-            return self.forward_map(obs, action, z)
-
     # --- misc -----------------------------------------------------------------------------------
     def networks(self) -> Iterator[tuple[str, nn.Module]]:
         """``("B", B), ("F", F), ("pi", pi)``."""
         yield from (("B", self.backward_map), ("F", self.forward_map), ("pi", self.actor))
-
-    def extra_repr(self) -> str:
-        return f"obs_dim={self.obs_dim}, action_dim={self.action_dim}, z_dim={self.z_dim}, gamma={self.gamma}"

@@ -15,25 +15,16 @@ with ``grad=True``.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Literal
-
 import torch
-from torch import nn
 
-from bfm_gym.models.fb.networks import project_sphere, sample_action
-
+from .._model import FamilyModel, grad_context
 from .config import HILPConfig
 from .networks import Actor, ForwardMap, PhiNet
 
 __all__ = ["HILPModel"]
 
 
-def _grad_context(grad: bool) -> contextlib.AbstractContextManager[None]:
-    return torch.enable_grad() if grad else torch.no_grad()
-
-
-class HILPModel(nn.Module):
+class HILPModel(FamilyModel):
     """phi_1, phi_2, psi (E heads) and pi, plus the running feature mean.
 
     Args:
@@ -50,13 +41,10 @@ class HILPModel(nn.Module):
     """
 
     phi_mean: torch.Tensor
+    _device_buffer = "phi_mean"
 
     def __init__(self, config: HILPConfig, obs_dim: int, action_dim: int) -> None:
-        super().__init__()
-        if obs_dim < 1 or action_dim < 1:
-            raise ValueError(f"obs_dim and action_dim must be >= 1, got {obs_dim}, {action_dim}")
-        self.config = config
-        self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+        super().__init__(config, obs_dim, action_dim)
         c = config
         self.phi1 = PhiNet(obs_dim, c.z_dim, c.phi_hidden_dim, c.phi_hidden_layers)
         self.phi2 = PhiNet(obs_dim, c.z_dim, c.phi_hidden_dim, c.phi_hidden_layers)
@@ -72,41 +60,15 @@ class HILPModel(nn.Module):
         plugin's critic initialisation, reads it); the same module as :attr:`successor`."""
         return self.successor
 
-    @property
-    def z_dim(self) -> int:
-        """Latent dimension d."""
-        return self.config.z_dim
-
-    @property
-    def gamma(self) -> float:
-        """Discount of the successor features."""
-        return self.config.gamma
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the parameters."""
-        return self.phi_mean.device
-
-    # --- z ----------------------------------------------------------------------------------------
-    def project(self, z: torch.Tensor) -> torch.Tensor:
-        """``proj(z) = sqrt(d) z / ||z||`` along the last axis."""
-        return project_sphere(z)
-
-    def sample_z(self, n: int, *, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None) -> torch.Tensor:
-        """``(n, d)`` latents uniform on the sphere of radius sqrt(d)."""
-        device = self.device if device is None else device
-        return self.project(torch.randn(n, self.z_dim, generator=generator, device=device))
-
     # --- phi --------------------------------------------------------------------------------------
     def raw_phi(self, obs: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
         """Uncentred ``phi_1(s)``: ``(batch, d)``."""
-        with _grad_context(grad):
+        with grad_context(grad):
             return self.phi1(obs)
 
     def phi(self, obs: torch.Tensor, *, grad: bool = False) -> torch.Tensor:
         """Reward features ``phi~(s) = phi_1(s) - mean(phi)``: ``(batch, d)``."""
-        with _grad_context(grad):
+        with grad_context(grad):
             return self.phi1(obs) - self.phi_mean
 
     def value(self, obs: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -114,44 +76,6 @@ class HILPModel(nn.Module):
         with torch.no_grad():
             return torch.stack([-torch.linalg.vector_norm(net(obs) - net(goal), dim=-1)
                                 for net in (self.phi1, self.phi2)])
-
-    # --- psi, Q, pi -----------------------------------------------------------------------------
-    def forward(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, *,
-                grad: bool = False) -> torch.Tensor:
-        """Successor features of every head ``psi_k(s, a, z)``: ``(E, batch, d)``."""
-        with _grad_context(grad):
-            return self.successor(obs, action, z)
-
-    def psi(self, obs: torch.Tensor, z: torch.Tensor, action: torch.Tensor | None = None, *,
-            grad: bool = False) -> torch.Tensor:
-        """``psi(s, a, z)`` per head; the policy mean when ``action`` is None: ``(E, batch, d)``."""
-        with _grad_context(grad):
-            if action is None:
-                action = self.actor(obs, z)
-            return self.successor(obs, action, z)
-
-    def q(self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor, *,
-          reduce: Literal["mean", "min", "none"] = "mean", grad: bool = False) -> torch.Tensor:
-        """``Q_k = psi_k(s, a, z)^T z`` reduced over heads: ``(batch,)`` or ``(E, batch)``."""
-        with _grad_context(grad):
-            qs = (self.successor(obs, action, z) * z).sum(-1)
-            if reduce == "mean":
-                return qs.mean(0)
-            if reduce == "min":
-                return qs.min(0).values
-            if reduce == "none":
-                return qs
-            raise ValueError(f"reduce must be 'mean', 'min' or 'none', got {reduce!r}")
-
-    def act(self, obs: torch.Tensor, z: torch.Tensor, noise: bool = False, *,
-            generator: torch.Generator | None = None, grad: bool = False) -> torch.Tensor:
-        """``pi(s, z)``'s mean, or a sample with clipped Gaussian noise: ``(batch, action_dim)``."""
-        with _grad_context(grad):
-            mu = self.actor(obs, z)
-            if not noise:
-                return mu
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-            return sample_action(mu, self.config.actor_std, self.config.stddev_clip, eps)
 
     # --- inference --------------------------------------------------------------------------------
     def infer_z(self, next_obs: torch.Tensor, rewards: torch.Tensor, *, project: bool = True,
@@ -184,5 +108,4 @@ class HILPModel(nn.Module):
             return self.project(target)
 
     def extra_repr(self) -> str:
-        return (f"obs_dim={self.obs_dim}, action_dim={self.action_dim}, z_dim={self.z_dim}, "
-                f"gamma={self.gamma}, hilp_gamma={self.config.hilp_gamma}")
+        return f"{super().extra_repr()}, hilp_gamma={self.config.hilp_gamma}"
