@@ -27,6 +27,9 @@ def test_collect_then_coverage(tmp_path: Path) -> None:
     assert cov.returncode == 0, cov.stderr
     report = json.loads((out / "coverage.json").read_text())
     assert set(report["tasks"]) == {"flip", "run", "stand", "walk"}
+    # walker's coverage axis (Domain.coverage) is the torso height.
+    assert report["panel"]["quantity"] == "torso height [m]"
+    assert 0.0 < report["panel"]["quantiles"]["0.5"] < 1.5
 
 
 def test_bad_names_give_one_line_errors(tmp_path: Path) -> None:

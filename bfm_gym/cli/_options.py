@@ -22,8 +22,8 @@ def echo_coverage(path: Path) -> None:
     click.echo(f"{'task':<22}{'best return':>12}{'mean return':>13}")
     for task, row in report["tasks"].items():
         click.echo(f"{task:<22}{row['best_return']:>12.1f}{row['mean_return']:>13.1f}")
-    if "maze_cells_visited_fraction" in report:
-        click.echo(f"maze cells visited (20x20 grid): {100 * report['maze_cells_visited_fraction']:.1f}%")
+    if "cells_visited_fraction" in report:
+        click.echo(f"cells visited (20x20 grid): {100 * report['cells_visited_fraction']:.1f}%")
     click.echo(f"picture: {path / 'coverage.png'}")
 
 

@@ -8,18 +8,32 @@ from pathlib import Path
 import click
 
 from bfm_gym.cli._options import echo_coverage, parse_set
-from bfm_gym.cli.framework import COUNT, OUT_DIR, SEED, BfmCommand
+from bfm_gym.cli.framework import COUNT, OUT_DIR, SEED, BfmCommand, RegistryHelpOption
+
+
+def _domains() -> list[str]:
+    from bfm_gym.envs import DOMAINS
+
+    return list(DOMAINS)
+
+
+def _agents() -> list[str]:
+    from bfm_gym.data.agents import AGENTS
+
+    return list(AGENTS)
 
 
 @click.command(cls=BfmCommand, resumable=True)
-@click.option("--domain", default=None, help="walker, cheetah, quadruped or point_mass_maze.")
+@click.option("--domain", default=None, cls=RegistryHelpOption, names=_domains,
+              help="A registered bfm_gym domain: {names}.")
 @click.option("--env", "env_id", default=None, metavar="ID",
               help="Instead of --domain: any registered Gymnasium id with a Box action space "
                    "(e.g. Hopper-v5, dm_control/walker-walk-v0).")
 @click.option("--env-kwargs", default=None, metavar="JSON", help="gym.make keyword arguments (with --env).")
 @click.option("--max-episode-steps", type=COUNT, default=None,
               help="Episode cap with --env (default: the id's own, else 1000).")
-@click.option("--agent", default="rnd", show_default=True, help="Collector agent: random, ou, rnd.")
+@click.option("--agent", default="rnd", show_default=True, cls=RegistryHelpOption, names=_agents,
+              help="A registered collector agent: {names}.")
 @click.option("--steps", type=COUNT, default=None, help="Env steps (rounded up to 1000-step episodes).")
 @click.option("--episodes", type=COUNT, default=None, help="Number of 1000-step episodes.")
 @click.option("--out", required=True, type=OUT_DIR, help="Output dataset folder.")

@@ -99,6 +99,27 @@ def set_option(help_text: str, metavar: str = "KEY=VALUE") -> Any:
     return click.option("--set", "overrides", multiple=True, metavar=metavar, help=help_text)
 
 
+class RegistryHelpOption(click.Option):
+    """An option whose help lists a plugin registry's entries when help is shown (``--domain``
+    names the registered domains, plugins' included), so no help text keeps a list by hand.
+
+    ``help`` is a format string with ``{names}``; ``names()`` returns the entries.
+    """
+
+    def __init__(self, *args: Any, names: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._names = names
+        self._help_format = self.help or "{names}"
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        try:
+            names = ", ".join(sorted(self._names()))
+        except Exception:  # a broken plugin must not break --help
+            names = "see `bfm-gym plugins`"
+        self.help = self._help_format.format(names=names)
+        return super().get_help_record(ctx)
+
+
 class UserFacingError(click.ClickException):
     """A user error as click prints it: ``Error: <message>``, exit status 1."""
 

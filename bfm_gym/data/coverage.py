@@ -3,9 +3,10 @@
 For each task of the dataset's domain, every transition is relabelled from its
 stored next-state and summed per episode: the best and mean episode return say
 which behaviours the data contains (an FB model can hardly learn a behaviour no
-episode comes near). A picture shows where the data went: visited (x, y) for the
-maze, torso height for walker, forward velocity for cheetah, uprightness for
-quadruped, episode lengths for Gymnasium envs, next to the per-task return distributions.
+episode comes near). A picture shows where the data went along the domain's coverage
+axis (``Domain.coverage``: visited (x, y) for the maze, torso height for walker, forward
+velocity for cheetah, uprightness for quadruped), or episode lengths for Gymnasium envs,
+next to the per-task return distributions.
 For a Gymnasium env the tasks are its own reward (``native``, as recorded) and the tasks
 registered for its id (:mod:`bfm_gym.envs.gym_tasks`).
 """
@@ -20,12 +21,15 @@ import numpy as np
 from bfm_gym.data.dataset import Transitions
 from bfm_gym.utils.io import atomic_path, write_json_atomic
 
-# Domain-specific picture: (label, function of next_obs).
-_PANELS: dict[str, tuple[str, Any]] = {
-    "walker": ("torso height [m]", lambda o: o[:, 14]),
-    "cheetah": ("forward velocity [m/s]", lambda o: o[:, 8]),
-    "quadruped": ("torso upright (cos of tilt)", lambda o: o[:, 47]),
-}
+
+
+def _axis(domain: str) -> Any:
+    """The domain's :class:`~bfm_gym.envs.domains.CoverageAxis`, or ``None`` (Gymnasium ids,
+    domains without one)."""
+    from bfm_gym.envs import DOMAINS
+
+    entry = DOMAINS.get(domain)
+    return None if entry is None else entry.coverage
 
 
 def episode_returns(transitions: Transitions, rewards: np.ndarray) -> np.ndarray:
@@ -83,17 +87,18 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
     }
     if unavailable:
         report["unavailable_tasks"] = unavailable
-    if domain == "point_mass_maze":
-        xy = transitions.next_obs[:, :2]
-        hist, _, _ = np.histogram2d(xy[:, 0], xy[:, 1], bins=20, range=[[-0.3, 0.3], [-0.3, 0.3]])
-        report["maze_cells_visited_fraction"] = round(float((hist > 0).mean()), 4)
-    elif domain in _PANELS:
-        label, fn = _PANELS[domain]
-        values = fn(transitions.next_obs)
-        report["panel"] = {
-            "quantity": label,
-            "quantiles": {str(q): round(float(np.quantile(values, q)), 3) for q in (0.05, 0.5, 0.95, 0.99)},
-        }
+    axis = _axis(domain)
+    if axis is not None:
+        values = np.asarray(axis.values(transitions.next_obs))
+        if values.ndim == 2:  # a position: the fraction of a 20 x 20 grid the data visited
+            lo, hi = axis.extent or (float(values.min()), float(values.max()))
+            hist, _, _ = np.histogram2d(values[:, 0], values[:, 1], bins=20, range=[[lo, hi], [lo, hi]])
+            report["cells_visited_fraction"] = round(float((hist > 0).mean()), 4)
+        else:
+            report["panel"] = {
+                "quantity": axis.label,
+                "quantiles": {str(q): round(float(np.quantile(values, q)), 3) for q in (0.05, 0.5, 0.95, 0.99)},
+            }
     if out_dir is not None:
         out = Path(out_dir)
         write_json_atomic(out / "coverage.json", report, sort_keys=True)
@@ -110,22 +115,23 @@ def _plot(transitions: Transitions, returns: dict[str, np.ndarray], path: Path) 
     domain = transitions.domain
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ax = axes[0]
-    if domain == "point_mass_maze":
-        xy = transitions.next_obs[:, :2]
-        h = ax.hist2d(xy[:, 0], xy[:, 1], bins=60, range=[[-0.3, 0.3], [-0.3, 0.3]],
+    axis = _axis(domain)
+    values = None if axis is None else np.asarray(axis.values(transitions.next_obs))
+    if values is not None and values.ndim == 2:
+        lo, hi = axis.extent or (float(values.min()), float(values.max()))
+        h = ax.hist2d(values[:, 0], values[:, 1], bins=60, range=[[lo, hi], [lo, hi]],
                       cmap="viridis", norm=matplotlib.colors.LogNorm())
         fig.colorbar(h[3], ax=ax, label="visits")
         ax.set_aspect("equal")
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-        ax.set_title("visited positions")
-    elif domain in _PANELS:
-        label, fn = _PANELS[domain]
-        ax.hist(fn(transitions.next_obs), bins=80, color="tab:blue")
+        ax.set_title(f"visited {axis.label}")
+    elif values is not None:
+        ax.hist(values, bins=80, color="tab:blue")
         ax.set_yscale("log")
-        ax.set_xlabel(label)
+        ax.set_xlabel(axis.label)
         ax.set_ylabel("steps")
-        ax.set_title(f"{domain}: {label}")
+        ax.set_title(f"{domain}: {axis.label}")
     elif transitions.env is not None:  # a Gymnasium env: how long episodes last
         ax.hist(np.bincount(transitions.episode), bins=40, color="tab:blue")
         ax.set_xlabel("episode length [steps]")

@@ -1,7 +1,7 @@
 """Environments: dm_control domains with relabelable tasks, as Gymnasium envs, and any other
 Gymnasium env with continuous actions (:mod:`bfm_gym.envs.gym_env`)."""
 
-from bfm_gym.envs.domains import DOMAINS, Domain, get_domain, register_domain
+from bfm_gym.envs.domains import DOMAINS, CoverageAxis, Domain, get_domain, register_domain
 from bfm_gym.envs.gym_env import EnvInfo, GymEnv, make_gym_env, make_task_env
 from bfm_gym.envs.registration import BUILTIN_TASKS, env_id, register_envs, task_name
 from bfm_gym.envs.tasks import RewardFn, Task, get_task, goal_task, list_tasks, register_task
@@ -21,6 +21,7 @@ def make_env(domain: str, task=None, **kwargs):
 __all__ = [
     "BUILTIN_TASKS",
     "DOMAINS",
+    "CoverageAxis",
     "Domain",
     "EnvInfo",
     "GymEnv",

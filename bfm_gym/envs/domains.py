@@ -24,6 +24,23 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 @dataclass(frozen=True)
+class CoverageAxis:
+    """What the coverage picture of a domain's data shows (``bfm-gym coverage``).
+
+    Attributes:
+        label: Axis label, with units (``"torso height [m]"``).
+        values: ``values(next_obs) -> array``: one value per step, ``(n,)``, drawn as a
+            histogram with quantiles in ``coverage.json``; or a position, ``(n, 2)``, drawn as
+            a 2-D visit map with the fraction of a 20 x 20 grid of ``extent`` visited.
+        extent: ``(low, high)`` of both position coordinates (2-D axes only).
+    """
+
+    label: str
+    values: Callable[[Any], Any]
+    extent: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class Domain:
     """How to build one dm_control simulator.
 
@@ -42,6 +59,8 @@ class Domain:
             registered task of the domain.
         floor: Quality floor on the mean zero-shot return over ``tasks`` that the
             shipped model of the domain must reach (``None``: no floor).
+        coverage: What the coverage picture of the domain's datasets shows (``None``: only
+            the per-task return distributions).
     """
 
     name: str
@@ -51,6 +70,7 @@ class Domain:
     observe: Callable[[Any], Any] | None = None
     tasks: tuple[str, ...] = ()
     floor: float | None = None
+    coverage: CoverageAxis | None = None
 
 
 def _suite_loader(domain: str, base_task: str) -> Callable[[Any], Any]:
@@ -80,16 +100,23 @@ def builtin_domains() -> list[Domain]:
     import (:mod:`bfm_gym.envs.registration`), without importing dm_control."""
     # The base task fixes the floor size and reset distribution; "run" variants get
     # the largest floor.
+    # Coverage axes index the flattened observation (dm_control's key order): walker's
+    # "height" is entry 14, cheetah's first "velocity" entry (root x) is 8, quadruped's
+    # "torso_upright" is 47, the maze's position is entries 0-1.
     return [
         Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators",
-               tasks=("stand", "walk", "run", "flip"), floor=450.0),
+               tasks=("stand", "walk", "run", "flip"), floor=450.0,
+               coverage=CoverageAxis("torso height [m]", lambda o: o[:, 14])),
         Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
-               tasks=("walk", "run", "walk_backward", "run_backward")),
+               tasks=("walk", "run", "walk_backward", "run_backward"),
+               coverage=CoverageAxis("forward velocity [m/s]", lambda o: o[:, 8])),
         Domain("quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators",
-               tasks=("stand", "walk", "run", "jump")),
+               tasks=("stand", "walk", "run", "jump"),
+               coverage=CoverageAxis("torso upright (cos of tilt)", lambda o: o[:, 47])),
         Domain("point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
                _maze_observe, tasks=("reach_top_left", "reach_top_right", "reach_bottom_left",
-                                      "reach_bottom_right"), floor=500.0),
+                                      "reach_bottom_right"), floor=500.0,
+               coverage=CoverageAxis("positions", lambda o: o[:, :2], extent=(-0.3, 0.3))),
     ]
 
 

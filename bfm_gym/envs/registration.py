@@ -1,8 +1,10 @@
-"""Gymnasium ids for every built-in domain and task.
+"""Gymnasium ids for every registered domain and its tasks.
 
 Ids: ``bfm_gym/{domain}-v0`` (reward-free) and ``bfm_gym/{domain}-{task}-v0``, plus
 ``bfm_gym/point_mass_maze-reach-v0`` which takes ``goal=(x, y)``. Entry points are
-strings, so ``env.spec`` serialises (``env.spec.to_json()``).
+strings, so ``env.spec`` serialises (``env.spec.to_json()``). The built-in domains' ids
+exist from ``import bfm_gym`` on; a plugin domain's ids once plugins load (the first use of
+any registry, e.g. ``bfm_gym.envs.DOMAINS``).
 """
 
 from __future__ import annotations
@@ -39,18 +41,20 @@ def task_name(domain: str, task: str) -> str:
     return task[len(prefix):] if task.startswith(prefix) else task
 
 
-def register_envs() -> list[str]:
-    """Registers all built-in ids (idempotent) and returns them."""
+def register_envs(domains: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Registers the ids of ``domains`` (``{domain: tasks}``; default: the built-in domains and
+    their benchmark tasks) and returns them. Idempotent."""
     ids: list[str] = []
-    for domain, tasks in BUILTIN_TASKS.items():
+    for domain, tasks in (BUILTIN_TASKS if domains is None else domains).items():
         for task in (None, *tasks):
             ids.append(_register(env_id(domain, task), {"domain": domain, "task": task}))
-    ids.append(
-        _register(
-            "bfm_gym/point_mass_maze-reach-v0",
-            {"domain": "point_mass_maze", "goal": [0.15, 0.15]},
+    if domains is None:
+        ids.append(
+            _register(
+                "bfm_gym/point_mass_maze-reach-v0",
+                {"domain": "point_mass_maze", "goal": [0.15, 0.15]},
+            )
         )
-    )
     return ids
 
 

@@ -141,7 +141,20 @@ def load_plugins() -> Registries:
     except PluginError:
         _state["loaded"] = False  # a later call raises the same clear error again
         raise
+    _register_plugin_env_ids(registries)
     return registries
+
+
+def _register_plugin_env_ids(registries: Registries) -> None:
+    """Gymnasium ids (``bfm_gym/{domain}[-{task}]-v0``) for the domains plugins registered, with
+    every task registered for them (the built-in domains' ids exist from ``import bfm_gym``)."""
+    from bfm_gym.envs.registration import register_envs
+
+    tasks: dict[str, list[str]] = {}
+    for domain, name in registries.tasks:
+        tasks.setdefault(domain, []).append(name)
+    register_envs({name: tuple(tasks.get(name, ())) for name, (_domain, plugin) in registries.domains.items()
+                   if plugin != "bfm_gym"})
 
 
 def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:

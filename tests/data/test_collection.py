@@ -57,6 +57,8 @@ def test_collect_writes_minari_dataset_that_relabels(tmp_path: Path, agent: str)
     np.testing.assert_array_equal(offline, online)
     report = json.loads((out / "coverage.json").read_text())
     assert set(report["tasks"]) >= {"reach_top_left", "reach_bottom_right"}
+    # The maze's coverage axis (Domain.coverage) is its position: a share of the 20 x 20 grid.
+    assert 0.0 < report["cells_visited_fraction"] <= 1.0 and "panel" not in report
     assert (out / "coverage.png").stat().st_size > 1000
 
 

@@ -331,3 +331,48 @@ def test_register_model_from_code_joins_the_plugin_registry(tmp_path: Path) -> N
         assert resolve("my-code-model") == tmp_path
     finally:
         del load_plugins().models["my-code-model"]
+
+
+DOMAIN_PLUGIN = '''
+import numpy as np
+
+from bfm_gym.envs import CoverageAxis, Domain
+from bfm_gym.plugins import hookimpl
+
+
+def load(random):
+    from dm_control import suite
+
+    return suite.load("walker", "stand", task_kwargs={"random": random})
+
+
+def stand(physics):
+    return float(physics.torso_height() > 1.0)
+
+
+@hookimpl
+def register_domains(register):
+    register("short_walker", Domain("short_walker", load, "walker on a stand task",
+                                    tasks=("tall",), coverage=CoverageAxis("torso upright", lambda o: o[:, 0])))
+
+
+@hookimpl
+def register_tasks(register):
+    register("short_walker", "tall", stand, "torso above 1 m")
+'''
+
+
+def test_plugin_domain_is_named_in_help_and_drives_coverage(site: Path, tmp_path: Path) -> None:
+    """A plugin's domain shows in ``collect --help`` (no list kept by hand) and its coverage axis
+    draws the coverage report of a dataset collected on it."""
+    make_dist(site, "bfm-gym-shortwalker", DOMAIN_PLUGIN)
+    proc = run(site, "collect", "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "short_walker" in " ".join(proc.stdout.split()) and "point_mass_maze" in proc.stdout
+    out = tmp_path / "data"
+    proc = run(site, "collect", "--domain", "short_walker", "--agent", "random", "--steps", "1000",
+               "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "coverage.json").read_text())
+    assert set(report["tasks"]) == {"tall"}
+    assert report["panel"]["quantity"] == "torso upright"
