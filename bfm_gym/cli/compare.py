@@ -63,18 +63,26 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
                    "(0: score training returns).")
 @click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Extra evaluation points every K episodes of budget, for the curves (0: checkpoints only).")
+@click.option("--tune", "tunes", multiple=True, metavar="lr=V1,V2|ADAPTER.KEY=V1,V2",
+              help="Tuning budget: lr=1e-4,3e-4,1e-3 gives every adapter with a learning rate that grid "
+                   "(lola.lr, rela.lr_z, SB3 learning_rate); ADAPTER.KEY=... one adapter a grid over any field. "
+                   "Each adapter is reported at its best setting (area under its evaluation curve).")
+@click.option("--select-seeds", default=None,
+              help="Seeds (none of --seeds) on which --tune chooses each setting, e.g. 100,101 "
+                   "(default: choose on --seeds).")
 @click.option("--no-progress", is_flag=True)
 def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
             workers: int | None, executor: str, address: str | None, overrides: tuple[str, ...],
             max_episode_steps: int | None, max_labels: int | None, oracles: tuple[str, ...],
             checkpoints: str | None, bootstrap_reps: int, score_window: int, eval_episodes: int,
-            eval_every: int, no_progress: bool) -> None:
+            eval_every: int, tunes: tuple[str, ...], select_seeds: str | None, no_progress: bool) -> None:
     """Compare adapters on tasks and seeds at equal env-step and label budgets.
 
     Rerun the same command to resume: finished cells are skipped, interrupted ones
     continue after their last finished episode.
     """
     from bfm_gym.experiments.compare import compare as run, parse_overrides
+    from bfm_gym.experiments.compare.tuning import parse_tune
 
     if len(model_names) > 1:  # one comparison per model, then adapters x families side by side
         from bfm_gym.experiments.families import model_labels, write_families_table
@@ -95,13 +103,16 @@ def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str,
               max_episode_steps=max_episode_steps, max_labels=max_labels,
               oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
               bootstrap_reps=bootstrap_reps, score_window=score_window, eval_episodes=eval_episodes,
-              eval_every=eval_every, progress=not no_progress,
+              eval_every=eval_every, tune=parse_tune(tunes),
+              select_seeds=_parse_ints(select_seeds, "--select-seeds"), progress=not no_progress,
               command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     final = res.aggregates["checkpoints"][-1]
-    click.echo(f"{'adapter':<22}{'IQM score/zero-shot [95% CI]':>34}")
+    chosen = res.aggregates.get("selected_settings") or {}
+    click.echo(f"{'adapter':<30}{'IQM score/zero-shot [95% CI]':>34}")
     for adapter in res.spec.adapters:
         iv = final["adapters"][adapter]["zero_shot"]["iqm"]
-        click.echo(f"{adapter:<22}{iv['value']:>14.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
+        name = f"{adapter} ({chosen[adapter]})" if chosen.get(adapter) else adapter
+        click.echo(f"{name:<30}{iv['value']:>14.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
     ran = sum(c["status"] == "ran" for c in res.cells)
     click.echo(f"{ran} cells ran, {len(res.cells) - ran} reused; report: {res.out / 'report.md'}")
 

@@ -8,7 +8,7 @@ import csv
 import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +21,24 @@ logger = logging.getLogger("bfm_gym.experiments.compare")
 
 __all__ = ["write_outputs"]
 
-_RESULT_COLUMNS = ("adapter", "task", "seed", "episode", "env_steps", "sim_steps", "labels_used",
+_RESULT_COLUMNS = ("adapter", "setting", "selected", "task", "seed", "episode", "env_steps", "sim_steps", "labels_used",
                    "return", "within_budget", "zero_shot", "oracle", "oracle_source",
                    "score_zero_shot", "score_oracle", "eval_return", "eval_std", "eval_score_zero_shot",
                    "wall_s")
 """``return``/``score_*``: the training episode; ``eval_*``: the evaluation point taken after
-it (mean and std over the fixed start states; empty where none was taken)."""
+it (mean and std over the fixed start states; empty where none was taken). ``setting``: the
+tuned setting of the row's cell (``lr=0.001``; empty for an untuned adapter); ``selected``:
+the cell is one the aggregates use (the adapter's chosen setting on a reported seed);
+``zero_shot`` is the level over the reported seeds, also on rows of selection seeds."""
 
 
 def write_outputs(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any]]],
-                  ran: set[str], reps: int, command: str, window: int = 1) -> CompareResult:
-    """Scores the cells (:func:`~bfm_gym.experiments.compare.scoring.score`) and writes
-    every output file into ``folder``; returns the :class:`CompareResult`."""
-    rows, cells, aggregates, agg_rows, checkpoints = score(folder, spec, records, ran, reps, window)
+                  ran: set[str], reps: int, command: str, window: int = 1,
+                  chosen: Mapping[str, str] | None = None) -> CompareResult:
+    """Scores the cells (:func:`~bfm_gym.experiments.compare.scoring.score`; tuned adapters
+    at their ``chosen`` variant) and writes every output file into ``folder``; returns the
+    :class:`CompareResult`."""
+    rows, cells, aggregates, agg_rows, checkpoints = score(folder, spec, records, ran, reps, window, chosen)
     files = _write_tables(folder, rows, cells, aggregates, agg_rows)
     files.update(write_report(folder, spec, rows, cells, aggregates, checkpoints, command, reps))
     return CompareResult(out=folder, spec=spec, rows=rows, cells=cells, aggregates=aggregates, files=files)

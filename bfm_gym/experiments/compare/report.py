@@ -66,7 +66,10 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
               else np.arange(1, spec.episodes + 1) * spec.episode_length)
     key = "eval_return" if paired else "return"
     by_cell: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    names = _labels(spec, aggregates)
     for r in rows:
+        if not r.get("selected", True):  # other settings and selection seeds: in results.csv only
+            continue
         by_cell.setdefault((r["adapter"], r["task"], r["seed"]), []).append(r)
     files = {}
     for task in spec.tasks:
@@ -81,7 +84,7 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
                     if ok:
                         curves[i, j] = ok[-1][key]
             mean, lo, hi = bootstrap_band(curves, reps=reps)
-            (line,) = ax.plot(points, mean, label=adapter, marker="o" if paired else None, ms=4)
+            (line,) = ax.plot(points, mean, label=names[adapter], marker="o" if paired else None, ms=4)
             ax.fill_between(points, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
         zs = aggregates["zero_shot"][task]["level"]
         if zs is not None:
@@ -98,6 +101,78 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
         _save(fig, path)
         files[path.name] = path
     return files
+
+
+def _labels(spec: CompareSpec, aggregates: dict[str, Any]) -> dict[str, str]:
+    """Adapter -> how the report names it: ``"lola (lr=0.001)"`` at its chosen setting."""
+    chosen = aggregates.get("selected_settings") or {}
+    return {a: f"{a} ({chosen[a]})" if chosen.get(a) else a for a in spec.adapters}
+
+
+def _tuning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
+    tuning = aggregates.get("tuning")
+    if not tuning:
+        return ["## Tuning budget", "",
+                "No tuning: every adapter ran at the configuration shown in the command (defaults unless "
+                "`--set`). `--tune lr=V1,V2,V3` gives every adapter with a learning rate the same grid "
+                "and reports each at its best setting.", ""]
+    seeds = ", ".join(map(str, tuning["selection_seeds"]))
+    md = ["## Tuning budget", "",
+          f"Every tuned adapter ran each of its settings at the full budget; the setting used in every table "
+          f"below is chosen by: {tuning['rule']}. "
+          + (f"The choice was made on **separate selection seeds** ({seeds}), none of the reported seeds, "
+             "so the reported numbers took no part in it." if tuning["separate_selection_seeds"] else
+             f"The choice was made on the **reported seeds** ({seeds}): the chosen setting's scores are "
+             "optimistic by picking the best of the grid (the same grid size for every tuned adapter). "
+             "`--select-seeds` chooses on other seeds instead."),
+          "", "| adapter | tuned field | settings | chosen | selection score of each setting | "
+          "final IQM score / zero-shot of each setting (reported seeds) |", "|---|---|---|---|---|---|"]
+    for adapter, info in tuning["adapters"].items():
+        sel = ", ".join(f"{s['setting']}: {_fmt(s['selection_score'])}" for s in info["settings"])
+        fin = ", ".join(f"{s['setting']}: " + ("not run" if s["final_iqm_zero_shot"] is None else
+                                             f"{_fmt(s['final_iqm_zero_shot']['value'])}") for s in info["settings"])
+        chosen = f"**{info['chosen']}**" + ("" if info["scored"] else " (no setting had an evaluation point: first)")
+        md.append(f"| {adapter} | `{info['key']}` | {len(info['settings'])} | {chosen} | {sel} | {fin} |")
+    for adapter in tuning["untuned"]:
+        md.append(f"| {adapter} | none (no learning-rate field; `--tune {adapter}.KEY=...` tunes one) | 1 | "
+                  "its configuration | | |")
+    md += ["", "Every setting's episodes are in `results.csv` (`setting`, `selected`), its cells in "
+           "`cells.json`, its scores in `aggregates.json` (`tuning`).", ""]
+    return md
+
+
+def _unlearning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
+    un = aggregates.get("unlearning")
+    if not un:
+        return []
+    names = _labels(spec, aggregates)
+    multi = len(spec.seeds) > 1
+    md = ["", "## Unlearning: drop below zero-shot and recovery", "",
+          "From each cell's evaluation points against the zero-shot z on the same start states (that seed's "
+          "level): **lowest** = min over the curve of evaluation return / zero-shot level, **drop** = "
+          "max(0, 1 - lowest); **recovery** = env steps of budget until the first point at or after the "
+          "lowest one that is back at >= the zero-shot level (0: never below it; never: not within the "
+          "budget). " + ("Mean over seeds with a 95% bootstrap CI; recovery time over the cells that "
+                         "recovered." if multi else "One seed: no intervals."), "",
+          "| adapter | task | drop | lowest | recovered | recovery (env steps) | recovery (episodes) |",
+          "|---|---|---|---|---|---|---|"]
+
+    def iv(d: dict[str, Any]) -> str:
+        if d["mean"] is None:
+            return "n/a"
+        return _fmt(d["mean"]) + (f" [{_fmt(d['low'])}, {_fmt(d['high'])}]" if d["n"] > 1 else "")
+
+    for adapter in spec.adapters:
+        for task in [*spec.tasks, "all tasks"]:
+            u = un[adapter][task]
+            if task == "all tasks" and len(spec.tasks) == 1:
+                continue
+            scored = u["recovered"] + u["never"]
+            rec = f"{u['recovered']} of {scored}" if scored else "n/a"
+            steps = iv(u["recovery_steps"]) if u["recovered"] else ("never" if scored else "n/a")
+            eps = iv(u["recovery_episodes"]) if u["recovered"] else ("never" if scored else "n/a")
+            md.append(f"| {names[adapter]} | {task} | {iv(u['drop'])} | {iv(u['lowest'])} | {rec} | {steps} | {eps} |")
+    return md
 
 
 def _norms(aggregates: dict[str, Any]) -> list[tuple[str, str]]:
@@ -125,7 +200,7 @@ def _interval_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) 
             ax.plot([iv["low"], iv["high"]], [i, i], lw=6, alpha=0.5, solid_capstyle="butt")
             ax.plot([iv["value"]], [i], "k|", ms=14)
         ax.axvline(1.0, color="gray", ls=":")
-        ax.set_yticks(range(len(spec.adapters)), spec.adapters)
+        ax.set_yticks(range(len(spec.adapters)), [_labels(spec, aggregates)[a] for a in spec.adapters])
         ax.set_ylim(-0.7, len(spec.adapters) - 0.3)
         ax.set_xlabel(f"IQM of {label}")
     fig.suptitle(f"final budget ({final['env_steps']} env steps per cell), 95% stratified bootstrap CI",
@@ -143,7 +218,7 @@ def _profile_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) -
     for adapter in spec.adapters:
         p = prof["adapters"][adapter]
         frac = np.asarray(p["fraction"], dtype=float)
-        (line,) = ax.plot(tau, frac, label=adapter)
+        (line,) = ax.plot(tau, frac, label=_labels(spec, aggregates)[adapter])
         ax.fill_between(tau, np.asarray(p["low"], float), np.asarray(p["high"], float),
                         color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel(r"oracle-normalised score $\tau$")
@@ -182,6 +257,7 @@ def _paired_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
           "Last evaluation point minus the zero-shot z's return from the same start state, pooled over "
           "seeds x start states: mean difference [95% bootstrap CI], and how many pairs went up / down.", "",
           "| adapter | " + " | ".join(spec.tasks) + " |", "|---|" + "---|" * len(spec.tasks)]
+    names = _labels(spec, aggregates)
     for adapter in spec.adapters:
         cols = []
         for task in spec.tasks:
@@ -189,7 +265,7 @@ def _paired_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
             cols.append("n/a" if not p["pairs"] else
                         f"{_fmt(p['mean_difference'])} [{_fmt(p['low'])}, {_fmt(p['high'])}], "
                         f"{p['better']} up / {p['worse']} down of {p['pairs']}")
-        md.append(f"| {adapter} | " + " | ".join(cols) + " |")
+        md.append(f"| {names[adapter]} | " + " | ".join(cols) + " |")
     return md
 
 
@@ -211,11 +287,13 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
     Returns:
         File name -> path of everything written.
     """
+    names = _labels(spec, aggregates)
+    cells = [c for c in cells if c.get("selected", True)]  # the other settings: tuning table, cells.json
     files = _curves(folder, spec, rows, aggregates, reps)
     files["aggregate.png"] = _interval_plot(folder, spec, aggregates)
     files["profile.png"] = _profile_plot(folder, spec, aggregates)
 
-    md = [f"# Comparison: {', '.join(spec.adapters)} on {', '.join(spec.tasks)}", "",
+    md = [f"# Comparison: {', '.join(names[a] for a in spec.adapters)} on {', '.join(spec.tasks)}", "",
           "```", command, "```", "",
           f"Model `{spec.model}` ({spec.domain}); {len(spec.seeds)} seeds ({', '.join(map(str, spec.seeds))}); "
           f"{len(cells)} cells.", "",
@@ -233,9 +311,10 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
             cs = [c for c in cells if c["adapter"] == adapter and c["task"] == task]
             rng = lambda key, cs=cs: (f"{min(c[key] for c in cs)}" if min(c[key] for c in cs) == max(c[key] for c in cs)  # noqa: E731
                                       else f"{min(c[key] for c in cs)}-{max(c[key] for c in cs)}")
-            md.append(f"| {adapter} | {task} | {rng('episodes')} | {rng('env_steps')} | {rng('labels_used')} "
+            md.append(f"| {names[adapter]} | {task} | {rng('episodes')} | {rng('env_steps')} | {rng('labels_used')} "
                       f"| {rng('over_budget_steps')} |")
     md += ["", "Per cell: `cells.json`; per episode: `results.csv`.", "",
+           *_tuning_md(spec, aggregates),
            "## Normalisation", "",
            "| task | zero-shot level (mean over seeds) | oracle | oracle source |", "|---|---|---|---|"]
     for task in spec.tasks:
@@ -256,8 +335,9 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
                 for stat in ("iqm", "mean"):
                     iv = cp["adapters"][adapter][norm][stat]
                     cols.append(f"{_fmt(iv['value'])} [{_fmt(iv['low'])}, {_fmt(iv['high'])}]")
-            md.append(f"| {cp['episodes']} / {cp['env_steps']} | {adapter} | " + " | ".join(cols) + " |")
+            md.append(f"| {cp['episodes']} / {cp['env_steps']} | {names[adapter]} | " + " | ".join(cols) + " |")
     md += _paired_md(spec, aggregates)
+    md += _unlearning_md(spec, aggregates)
     md += ["", "## Final " + ("evaluation" if aggregates.get("score_source") == "evaluation" else "training")
            + " returns per task (mean over seeds)", "",
            "| adapter | " + " | ".join(spec.tasks) + " |", "|---|" + "---|" * len(spec.tasks)]
@@ -268,7 +348,7 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
             r = np.asarray(final["adapters"][adapter]["return"][task], dtype=float)
             r = r[np.isfinite(r)]
             vals.append(f"{_fmt(float(r.mean()), 4)} (n={r.size})" if r.size else "n/a")
-        md.append(f"| {adapter} | " + " | ".join(vals) + " |")
+        md.append(f"| {names[adapter]} | " + " | ".join(vals) + " |")
     h2h = aggregates.get("latent_vs_weights") or []
     if h2h:
         md += ["", "## Latent search against weight fine-tuning", "",
@@ -279,7 +359,7 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
                "|---|---|---|---|---|"]
         for h in h2h:
             p = h["p_improvement"]
-            md.append(f"| {h['episodes']} | {h['latent']} | {h['weights']} | "
+            md.append(f"| {h['episodes']} | {names[h['latent']]} | {names[h['weights']]} | "
                       f"{len(h['tasks_won'])} / {h['tasks_compared']} | "
                       f"{_fmt(p['value'])} [{_fmt(p['low'])}, {_fmt(p['high'])}] |")
     md += ["", "## Plots", ""]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from bfm_gym.errors import check_count, check_out_dir, check_own_folder
 from bfm_gym.experiments.compare.executors import execute_local, execute_ray, forwarded_env, import_ray
 from bfm_gym.experiments.compare.outputs import write_outputs
+from bfm_gym.experiments.compare.scoring import select_settings
 from bfm_gym.experiments.compare.spec import CompareError, CompareResult, CompareSpec, cell_name, check_folder, plan
 from bfm_gym.utils.io import write_json_atomic
 
@@ -44,6 +45,8 @@ def compare(
     score_window: int = 1,
     eval_episodes: int = 5,
     eval_every: int = 0,
+    tune: Mapping[str, Sequence[Any]] | None = None,
+    select_seeds: Sequence[int] | None = None,
     progress: bool = True,
     command: str | None = None,
 ) -> CompareResult:
@@ -73,6 +76,12 @@ def compare(
             a seed and the zero-shot level (0: score training returns, the former protocol).
         eval_every: Extra evaluation points every K episodes' worth of budget, for the
             curves (0: at the checkpoints only).
+        tune: The tuning budget: ``{"lr": [1e-4, 3e-4, 1e-3]}`` gives every adapter with a
+            learning rate a grid over it, ``{"opti.beta": [0.1, 1, 10]}`` one adapter a grid
+            over any field; every setting runs at the same budget and each adapter is
+            reported at its best (:mod:`bfm_gym.experiments.compare.tuning`).
+        select_seeds: Seeds on which the settings are chosen, none of ``seeds`` (default:
+            choose on ``seeds`` themselves; see the selection rule in ``.tuning``).
         progress: Progress bar over all cells (finished episodes / total).
         command: The command line to record in ``report.md`` (default: the equivalent
             ``bfm-gym compare`` call).
@@ -103,55 +112,81 @@ def compare(
                      consequence="compare would write its cells and reports among its files")
     spec = plan(model, tasks, adapters, seeds=seeds, episodes=episodes, config=config,
                 max_episode_steps=max_episode_steps, max_labels=max_labels, oracle=oracle,
-                checkpoints=checkpoints, eval_episodes=eval_episodes, eval_every=eval_every)
+                checkpoints=checkpoints, eval_episodes=eval_episodes, eval_every=eval_every,
+                tune=tune, select_seeds=select_seeds)
     folder = Path(out)
     check_folder(folder, spec)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "compare.json", spec.to_dict(), newline=False)
 
-    cells = spec.cells()
+    from tqdm.auto import tqdm
+
+    first = spec.first_cells()
+    # with selection seeds, the chosen settings then run on the reported seeds
+    second_n = len(spec.tune) * len(spec.tasks) * len(spec.seeds) if spec.select_seeds else 0
+    # progress in episodes' worth of env-step budget (lookahead steps count, so a LoLA cell
+    # spends its budget in fewer real episodes)
+    bar = tqdm(total=(len(first) + second_n) * spec.episodes, unit="ep", desc="compare", disable=not progress)
     done: dict[str, list[dict[str, Any]]] = {}
+    ran: set[str] = set()
+    start = time.perf_counter()
+    _run_cells(first, spec, folder, done, ran, workers, executor, address, bar)
+    chosen: dict[str, str] = {}
+    if spec.tune:
+        chosen = select_settings(folder, spec, done)
+        write_json_atomic(folder / "compare.json", {**spec.to_dict(), "selected": {
+            a: {"setting": spec.setting(v), "variant": v} for a, v in chosen.items()}}, newline=False)
+        second = [c for c in spec.chosen_cells(chosen) if cell_name(*c) not in done]
+        _run_cells(second, spec, folder, done, ran, workers, executor, address, bar)
+    bar.close()
+    logger.info("compare: cells ran in %.1f s", time.perf_counter() - start)
+    return write_outputs(folder, spec, done, ran, bootstrap_reps,
+                         command or _equivalent_command(spec, folder), score_window, chosen)
+
+
+def _run_cells(cells: list[tuple[str, str, int]], spec: CompareSpec, folder: Path,
+               done: dict[str, list[dict[str, Any]]], ran: set[str], workers: int | None, executor: str,
+               address: str | None, bar: Any) -> None:
+    """Runs the cells ``(variant, task, seed)`` not finished yet; their records go into ``done``.
+
+    Raises:
+        CompareError: Some cells failed (the others' records are kept).
+    """
     jobs: list[dict[str, Any]] = []
-    for adapter, task, seed in cells:
-        name = cell_name(adapter, task, seed)
+    for variant, task, seed in cells:
+        name = cell_name(variant, task, seed)
         records = _finished(folder / "cells" / name, spec)
         if records is not None:
             done[name] = records
+            bar.update(spec.episodes)
             continue
-        jobs.append({"name": name, "model": spec.model, "task": task, "adapter": adapter, "seed": seed,
-                     "folder": str(folder / "cells" / name), "episodes": spec.episodes,
-                     "config": spec.configs[adapter], "max_episode_steps": spec.max_episode_steps,
+        jobs.append({"name": name, "model": spec.model, "task": task, "adapter": variant.split("@", 1)[0],
+                     "seed": seed, "folder": str(folder / "cells" / name), "episodes": spec.episodes,
+                     "config": spec.configs[variant], "max_episode_steps": spec.max_episode_steps,
                      "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels,
                      "oracle": spec.oracle.get(task), "env": forwarded_env(),
                      "eval_episodes": spec.eval_episodes, "eval_steps": spec.eval_steps()})
     n_workers = workers or max(1, min(os.cpu_count() or 1, len(jobs) or 1))
     logger.info("compare: %d cells, %d finished, %d to run on %s (%d workers)",
-                len(cells), len(done), len(jobs), executor, n_workers)
-
-    from tqdm.auto import tqdm
-
-    # progress in episodes' worth of env-step budget (lookahead steps count, so a LoLA cell
-    # spends its budget in fewer real episodes)
-    bar = tqdm(total=len(cells) * spec.episodes, initial=len(done) * spec.episodes, unit="ep",
-               desc="compare", disable=not progress)
+                len(cells), len(cells) - len(jobs), len(jobs), executor, n_workers)
+    if not jobs:
+        return
+    base = bar.n
 
     def poll(finished: Mapping[str, Any]) -> None:
-        count = len(done) * spec.episodes
+        count = 0
         for job in jobs:
             if job["name"] in finished and not isinstance(finished[job["name"]], BaseException):
                 count += spec.episodes
             else:
                 steps = _steps_spent(Path(job["folder"]) / "records.jsonl")
                 count += min(spec.episodes, steps // spec.episode_length)
-        bar.update(count - bar.n)
+        bar.update(base + count - bar.n)
 
-    start = time.perf_counter()
-    results: dict[str, Any] = {}
-    if jobs and executor == "local":
+    if executor == "local":
         results = execute_local(jobs, n_workers, poll)
-    elif jobs:
+    else:
         results = execute_ray(jobs, n_workers, address, poll)
-    bar.close()
     failed = {k: v for k, v in results.items() if isinstance(v, BaseException)}
     if failed:
         lines = [f"{k}: {type(v).__name__}: {v}" for k, v in sorted(failed.items())]
@@ -159,11 +194,7 @@ def compare(
                            "rerun the same command to resume):\n  " + "\n  ".join(lines))
     for name, res in results.items():
         done[name] = res["records"]
-    logger.info("compare: cells ran in %.1f s", time.perf_counter() - start)
-
-    ran = {job["name"] for job in jobs}
-    return write_outputs(folder, spec, done, ran, bootstrap_reps,
-                          command or _equivalent_command(spec, folder), score_window)
+        ran.add(name)
 
 
 def _steps_spent(path: Path) -> int:
@@ -199,9 +230,15 @@ def _equivalent_command(spec: CompareSpec, out: Path) -> str:
     registry = load_plugins().adapters
     for adapter in spec.adapters:
         defaults = json.loads(json.dumps(registry[adapter][0].config_class.from_dict(None).to_dict()))
-        for key, value in spec.configs[adapter].items():
-            if defaults.get(key) != value:
+        tuned = spec.tune.get(adapter, {}).get("key")
+        for key, value in spec.configs[spec.variants(adapter)[0]].items():
+            if key != tuned and defaults.get(key) != value:
                 args += ["--set", f"{adapter}.{key}={json.dumps(value)}"]
+        if tuned:
+            args += ["--tune", f"{adapter}.{tuned}=" + ",".join(
+                v if isinstance(v, str) else json.dumps(v) for v in spec.tune[adapter]["values"])]
+    if spec.select_seeds:
+        args += ["--select-seeds", ",".join(map(str, spec.select_seeds))]
     for task, value in spec.oracle.items():
         args += ["--oracle", f"{task}={value}"]
     return shlex.join(args)

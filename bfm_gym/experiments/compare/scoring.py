@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +18,36 @@ from bfm_gym.evaluation.aggregate import (
     stratified_bootstrap,
 )
 from bfm_gym.experiments.compare.spec import CompareSpec, cell_name
+from bfm_gym.experiments.compare.tuning import SELECTION_RULE, choose
+from bfm_gym.experiments.compare.unlearning import summarize_unlearning, unlearning
 
-__all__ = ["score"]
+__all__ = ["score", "select_settings"]
 
 
 def _ratio(value: float, by: float | None) -> float:
     return float(value) / by if by is not None and math.isfinite(by) and by > 0 else float("nan")
 
 
-def _levels(spec: CompareSpec, folder: Path) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+def _seed_level(folder: Path, cell: str) -> float | None:
+    """The zero-shot level a cell measured on its fixed start states (``summary.json``)."""
+    try:
+        zs = json.loads((folder / "cells" / cell / "summary.json").read_text()).get("zero_shot")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return None if zs is None else float(zs)
+
+
+def _levels(spec: CompareSpec, folder: Path,
+            chosen: Mapping[str, str] | None = None) -> tuple[dict[str, float | None], dict[str, list[float]]]:
     """Per task: zero-shot level (mean over seeds) and the per-seed values."""
+    chosen = chosen or {}
     per_seed: dict[str, dict[int, float]] = {t: {} for t in spec.tasks}
     for adapter, task, seed in spec.cells():
         if seed in per_seed[task]:
             continue
-        try:
-            zs = json.loads((folder / "cells" / cell_name(adapter, task, seed) / "summary.json")
-                            .read_text()).get("zero_shot")
-        except (FileNotFoundError, json.JSONDecodeError):
-            zs = None
+        zs = _seed_level(folder, cell_name(chosen.get(adapter, adapter), task, seed))
         if zs is not None:
-            per_seed[task][seed] = float(zs)
+            per_seed[task][seed] = zs
     if (not spec.eval_episodes and "zero-shot" in spec.adapters
             and not spec.configs.get("zero-shot", {}).get("online_labels")):
         # unpaired scoring: the zero-shot cells ran the same z for the whole budget, and their
@@ -83,28 +93,37 @@ def _score_at(records: list[dict[str, Any]], steps: int, labels: int,
 
 
 def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any]]], ran: set[str],
-          reps: int, window: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any],
-                                               list[dict[str, Any]], list[dict[str, Any]]]:
-    """Scores every cell of ``spec`` from its ``records``.
+          reps: int, window: int = 1, chosen: Mapping[str, str] | None = None,
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any],
+                     list[dict[str, Any]], list[dict[str, Any]]]:
+    """Scores every cell of ``spec`` from its ``records``; a tuned adapter is scored at its
+    ``chosen`` variant (adapter -> variant id), every setting's cells stay in the rows.
 
     Returns:
         ``(rows, cells, aggregates, agg_rows, checkpoints)``: the rows of ``results.csv``,
         the entries of ``cells.json``, the contents of ``aggregates.json`` and
         ``aggregates.csv``, and the per-checkpoint scores the report plots.
     """
-    levels, level_values = _levels(spec, folder)
+    chosen = dict(chosen or {})
+    for adapter in spec.adapters:
+        chosen.setdefault(adapter, adapter)
+    levels, level_values = _levels(spec, folder, chosen)
     paired = spec.eval_episodes > 0
     oracle = {t: (spec.oracle[t], "--oracle") if t in spec.oracle else (levels[t], "zero-shot (dataset labels)")
               for t in spec.tasks}
     rows: list[dict[str, Any]] = []
     cells: list[dict[str, Any]] = []
-    for adapter, task, seed in spec.cells():
-        name = cell_name(adapter, task, seed)
+    every = [(a, v, t, s) for a in spec.adapters for v in spec.variants(a) for t in spec.tasks
+             for s in (*spec.seeds, *spec.select_seeds) if cell_name(v, t, s) in records]
+    for adapter, variant, task, seed in every:
+        name = cell_name(variant, task, seed)
         recs = records[name]
         zs, (orc, source) = levels[task], oracle[task]
+        tags = {"setting": spec.setting(variant) or "",
+                "selected": variant == chosen[adapter] and seed in spec.seeds}
         for r in recs:
             within = r["env_steps"] <= spec.budget_steps and r["labels_used"] <= spec.budget_labels
-            rows.append({"adapter": adapter, "task": task, "seed": seed, "episode": r["episode"],
+            rows.append({"adapter": adapter, **tags, "task": task, "seed": seed, "episode": r["episode"],
                          "env_steps": r["env_steps"], "sim_steps": r.get("sim_steps", 0),
                          "labels_used": r["labels_used"], "return": r["return"], "within_budget": within,
                          "zero_shot": zs, "oracle": orc, "oracle_source": source,
@@ -113,7 +132,7 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                          "eval_score_zero_shot": (_ratio(r["eval_return"], zs) if "eval_return" in r else None),
                          "wall_s": r.get("wall_s")})
         last = recs[-1] if recs else {"env_steps": 0, "labels_used": 0, "sim_steps": 0, "wall_s": 0.0}
-        cells.append({"cell": name, "adapter": adapter, "task": task, "seed": seed,
+        cells.append({"cell": name, "adapter": adapter, **tags, "task": task, "seed": seed,
                       "status": "ran" if name in ran else "skipped", "episodes": len(recs),
                       "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels,
                       "env_steps": last["env_steps"], "sim_steps": last.get("sim_steps", 0),
@@ -121,7 +140,7 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                       "over_budget_steps": max(0, last["env_steps"] - spec.budget_steps),
                       "eval_points": sum("eval_return" in r for r in recs),
                       "eval_env_steps": sum(r.get("eval_env_steps", 0) for r in recs),
-                      "wall_s": last.get("wall_s"), "config": spec.configs[adapter]})
+                      "wall_s": last.get("wall_s"), "config": spec.configs[variant]})
 
     # Scores at each budget checkpoint: cell -> score (NaN when no episode ended within it).
     checkpoints = []
@@ -136,7 +155,7 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                 for task in spec.tasks:
                     vals = []
                     for seed in spec.seeds:
-                        r = _score_at(records[cell_name(adapter, task, seed)], steps, spec.budget_labels,
+                        r = _score_at(records[cell_name(chosen[adapter], task, seed)], steps, spec.budget_labels,
                                       window, paired)
                         by = levels[task] if norm == "zero_shot" else oracle[task][0]
                         vals.append(_ratio(r["return"], by) if r is not None else float("nan"))
@@ -148,7 +167,7 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                     agg_rows.append({"checkpoint_episodes": k, "env_steps": steps, "adapter": adapter,
                                      "normalisation": norm, "statistic": stat, **iv.to_dict()})
                 per_norm[norm] = {"stats": stats, "scores": by_task}
-            raw = {task: [(_score_at(records[cell_name(adapter, task, s)], steps, spec.budget_labels, window,
+            raw = {task: [(_score_at(records[cell_name(chosen[adapter], task, s)], steps, spec.budget_labels, window,
                                      paired) or {"return": float("nan")})["return"] for s in spec.seeds]
                    for task in spec.tasks}
             per_norm["return"] = raw
@@ -186,7 +205,10 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                         "before_budgets": spec.eval_steps(), "counted_in_budget": False,
                         "start_states": "adapt.evaluation_seeds(seed, n): shared by every adapter of a seed "
                                         "and by the zero-shot level"} if paired else None),
-        "paired_vs_zero_shot": _paired_vs_zero_shot(spec, folder, records) if paired else None,
+        "paired_vs_zero_shot": _paired_vs_zero_shot(spec, folder, records, chosen) if paired else None,
+        "selected_settings": {a: spec.setting(chosen[a]) for a in spec.adapters},
+        "tuning": _tuning(spec, folder, records, chosen, reps) if spec.tune else None,
+        "unlearning": _unlearning(spec, folder, records, chosen, reps) if paired else None,
         "score_window": window,
         "budget": {"episodes": spec.episodes, "episode_length": spec.episode_length,
                    "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels},
@@ -200,8 +222,8 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
     return rows, cells, aggregates, agg_rows, checkpoints
 
 
-def _paired_vs_zero_shot(spec: CompareSpec, folder: Path,
-                         records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def _paired_vs_zero_shot(spec: CompareSpec, folder: Path, records: dict[str, list[dict[str, Any]]],
+                         chosen: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """Per adapter and task at the final budget: its last evaluation point minus the zero-shot
     z's return on the same start state, pooled over seeds x start states.
 
@@ -214,7 +236,7 @@ def _paired_vs_zero_shot(spec: CompareSpec, folder: Path,
         for task in spec.tasks:
             diffs: list[float] = []
             for seed in spec.seeds:
-                name = cell_name(adapter, task, seed)
+                name = cell_name(chosen[adapter], task, seed)
                 point = _score_at(records[name], spec.budget_steps, spec.budget_labels, evaluation=True)
                 try:
                     zs = json.loads((folder / "cells" / name / "summary.json").read_text()).get("zero_shot_returns")
@@ -272,3 +294,98 @@ def _taus(values: list[float]) -> np.ndarray:
     low = min([*finite, 0.0])
     return np.linspace(low, top, 101)
 
+
+
+def _eval_curve(spec: CompareSpec, recs: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """The paired evaluation curve at the evaluation budgets: ``(budget, return)`` of the
+    last evaluation point within each (budgets without one are left out)."""
+    out = []
+    for b in spec.eval_steps():
+        r = _score_at(recs, b, spec.budget_labels, evaluation=True)
+        if r is not None:
+            out.append((b, float(r["return"])))
+    return out
+
+
+def _selection(spec: CompareSpec, folder: Path,
+               records: Mapping[str, list[dict[str, Any]]]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    seeds = spec.selection_seeds()
+    level: dict[str, float | None] = {}
+    for task in spec.tasks:
+        vals = []
+        for seed in seeds:
+            for adapter in spec.tune:
+                v = _seed_level(folder, cell_name(spec.variants(adapter)[0], task, seed))
+                if v is not None:
+                    vals.append(v)
+                    break
+        level[task] = float(np.mean(vals)) if vals else None
+    chosen: dict[str, str] = {}
+    scores: dict[str, dict[str, Any]] = {}
+    for adapter in spec.tune:
+        variants = spec.variants(adapter)
+        best, per = choose(variants, spec.tasks, seeds,
+                           lambda v, t, s: _eval_curve(spec, records.get(cell_name(v, t, s), [])), level.get)
+        chosen[adapter] = best if best is not None else variants[0]
+        scores[adapter] = {"per_variant": per, "scored": best is not None, "levels": level}
+    return chosen, scores
+
+
+def select_settings(folder: Path, spec: CompareSpec, records: Mapping[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Tuned adapter -> its chosen variant id, by the rule of :mod:`.tuning`, from the cells
+    of every setting on the selection seeds. An adapter none of whose settings has an
+    evaluation point keeps its first setting (the report says so)."""
+    return _selection(spec, folder, records)[0]
+
+
+def _tuning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str, Any]]],
+            chosen: Mapping[str, str], reps: int) -> dict[str, Any]:
+    """Every setting of every tuned adapter: its selection score, and, where it ran on the
+    reported seeds, its final-budget IQM score / zero-shot level (kept, not used to choose)."""
+    _, scores = _selection(spec, folder, records)
+    levels = _levels(spec, folder, chosen)[0]
+    out: dict[str, Any] = {"rule": SELECTION_RULE, "selection_seeds": list(spec.selection_seeds()),
+                           "separate_selection_seeds": bool(spec.select_seeds), "adapters": {}}
+    for adapter, info in spec.tune.items():
+        settings = []
+        for variant, value in zip(info["variants"], info["values"], strict=True):
+            final: dict[str, list[float]] = {}
+            for task in spec.tasks:
+                vals = []
+                for seed in spec.seeds:
+                    recs = records.get(cell_name(variant, task, seed))
+                    r = _score_at(recs, spec.budget_steps, spec.budget_labels, evaluation=True) if recs else None
+                    vals.append(_ratio(r["return"], levels[task]) if r is not None else float("nan"))
+                final[task] = vals
+            ran_on_seeds = any(math.isfinite(v) for vs in final.values() for v in vs)
+            sel = scores[adapter]["per_variant"][variant]
+            settings.append({"setting": spec.setting(variant), "value": value, "variant": variant,
+                             "chosen": variant == chosen[adapter],
+                             "selection_score": sel["selection_score"], "selection_per_task": sel["per_task"],
+                             "final_iqm_zero_shot": (stratified_bootstrap(final, "iqm", reps=reps, seed=0).to_dict()
+                                                     if ran_on_seeds else None)})
+        out["adapters"][adapter] = {"key": info["key"], "values": info["values"],
+                                    "chosen": spec.setting(chosen[adapter]), "chosen_variant": chosen[adapter],
+                                    "scored": scores[adapter]["scored"], "settings": settings}
+    out["untuned"] = [a for a in spec.adapters if a not in spec.tune]
+    return out
+
+
+def _unlearning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str, Any]]],
+                chosen: Mapping[str, str], reps: int) -> dict[str, Any]:
+    """Per adapter (at its chosen setting): drop below the zero-shot level and recovery time
+    of its evaluation curve, per task and over all tasks (:mod:`.unlearning`)."""
+    out: dict[str, Any] = {}
+    for adapter in spec.adapters:
+        per_task = {}
+        for task in spec.tasks:
+            cells = []
+            for seed in spec.seeds:
+                name = cell_name(chosen[adapter], task, seed)
+                points = [(r["env_steps"], r["eval_return"]) for r in records.get(name, [])
+                          if "eval_return" in r and r["env_steps"] <= spec.budget_steps
+                          and r["labels_used"] <= spec.budget_labels]
+                cells.append({"seed": seed, **unlearning(points, _seed_level(folder, name))})
+            per_task[task] = cells
+        out[adapter] = summarize_unlearning(per_task, spec.episode_length, reps)
+    return out

@@ -15,6 +15,7 @@ from typing import Any
 from bfm_gym.config import SetValue
 from bfm_gym.envs.registration import task_name
 from bfm_gym.errors import UserError, unknown_name
+from bfm_gym.experiments.compare.tuning import resolve_grids, setting_label, variant_id
 from bfm_gym.experiments.run_folder import inference_samples, resolve_task
 
 __all__ = ["BUDGET_KEYS", "CompareError", "CompareResult", "CompareSpec", "cell_name", "check_folder",
@@ -55,7 +56,7 @@ class CompareSpec:
     budget_labels: int
     """Cap on online reward labels of every cell."""
     configs: dict[str, dict[str, Any]]
-    """Adapter -> full config (defaults filled in)."""
+    """Adapter (or, for a tuned adapter, each variant id) -> full config (defaults filled in)."""
     oracle: dict[str, float]
     """Task -> oracle return given with ``--oracle`` (others: the zero-shot level)."""
     checkpoints: tuple[int, ...]
@@ -66,6 +67,35 @@ class CompareSpec:
     """Fixed start states per evaluation point (0: score training returns instead)."""
     eval_every: int = 0
     """Extra evaluation points every this many episodes' worth of budget (0: checkpoints only)."""
+    tune: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Tuned adapter -> ``{"key": config field, "values": [...], "variants": [ids]}`` (see
+    :mod:`.tuning`); ``configs`` then holds one entry per variant id (``"lola@lr=0.001"``)."""
+    select_seeds: tuple[int, ...] = ()
+    """Seeds on which the tuned adapters' settings are chosen (empty: the seeds themselves)."""
+
+    def variants(self, adapter: str) -> list[str]:
+        """The ids of ``adapter``'s settings (its own name when it is not tuned)."""
+        return list(self.tune[adapter]["variants"]) if adapter in self.tune else [adapter]
+
+    def setting(self, variant: str) -> str | None:
+        """``"lr=0.001"`` for a variant id, None for an untuned adapter."""
+        return variant.split("@", 1)[1] if "@" in variant else None
+
+    def selection_seeds(self) -> tuple[int, ...]:
+        return self.select_seeds or self.seeds
+
+    def first_cells(self) -> list[tuple[str, str, int]]:
+        """``(variant, task, seed)`` runnable before any choice: every setting of the tuned
+        adapters on the selection seeds, the untuned adapters on the seeds."""
+        out = []
+        for adapter in self.adapters:
+            seeds = self.selection_seeds() if adapter in self.tune else self.seeds
+            out += list(itertools.product(self.variants(adapter), self.tasks, seeds))
+        return out
+
+    def chosen_cells(self, chosen: Mapping[str, str]) -> list[tuple[str, str, int]]:
+        """``(variant, task, seed)`` of every adapter at its chosen setting on the seeds."""
+        return [(chosen.get(a, a), t, s) for a, t, s in self.cells()]
 
     def eval_steps(self) -> list[int]:
         """Env-step budgets before which every cell takes an evaluation point."""
@@ -79,7 +109,7 @@ class CompareSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         d = asdict(self)
-        for key in ("tasks", "adapters", "seeds", "checkpoints"):
+        for key in ("tasks", "adapters", "seeds", "checkpoints", "select_seeds"):
             d[key] = list(d[key])
         return d
 
@@ -159,6 +189,8 @@ def plan(
     checkpoints: Sequence[int] | None = None,
     eval_episodes: int = 5,
     eval_every: int = 0,
+    tune: Mapping[str, Sequence[Any]] | None = None,
+    select_seeds: Sequence[int] | None = None,
 ) -> CompareSpec:
     """Checks a comparison request and returns its :class:`CompareSpec` (runs nothing).
 
@@ -231,21 +263,44 @@ def plan(
     if len(set(canonical)) != len(canonical):
         raise ValueError(f"A task is listed twice: {', '.join(task_names)}.")
 
+    grids = resolve_grids(tune, adapter_names, registry)
+    if grids and not eval_episodes:
+        raise UserError("--tune chooses each adapter's setting on its paired evaluation curve; it needs "
+                        "--eval-episodes >= 1.")
+    sel_seeds = _select_seeds(select_seeds, seed_list, bool(grids))
     samples = inference_samples(model)
     configs: dict[str, dict[str, Any]] = {}
     acts: dict[str, str] = {}
+    tuned: dict[str, dict[str, Any]] = {}
     for name in adapter_names:
         cls = registry[name][0]
-        try:
-            cfg = cls.config_class.from_dict(config.get(name))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"--set for {name}: {exc}") from exc
-        needs = cls.needs_for(cfg)
-        if "dataset" in needs.labels and samples is None:
-            raise ValueError(f"Adapter {name!r} needs the model's dataset samples (inference samples); "
-                             f"{model!r} ships none. Pass a model folder made by `bfm-gym pretrain`.")
-        configs[name] = json.loads(json.dumps(cfg.to_dict()))
-        acts[name] = needs.acts
+        key, values = grids.get(name, (None, [None]))
+        if key is not None and key in config.get(name, {}):
+            raise UserError(f"{name}.{key} is both set (--set) and tuned (--tune); drop one.")
+        ids: list[str] = []
+        typed: list[Any] = []
+        for value in values:
+            fields = dict(config.get(name, {}))
+            if key is not None:
+                fields[key] = value if not isinstance(value, str) else SetValue(value)
+            try:
+                cfg = cls.config_class.from_dict(fields)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{'--tune' if key else '--set'} for {name}: {exc}") from exc
+            needs = cls.needs_for(cfg)
+            if "dataset" in needs.labels and samples is None:
+                raise ValueError(f"Adapter {name!r} needs the model's dataset samples (inference samples); "
+                                 f"{model!r} ships none. Pass a model folder made by `bfm-gym pretrain`.")
+            cfg_json = json.loads(json.dumps(cfg.to_dict()))
+            vid = name if key is None else variant_id(name, key, cfg_json[key])
+            if vid in configs:
+                raise UserError(f"--tune {name}.{key}: two values give the same setting ({setting_label(key, cfg_json[key])}).")
+            configs[vid] = cfg_json
+            acts[name] = needs.acts
+            ids.append(vid)
+            typed.append(cfg_json.get(key) if key else None)
+        if key is not None:
+            tuned[name] = {"key": key, "values": typed, "variants": ids}
 
     oracles: dict[str, float] = {}
     for key, value in (oracle or {}).items():
@@ -271,7 +326,28 @@ def plan(
                        episode_length=length, budget_steps=budget_steps,
                        budget_labels=max_labels if max_labels is not None else budget_steps,
                        configs=configs, oracle=oracles, checkpoints=tuple(checks), acts=acts,
-                       eval_episodes=eval_episodes, eval_every=eval_every)
+                       eval_episodes=eval_episodes, eval_every=eval_every, tune=tuned,
+                       select_seeds=tuple(sel_seeds))
+
+
+def _select_seeds(select_seeds: Sequence[int] | None, seeds: list[int], tuning: bool) -> list[int]:
+    """Checked selection seeds: distinct, non-negative, none of the reported seeds."""
+    if not select_seeds:
+        return []
+    if not tuning:
+        raise UserError("--select-seeds are the seeds on which --tune chooses each setting; give --tune too.")
+    try:
+        out = [int(s) for s in select_seeds]
+    except (TypeError, ValueError):
+        raise UserError(f"select_seeds must be non-negative ints; got {select_seeds!r}.") from None
+    if len(set(out)) != len(out) or min(out) < 0:
+        raise UserError(f"select_seeds must be distinct non-negative ints; got {list(select_seeds)}.")
+    shared = sorted(set(out) & set(seeds))
+    if shared:
+        raise UserError(f"select_seeds {shared} are also reported seeds; selection seeds must be others "
+                        f"(e.g. --select-seeds {max(seeds) + 100},{max(seeds) + 101}) so the choice never "
+                        "sees the reported runs.")
+    return out
 
 
 def check_folder(out: Path, spec: CompareSpec) -> None:
@@ -293,8 +369,10 @@ def check_folder(out: Path, spec: CompareSpec) -> None:
                 f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); unequal budgets cannot be "
                 "compared: choose another --out."
             )
-    for adapter, task, seed in spec.cells():
-        run_json = out / "cells" / cell_name(adapter, task, seed) / "run.json"
+    every = [(v, t, s) for a in spec.adapters for v in spec.variants(a) for t in spec.tasks
+             for s in sorted({*spec.seeds, *spec.selection_seeds()})]
+    for variant, task, seed in every:
+        run_json = out / "cells" / cell_name(variant, task, seed) / "run.json"
         if run_json.is_file():
             try:
                 run = json.loads(run_json.read_text())
@@ -302,8 +380,8 @@ def check_folder(out: Path, spec: CompareSpec) -> None:
             except (ValueError, AttributeError) as exc:
                 raise UserError(f"{run_json} is damaged ({exc}); delete that cell folder to rerun the "
                                 "cell, or choose another --out.") from exc
-            if run.get("config") != spec.configs[adapter]:
+            if run.get("config") != spec.configs[variant]:
                 raise ValueError(
-                    f"Cell {run_json.parent.name} ran with another {adapter} config "
+                    f"Cell {run_json.parent.name} ran with another {variant} config "
                     f"({run.get('config')}); use another --out or delete that cell folder."
                 )
