@@ -27,27 +27,24 @@ def echo_coverage(path: Path) -> None:
     click.echo(f"picture: {path / 'coverage.png'}")
 
 
-def parse_threads(value: str) -> int | str:
-    """``--threads``: ``auto`` or an integer >= 1."""
-    if value == "auto":
+def _count_or_word(value: str | None, word: str, option: str) -> int | str | None:
+    """An integer >= 1, the literal ``word``, or unset (``None``) for ``option``."""
+    if value is None or value == word:
         return value
     try:
-        threads = int(value)
+        count = int(value)
     except ValueError:
-        threads = 0
-    if threads < 1:
-        raise click.BadParameter(f"expected 'auto' or an integer >= 1; got {value!r}", param_hint="--threads")
-    return threads
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"expected an integer >= 1 or {word!r}; got {value!r}", param_hint=option)
+    return count
+
+
+def parse_threads(value: str) -> int | str:
+    """``--threads``: ``auto`` or an integer >= 1."""
+    return _count_or_word(value, "auto", "--threads")  # type: ignore[return-value]
 
 
 def parse_z_hold(value: str | None) -> int | str | None:
     """``--z-hold``: an integer >= 1, ``episode`` or unset."""
-    if value is None or value == "episode":
-        return value
-    try:
-        hold = int(value)
-    except ValueError:
-        hold = 0
-    if hold < 1:
-        raise click.BadParameter(f"expected an integer >= 1 or 'episode'; got {value!r}", param_hint="--z-hold")
-    return hold
+    return _count_or_word(value, "episode", "--z-hold")

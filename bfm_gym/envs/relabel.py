@@ -8,6 +8,7 @@ the result equals the online reward exactly (tested for every task).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,6 +42,7 @@ class Relabeler:
         task: str | Task | RewardFn,
         *,
         goal: Iterable[float] | None = None,
+        dtype: Any = np.float32,
     ) -> np.ndarray:
         """Returns the reward of ``task`` on each state.
 
@@ -48,25 +50,19 @@ class Relabeler:
             states: ``(n, state_size)`` float64 next-states (as stored by collection).
             task: Task name, Task or ``fn(physics) -> float``.
             goal: For goal-reaching domains, an ``(x, y)`` instead of ``task``.
+            dtype: ``np.float32`` (what training uses) or ``np.float64``: bit-equal to the
+                online rewards (the rewards are computed in float64 and cast last).
 
         Returns:
-            ``(n,)`` float32 rewards (float64 internally, so comparisons with the
-            online float reward are exact before the cast; see ``dtype``).
+            ``(n,)`` rewards of ``dtype``.
 
         Raises:
             ValueError: States of the wrong size, or a reward that is not a finite scalar.
         """
-        return self._rewards(states, task, goal).astype(np.float32)
+        return self._rewards(states, task, goal).astype(dtype, copy=False)
 
-    def rewards64(
-        self,
-        states: np.ndarray,
-        task: str | Task | RewardFn,
-        *,
-        goal: Iterable[float] | None = None,
-    ) -> np.ndarray:
-        """As :meth:`rewards`, in float64 (bit-equal to the online rewards)."""
-        return self._rewards(states, task, goal)
+    rewards64 = functools.partialmethod(rewards, dtype=np.float64)
+    """As :meth:`rewards`, in float64 (bit-equal to the online rewards)."""
 
     def rewards_many(self, states: np.ndarray, tasks: Iterable[str | Task | RewardFn]) -> dict[str, np.ndarray]:
         """Rewards of several tasks in one pass over the states (each restored once).

@@ -306,32 +306,26 @@ def _quadruped_com_height(physics: Any) -> float:
     return float(physics.data.subtree_com[body_id(physics, "torso"), 2])
 
 
-def _quadruped_height(target: float) -> RewardFn:
+def _quadruped_forward_speed(physics: Any) -> float:
+    return float(physics.data.sensordata[sensor_slice(physics, "velocimeter")][0])
+
+
+def _quadruped_at_least(measure: Callable[[Any], float], target: float) -> RewardFn:
+    """Upright times a linear tolerance reaching 1 once ``measure(physics) >= target``."""
     def reward(physics: Any) -> float:
-        height = _tolerance(
-            _quadruped_com_height(physics),
-            bounds=(target, float("inf")),
-            margin=target,
-            value_at_margin=0.5,
-            sigmoid="linear",
-        )
-        return _quadruped_upright(physics) * height
+        level = _tolerance(measure(physics), bounds=(target, float("inf")), margin=target,
+                           value_at_margin=0.5, sigmoid="linear")
+        return _quadruped_upright(physics) * level
 
     return reward
+
+
+def _quadruped_height(target: float) -> RewardFn:
+    return _quadruped_at_least(_quadruped_com_height, target)
 
 
 def _quadruped_move(speed: float) -> RewardFn:
-    def reward(physics: Any) -> float:
-        move = _tolerance(
-            float(physics.data.sensordata[sensor_slice(physics, "velocimeter")][0]),
-            bounds=(speed, float("inf")),
-            margin=speed,
-            value_at_margin=0.5,
-            sigmoid="linear",
-        )
-        return _quadruped_upright(physics) * move
-
-    return reward
+    return _quadruped_at_least(_quadruped_forward_speed, speed)
 
 
 # ---------------------------------------------------------------------------------
