@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import bfm_gym  # noqa: F401  (registers ids)
-from bfm_gym.envs import BUILTIN_TASKS, env_id, list_tasks, make_env, register_task
+from bfm_gym.envs import BUILTIN_TASKS, env_id, get_task, list_tasks, make_env, register_task
 from bfm_gym.envs.relabel import Relabeler
 
 ALL_IDS = [env_id(d, t) for d, ts in BUILTIN_TASKS.items() for t in (None, *ts)] + [
@@ -208,3 +208,19 @@ def test_maze_fast_observation_equals_flattened_task_observation() -> None:
         obs, *_ = env.step(rng.uniform(-1, 1, 2))
         flat = np.concatenate([np.ravel(v) for v in env._dm_task.get_observation(env.physics).values()])
         np.testing.assert_array_equal(obs, flat.astype(np.float32))
+
+
+@pytest.mark.parametrize("domain,task", [("walker", "stand"), ("walker", "walk"), ("walker", "run"),
+                                         ("cheetah", "run"), ("quadruped", "walk"), ("quadruped", "run")])
+def test_tasks_named_after_dm_control_tasks_give_its_reward(domain: str, task: str) -> None:
+    """Where dm_control's suite has a task of the same name, our reward equals its reward."""
+    from dm_control import suite
+
+    env = suite.load(domain, task, task_kwargs={"random": 3})
+    reward_fn = get_task(domain, task).reward
+    rng = np.random.default_rng(0)
+    spec = env.action_spec()
+    env.reset()
+    for _ in range(60):
+        timestep = env.step(rng.uniform(spec.minimum, spec.maximum))
+        assert reward_fn(env.physics) == pytest.approx(timestep.reward, abs=1e-9)
