@@ -38,8 +38,15 @@ import numpy as np
 DIMS = {"walker": (24, 6), "cheetah": (17, 6), "quadruped": (78, 12), "point_mass_maze": (4, 2)}
 
 
-def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = None) -> dict:
-    """Decisions/s of ``opti``: an untrained ``cpu``-size model of ``domain``, or a shipped one."""
+def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = None,
+                  reselect_every: int | None = None) -> dict:
+    """Decisions/s of ``opti``: an untrained ``cpu``-size model of ``domain``, or a shipped one.
+
+    A decision is one env step's ``act`` (a UCB/TS selection every ``reselect_every`` steps,
+    default: the adapter's) plus its ``observe`` (the least-squares update). The plain policy
+    step it is compared with, ``policy_step_us``, is the latent wrapper's policy forward on
+    the same model (``bfm.policy_runner(1)``), timed interleaved with the decisions so both
+    see the same machine load."""
     import torch
 
     from bfm_gym.adapters.opti import OptiAdapter
@@ -55,7 +62,11 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
         model = FBModel(FBConfig.preset(domain, "cpu"), obs_dim=obs_dim, action_dim=act_dim)
         model.finalize(torch.randn(1024, obs_dim))
         bfm = BFM(model, ModelMetadata(domain=domain))
-    adapter = OptiAdapter(bfm, {"domain": domain, "task": None}, {"mode": mode}, seed=0)
+    cfg: dict = {"mode": mode}
+    if reselect_every is not None:
+        cfg["reselect_every"] = reselect_every
+    adapter = OptiAdapter(bfm, {"domain": domain, "task": None}, cfg, seed=0)
+    runner = bfm.policy_runner(1)
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(steps + 10, obs_dim)).astype(np.float32)
     rewards = rng.uniform(size=steps + 10)
@@ -70,18 +81,27 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
     for i in range(10):  # warm-up
         adapter.act(obs[i])
         adapter.observe(T(obs[i + 1], rewards[i]))
-    act_s = obs_s = 0.0
+    act_s = obs_s = pol_s = 0.0
     for i in range(10, steps + 9):
         t0 = time.perf_counter()
-        adapter.act(obs[i])
+        z = adapter.act(obs[i])
         t1 = time.perf_counter()
         adapter.observe(T(obs[i + 1], rewards[i]))
         t2 = time.perf_counter()
+        runner.obs[0] = obs[i]
+        runner.z[0] = z
+        runner()
+        t3 = time.perf_counter()
         act_s += t1 - t0
         obs_s += t2 - t1
+        pol_s += t3 - t2
     n = steps - 1
     return {"decisions_per_s": round(n / (act_s + obs_s), 1),
             "select_ms": round(1000 * act_s / n, 3), "update_ms": round(1000 * obs_s / n, 3),
+            "policy_step_us": round(1e6 * pol_s / n, 1),
+            "decision_vs_policy_step": round((act_s + obs_s) / pol_s, 2),
+            "reselect_every": adapter.config.reselect_every,
+            "policy_path": runner.path,
             "z_dim": bfm.z_dim, "candidates": adapter.config.candidates}
 
 

@@ -20,6 +20,14 @@ batch-updated with N reward-labelled dataset samples (the model's inference samp
 or, for a goal task, with the single pair ``(phi(g), 1)``; the adapter then also needs
 dataset labels. They enter at unit noise also in TS mode (as opti-bfm: not weighted
 1/sigma^2 like the online labels). ``labels_used`` counts online labels only.
+
+Speed: for an FB model on CPU the per-step ``phi(s')`` and the candidates' ``psi`` come
+from :class:`~bfm_gym.models.fb.fast_policy.FBFeatures` (B's MLP in numpy with
+``Cov^{-1}`` solved once, F and the actor as a few fused torch ops) instead of the
+model handle, which validates and converts every call and re-solves ``Cov`` for every
+phi; ``FBFeatures`` checks itself against the handle at construction (phi to 1e-5 of its
+scale, psi to 1e-4) and the handle is used for anything it does not cover (other
+families, an auto-regressive B, GPU). The estimator stays in float64.
 """
 
 from __future__ import annotations
@@ -92,6 +100,9 @@ class OptiAdapter(Adapter):
         self.bandit = LinearBandit(bfm.z_dim, lam=c.lam, decay=c.decay, kappa=c.kappa,
                                    noise_std=noise)
         self.steps = 0
+        from bfm_gym.models.fb.fast_policy import FBFeatures
+
+        self._fast = FBFeatures.build(bfm)
         if c.warm_start > 0:
             self._warm_start(samples)
 
@@ -127,8 +138,11 @@ class OptiAdapter(Adapter):
                                            c.geometry).astype(np.float32)
         cand[np.linalg.norm(cand, axis=1) < 1e-8] = 1.0  # no direction: any fixed latent
         z = np.asarray(self.bfm.project(cand), dtype=np.float32)
-        obs_rows = np.repeat(np.asarray(obs, dtype=np.float32)[None], c.candidates, axis=0)
-        psi = np.asarray(self.bfm.psi(obs_rows, z))  # (E, n, d), policy-mean action
+        if self._fast is not None:
+            psi = self._fast.psi(self._obs_row(obs), z)  # (E, n, d), policy-mean action
+        else:
+            obs_rows = np.repeat(np.asarray(obs, dtype=np.float32)[None], c.candidates, axis=0)
+            psi = np.asarray(self.bfm.psi(obs_rows, z))
         scores = ucb_scores(psi, self.bandit, c.beta) + 1e-8 * self.rng.uniform(size=c.candidates)
         return z[int(np.argmax(scores))]
 
@@ -147,8 +161,24 @@ class OptiAdapter(Adapter):
             return self.z.copy()
         return self._project(w)
 
+    def _obs_row(self, obs: Any) -> np.ndarray:
+        """One finite observation ``(obs_dim,)`` for the fast path (errors as the handle's)."""
+        o = np.asarray(obs, dtype=np.float32)
+        if o.shape != (self.bfm.obs_dim,) or not np.isfinite(o).all():
+            self.bfm.phi(o)  # raises the handle's error naming the problem
+            raise ValueError(f"opti: expected a finite observation of shape ({self.bfm.obs_dim},); "
+                             f"got shape {o.shape}.")
+        return o
+
+    def _phi(self, next_obs: Any) -> np.ndarray:
+        """``(n, d)`` features of the next states."""
+        rows = np.asarray(next_obs, dtype=np.float32)
+        if self._fast is not None and rows.ndim == 2 and len(rows) <= 4:
+            return np.stack([self._fast.phi(self._obs_row(o)) for o in rows])
+        return np.asarray(self.bfm.phi(rows))
+
     def observe(self, transitions: Any) -> dict[str, float]:
-        phi = np.asarray(self.bfm.phi(np.asarray(transitions.next_obs, dtype=np.float32)))
+        phi = self._phi(transitions.next_obs)
         self.bandit.update(phi, np.asarray(transitions.reward, dtype=np.float64))
         self.labels_used += len(transitions)
         return {}

@@ -238,3 +238,47 @@ class _Labels:
 
     def __len__(self) -> int:
         return len(self.reward)
+
+
+def test_opti_fast_features_match_the_handle(bfm: BFM, samples: InferenceSet) -> None:
+    """OpTI's fast phi/psi (FBFeatures) give the handle's features, and the adapter makes the
+    same choices with them as through the handle (same candidates, same picks, same fit)."""
+    from bfm_gym.models.fb.fast_policy import FBFeatures
+
+    fast = FBFeatures.build(bfm)
+    assert fast is not None
+    obs = samples.next_obs[:40].astype(np.float32)
+    phi = np.stack([fast.phi(o) for o in obs])
+    np.testing.assert_allclose(phi, np.asarray(bfm.phi(obs)), rtol=0, atol=1e-5 * np.abs(phi).max())
+    z = np.asarray(bfm.project(np.random.default_rng(1).normal(size=(16, bfm.z_dim)).astype(np.float32)))
+    ref = np.asarray(bfm.psi(np.repeat(obs[:1], 16, axis=0), z))
+    np.testing.assert_allclose(fast.psi(obs[0], z), ref, rtol=1e-4, atol=1e-4)
+
+    a = make(bfm, "opti", samples, reselect_every=1)
+    b = make(bfm, "opti", samples, reselect_every=1)
+    assert a._fast is not None
+    b._fast = None  # the handle path
+    rewards = samples.rewards(TASK["task"])
+    for i in range(30):
+        za, zb = a.act(obs[i]), b.act(obs[i])
+        np.testing.assert_allclose(za, zb, rtol=0, atol=1e-5)
+        labels = _Labels(samples.next_obs[i : i + 1], rewards[i : i + 1])
+        a.observe(labels)
+        b.observe(labels)
+    np.testing.assert_allclose(a.bandit.w_hat(), b.bandit.w_hat(), rtol=1e-5, atol=1e-6)
+
+
+def test_opti_fast_features_fall_back_to_the_handle() -> None:
+    """An auto-regressive B is not covered: FBFeatures declines and OpTI uses the handle."""
+    import torch
+
+    from bfm_gym.models.fb.fast_policy import FBFeatures
+
+    torch.manual_seed(0)
+    cfg = FBConfig.preset("point_mass_maze", "tiny", ar_blocks=2)
+    ar = BFM(FBModel(cfg, obs_dim=4, action_dim=2), ModelMetadata(domain="point_mass_maze"))
+    assert FBFeatures.build(ar) is None
+    a = OptiAdapter(ar, TASK, {"reselect_every": 1}, seed=0)
+    assert a._fast is None
+    z = a.act(np.zeros(4, np.float32))
+    assert z.shape == (ar.z_dim,) and np.isfinite(z).all()

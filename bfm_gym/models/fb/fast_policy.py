@@ -46,7 +46,7 @@ from bfm_gym.models.fb.networks import Tanh
 if TYPE_CHECKING:
     from bfm_gym.models.fb.model import FBModel
 
-__all__ = ["PolicyRunner"]
+__all__ = ["FBFeatures", "PolicyRunner"]
 
 _CHECK_ATOL = 1e-5
 _NUMPY_MAX_WEIGHTS = 1 << 19
@@ -236,17 +236,22 @@ class _NumpyFused:
     def __init__(self, w: _FusedWeights, x: np.ndarray) -> None:
         h = w.h
         n = x.shape[0]
-        center = np.eye(h, dtype=np.float64) - 1.0 / h  # h - mean(h) == h @ center
+        # h - mean(h) == h @ center; the 1/sqrt(h) scale makes the sum of squares of a row the
+        # variance, and sqrt(h) goes into the LayerNorm weight: LN(y) = y_c sqrt(h) /
+        # sqrt(sum((y_c / sqrt(h))^2) + eps) with y_c / sqrt(h) the matmul's output
+        center = (np.eye(h, dtype=np.float64) - 1.0 / h) / np.sqrt(h)
         w_in = np.concatenate([w.w_in.double().numpy(), w.b_in.double().numpy()[None]])
         for half in (slice(0, h), slice(h, 2 * h)):
             w_in[:, half] = w_in[:, half] @ center
         self.x = x[:, None, :]  # (n, 1, od + zd + 1) view of the shared input, ending in 1
         self.w_in = np.ascontiguousarray(w_in, dtype=np.float32)
-        self.inv_h, self.eps = np.float32(1.0 / h), np.float32(w.ln_eps)
+        self.eps = np.float32(w.ln_eps)
         self.y = np.empty((n, 1, 2 * h), np.float32)
         self.yv = self.y.reshape(n, 2, h)
         self.var = np.empty((n, 2), np.float32)
-        self.ln_w = w.ln_w.numpy().copy()
+        self.var3 = self.var[:, :, None]
+        self.scale = np.empty((n, 2, h), np.float32)
+        self.ln_w = (w.ln_w.double().numpy() * np.sqrt(h)).astype(np.float32)
         self.ln_b = w.ln_b.numpy().copy()
         # embedding layers after the first: (n, 2, 1, in + 1) inputs, (2, in + 1, out) weights
         self.embed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -265,36 +270,44 @@ class _NumpyFused:
             raise RuntimeError("embedding output is not a view of the mlp input")
         self.out = np.empty((n, 1, self.mlp[-1][1].shape[1]), np.float32)
         self.out2d = self.out[:, 0, :]
+        # (layer input, weight, output) in order, each layer's output the next one's input
+        embed_dst = [e[2] for e in self.embed[1:]] + [self.embed_out]
+        mlp_dst = [m[0][:, :, :-1] for m in self.mlp[1:]] + [self.out]
+        self.layers = [(b, wt, d) for (b, wt, _), d in zip(self.embed, embed_dst, strict=True)]
+        self.layers += [(b, wt, d) for (b, wt), d in zip(self.mlp, mlp_dst, strict=True)]
+        self.tanh_in = self.embed[0][2][:, :, 0, :]
 
     def run(self) -> np.ndarray:
+        """~14 numpy calls: the input layer, the LayerNorm (sum of squares, rsqrt, one scale
+        and one shift), tanh, then one matmul and one ReLU (the last: tanh) per layer."""
         yv, var = self.yv, self.var
-        np.matmul(self.x, self.w_in, out=self.y)  # centred per branch, bias included
-        np.einsum("nij,nij->ni", yv, yv, out=var)
-        var *= self.inv_h
+        np.matmul(self.x, self.w_in, out=self.y)  # centred and scaled per branch, bias included
+        _sum_squares(yv, var)
         var += self.eps
         np.sqrt(var, out=var)
-        np.divide(1.0, var, out=var)
-        yv *= var[:, :, None]
-        yv *= self.ln_w
+        np.divide(self.ln_w, self.var3, out=self.scale)
+        yv *= self.scale
         yv += self.ln_b
-        embed = self.embed
-        np.tanh(yv, out=embed[0][2][:, :, 0, :])
-        last = len(embed) - 1
-        for i, (buf, w, _) in enumerate(embed):
-            dst = self.embed_out if i == last else embed[i + 1][2]
+        np.tanh(yv, out=self.tanh_in)
+        layers = self.layers
+        for buf, w, dst in layers[:-1]:
             np.matmul(buf, w, out=dst)
             np.maximum(dst, 0.0, out=dst)
-        mlp = self.mlp
-        last = len(mlp) - 1
-        for i, (buf, w) in enumerate(mlp):
-            if i == last:
-                np.matmul(buf, w, out=self.out)
-                np.tanh(self.out, out=self.out)
-                return self.out2d
-            dst = mlp[i + 1][0][:, :, :-1]
-            np.matmul(buf, w, out=dst)
-            np.maximum(dst, 0.0, out=dst)
-        raise AssertionError  # pragma: no cover - mlp always has a last layer
+        buf, w, dst = layers[-1]
+        np.matmul(buf, w, out=dst)
+        np.tanh(dst, out=dst)
+        return self.out2d
+
+
+if hasattr(np, "vecdot"):  # numpy >= 2: a ufunc, no Python-level wrapper
+
+    def _sum_squares(y: np.ndarray, out: np.ndarray) -> None:
+        np.vecdot(y, y, out=out)
+
+else:  # pragma: no cover - numpy 1.x
+
+    def _sum_squares(y: np.ndarray, out: np.ndarray) -> None:
+        np.einsum("nij,nij->ni", y, y, out=out)
 
 
 class _UnknownLayout(Exception):
@@ -334,3 +347,289 @@ def _mlp_layers(seq: nn.Module) -> list[nn.Linear]:
     ):
         raise _UnknownLayout
     return lins  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------------
+# phi and psi for OpTI-BFM: one state's features per update, n candidates' psi per selection
+# ------------------------------------------------------------------------------------------------
+
+
+class FBFeatures:
+    """Fast ``phi(s)`` of one state and ``psi(s, z_1..z_n)`` of n latents at one state.
+
+    OpTI-BFM (:mod:`bfm_gym.adapters.opti`) needs, per env step, ``phi(s')`` of one next
+    state (its least-squares update) and, per selection, the successor features of 128
+    candidate latents at the current state. Through the :class:`~bfm_gym.models.protocol.BFM`
+    handle each call validates, converts, runs ``nn.Module`` s (the custom tanh's autograd
+    ``Function`` included) and, for phi, re-solves the ``d x d`` ridge system of
+    ``Cov(B)^{-1}`` every time. Here:
+
+    * ``phi``: B's MLP in numpy on preallocated buffers (biases folded into the weights, the
+      LayerNorm centring folded into the first layer, as :class:`_NumpyFused`), projected on
+      the sphere, times ``(Cov + ridge)^{-1}`` solved once in float64 at construction;
+      returned as float32, as ``FBModel.phi``.
+    * ``psi``: the fused actor (:class:`_FusedWeights`) for the policy-mean actions, then F
+      with both embeddings of every head as one matmul on ``[s, a, z]`` (zero rows where a
+      branch does not read an input), one LayerNorm, one ``bmm`` per further embedding
+      layer over the ``2 E`` (head, branch) groups, and one ``baddbmm`` per MLP layer over
+      the E heads. Runs under ``torch.set_num_threads``.
+
+    :meth:`build` returns None for anything else (another family, an auto-regressive B, a
+    model off CPU, a layout it does not know) and when its outputs differ from the model's
+    (``phi`` beyond 1e-5 relative to its scale, ``psi`` beyond 1e-4): callers then use the
+    handle.
+    """
+
+    def __init__(self, model: Any, b_layers: list[tuple[np.ndarray, np.ndarray]],
+                 b_ln: tuple[np.ndarray, np.ndarray, np.float32], precision: np.ndarray,
+                 actor: _FusedWeights, f: _FusedF) -> None:  # fmt: skip
+        self._model = model
+        self.obs_dim, self.z_dim = model.obs_dim, model.z_dim
+        h = b_layers[0][1].shape[1]
+        self._b_in = np.ones((1, self.obs_dim + 1), np.float32)  # [s, 1]
+        self._b_w0 = b_layers[0][1]
+        self._b_h = np.empty((1, h), np.float32)
+        self._b_ln_w, self._b_ln_b, self._b_eps = b_ln
+        self._b_var = np.empty((1, 1), np.float32)
+        self._b_scale = np.empty((1, h), np.float32)
+        self._b_rest: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        bufs = [np.ones((1, w.shape[0]), np.float32) for _, w in b_layers[1:]]
+        for i, (_, w) in enumerate(b_layers[1:]):
+            last = i == len(b_layers) - 2
+            out = np.empty((1, w.shape[1]), np.float32) if last else bufs[i + 1][:, :-1]
+            self._b_rest.append((bufs[i], w, out))
+        self._b_first_out = bufs[0][:, :-1]
+        self._b_sq = np.empty((1,), np.float32)
+        self._precision_t = precision.T.copy()  # phi = b @ P^T, P = (Cov + ridge I)^{-1}
+        self._radius = np.float32(np.sqrt(self.z_dim))
+        self._actor = actor
+        self._f = f
+        self._x = torch.empty(0)
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, bfm: Any, *, check: bool = True) -> FBFeatures | None:
+        """The fast features of ``bfm`` (a handle or an ``FBModel``), or None (see above)."""
+        from bfm_gym.models.fb.model import FBModel
+        from bfm_gym.models.fb.networks import BackwardMap
+
+        model = getattr(bfm, "model", bfm)
+        if (
+            not isinstance(model, FBModel)
+            or model.is_autoregressive
+            or model.device.type != "cpu"
+            or not isinstance(model.backward_map, BackwardMap)
+        ):
+            return None
+        try:
+            b = _b_weights(model.backward_map, model.obs_dim)
+            f = _FusedF.build(model.forward_map, model.obs_dim, model.action_dim, model.z_dim)
+        except (AttributeError, _UnknownLayout):
+            return None
+        actor = _FusedWeights.build(model.actor, model.obs_dim, model.z_dim)
+        if actor is None:
+            return None
+        with torch.no_grad():
+            cov = model.cov.double()
+            reg = cov + 1e-6 * torch.trace(cov) / model.z_dim * torch.eye(model.z_dim,
+                                                                           dtype=cov.dtype)
+            precision = torch.linalg.inv(reg).numpy()
+        feats = cls(model, b[0], b[1], precision, actor, f)
+        if check and not feats._agrees():
+            return None
+        return feats
+
+    def _agrees(self) -> bool:
+        gen = torch.Generator().manual_seed(0)
+        m = self._model
+        for _ in range(2):
+            s = torch.randn(m.obs_dim, generator=gen)
+            z = m.project(torch.randn(5, m.z_dim, generator=gen))
+            with torch.inference_mode():
+                ref_phi = m.phi(s[None])[0].numpy()
+                ref_psi = m.psi(s[None].expand(5, -1), z).numpy()
+            phi = self.phi(s.numpy())
+            psi = self.psi(s.numpy(), z.numpy())
+            scale = max(1.0, float(np.abs(ref_phi).max()))
+            if not (np.allclose(phi, ref_phi, atol=1e-5 * scale, rtol=0)
+                    and np.allclose(psi, ref_psi, atol=1e-4, rtol=1e-4)):  # fmt: skip
+                return False
+        return True
+
+    # -- the features -------------------------------------------------------------------------
+
+    def phi(self, obs: np.ndarray) -> np.ndarray:
+        """``phi(s) = (Cov + ridge)^{-1} B(s)`` of one state ``(obs_dim,)`` -> ``(d,)`` float32
+        (a fresh array)."""
+        self._b_in[0, :-1] = obs
+        h = self._b_h
+        np.matmul(self._b_in, self._b_w0, out=h)  # centred, scaled, bias included
+        _sum_squares(h, self._b_sq)
+        var = self._b_var
+        var[0, 0] = self._b_sq[0] + self._b_eps
+        np.sqrt(var, out=var)
+        np.divide(self._b_ln_w, var, out=self._b_scale)
+        h *= self._b_scale
+        h += self._b_ln_b
+        np.tanh(h, out=self._b_first_out)
+        rest = self._b_rest
+        for buf, w, out in rest[:-1]:
+            np.matmul(buf, w, out=out)
+            np.maximum(out, 0.0, out=out)
+        buf, w, out = rest[-1]
+        np.matmul(buf, w, out=out)
+        b = out[0]
+        norm = np.float32(np.sqrt(np.dot(b, b)))
+        b = b * (self._radius / max(norm, np.float32(1e-12)))
+        return (b.astype(np.float64) @ self._precision_t).astype(np.float32)
+
+    def psi(self, obs: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``psi_k(s, pi(s, z_i), z_i)`` for one state ``(obs_dim,)`` and latents ``(n, d)``
+        (already projected) -> ``(E, n, d)`` float32."""
+        n, od = z.shape[0], self.obs_dim
+        if self._x.shape[0] != n:
+            self._x = torch.empty(n, od + self.z_dim)
+        x = self._x
+        xn = x.numpy()
+        xn[:, :od] = obs
+        xn[:, od:] = z
+        with torch.inference_mode():
+            a = self._actor.run(x)
+            return self._f.run(x, a).numpy()
+
+
+def _b_weights(
+    net: nn.Module, obs_dim: int
+) -> tuple[list[tuple[None, np.ndarray]], tuple[np.ndarray, np.ndarray, np.float32]]:
+    """B's ``Linear -> LayerNorm -> tanh -> [Linear -> ReLU] x k -> Linear`` as numpy weights
+    with the bias as last row (the first layer centred and scaled as :class:`_NumpyFused`)."""
+    mods = list(net.net.children())
+    if (
+        len(mods) < 4
+        or not isinstance(mods[0], nn.Linear)
+        or mods[0].in_features != obs_dim
+        or not isinstance(mods[1], nn.LayerNorm)
+        or not mods[1].elementwise_affine
+        or mods[1].bias is None
+        or not isinstance(mods[2], (Tanh, nn.Tanh))
+        or not isinstance(mods[-1], nn.Linear)
+        or len(mods) % 2
+    ):
+        raise _UnknownLayout
+    for lin, act in zip(mods[3:-1:2], mods[4:-1:2], strict=True):
+        if not isinstance(lin, nn.Linear) or not isinstance(act, nn.ReLU):
+            raise _UnknownLayout
+    with torch.no_grad():
+        first, norm = mods[0], mods[1]
+        h = first.out_features
+        w0 = torch.cat([first.weight.T, first.bias[None]]).double().numpy()
+        w0 = w0 @ ((np.eye(h) - 1.0 / h) / np.sqrt(h))
+        layers: list[tuple[None, np.ndarray]] = [(None, w0.astype(np.float32))]
+        for lin in mods[3::2]:
+            layers.append((None, torch.cat([lin.weight.T, lin.bias[None]]).numpy().copy()))
+        ln_w = (norm.weight.double().numpy() * np.sqrt(h)).astype(np.float32)[None]
+        ln_b = norm.bias.numpy().copy()[None]
+    return layers, (ln_w, ln_b, np.float32(norm.eps))
+
+
+class _FusedF:
+    """The ensemble F of :class:`~bfm_gym.models.fb.networks.ForwardMap` as few batched ops."""
+
+    def __init__(self, w_in: torch.Tensor, b_in: torch.Tensor, ln_w: torch.Tensor,
+                 ln_b: torch.Tensor, eps: float, embed: list[tuple[torch.Tensor, torch.Tensor]],
+                 mlp: list[tuple[torch.Tensor, torch.Tensor]], ensemble: int, h: int,
+                 obs_dim: int, action_dim: int) -> None:  # fmt: skip
+        self.w_in, self.b_in = w_in, b_in  # (od + ad + zd, 2 E h), (2 E h,)
+        self.ln_w, self.ln_b, self.eps = ln_w, ln_b, eps  # (2 E, 1, h)... as (2E, h) rows
+        self.embed, self.mlp = embed, mlp
+        self.e, self.h, self.od, self.ad = ensemble, h, obs_dim, action_dim
+
+    @classmethod
+    def build(cls, fmap: nn.Module, obs_dim: int, action_dim: int, z_dim: int) -> _FusedF:
+        """Rearranged weights; raises :class:`_UnknownLayout` for another layout."""
+        from bfm_gym.models.fb.networks import EnsembleLayerNorm, EnsembleLinear, ForwardMap
+
+        if not isinstance(fmap, ForwardMap):
+            raise _UnknownLayout
+        branches = [_ensemble_embedding(fmap.embed_sa), _ensemble_embedding(fmap.embed_sz)]
+        mods = list(fmap.mlp.children())
+        lins = mods[0::2]
+        if not lins or len(mods) % 2 != 1 or not all(isinstance(m, EnsembleLinear) for m in lins) \
+                or not all(isinstance(m, nn.ReLU) for m in mods[1::2]):  # fmt: skip
+            raise _UnknownLayout
+        (sa0, sa_norm), (sz0, sz_norm) = branches[0][0], branches[1][0]
+        if (
+            not isinstance(sa_norm, EnsembleLayerNorm)
+            or not isinstance(sz_norm, EnsembleLayerNorm)
+            or sa0.in_dim != obs_dim + action_dim
+            or sz0.in_dim != obs_dim + z_dim
+            or sa0.out_dim != sz0.out_dim
+            or sa_norm.eps != sz_norm.eps
+            or len(branches[0]) != len(branches[1])
+        ):
+            raise _UnknownLayout
+        e, h = sa0.weight.shape[0], sa0.out_dim
+        od, ad = obs_dim, action_dim
+        with torch.no_grad():
+            # input [s, a, z]; output groups (head 0 sa, head 0 sz, head 1 sa, ...) of h each
+            w_in = torch.zeros(od + ad + z_dim, 2 * e, h)
+            b_in = torch.zeros(2 * e, h)
+            ln_w = torch.empty(2 * e, h)
+            ln_b = torch.empty(2 * e, h)
+            for k in range(e):
+                w_in[: od + ad, 2 * k] = sa0.weight[k]
+                w_in[:od, 2 * k + 1] = sz0.weight[k][:od]
+                w_in[od + ad :, 2 * k + 1] = sz0.weight[k][od:]
+                b_in[2 * k], b_in[2 * k + 1] = sa0.bias[k, 0], sz0.bias[k, 0]
+                ln_w[2 * k], ln_w[2 * k + 1] = sa_norm.weight[k, 0], sz_norm.weight[k, 0]
+                ln_b[2 * k], ln_b[2 * k + 1] = sa_norm.bias[k, 0], sz_norm.bias[k, 0]
+            embed = []
+            for (la, _), (lz, _) in zip(branches[0][1:], branches[1][1:], strict=True):
+                if la.weight.shape != lz.weight.shape:
+                    raise _UnknownLayout
+                w = torch.stack([t for k in range(e) for t in (la.weight[k], lz.weight[k])])
+                b = torch.stack([t for k in range(e) for t in (la.bias[k], lz.bias[k])])
+                embed.append((w.contiguous(), b.contiguous()))
+            mlp = [(lin.weight.clone(), lin.bias.clone()) for lin in lins]
+        return cls(w_in.reshape(od + ad + z_dim, -1).contiguous(), b_in.reshape(-1),
+                   ln_w[:, None], ln_b[:, None], float(sa_norm.eps), embed, mlp, e, h, od, ad)  # fmt: skip
+
+    def run(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``(E, n, d)`` for ``x = [s, z]`` rows ``(n, od + zd)`` and actions ``(n, ad)``."""
+        n, od, e, h = x.shape[0], self.od, self.e, self.h
+        saz = torch.cat([x[:, :od], a, x[:, od:]], dim=1)
+        y = torch.addmm(self.b_in, saz, self.w_in).view(n, 2 * e, h).transpose(0, 1)
+        y = F_.layer_norm(y, (h,), eps=self.eps).mul_(self.ln_w).add_(self.ln_b).tanh_()
+        for w, b in self.embed:  # (2E, n, in) -> (2E, n, out)
+            y = torch.baddbmm(b, y, w).relu_()
+        # (2E, n, h2) -> (E, n, [sa, sz]) == cat([embed_sa, embed_sz], -1) per head
+        y = y.view(e, 2, n, -1).transpose(1, 2).reshape(e, n, -1)
+        last = len(self.mlp) - 1
+        for i, (w, b) in enumerate(self.mlp):
+            y = torch.baddbmm(b, y, w)
+            if i != last:
+                y = y.relu_()
+        return y
+
+
+def _ensemble_embedding(seq: nn.Module) -> list[tuple[Any, Any]]:
+    """``[(EnsembleLinear, EnsembleLayerNorm), (EnsembleLinear, ReLU), ...]`` of an ensemble
+    embedding; raises :class:`_UnknownLayout` for anything else."""
+    from bfm_gym.models.fb.networks import EnsembleLayerNorm, EnsembleLinear
+
+    mods = list(seq.children()) if isinstance(seq, nn.Sequential) else []
+    if (
+        len(mods) < 5
+        or not isinstance(mods[0], EnsembleLinear)
+        or not isinstance(mods[1], EnsembleLayerNorm)
+        or not isinstance(mods[2], (Tanh, nn.Tanh))
+        or (len(mods) - 3) % 2
+    ):
+        raise _UnknownLayout
+    layers: list[tuple[Any, Any]] = [(mods[0], mods[1])]
+    for lin, act in zip(mods[3::2], mods[4::2], strict=True):
+        if not isinstance(lin, EnsembleLinear) or not isinstance(act, nn.ReLU):
+            raise _UnknownLayout
+        layers.append((lin, act))
+    return layers
