@@ -526,7 +526,9 @@ def _summary(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None,
     """The summary table: zero-shot level, evaluation points (paired) and training returns.
 
     ``eval_*``: evaluation points (mean over the fixed start states, their std);
-    ``eval_last_vs_zero_shot``: the last point minus the zero-shot level start by start.
+    ``eval_last_vs_zero_shot``: the last point minus the zero-shot level start by start;
+    ``unlearning``: how far the evaluation points fall below the zero-shot level and the
+    env steps until they are back at it (:func:`~bfm_gym.experiments.compare.unlearning.unlearning`).
     ``train_*``: the returns of the episodes the adapter learned from (not paired: each
     starts from its own state and includes the adapter's exploration).
     """
@@ -543,6 +545,10 @@ def _summary(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None,
         if level:
             s["eval_last_over_zero_shot_pct"] = round(100 * (evals[-1]["eval_return"] - level) / abs(level), 2)
         if zero_shot:
+            from bfm_gym.experiments.compare.unlearning import unlearning
+
+            # drop below the zero-shot level and recovery (bfm_gym.experiments.compare.unlearning)
+            s["unlearning"] = unlearning([(r["env_steps"], r["eval_return"]) for r in evals], level)
             n = min(len(zero_shot["returns"]), len(evals[-1]["eval_returns"]))
             diff = np.subtract(evals[-1]["eval_returns"][:n], zero_shot["returns"][:n])
             s["eval_last_vs_zero_shot"] = {

@@ -134,8 +134,8 @@ def _tuning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
         chosen = f"**{info['chosen']}**" + ("" if info["scored"] else " (no setting had an evaluation point: first)")
         md.append(f"| {adapter} | `{info['key']}` | {len(info['settings'])} | {chosen} | {sel} | {fin} |")
     for adapter in tuning["untuned"]:
-        md.append(f"| {adapter} | none (no learning-rate field; `--tune {adapter}.KEY=...` tunes one) | 1 | "
-                  "its configuration | | |")
+        md.append(f"| {adapter} | none: no grid (`--tune lr` finds no learning-rate field in its config; "
+                  f"`--tune {adapter}.KEY=...` gives one) | 1 | its configuration | | |")
     md += ["", "Every setting's episodes are in `results.csv` (`setting`, `selected`), its cells in "
            "`cells.json`, its scores in `aggregates.json` (`tuning`).", ""]
     return md

@@ -7,7 +7,10 @@ adapter that has a learning rate a grid over it: the first of :data:`LR_FIELDS` 
 config has (``lola.lr``, ``rela.lr_z``, the SB3 plugin's ``learning_rate``), or the field
 its class names in ``tune_field`` (a plugin's choice). ``"ADAPTER.KEY"`` gives one
 adapter its own grid over any config field (``--tune opti.beta=0.1,1,10``), and wins
-over ``lr`` for that adapter. Adapters with nothing to tune (``zero-shot``; ``opti`` and
+over ``lr`` for that adapter. A value written ``x0.3`` is that multiple of the field's
+default, so ``--tune lr=x0.3,x1,x3`` gives every adapter the same three steps around its
+own default learning rate (ReLA's 1e-5, LoLA's 0.01 and SB3's 3e-4 differ by three orders
+of magnitude; one absolute grid would be fair to none). Adapters with nothing to tune (``zero-shot``; ``opti`` and
 ``cem`` have no learning rate) run their one setting, and the report says so. Grids
 must all have the same number of settings (the equal tuning budget).
 
@@ -113,7 +116,7 @@ def resolve_grids(tune: Mapping[str, Sequence[Any]] | None, adapters: Sequence[s
 
             raise UserError(f"--tune {key}: {adapter}'s config has no field {field!r}{closest_hint(field, names)}; "
                             f"fields: {', '.join(names)}.")
-        grids[adapter] = (field, vals)
+        grids[adapter] = (field, _scaled(registry[adapter][0], field, vals, key))
     if generic is not None:
         found = False
         for adapter in adapters:
@@ -121,7 +124,7 @@ def resolve_grids(tune: Mapping[str, Sequence[Any]] | None, adapters: Sequence[s
             field = _field_of(registry[adapter][0], names)
             if field is not None:
                 found = True
-                grids.setdefault(adapter, (field, list(generic)))
+                grids.setdefault(adapter, (field, _scaled(registry[adapter][0], field, list(generic), "lr")))
         if not found:
             raise UserError(f"--tune lr: none of {', '.join(adapters)} has a learning-rate field "
                             f"({', '.join(LR_FIELDS)}); tune another field with ADAPTER.KEY=V1,V2.")
@@ -130,6 +133,24 @@ def resolve_grids(tune: Mapping[str, Sequence[Any]] | None, adapters: Sequence[s
         raise UserError("every tuned adapter gets the same number of settings (the equal tuning budget); got "
                         + ", ".join(f"{a}: {n}" for a, n in sizes.items()) + ". Give each grid as many values.")
     return grids
+
+
+def _scaled(cls: Any, field: str, values: list[Any], key: str) -> list[Any]:
+    """Values written ``x3`` (or ``x0.3``) are multiples of the field's default."""
+    out = []
+    for v in values:
+        if isinstance(v, str) and v.strip().lower().startswith("x"):
+            default = getattr(cls.config_class.from_dict(None), field)
+            try:
+                factor = float(v.strip()[1:])
+            except ValueError:
+                raise UserError(f"--tune {key}: {v!r} is not a multiple of the default; write e.g. x0.3 or x3.") from None
+            if isinstance(default, bool) or not isinstance(default, (int, float)):
+                raise UserError(f"--tune {key}: {v!r} scales the default of {cls.__name__}'s {field}, which is "
+                                f"not a number ({default!r}); give the values themselves.")
+            v = float(f"{factor * default:.6g}")
+        out.append(v)
+    return out
 
 
 def _value_text(value: Any) -> str:
