@@ -50,33 +50,6 @@ def test_stored_states_relabel_exactly_like_online(hopper_data: Path) -> None:
         env.close()
 
 
-def test_resumed_collection_equals_an_uninterrupted_one(tmp_path: Path) -> None:
-    import bfm_gym.data.collection as coll
-
-    kwargs = dict(agent="random", steps=120, seed=2, chunk_episodes=1, max_episode_steps=40,
-                  progress=False, coverage=False)
-    ref = coll.collect("InvertedPendulum-v5", tmp_path / "ref", **kwargs)
-    real, calls = coll.save_npz_atomic, {"n": 0}
-
-    def dying_save(path, arrays):
-        real(path, arrays)
-        if path.name.startswith("agent_"):
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-
-    coll.save_npz_atomic = dying_save
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            coll.collect("InvertedPendulum-v5", tmp_path / "out", **kwargs)
-    finally:
-        coll.save_npz_atomic = real
-    out = coll.collect("InvertedPendulum-v5", tmp_path / "out", **kwargs)
-    a, b = load_transitions(ref), load_transitions(out)
-    for key in ("obs", "action", "reward", "terminated", "next_state"):
-        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
-
-
 def test_model_records_its_env_and_wraps_gym_make(hopper_model: Path) -> None:
     import bfm_gym
 
