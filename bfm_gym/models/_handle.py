@@ -8,7 +8,6 @@ what callers rely on)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -17,7 +16,7 @@ import torch
 
 if TYPE_CHECKING:
     from bfm_gym.models._model import FamilyModel
-    from bfm_gym.models.fb.checkpoint import ModelMetadata
+    from bfm_gym.models.checkpoint import ModelFolder, ModelMetadata
     from bfm_gym.models.inference import InferenceSet
 
 __all__ = ["ActRunner", "FamilyHandle", "HandleBase"]
@@ -164,28 +163,34 @@ class FamilyHandle(HandleBase):
     ``(dim,)`` (the output then has no batch dimension). Everything is validated at this
     boundary and errors name what was expected and what was received.
 
-    A family sets :attr:`family` (its ``config.json`` format) and its folder functions
-    ``_load_model`` / ``_save_model``, and adds what only it has (``phi``, ``goal_z``...).
+    A family sets ``_folder`` (its :class:`~bfm_gym.models.checkpoint.ModelFolder`) and
+    adds what only it has (``phi``, ``goal_z``...).
 
     Args:
         model: The trained model; it is put in eval mode and frozen (``requires_grad=False``).
         metadata: Domain, dataset, spaces bounds and training steps.
     """
 
-    family: ClassVar[str]
-    """``config.json`` format of this family."""
-    _load_model: ClassVar[Callable[..., tuple[Any, ModelMetadata]]]
-    _save_model: ClassVar[Callable[..., Path]]
+    _folder: ClassVar[ModelFolder]
+    """How this family's model folders are written and read."""
     _repr_name: ClassVar[str]
     """Name that :meth:`__repr__` shows."""
 
     def __init__(self, model: FamilyModel, metadata: ModelMetadata | None = None) -> None:
-        from bfm_gym.models.fb.checkpoint import ModelMetadata
+        from bfm_gym.models.checkpoint import ModelMetadata
 
         self._model = model.train(False).requires_grad_(False)
         self._metadata = metadata or ModelMetadata()
         self.source: str | None = None
         """Folder this model was loaded from (None for an in-memory model)."""
+
+    family: ClassVar[str]
+    """``config.json`` format of this family (set from ``_folder``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_folder" in cls.__dict__:
+            cls.family = cls._folder.format_name
 
     # --- persistence ------------------------------------------------------------------------------
     @classmethod
@@ -195,14 +200,35 @@ class FamilyHandle(HandleBase):
         Raises:
             CheckpointError: The folder is missing, incomplete, corrupted or of another format.
         """
-        model, metadata = cls._load_model(path, device=device)
+        model, metadata = cls._folder.load(path, device=device)
         bfm = cls(model, metadata)
         bfm.source = str(path)  # lets wrappers record a rebuildable spec
         return bfm
 
+    @classmethod
+    def create(
+        cls,
+        obs_dim: int,
+        action_dim: int,
+        *,
+        domain: str = "walker",
+        size: str = "tiny",
+        seed: int = 0,
+        **overrides: Any,
+    ) -> Any:
+        """An untrained model of the config preset ``size`` for ``domain`` (weights seeded by
+        ``seed``; the global torch RNG is left as it was)."""
+        from bfm_gym.models.checkpoint import ModelMetadata
+
+        config = cls._folder.config_class.preset(domain, size, **overrides)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls._folder.model_class(config, obs_dim, action_dim)
+        return cls(model, ModelMetadata(domain=domain))
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Atomically save as a model folder; returns its path."""
-        return type(self)._save_model(self._model, path, self._metadata)
+        return self._folder.save(self._model, path, self._metadata)
 
     def to(self, device: str | torch.device) -> Any:
         """Move the weights to ``device`` (in place); returns self."""

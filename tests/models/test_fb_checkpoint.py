@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bfm_gym.models.fb import BFM, CheckpointError, FBConfig, FBModel, ModelMetadata
+from bfm_gym.models import checkpoint as folders
 from bfm_gym.models.fb import checkpoint as ckpt
 
 
@@ -85,7 +86,7 @@ def test_save_replaces_existing_folder_atomically(
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt, "write_safetensors", boom)
+    monkeypatch.setattr(folders, "write_safetensors", boom)  # where model folders are written
     with pytest.raises(OSError, match="disk full"):
         bfm.save(saved)
     assert (saved / "model.safetensors").read_bytes() == before  # old folder untouched

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .._handle import Array, FamilyHandle
-from .checkpoint import FORMAT_NAME, load_model, save_model
+from .checkpoint import FOLDER
 from .model import FBModel
 
 __all__ = ["BFM", "FBHandle"]
@@ -42,10 +42,7 @@ class FBHandle(FamilyHandle):
         (8,)
     """
 
-    family = FORMAT_NAME
-    """``config.json`` format of this family."""
-    _load_model = staticmethod(load_model)
-    _save_model = staticmethod(save_model)
+    _folder = FOLDER
     _repr_name = "BFM"
     _model: FBModel
 

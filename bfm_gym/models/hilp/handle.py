@@ -10,7 +10,7 @@ from typing import Any
 
 from bfm_gym.models._handle import Array, FamilyHandle
 
-from .checkpoint import FORMAT_NAME, load_model, save_model
+from .checkpoint import FOLDER
 from .model import HILPModel
 
 __all__ = ["HILPHandle"]
@@ -33,10 +33,7 @@ class HILPHandle(FamilyHandle):
         ((3, 6), (2, 3, 8), (8,))
     """
 
-    family = FORMAT_NAME
-    """``config.json`` format of this family."""
-    _load_model = staticmethod(load_model)
-    _save_model = staticmethod(save_model)
+    _folder = FOLDER
     _repr_name = "HILPHandle"
     _model: HILPModel
 
