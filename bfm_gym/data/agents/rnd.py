@@ -80,6 +80,7 @@ from bfm_gym.data.agents.base import (
     generator_to_array,
 )
 from bfm_gym.data.agents.random import OrnsteinUhlenbeckNoise
+from bfm_gym.utils.checks import check_choices, check_range
 
 __all__ = ["RNDAgent", "RNDConfig", "RunningMeanStd"]
 
@@ -136,22 +137,14 @@ class RNDConfig(AgentConfig):
     """Ignore ``terminated`` when bootstrapping, as Burda et al. do for intrinsic returns."""
 
     def __post_init__(self) -> None:
-        for name in (
+        check_range(self, (
             "hidden_dim", "rnd_hidden_dim", "rnd_rep_dim", "batch_size", "policy_delay",
             "buffer_capacity", "update_every",
-        ):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise ValueError(f"RNDConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"RNDConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.warmup_policy not in ("ou", "random"):
-            raise ValueError(
-                f"RNDConfig.warmup_policy must be 'ou' or 'random', got {self.warmup_policy!r}"
-            )
-        if not 0.0 <= self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ValueError(
-                f"RNDConfig needs 0 <= gamma < 1 and 0 < tau <= 1, got {self.gamma}, {self.tau}"
-            )
+        ), ">= 1")  # fmt: skip
+        check_range(self, ("warmup_steps",), ">= 0")
+        check_choices(self)
+        check_range(self, ("gamma",), "[0, 1)")
+        check_range(self, ("tau",), "(0, 1]")
         if not 0.0 < self.ou_theta * self.ou_dt <= 1.0:
             raise ValueError(
                 f"RNDConfig needs 0 < ou_theta * ou_dt <= 1, got {self.ou_theta * self.ou_dt}"

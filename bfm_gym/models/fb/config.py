@@ -14,6 +14,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from bfm_gym.utils.checks import check_choices, check_even, check_ints, check_range
+
 __all__ = ["DOMAINS", "PRESET_SIZES", "FBConfig"]
 
 DOMAINS: tuple[str, ...] = ("walker", "cheetah", "quadruped", "point_mass_maze")
@@ -129,52 +131,19 @@ class FBConfig:
     """Use the fused Adam kernel when the device supports it (else the foreach one)."""
 
     def __post_init__(self) -> None:
-        positive_ints = (
+        check_ints(self, (
             "z_dim", "f_hidden_dim", "f_hidden_layers", "b_hidden_dim", "b_hidden_layers",
             "actor_hidden_dim", "actor_hidden_layers", "ensemble", "ar_blocks", "ar_z_groups",
-        )  # fmt: skip
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"FBConfig.{name} must be a positive int, got {value!r}")
-        for name in ("f_embedding_layers", "actor_embedding_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(
-                    f"FBConfig.{name} must be an int >= 2 (embeddings end in h/2 units), got {value!r}"
-                )
-        for name in ("f_hidden_dim", "actor_hidden_dim"):
-            if getattr(self, name) % 2:
-                raise ValueError(
-                    f"FBConfig.{name} must be even (the embeddings output h/2 units), got {getattr(self, name)}"
-                )
-        if (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, int)
-            or self.batch_size < 2
-        ):
-            raise ValueError(
-                f"FBConfig.batch_size must be an int >= 2 (the FB loss needs off-diagonal pairs), got {self.batch_size!r}"
-            )
-        if not 0.0 < self.gamma < 1.0:
-            raise ValueError(f"FBConfig.gamma must be in (0, 1), got {self.gamma}")
-        for name in ("lr_f", "lr_b", "lr_actor", "actor_std", "awr_beta", "awr_weight_clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"FBConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("tau", "train_goal_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"FBConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("ortho_coef", "fb_pessimism", "actor_pessimism", "stddev_clip"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"FBConfig.{name} must be >= 0, got {getattr(self, name)}")
-        hints = typing.get_type_hints(FBConfig)
-        for field in dataclasses.fields(self):
-            if typing.get_origin(hints[field.name]) is Literal:
-                choices = typing.get_args(hints[field.name])
-                if getattr(self, field.name) not in choices:
-                    raise ValueError(
-                        f"FBConfig.{field.name} must be one of {choices}, got {getattr(self, field.name)!r}"
-                    )
+        ))  # fmt: skip
+        check_ints(self, ("f_embedding_layers", "actor_embedding_layers"), 2,
+                   " (embeddings end in h/2 units)")
+        check_even(self, ("f_hidden_dim", "actor_hidden_dim"), " (the embeddings output h/2 units)")
+        check_ints(self, ("batch_size",), 2, " (the FB loss needs off-diagonal pairs)")
+        check_range(self, ("gamma",), "(0, 1)")
+        check_range(self, ("lr_f", "lr_b", "lr_actor", "actor_std", "awr_beta", "awr_weight_clip"), "> 0")
+        check_range(self, ("tau", "train_goal_ratio"), "[0, 1]")
+        check_range(self, ("ortho_coef", "fb_pessimism", "actor_pessimism", "stddev_clip"), ">= 0")
+        check_choices(self)
         if self.ar_blocks > self.z_dim:
             raise ValueError(
                 f"FBConfig.ar_blocks ({self.ar_blocks}) cannot exceed z_dim ({self.z_dim}): every block needs >= 1 dimension"

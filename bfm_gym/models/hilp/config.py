@@ -10,22 +10,13 @@ reference ("paper"), CPU-sized ("cpu") and test-sized ("tiny") settings per doma
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from bfm_gym.models.fb.config import _DOMAIN_ALIASES, DOMAINS, PRESET_SIZES, _closest
+from bfm_gym.utils.checks import check_even, check_ints, check_range
 
 __all__ = ["HILPConfig"]
-
-
-def _typed(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Values checked against the field types; command-line text (``--set k=v``) parsed."""
-    try:
-        from bfm_gym.config import coerce_fields
-    except ImportError:  # pragma: no cover - older bfm_gym.config: parse text as JSON
-        return {k: json.loads(v) if isinstance(v, str) else v for k, v in data.items()}
-    return coerce_fields(cls, data)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -110,34 +101,14 @@ class HILPConfig:
     over heads, as the official ``torch.min(Q1, Q2)``."""
 
     def __post_init__(self) -> None:
-        ints = ("z_dim", "phi_hidden_dim", "phi_hidden_layers", "sf_hidden_dim", "sf_hidden_layers",
-                "actor_hidden_dim", "actor_hidden_layers", "ensemble")
-        for name in ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"HILPConfig.{name} must be a positive int, got {value!r}")
-        for name in ("sf_embedding_layers", "actor_embedding_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"HILPConfig.{name} must be an int >= 2, got {value!r}")
-        for name in ("sf_hidden_dim", "actor_hidden_dim"):
-            if getattr(self, name) % 2:
-                raise ValueError(f"HILPConfig.{name} must be even (embeddings output h/2 units), "
-                                 f"got {getattr(self, name)}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise ValueError(f"HILPConfig.batch_size must be an int >= 2, got {self.batch_size!r}")
-        for name in ("gamma", "hilp_gamma", "expectile", "future"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"HILPConfig.{name} must be in (0, 1), got {getattr(self, name)}")
-        for name in ("phi_tau", "sf_tau", "mean_rate", "p_random_goal", "mix_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"HILPConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("lr_phi", "lr_sf", "lr_actor", "actor_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"HILPConfig.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("stddev_clip", "actor_pessimism"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"HILPConfig.{name} must be >= 0, got {getattr(self, name)}")
+        check_ints(self, ("z_dim", "phi_hidden_dim", "phi_hidden_layers", "sf_hidden_dim",
+                          "sf_hidden_layers", "actor_hidden_dim", "actor_hidden_layers", "ensemble"))
+        check_ints(self, ("sf_embedding_layers", "actor_embedding_layers", "batch_size"), 2)
+        check_even(self, ("sf_hidden_dim", "actor_hidden_dim"), " (the embeddings output h/2 units)")
+        check_range(self, ("gamma", "hilp_gamma", "expectile", "future"), "(0, 1)")
+        check_range(self, ("phi_tau", "sf_tau", "mean_rate", "p_random_goal", "mix_ratio"), "[0, 1]")
+        check_range(self, ("lr_phi", "lr_sf", "lr_actor", "actor_std"), "> 0")
+        check_range(self, ("stddev_clip", "actor_pessimism"), ">= 0")
         if not isinstance(self.q_loss, bool):
             raise ValueError(f"HILPConfig.q_loss must be true or false, got {self.q_loss!r}")
 
@@ -160,7 +131,9 @@ class HILPConfig:
             key = unknown[0]
             raise ValueError(f"unknown HILPConfig field {key!r}{_closest(str(key), names)} "
                              f"(valid fields: {', '.join(names)})")
-        return cls(**_typed(cls, data))
+        from bfm_gym.config import coerce_fields  # values checked against the field types
+
+        return cls(**coerce_fields(cls, data))
 
     def replace(self, **changes: Any) -> HILPConfig:
         """A copy with some fields changed (validated like :meth:`from_dict`)."""
