@@ -9,48 +9,27 @@ CPU-sized ("cpu") and test-sized ("tiny") settings per DMC domain.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from bfm_gym.utils.checks import check_choices, check_even, check_ints, check_range
 
+from .._config import DOMAINS, PRESET_SIZES, FamilyConfig
+
 __all__ = ["DOMAINS", "PRESET_SIZES", "FBConfig"]
 
-DOMAINS: tuple[str, ...] = ("walker", "cheetah", "quadruped", "point_mass_maze")
-"""Domains that :meth:`FBConfig.preset` knows."""
-
-PRESET_SIZES: tuple[str, ...] = ("paper", "cpu", "tiny")
-"""Sizes that :meth:`FBConfig.preset` knows."""
-
-_DOMAIN_ALIASES = {
-    "pointmass": "point_mass_maze",
-    "point_mass": "point_mass_maze",
-    "maze": "point_mass_maze",
-}
-
-
-def _closest(name: str, valid: typing.Iterable[str]) -> str:
-    """A ``"; did you mean 'x'?"`` hint for a misspelt name, or ``""`` when nothing is close."""
-    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FBConfig:
+class FBConfig(FamilyConfig):
     """Architecture, losses and speed switches of an FB / FB-AWARE model.
 
     Defaults are the metamotivo DMC values (docs/algorithms.md#fb-defaults) except ``z_dim`` (50, as in
     controllable_agent and opti-bfm). Use :meth:`preset` for per-domain settings.
 
     Example:
-        >>> cfg = FBConfig.preset("walker", "tiny")
-        >>> cfg.z_dim, cfg.f_hidden_dim
-        (8, 32)
-        >>> FBConfig.from_dict(cfg.to_dict()) == cfg
-        True
+        >>> FBConfig.preset("walker", "tiny").f_hidden_dim, FBConfig.preset("walker", "paper").z_dim
+        (32, 100)
     """
+
+    _family = "FB"
 
     # --- architecture -------------------------------------------------------------------------
     z_dim: int = 50
@@ -161,41 +140,6 @@ class FBConfig:
         q, r = divmod(self.z_dim, self.ar_blocks)
         return tuple(q + (1 if k < r else 0) for k in range(self.ar_blocks))
 
-    # --- (de)serialisation ----------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-safe dict (the inverse of :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FBConfig:
-        """Build a config from a mapping, rejecting unknown keys.
-
-        Args:
-            data: Field name -> value. Missing fields take their defaults.
-
-        Raises:
-            ValueError: A key is not a field (the message names the closest field), or a value
-                fails validation.
-        """
-        if not isinstance(data, Mapping):
-            raise ValueError(
-                f"FBConfig.from_dict needs a mapping of field -> value, got {type(data).__name__}"
-            )
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in data if k not in names]
-        if unknown:
-            key = unknown[0]
-            raise ValueError(
-                f"unknown FBConfig field {key!r}{_closest(str(key), names)} (valid fields: {', '.join(names)})"
-            )
-        from bfm_gym.config import coerce_fields  # values checked against the field types
-
-        return cls(**coerce_fields(cls, data))
-
-    def replace(self, **changes: Any) -> FBConfig:
-        """A copy with some fields changed (validated like :meth:`from_dict`)."""
-        return FBConfig.from_dict({**self.to_dict(), **changes})
-
     @classmethod
     def preset(
         cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu", **overrides: Any
@@ -232,15 +176,7 @@ class FBConfig:
         Raises:
             ValueError: Unknown domain or size (with the closest valid name), or a bad override.
         """
-        domain = _DOMAIN_ALIASES.get(domain, domain)
-        if domain not in DOMAINS:
-            raise ValueError(
-                f"no FB preset for domain {domain!r}{_closest(domain, DOMAINS)} (known: {', '.join(DOMAINS)})"
-            )
-        if size not in PRESET_SIZES:
-            raise ValueError(
-                f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} (known: {', '.join(PRESET_SIZES)})"
-            )
+        domain = cls._preset_domain(domain, size)
         maze = domain == "point_mass_maze"
         values: dict[str, Any] = {"gamma": 0.99 if maze else 0.98}
         if size == "paper":

@@ -10,26 +10,24 @@ reference ("paper"), CPU-sized ("cpu") and test-sized ("tiny") settings per doma
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from bfm_gym.models.fb.config import _DOMAIN_ALIASES, DOMAINS, PRESET_SIZES, _closest
+from bfm_gym.models._config import FamilyConfig
 from bfm_gym.utils.checks import check_even, check_ints, check_range
 
 __all__ = ["HILPConfig"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class HILPConfig:
+class HILPConfig(FamilyConfig):
     """Architecture, losses and training settings of a HILP model.
 
     Example:
-        >>> cfg = HILPConfig.preset("walker", "tiny")
-        >>> cfg.z_dim, cfg.hilp_gamma
-        (8, 0.96)
-        >>> HILPConfig.from_dict(cfg.to_dict()) == cfg
-        True
+        >>> [HILPConfig.preset(domain).hilp_gamma for domain in ("walker", "cheetah", "maze")]
+        [0.96, 0.98, 0.99]
     """
+
+    _family = "HILP"
 
     # --- architecture -------------------------------------------------------------------------
     z_dim: int = 50
@@ -112,33 +110,6 @@ class HILPConfig:
         if not isinstance(self.q_loss, bool):
             raise ValueError(f"HILPConfig.q_loss must be true or false, got {self.q_loss!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-safe dict (the inverse of :meth:`from_dict`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HILPConfig:
-        """Build a config from a mapping, rejecting unknown keys (naming the closest field).
-
-        Raises:
-            ValueError: Unknown key or invalid value.
-        """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"HILPConfig.from_dict needs a mapping, got {type(data).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in data if k not in names]
-        if unknown:
-            key = unknown[0]
-            raise ValueError(f"unknown HILPConfig field {key!r}{_closest(str(key), names)} "
-                             f"(valid fields: {', '.join(names)})")
-        from bfm_gym.config import coerce_fields  # values checked against the field types
-
-        return cls(**coerce_fields(cls, data))
-
-    def replace(self, **changes: Any) -> HILPConfig:
-        """A copy with some fields changed (validated like :meth:`from_dict`)."""
-        return HILPConfig.from_dict({**self.to_dict(), **changes})
-
     @classmethod
     def preset(cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu",
                **overrides: Any) -> HILPConfig:
@@ -155,13 +126,7 @@ class HILPConfig:
         Raises:
             ValueError: Unknown domain or size (with the closest valid name), or a bad override.
         """
-        domain = _DOMAIN_ALIASES.get(domain, domain)
-        if domain not in DOMAINS:
-            raise ValueError(f"no HILP preset for domain {domain!r}{_closest(domain, DOMAINS)} "
-                             f"(known: {', '.join(DOMAINS)})")
-        if size not in PRESET_SIZES:
-            raise ValueError(f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} "
-                             f"(known: {', '.join(PRESET_SIZES)})")
+        domain = cls._preset_domain(domain, size)
         maze = domain == "point_mass_maze"
         values: dict[str, Any] = {
             "hilp_gamma": 0.96 if domain == "walker" else 0.99 if maze else 0.98,
