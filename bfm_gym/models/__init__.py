@@ -4,7 +4,16 @@
   model API that wrappers, adapters, experiments and plugins rely on.
 * :mod:`bfm_gym.models.inference` - zero-shot z from dataset labels, online samples and goals.
 * :mod:`bfm_gym.models.registry` - families by ``config.json`` format (``register_families``).
+* :mod:`bfm_gym.models.checkpoint` - model folders of every family (:class:`ModelFolder`:
+  ``config.json`` + ``model.safetensors``, validated on load), :class:`CheckpointError`,
+  :class:`ModelMetadata`.
+* What the built-in families share, each in one place: ``_config.py`` (``FamilyConfig``:
+  JSON round trip, presets' domain/size checks), ``_model.py`` (``FamilyModel``: latent
+  sphere, ``act``/``forward``/``psi``/``q``), ``_handle.py`` (``FamilyHandle``: the array
+  boundary, persistence, shared operations), ``_trainer.py`` (``FamilyTrainer``: the training
+  loop, snapshots, checkpoints and exact resume).
 * :mod:`bfm_gym.models.fb` - Forward-Backward and FB-AWARE; :mod:`bfm_gym.models.hilp` - HILP.
+  Each gives only its own maths: config fields, networks, losses, one update, inference.
 
 ``bfm_gym.models.BFM`` is kept as the historical name of the FB handle
 (:class:`~bfm_gym.models.fb.FBHandle`), so ``BFM(FBModel(...))`` still works; type new code

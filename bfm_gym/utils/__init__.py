@@ -1,2 +1,3 @@
-"""Small helpers with no BFM knowledge: atomic file writes (:mod:`bfm_gym.utils.io`) and
-``module:function`` resolution (:mod:`bfm_gym.utils.imports`)."""
+"""Small helpers with no BFM knowledge: atomic file writes (:mod:`bfm_gym.utils.io`),
+``module:function`` resolution (:mod:`bfm_gym.utils.imports`) and config value checks
+(:mod:`bfm_gym.utils.checks`)."""
