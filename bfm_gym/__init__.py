@@ -15,12 +15,15 @@ Vocabulary used throughout (from the FB papers):
 from typing import Any
 
 from bfm_gym.envs.registration import register_envs as _register_envs
+from bfm_gym.envs.registration import register_plugin_envs as _register_plugin_envs
+from bfm_gym.plugins.manager import on_plugins_loaded as _on_plugins_loaded
 from bfm_gym.wrappers.registration import register_latent_envs as _register_latent_envs
 
 __version__ = "0.1.0"
 
 _register_envs()
 _register_latent_envs()
+_on_plugins_loaded(_register_plugin_envs)  # plugin domains get their ids when plugins load
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,8 @@ any registry, e.g. ``bfm_gym.envs.DOMAINS``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 
 from bfm_gym.envs.domains import builtin_domains
@@ -62,3 +64,14 @@ def _register(id_: str, kwargs: dict) -> str:
     if id_ not in gym.registry:
         gym.register(id=id_, entry_point=ENTRY_POINT, kwargs=kwargs, disable_env_checker=False)
     return id_
+
+
+def register_plugin_envs(registries: Any) -> list[str]:
+    """Registers the ids of the domains that plugins registered, each with every task registered
+    for it (the built-in domains' ids come from :func:`register_envs` at ``import bfm_gym``).
+    ``import bfm_gym`` runs it whenever plugins load."""
+    tasks: dict[str, list[str]] = {}
+    for domain, name in registries.tasks:
+        tasks.setdefault(domain, []).append(name)
+    return register_envs({name: tuple(tasks.get(name, ())) for name, (_domain, plugin) in registries.domains.items()
+                          if plugin != "bfm_gym"})

@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,20 +142,22 @@ def load_plugins() -> Registries:
     except PluginError:
         _state["loaded"] = False  # a later call raises the same clear error again
         raise
-    _register_plugin_env_ids(registries)
+    for callback in _after_load:
+        callback(registries)
     return registries
 
 
-def _register_plugin_env_ids(registries: Registries) -> None:
-    """Gymnasium ids (``bfm_gym/{domain}[-{task}]-v0``) for the domains plugins registered, with
-    every task registered for them (the built-in domains' ids exist from ``import bfm_gym``)."""
-    from bfm_gym.envs.registration import register_envs
+_after_load: list[Callable[[Registries], None]] = []
 
-    tasks: dict[str, list[str]] = {}
-    for domain, name in registries.tasks:
-        tasks.setdefault(domain, []).append(name)
-    register_envs({name: tuple(tasks.get(name, ())) for name, (_domain, plugin) in registries.domains.items()
-                   if plugin != "bfm_gym"})
+
+def on_plugins_loaded(callback: Callable[[Registries], None]) -> None:
+    """Calls ``callback(registries)`` each time plugins have loaded (now, if they already have).
+
+    ``import bfm_gym`` uses it to give plugin domains their Gymnasium ids, so this module
+    imports nothing of the packages it serves."""
+    _after_load.append(callback)
+    if _state["loaded"] and _state["registries"] is not None:
+        callback(_state["registries"])
 
 
 def _call_hooks(registries: Registries, plugins: dict[str, PluginInfo]) -> None:
