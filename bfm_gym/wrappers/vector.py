@@ -23,6 +23,18 @@ one thread (a PyTorch/OpenMP limitation, not specific to bfm_gym): pass
 A hold of k low-level steps runs the envs in lock step: at each low-level step, one forward
 over all N rows, then every env still in its hold steps once; an env whose episode ends stops
 early while the others finish their hold.
+
+Parallel simulators: ``workers=k`` (default 1: every env steps here, one after the other)
+splits the envs in k chunks, keeps the first here and forks one worker process per other
+chunk (:mod:`bfm_gym.wrappers._pool`), so the chunks' simulators step at the same time
+while the policy forward stays one batched call here. Results are the same, bit for bit,
+as with ``workers=1`` and as N separate :class:`LatentActionWrapper` s (tested). It pays
+when k cores are free: on 2 cores with one busy it measured slower than ``workers=1``
+(``benchmarks/wrapper_throughput.py``; README, Measurements). ``workers="auto"`` takes one
+worker per CPU this process may use that the load average leaves idle (at most N and 4;
+1 when none is idle). With workers, ``self.envs`` holds this process's copies of the
+envs, which only the first chunk's envs keep up to date: reach the live envs through
+:meth:`call`, :meth:`get_attr` and :meth:`set_attr`. Rendering needs ``workers=1``.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from bfm_gym.wrappers._pool import LocalPool, ProcessPool
 from bfm_gym.wrappers.latent import (
     ActionMap,
     HoldTransitions,
@@ -74,6 +87,9 @@ class LatentActionVectorEnv(VectorEnv):
         device: Where to load the model from a name or path.
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default, as ``SyncVectorEnv``),
             ``SAME_STEP`` or ``DISABLED``.
+        workers: Processes that step the simulators: 1 (default, all here), k >= 2 (the
+            first chunk here, one forked worker per other chunk), or ``"auto"`` (see the
+            module docstring).
 
     Example:
         >>> import gymnasium as gym, bfm_gym
@@ -95,6 +111,7 @@ class LatentActionVectorEnv(VectorEnv):
         record_transitions: bool = True,
         device: str = "cpu",
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        workers: int | Literal["auto"] = 1,
     ) -> None:
 
         if not envs:
@@ -131,6 +148,15 @@ class LatentActionVectorEnv(VectorEnv):
             "autoreset_mode": self.autoreset_mode,
         }
         self._runner = self._bfm.policy_runner(batch=self.num_envs)
+        k = _check_workers(workers, self.num_envs)
+        if k > 1 and self.render_mode is not None:
+            raise ValueError(
+                f"LatentActionVectorEnv: workers={workers!r} with render_mode="
+                f"{self.render_mode!r}: rendering needs workers=1."
+            )
+        self._pool: LocalPool | ProcessPool = (
+            ProcessPool(self.envs, k) if k > 1 else LocalPool(self.envs)
+        )
         self._obs: list[Any] = [None] * self.num_envs
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._ended = np.ones(self.num_envs, dtype=bool)  # never reset counts as ended
@@ -204,7 +230,7 @@ class LatentActionVectorEnv(VectorEnv):
             raise ValueError("reset(options={'reset_mask': ...}) needs a full reset() first.")
         infos: dict[str, Any] = {}
         for i in np.flatnonzero(mask):
-            obs, info = self.envs[i].reset(seed=seeds[i], options=options or None)
+            obs, info = self._pool.run(i, "reset", (i, seeds[i], options or None))
             infos = self._add_info(infos, self._reset_info(i, info), i)
             self._set_obs(i, obs)
             self._autoreset[i] = False
@@ -235,7 +261,7 @@ class LatentActionVectorEnv(VectorEnv):
         stepping = [True] * n
         if mode == AutoresetMode.NEXT_STEP:
             for i in np.flatnonzero(self._autoreset).tolist():
-                obs, info = self.envs[i].reset()
+                obs, info = self._pool.run(i, "reset", (i, None, None))
                 self._set_obs(i, obs)
                 infos = self._add_info(infos, self._reset_info(i, info), i)
                 stepping[i] = False
@@ -256,22 +282,25 @@ class LatentActionVectorEnv(VectorEnv):
         rewards, counts = [0.0] * n, [0] * n
         term, trunc = [False] * n, [False] * n
         last_info: list[dict[str, Any]] = [{}] * n
-        envs, obs_list, obs_rows = self.envs, self._obs, runner.obs
+        pool, obs_list, obs_rows = self._pool, self._obs, runner.obs
         reward_fn, to_env, hold = self._reward_fn, self._inner.to_env_action, self._hold
+        want_state = rec is not None and self._record_state
         active = stepped
         while active:
             acts = runner()  # one batched forward for every env still in its hold
+            env_acts = [to_env(acts[i]) for i in active]
+            results = pool.step(active, env_acts, want_state)  # the simulators, maybe in parallel
             still = []
-            for i in active:
-                env, obs = envs[i], obs_list[i]
-                act = to_env(acts[i])
-                next_obs, r, te, tr, info = env.step(act)
+            for i, act, (next_obs, r, te, tr, info, state) in zip(
+                active, env_acts, results, strict=True
+            ):
+                obs = obs_list[i]
                 if reward_fn is not None:
                     r = reward_fn(obs, act, next_obs, info)
                 r = float(r)
                 rewards[i] += r
                 if rec is not None:
-                    rec.add(i, counts[i], env, obs, act, r, next_obs, te, tr)
+                    rec.add(i, counts[i], state, obs, act, r, next_obs, te, tr)
                 obs_list[i] = next_obs
                 obs_rows[i] = next_obs
                 last_info[i] = info
@@ -287,7 +316,7 @@ class LatentActionVectorEnv(VectorEnv):
             if ended and mode == AutoresetMode.SAME_STEP:
                 final = self._hold_info(i, last_info[i], z_out, counts, rec)
                 infos = self._add_info(infos, {"final_obs": obs_list[i], "final_info": final}, i)
-                obs, info = envs[i].reset()
+                obs, info = pool.run(i, "reset", (i, None, None))
                 self._set_obs(i, obs)
                 infos = self._add_info(infos, self._reset_info(i, info), i)
                 ended = False
@@ -315,7 +344,7 @@ class LatentActionVectorEnv(VectorEnv):
         if rec is not None:
             info["transitions"] = rec.result(i, counts[i])
         if self._record_state:
-            info["state"] = np.asarray(self.envs[i].unwrapped.get_state())
+            info["state"] = self._pool.run(i, "state", i)
         return info
 
     def _add_hold_infos(
@@ -348,7 +377,7 @@ class LatentActionVectorEnv(VectorEnv):
                 transitions[i] = rec.result(i, counts[i])
             infos["transitions"], infos["_transitions"] = transitions, mask.copy()
         if self._record_state:
-            states = [np.asarray(self.envs[i].unwrapped.get_state()) for i in idx]
+            states = [self._pool.run(i, "state", i) for i in idx]
             arr = np.zeros((n, *states[0].shape), dtype=states[0].dtype)
             arr[idx] = states
             infos["state"], infos["_state"] = arr, mask.copy()
@@ -356,15 +385,13 @@ class LatentActionVectorEnv(VectorEnv):
 
     def render(self) -> tuple[Any, ...]:
         """The frames of every inner env."""
-        return tuple(env.render() for env in self.envs)
+        return tuple(self._pool.run(i, "render", i) for i in range(self.num_envs))
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Calls (or reads) ``name`` on every inner env, through its wrappers."""
-        out = []
-        for env in self.envs:
-            attr = env.get_wrapper_attr(name)
-            out.append(attr(*args, **kwargs) if callable(attr) else attr)
-        return tuple(out)
+        return tuple(
+            self._pool.run(i, "call", (i, name, args, kwargs)) for i in range(self.num_envs)
+        )
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         """``name`` of every inner env."""
@@ -376,15 +403,14 @@ class LatentActionVectorEnv(VectorEnv):
             values = [values] * self.num_envs
         if len(values) != self.num_envs:
             raise ValueError(f"Got {len(values)} values for {self.num_envs} environments.")
-        for env, value in zip(self.envs, values, strict=True):
-            env.set_wrapper_attr(name, value)
+        for i, value in enumerate(values):
+            self._pool.run(i, "set_attr", (i, name, value))
 
     def close_extras(self, **kwargs: Any) -> None:
         """Closes every inner env."""
         if not self._closed:
             self._closed = True
-            for env in self.envs:
-                env.close()
+            self._pool.close()
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -397,7 +423,7 @@ class LatentActionVectorEnv(VectorEnv):
 
     def _reset_info(self, i: int, info: dict[str, Any]) -> dict[str, Any]:
         if self._record_state:
-            return {**info, "state": np.asarray(self.envs[i].unwrapped.get_state())}
+            return {**info, "state": self._pool.run(i, "state", i)}
         return info
 
     def _check_open(self) -> None:
@@ -420,8 +446,8 @@ class _BatchRecorder:
         self.next_state: np.ndarray | None = np.empty((n, cap, 0)) if record_state else None
 
     def add(
-        self, i: int, k: int, env: gym.Env, obs: Any, a: np.ndarray, r: float, next_obs: Any,
-        term: Any, trunc: Any,
+        self, i: int, k: int, state: np.ndarray | None, obs: Any, a: np.ndarray, r: float,
+        next_obs: Any, term: Any, trunc: Any,
     ) -> None:  # fmt: skip
         if k == self.reward.shape[1]:
             self._grow()
@@ -431,8 +457,8 @@ class _BatchRecorder:
         self.next_obs[i, k] = next_obs
         self.terminated[i, k] = term
         self.truncated[i, k] = trunc
-        if self.next_state is not None:
-            s = np.asarray(env.unwrapped.get_state(), dtype=np.float64)
+        if self.next_state is not None and state is not None:
+            s = state
             if self.next_state.shape[2] != s.shape[0]:
                 self.next_state = np.empty((*self.reward.shape, s.shape[0]))
             self.next_state[i, k] = s
@@ -463,6 +489,24 @@ class _BatchRecorder:
             self.truncated[i, :k],
             None if self.next_state is None else self.next_state[i, :k],
         )
+
+
+def _check_workers(workers: Any, num_envs: int) -> int:
+    """The number of processes for ``workers`` (an int >= 1 or ``"auto"``)."""
+    if workers == "auto":
+        import os
+
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = os.cpu_count() or 1
+        idle = int(cpus - os.getloadavg()[0])
+        return max(1, min(idle, num_envs, 4))
+    if isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers >= 1:
+        return min(int(workers), num_envs)
+    raise ValueError(
+        f"LatentActionVectorEnv: workers must be an int >= 1 or 'auto'; got {workers!r}."
+    )
 
 
 def make_latent_vector_env(

@@ -35,9 +35,18 @@ def _pair(bfm, mode: AutoresetMode, **kw):
     return vec, sync
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3], ids=lambda w: f"workers{w}")
 @pytest.mark.parametrize("mode", list(AutoresetMode), ids=lambda m: m.value)
-def test_same_trajectories_as_single_wrappers(bfm, mode: AutoresetMode) -> None:
+def test_same_trajectories_as_single_wrappers(bfm, mode: AutoresetMode, workers: int) -> None:
+    """Bit for bit, also with the simulators stepped in worker processes (workers > 1)."""
     vec, sync = _pair(bfm, mode, record_state=True)
+    if workers > 1:
+        vec.close()
+        vec = LatentActionVectorEnv(
+            [make_inner_env("walker", "run", max_inner_steps=c) for c in CAPS], bfm, 3,
+            autoreset_mode=mode, record_state=True, workers=workers,
+        )  # fmt: skip
+        assert vec._pool.workers == workers
     assert vec.metadata["autoreset_mode"] == mode
     out_v, out_s = vec.reset(seed=3), sync.reset(seed=3)
     assert data_equivalence(out_v, out_s, exact=True)
@@ -152,3 +161,44 @@ def test_async_make_vec_with_spawn(model_dirs) -> None:
         assert obs.shape == (2, 24) and len(info["transitions"][0]) == 1
     finally:
         envs.close()
+
+
+def test_workers_reach_the_live_envs_and_report_their_errors(bfm) -> None:
+    """With worker processes, call/get_attr/set_attr/state reset act on the envs the workers
+    step, an env's error comes back as itself, and close ends the workers."""
+    vec = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(3)], bfm,
+                                workers=3)  # fmt: skip
+    ref = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(3)], bfm)
+    vec.reset(seed=0)
+    ref.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 8)).astype(np.float32)
+    for _ in range(3):
+        data_equivalence(vec.step(actions), ref.step(actions), exact=True)
+    states = vec.call("get_state")
+    for s_vec, s_ref in zip(states, ref.call("get_state"), strict=True):
+        np.testing.assert_array_equal(s_vec, s_ref)
+    assert not np.array_equal(states[2], vec.envs[2].unwrapped.get_state())  # parent's stale copy
+    vec.set_attr("marker", [1, 2, 3])
+    assert vec.get_attr("marker") == (1, 2, 3)
+    obs, _ = vec.reset(options={"state": states[2]})
+    np.testing.assert_array_equal(obs[0], obs[2])
+    with pytest.raises(ValueError) as err:  # raised in worker 2, raised again here
+        vec.reset(options={"state": np.zeros(2), "reset_mask": np.array([False, False, True])})
+    assert "LatentActionVectorEnv worker 2" in str(err.value.__cause__)
+    procs = list(vec._pool._procs)
+    vec.close()
+    ref.close()
+    assert all(not p.is_alive() for p in procs)
+
+
+def test_workers_argument_is_checked(bfm) -> None:
+    envs = [make_inner_env("walker", "run") for _ in range(2)]
+    for bad in (0, -1, 1.5, "many", True):
+        with pytest.raises(ValueError, match="workers must be an int >= 1 or 'auto'"):
+            LatentActionVectorEnv(envs, bfm, workers=bad)
+    auto = LatentActionVectorEnv(envs, bfm, workers="auto")
+    assert 1 <= auto._pool.workers <= 2
+    auto.close()
+    with pytest.raises(ValueError, match="rendering needs workers=1"):
+        LatentActionVectorEnv([make_inner_env("walker", "run", render_mode="rgb_array")
+                               for _ in range(2)], bfm, workers=2)  # fmt: skip

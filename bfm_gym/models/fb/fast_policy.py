@@ -404,7 +404,6 @@ class FBFeatures:
         self._radius = np.float32(np.sqrt(self.z_dim))
         self._actor = actor
         self._f = f
-        self._x = torch.empty(0)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -486,17 +485,35 @@ class FBFeatures:
 
     def psi(self, obs: np.ndarray, z: np.ndarray) -> np.ndarray:
         """``psi_k(s, pi(s, z_i), z_i)`` for one state ``(obs_dim,)`` and latents ``(n, d)``
-        (already projected) -> ``(E, n, d)`` float32."""
-        n, od = z.shape[0], self.obs_dim
-        if self._x.shape[0] != n:
-            self._x = torch.empty(n, od + self.z_dim)
-        x = self._x
-        xn = x.numpy()
-        xn[:, :od] = obs
-        xn[:, od:] = z
+        (already projected) -> ``(E, n, d)`` float32.
+
+        Everything that depends on s alone is computed once, on one row: the actor's
+        ``embed_s`` branch and its share of the first MLP layer, and the s columns of the
+        first layers of the actor's ``embed_sz`` and of both F embeddings."""
         with torch.inference_mode():
-            a = self._actor.run(x)
-            return self._f.run(x, a).numpy()
+            st = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))[None]
+            zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+            a = self._actor_at(st, zt)
+            return self._f.run(st, a, zt).numpy()
+
+    def _actor_at(self, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The fused actor's mean for one state and n latents, ``(n, action_dim)``."""
+        w, od = self._actor, self.obs_dim
+        h = w.h
+        s_all = torch.addmm(w.b_in, s, w.w_in[:od])  # (1, 2h): both branches' s part
+        ys = F_.layer_norm(s_all[:, :h], (h,), eps=w.ln_eps).mul_(w.ln_w[0]).add_(w.ln_b[0])
+        ys = ys.tanh_()
+        yz = torch.addmm(s_all[:, h:], z, w.w_in[od:, h:])
+        yz = F_.layer_norm(yz, (h,), eps=w.ln_eps).mul_(w.ln_w[1]).add_(w.ln_b[1]).tanh_()
+        for wt, b in w.embed:
+            ys = torch.addmm(b[0], ys, wt[0]).relu_()
+            yz = torch.addmm(b[1], yz, wt[1]).relu_()
+        (w0, b0), rest = w.mlp[0], w.mlp[1:]
+        half = ys.shape[1]
+        y = torch.addmm(torch.addmm(b0, ys, w0[:half]), yz, w0[half:])  # == cat([s, sz]) @ w0
+        for wt, b in rest:
+            y = torch.addmm(b, y.relu_(), wt)
+        return y.tanh_()
 
 
 def _b_weights(
@@ -534,16 +551,19 @@ def _b_weights(
 
 
 class _FusedF:
-    """The ensemble F of :class:`~bfm_gym.models.fb.networks.ForwardMap` as few batched ops."""
+    """The ensemble F of :class:`~bfm_gym.models.fb.networks.ForwardMap` at one state s for
+    n (action, latent) rows, as few batched ops. The ``2 E`` (branch, head) groups are kept
+    branch-major: ``sa_0 .. sa_{E-1}, sz_0 .. sz_{E-1}``."""
 
-    def __init__(self, w_in: torch.Tensor, b_in: torch.Tensor, ln_w: torch.Tensor,
-                 ln_b: torch.Tensor, eps: float, embed: list[tuple[torch.Tensor, torch.Tensor]],
-                 mlp: list[tuple[torch.Tensor, torch.Tensor]], ensemble: int, h: int,
-                 obs_dim: int, action_dim: int) -> None:  # fmt: skip
-        self.w_in, self.b_in = w_in, b_in  # (od + ad + zd, 2 E h), (2 E h,)
-        self.ln_w, self.ln_b, self.eps = ln_w, ln_b, eps  # (2 E, 1, h)... as (2E, h) rows
-        self.embed, self.mlp = embed, mlp
-        self.e, self.h, self.od, self.ad = ensemble, h, obs_dim, action_dim
+    def __init__(self, w_s: torch.Tensor, b_in: torch.Tensor, w_a: torch.Tensor,
+                 w_z: torch.Tensor, ln_w: torch.Tensor, ln_b: torch.Tensor, eps: float,
+                 embed: list[tuple[torch.Tensor, torch.Tensor]],
+                 mlp: list[tuple[torch.Tensor, torch.Tensor]], ensemble: int, h: int) -> None:  # fmt: skip
+        self.w_s, self.b_in = w_s, b_in  # (od, 2 E h), (2 E h,): the s columns of every group
+        self.w_a, self.w_z = w_a, w_z  # (ad, E h) into the sa groups, (zd, E h) into the sz ones
+        self.ln_w, self.ln_b, self.eps = ln_w, ln_b, eps  # (2E, h)
+        self.embed, self.mlp = embed, mlp  # (2E, in, out) / (E, in, out) weights
+        self.e, self.h = ensemble, h
 
     @classmethod
     def build(cls, fmap: nn.Module, obs_dim: int, action_dim: int, z_dim: int) -> _FusedF:
@@ -569,42 +589,41 @@ class _FusedF:
             or len(branches[0]) != len(branches[1])
         ):
             raise _UnknownLayout
-        e, h = sa0.weight.shape[0], sa0.out_dim
-        od, ad = obs_dim, action_dim
+        e, h, od = sa0.weight.shape[0], sa0.out_dim, obs_dim
         with torch.no_grad():
-            # input [s, a, z]; output groups (head 0 sa, head 0 sz, head 1 sa, ...) of h each
-            w_in = torch.zeros(od + ad + z_dim, 2 * e, h)
-            b_in = torch.zeros(2 * e, h)
-            ln_w = torch.empty(2 * e, h)
-            ln_b = torch.empty(2 * e, h)
-            for k in range(e):
-                w_in[: od + ad, 2 * k] = sa0.weight[k]
-                w_in[:od, 2 * k + 1] = sz0.weight[k][:od]
-                w_in[od + ad :, 2 * k + 1] = sz0.weight[k][od:]
-                b_in[2 * k], b_in[2 * k + 1] = sa0.bias[k, 0], sz0.bias[k, 0]
-                ln_w[2 * k], ln_w[2 * k + 1] = sa_norm.weight[k, 0], sz_norm.weight[k, 0]
-                ln_b[2 * k], ln_b[2 * k + 1] = sa_norm.bias[k, 0], sz_norm.bias[k, 0]
+            def heads(t: torch.Tensor) -> torch.Tensor:  # (E, in, h) -> (in, E h)
+                return t.transpose(0, 1).reshape(t.shape[1], -1)
+
+            w_s = torch.cat([heads(sa0.weight[:, :od]), heads(sz0.weight[:, :od])], dim=1)
+            b_in = torch.cat([sa0.bias.reshape(-1), sz0.bias.reshape(-1)])
+            w_a, w_z = heads(sa0.weight[:, od:]), heads(sz0.weight[:, od:])
+            ln_w = torch.cat([sa_norm.weight, sz_norm.weight])[:, 0]  # (2E, h)
+            ln_b = torch.cat([sa_norm.bias, sz_norm.bias])[:, 0]
             embed = []
             for (la, _), (lz, _) in zip(branches[0][1:], branches[1][1:], strict=True):
                 if la.weight.shape != lz.weight.shape:
                     raise _UnknownLayout
-                w = torch.stack([t for k in range(e) for t in (la.weight[k], lz.weight[k])])
-                b = torch.stack([t for k in range(e) for t in (la.bias[k], lz.bias[k])])
-                embed.append((w.contiguous(), b.contiguous()))
+                embed.append((torch.cat([la.weight, lz.weight]).contiguous(),
+                              torch.cat([la.bias, lz.bias]).contiguous()))
             mlp = [(lin.weight.clone(), lin.bias.clone()) for lin in lins]
-        return cls(w_in.reshape(od + ad + z_dim, -1).contiguous(), b_in.reshape(-1),
-                   ln_w[:, None], ln_b[:, None], float(sa_norm.eps), embed, mlp, e, h, od, ad)  # fmt: skip
+        return cls(w_s.contiguous(), b_in, w_a.contiguous(), w_z.contiguous(), ln_w.clone(),
+                   ln_b.clone(), float(sa_norm.eps), embed, mlp, e, h)  # fmt: skip
 
-    def run(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """``(E, n, d)`` for ``x = [s, z]`` rows ``(n, od + zd)`` and actions ``(n, ad)``."""
-        n, od, e, h = x.shape[0], self.od, self.e, self.h
-        saz = torch.cat([x[:, :od], a, x[:, od:]], dim=1)
-        y = torch.addmm(self.b_in, saz, self.w_in).view(n, 2 * e, h).transpose(0, 1)
+    def run(self, s: torch.Tensor, a: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``(E, n, d)`` for one state ``s`` ``(1, od)``, actions ``(n, ad)``, latents ``(n, zd)``."""
+        n, e, h = a.shape[0], self.e, self.h
+        c = torch.addmm(self.b_in, s, self.w_s)  # (1, 2 E h), shared by every row
+        eh = e * h
+        y = torch.cat([torch.addmm(c[:, :eh], a, self.w_a), torch.addmm(c[:, eh:], z, self.w_z)],
+                      dim=1).view(n, 2 * e, h)  # fmt: skip
+        # LayerNorm on the contiguous (n, 2E, h) layout (on a transposed view it is ~10x
+        # slower), then (2E, n, h) for the batched matmuls
         y = F_.layer_norm(y, (h,), eps=self.eps).mul_(self.ln_w).add_(self.ln_b).tanh_()
+        y = y.transpose(0, 1)
         for w, b in self.embed:  # (2E, n, in) -> (2E, n, out)
             y = torch.baddbmm(b, y, w).relu_()
         # (2E, n, h2) -> (E, n, [sa, sz]) == cat([embed_sa, embed_sz], -1) per head
-        y = y.view(e, 2, n, -1).transpose(1, 2).reshape(e, n, -1)
+        y = y.view(2, e, n, -1).permute(1, 2, 0, 3).reshape(e, n, -1)
         last = len(self.mlp) - 1
         for i, (w, b) in enumerate(self.mlp):
             y = torch.baddbmm(b, y, w)
