@@ -137,7 +137,7 @@ def _json_safe(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _minari_source(folder: Path) -> DatasetSource:
-    from bfm_gym.envs.gym_env import EnvInfo, check_spaces
+    from bfm_gym.envs.gym_spec import EnvInfo, check_spaces
 
     ds = _open(folder)
     dataset_id = str(ds.spec.dataset_id)
@@ -225,14 +225,15 @@ def check_env_matches(manifest: dict[str, Any], transitions: Transitions) -> Non
         DatasetError: The observations or actions do not have the env's sizes or bounds (data of
             another version or configuration of the env); the message names both spaces.
     """
-    from bfm_gym.envs.gym_env import EnvInfo
+    from bfm_gym.envs.gym_env import make_task_env
+    from bfm_gym.envs.gym_spec import EnvInfo
 
     raw = manifest.get("env")
     if not raw or not raw.get("id"):
         return
     info = EnvInfo.from_dict(raw)
     try:
-        env = info.make()
+        env = make_task_env(info.id, env_info=info)
     except Exception:
         return
     try:

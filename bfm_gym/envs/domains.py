@@ -152,3 +152,8 @@ def register_domain(domain: Domain, *, overwrite: bool = False) -> None:
     if domain.name in table and not overwrite:
         raise ValueError(f"Domain {domain.name!r} is already registered.")
     table[domain.name] = (domain, "register_domain")
+
+
+def is_gym_domain(domain: str) -> bool:
+    """Whether ``domain`` names a Gymnasium id rather than a built-in dm_control domain."""
+    return domain not in DOMAINS

@@ -30,197 +30,46 @@ after the original step; everything after it is identical.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-__all__ = [
+from bfm_gym.envs.domains import is_gym_domain
+from bfm_gym.envs.gym_spec import (
+    SUPPORTED_SPACES,
+    EnvInfo,
+    check_spaces,
+    flatten_order,
+    make_raw_env,
+    native_dm_control_keys,
+)
+from bfm_gym.envs.state import get_mj_state, has_sim_state, set_mj_state
+from bfm_gym.envs.tasks import finite_scalar
+
+__all__ = [  # the names moved to gym_spec, state, tasks and domains stay importable from here
+    "SUPPORTED_SPACES",
     "EnvInfo",
     "GymEnv",
     "MujocoGymEnv",
     "adopt_env",
     "check_spaces",
     "env_info_of",
+    "finite_scalar",
+    "flatten_order",
+    "get_mj_state",
     "has_sim_state",
     "is_gym_domain",
     "make_gym_env",
+    "make_raw_env",
     "make_task_env",
+    "native_dm_control_keys",
+    "set_mj_state",
 ]
 
-SUPPORTED_SPACES = (
-    "bfm_gym supports a Box action space with finite bounds and a flat Box observation "
-    "(or a Dict of flat Box observations, flattened in a recorded order)"
-)
-
-
-def is_gym_domain(domain: str) -> bool:
-    """Whether ``domain`` names a Gymnasium id rather than a built-in dm_control domain."""
-    from bfm_gym.envs.domains import DOMAINS
-
-    return domain not in DOMAINS
-
-
-# -- spaces -------------------------------------------------------------------------------
-
-
-def check_spaces(observation_space: gym.Space, action_space: gym.Space, *, what: str) -> None:
-    """Raises ``ValueError`` unless the spaces fit a BFM (see the module docstring).
-
-    Args:
-        observation_space: The env's (or dataset's) observation space.
-        action_space: The env's (or dataset's) action space.
-        what: Names the env or dataset in the message (``"env 'CartPole-v1'"``).
-    """
-    if not isinstance(action_space, gym.spaces.Box):
-        kind = type(action_space).__name__
-        raise ValueError(
-            f"{what} has a {kind} action space ({action_space}); {SUPPORTED_SPACES}. BFM "
-            "policies output continuous actions: use a continuous-control env (e.g. "
-            "Pendulum-v1, the MuJoCo envs such as Hopper-v5), or a continuous variant of it "
-            "(e.g. LunarLander-v3 with continuous=True)."
-        )
-    if action_space.shape is None or len(action_space.shape) != 1:
-        raise ValueError(
-            f"{what} has an action space of shape {action_space.shape}; {SUPPORTED_SPACES} "
-            "(a 1-D action vector). Flatten the actions with a wrapper first."
-        )
-    if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
-        raise ValueError(
-            f"{what} has unbounded actions ({action_space}); {SUPPORTED_SPACES}. Give the "
-            "env finite bounds (gymnasium.wrappers.ClipAction / RescaleAction)."
-        )
-    spaces = (
-        dict(observation_space.spaces) if isinstance(observation_space, gym.spaces.Dict)
-        else {"": observation_space}
-    )
-    for key, space in spaces.items():
-        where = f"observation {key!r}" if key else "observation"
-        if not isinstance(space, gym.spaces.Box):
-            raise ValueError(
-                f"{what} has a {type(space).__name__} {where} space ({space}); "
-                f"{SUPPORTED_SPACES}. Map it to a Box with an observation wrapper first."
-            )
-        shape = tuple(space.shape or ())
-        if len(shape) >= 2 and (len(shape) == 3 or space.dtype == np.uint8):
-            raise ValueError(
-                f"{what} has image observations ({where} of shape {shape}, {space.dtype}); "
-                f"{SUPPORTED_SPACES}. BFMs here learn from state vectors: use the env's state "
-                "observations (MuJoCo envs give them by default; dm_control without pixels), "
-                "or an observation wrapper that turns images into a flat feature vector."
-            )
-        if len(shape) > 1:
-            raise ValueError(
-                f"{what} has a {where} of shape {shape}; {SUPPORTED_SPACES}. Flatten it with "
-                "gymnasium.wrappers.FlattenObservation first."
-            )
-
-
-def native_dm_control_keys(unwrapped: Any) -> list[str] | None:
-    """dm_control's own observation key order for a Shimmy dm_control env (the order of
-    ``task.get_observation``), or None for any other env."""
-    dm_env = getattr(unwrapped, "_env", None)
-    spec_fn = getattr(dm_env, "observation_spec", None)
-    if type(unwrapped).__name__ != "DmControlCompatibilityV0" or not callable(spec_fn):
-        return None
-    spec = spec_fn()
-    return list(spec) if isinstance(spec, dict) else None
-
-
-def flatten_order(env: gym.Env, obs_keys: Sequence[str] | None = None) -> list[str] | None:
-    """The key order that flattens ``env``'s Dict observations (None for a Box).
-
-    ``obs_keys`` (e.g. recorded in a model) wins; else a Shimmy dm_control env's native
-    order; else the order of the Dict space.
-
-    Raises:
-        ValueError: ``obs_keys`` do not match the space's keys.
-    """
-    space = env.observation_space
-    if not isinstance(space, gym.spaces.Dict):
-        if obs_keys:
-            raise ValueError(
-                f"Observation keys {list(obs_keys)} were recorded but the env's observation "
-                f"space is {space}, not a Dict: this is not the env the keys were recorded on."
-            )
-        return None
-    keys = list(space.spaces)
-    if obs_keys is not None:
-        if sorted(obs_keys) != sorted(keys):
-            raise ValueError(
-                f"Recorded observation keys {list(obs_keys)} do not match the env's keys {keys}."
-            )
-        return list(obs_keys)
-    return native_dm_control_keys(env.unwrapped) or keys
-
-
-# -- what a dataset or model records about its env ------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class EnvInfo:
-    """The Gymnasium env a dataset was collected on / a model was trained on.
-
-    Attributes:
-        id: Gymnasium id (``"Hopper-v5"``).
-        kwargs: Keyword arguments of ``gym.make`` (JSON-safe).
-        obs_keys: Flattening order of a Dict observation (None for a Box).
-        observation_space: The env's own observation space, as text (for messages).
-        action_space: The env's action space, as text.
-        action_low: Action lower bounds (the BFM's ``[-1, 1]`` is rescaled to them).
-        action_high: Action upper bounds.
-        max_episode_steps: Episode cap the data was collected with (None: the env's own).
-        has_state: Whether simulator states were recorded (MuJoCo envs).
-    """
-
-    id: str
-    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    obs_keys: list[str] | None = None
-    observation_space: str = ""
-    action_space: str = ""
-    action_low: list[float] | None = None
-    action_high: list[float] | None = None
-    max_episode_steps: int | None = None
-    has_state: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (``from_dict`` reads it back)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EnvInfo:
-        """Reads :meth:`to_dict`'s output (unknown keys are ignored: newer writers)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def make(self, task: Any = None, **kwargs: Any) -> GymEnv:
-        """Rebuilds the env (``make_gym_env`` with the recorded id, kwargs and key order)."""
-        return make_gym_env(self.id, task, env_kwargs=self.kwargs, obs_keys=self.obs_keys,
-                            max_episode_steps=self.max_episode_steps, **kwargs)
-
-    def rescale_actions(self, action: np.ndarray) -> np.ndarray:
-        """``[-1, 1]`` actions (as datasets store them) in the env's bounds, float64."""
-        a = np.asarray(action, dtype=np.float64)
-        if self.action_low is None or self.action_high is None:
-            return a
-        low, high = np.asarray(self.action_low), np.asarray(self.action_high)
-        return low + (a + 1.0) * (high - low) / 2.0
-
-
 # -- the env --------------------------------------------------------------------------------
-
-
-def has_sim_state(unwrapped: Any) -> bool:
-    """Whether ``unwrapped`` is a MuJoCo env whose state bfm_gym can capture and restore."""
-    import mujoco
-
-    return (isinstance(getattr(unwrapped, "model", None), mujoco.MjModel)
-            and isinstance(getattr(unwrapped, "data", None), mujoco.MjData)
-            and callable(getattr(unwrapped, "_get_obs", None)))
 
 
 class GymEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -371,42 +220,6 @@ class MujocoGymEnv(GymEnv):
         return obs, info
 
 
-def get_mj_state(model: Any, data: Any) -> np.ndarray:
-    """Full MuJoCo state of ``data`` (spec :data:`bfm_gym.envs.state.STATE_SPEC`), float64."""
-    import mujoco
-
-    from bfm_gym.envs.state import STATE_SPEC
-
-    out = np.empty(mujoco.mj_stateSize(model, STATE_SPEC), dtype=np.float64)
-    mujoco.mj_getState(model, data, out, STATE_SPEC)
-    return out
-
-
-def set_mj_state(model: Any, data: Any, state: Any, *, what: str = "this env") -> None:
-    """Restores a :func:`get_mj_state` vector and runs ``mj_forward``.
-
-    Raises:
-        ValueError: Wrong size (a state of another env), non-float or non-finite values.
-    """
-    import mujoco
-
-    from bfm_gym.envs.state import STATE_SPEC
-
-    arr = np.asarray(state)
-    expected = int(mujoco.mj_stateSize(model, STATE_SPEC))
-    if arr.ndim != 1 or arr.shape[0] != expected or not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(
-            f"A {what} state is a 1-D float vector of {expected} values; got shape {arr.shape} "
-            f"({arr.dtype}). Was it captured on another env? Capture states with get_state() "
-            "on the same env."
-        )
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError("The state holds NaN or inf values; it cannot be restored.")
-    mujoco.mj_setState(model, data, arr, STATE_SPEC)
-    mujoco.mj_forward(model, data)
-
-
 def make_gym_env(
     env_id: str | None = None,
     task: Any = None,
@@ -435,37 +248,13 @@ def make_gym_env(
     if env is None:
         if not env_id:
             raise ValueError("Give a Gymnasium id (env_id=...) or an env (env=...).")
-        env = _make(env_id, env_kwargs or {}, max_episode_steps, render_mode)
+        env = make_raw_env(env_id, env_kwargs or {}, max_episode_steps, render_mode)
     cls = MujocoGymEnv if has_sim_state(env.unwrapped) else GymEnv
     try:
         return cls(env, task, obs_keys=obs_keys, env_kwargs=env_kwargs)
     except Exception:
         env.close()
         raise
-
-
-def _make(env_id: str, kwargs: dict[str, Any], max_episode_steps: int | None,
-          render_mode: str | None) -> gym.Env:
-    import difflib
-
-    if env_id.startswith("dm_control/"):
-        import shimmy  # noqa: F401 - registers the dm_control/* ids
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"{env_id!r} is not a registered Gymnasium id.{hint} Import the package that "
-            "registers it first (or pass a built env), and check `gymnasium.pprint_registry()`."
-        )
-    extra: dict[str, Any] = dict(kwargs)
-    if max_episode_steps is not None:
-        extra["max_episode_steps"] = int(max_episode_steps)
-    if render_mode is not None:
-        extra["render_mode"] = render_mode
-    try:
-        return gym.make(env_id, **extra)
-    except TypeError as exc:
-        raise ValueError(f"gym.make({env_id!r}, **{kwargs}) failed: {exc}. Check --env-kwargs.") from exc
 
 
 def make_task_env(domain: str, task: Any = None, *, goal: Any = None,
@@ -502,25 +291,6 @@ def env_info_of(bfm_or_metadata: Any) -> EnvInfo | None:
     extra = getattr(meta, "extra", None) or {}
     raw = extra.get("env")
     return EnvInfo.from_dict(raw) if isinstance(raw, dict) else None
-
-
-def finite_scalar(value: Any, task: str, where: str) -> float:
-    """``float(value)`` when it is one finite number; ``ValueError`` naming the task otherwise."""
-    if np.ndim(value) != 0:
-        raise ValueError(
-            f"Task {task!r} returned a value of shape {np.shape(value)} {where}; a task must "
-            "return one float (sum or select the entries you mean)."
-        )
-    try:
-        r = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"Task {task!r} returned {value!r} {where}; a task must return one float.") from exc
-    if not math.isfinite(r):
-        raise ValueError(
-            f"Task {task!r} returned {r} {where}; a task must return a finite float (guard "
-            "divisions and logarithms)."
-        )
-    return r
 
 
 def adopt_env(env: gym.Env, bfm: Any) -> gym.Env:

@@ -24,36 +24,16 @@ naming the task.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-__all__ = ["NATIVE", "GymTaskReward", "StateLabeler", "label_rewards", "task_inputs"]
+from bfm_gym.envs.gym_spec import EnvInfo, make_raw_env
+from bfm_gym.envs.state import has_sim_state, set_mj_state
+from bfm_gym.envs.tasks import NATIVE, TaskInputs, finite_scalar, get_task, native_reward, task_inputs
 
-NATIVE = "native"
-"""Name of the task whose reward is the env's own (every Gymnasium domain has it)."""
-
-TaskInputs = Literal["simulator", "transition", "native"]
-
-
-def task_inputs(fn: Any) -> TaskInputs:
-    """``"transition"`` for ``fn(obs, action, next_obs)``, else ``"simulator"`` (``fn(env)``
-    or, for dm_control domains, ``fn(physics)``)."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return "simulator"
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [p for p in sig.parameters.values() if p.kind in kinds and p.default is p.empty]
-    return "transition" if len(required) == 3 else "simulator"
-
-
-def native_reward(*_: Any) -> float:
-    """Placeholder of the ``native`` task: its reward comes from the env or the dataset."""
-    raise RuntimeError("The native task's reward is the env's own; it is read, not computed.")
-
+__all__ = ["NATIVE", "GymTaskReward", "StateLabeler", "TaskInputs", "label_rewards", "native_reward", "task_inputs"]
 
 class StateLabeler:
     """Evaluates simulator tasks on stored MuJoCo states with one scratch env.
@@ -64,8 +44,6 @@ class StateLabeler:
     """
 
     def __init__(self, make: Any, what: str) -> None:
-        from bfm_gym.envs.gym_env import has_sim_state
-
         self._env = make()
         self.env = self._env.unwrapped
         self.what = what
@@ -78,8 +56,6 @@ class StateLabeler:
 
     def rewards(self, fns: list[tuple[str, Any]], states: np.ndarray) -> np.ndarray:
         """``(n, len(fns))`` float64 rewards of named ``fn(env)`` on ``(n, state_size)`` states."""
-        from bfm_gym.envs.gym_env import finite_scalar, set_mj_state
-
         env = self.env
         model, data = env.model, env.data
         out = np.empty((len(states), len(fns)), dtype=np.float64)
@@ -97,8 +73,6 @@ class GymTaskReward:
     """The online reward of a :class:`~bfm_gym.envs.gym_env.GymEnv`'s task."""
 
     def __init__(self, env: Any, task: Any) -> None:
-        from bfm_gym.envs.tasks import get_task
-
         self.env = env
         self.task = get_task(env.domain, NATIVE if task is None else task)
         self.kind = self.task.inputs
@@ -119,8 +93,6 @@ class GymTaskReward:
 
     def __call__(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, native: float,
                  step: int) -> float:
-        from bfm_gym.envs.gym_env import finite_scalar
-
         name, where = self.task.name, f"at step {step} of {self.env.domain}"
         if self.kind == "native":
             return native
@@ -154,9 +126,6 @@ def label_rewards(domain: str, tasks: Iterable[Any], data: Any, env_info: Any = 
         ValueError: What a task needs is not in the data (e.g. simulator states of a dataset
             made by someone else), or a task returned a non-finite or non-scalar value.
     """
-    from bfm_gym.envs.gym_env import EnvInfo, finite_scalar
-    from bfm_gym.envs.tasks import get_task
-
     info = EnvInfo.from_dict(env_info) if isinstance(env_info, dict) else (env_info or EnvInfo(id=domain))
     resolved = [get_task(domain, NATIVE if t is None else t) for t in tasks]
     out: dict[str, np.ndarray] = {}
@@ -196,9 +165,7 @@ def label_rewards(domain: str, tasks: Iterable[Any], data: Any, env_info: Any = 
                 "collect`, or a non-MuJoCo env). Write them as fn(obs, action, next_obs), or "
                 f"collect data with `bfm-gym collect --env {domain}`."
             )
-        from bfm_gym.envs.gym_env import _make
-
-        labeler = StateLabeler(lambda: _make(info.id, info.kwargs, None, None), domain)
+        labeler = StateLabeler(lambda: make_raw_env(info.id, info.kwargs, None), domain)
         try:
             values = labeler.rewards(state_tasks, np.asarray(states, dtype=np.float64))
         finally:

@@ -56,3 +56,43 @@ def set_state(physics: Any, state: Any, domain: str = "this domain") -> None:
         raise ValueError("The state holds NaN or inf values; it cannot be restored.")
     mujoco.mj_setState(physics.model.ptr, physics.data.ptr, arr, STATE_SPEC)
     mujoco.mj_forward(physics.model.ptr, physics.data.ptr)
+
+
+# -- Gymnasium MuJoCo envs (MujocoEnv: model, data) ----------------------------------------
+
+
+def has_sim_state(unwrapped: Any) -> bool:
+    """Whether ``unwrapped`` is a MuJoCo env whose state bfm_gym can capture and restore."""
+    import mujoco
+
+    return (isinstance(getattr(unwrapped, "model", None), mujoco.MjModel)
+            and isinstance(getattr(unwrapped, "data", None), mujoco.MjData)
+            and callable(getattr(unwrapped, "_get_obs", None)))
+
+
+def get_mj_state(model: Any, data: Any) -> np.ndarray:
+    """Full MuJoCo state of ``data`` (spec :data:`bfm_gym.envs.state.STATE_SPEC`), float64."""
+    out = np.empty(mujoco.mj_stateSize(model, STATE_SPEC), dtype=np.float64)
+    mujoco.mj_getState(model, data, out, STATE_SPEC)
+    return out
+
+
+def set_mj_state(model: Any, data: Any, state: Any, *, what: str = "this env") -> None:
+    """Restores a :func:`get_mj_state` vector and runs ``mj_forward``.
+
+    Raises:
+        ValueError: Wrong size (a state of another env), non-float or non-finite values.
+    """
+    arr = np.asarray(state)
+    expected = int(mujoco.mj_stateSize(model, STATE_SPEC))
+    if arr.ndim != 1 or arr.shape[0] != expected or not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(
+            f"A {what} state is a 1-D float vector of {expected} values; got shape {arr.shape} "
+            f"({arr.dtype}). Was it captured on another env? Capture states with get_state() "
+            "on the same env."
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError("The state holds NaN or inf values; it cannot be restored.")
+    mujoco.mj_setState(model, data, arr, STATE_SPEC)
+    mujoco.mj_forward(model, data)

@@ -26,9 +26,11 @@ Adding a task::
 from __future__ import annotations
 
 import difflib
+import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,6 +38,47 @@ from bfm_gym.envs.shaping import body_id, sensor_slice
 from bfm_gym.envs.shaping import tolerance as _tolerance
 
 RewardFn = Callable[[Any], float]
+
+NATIVE = "native"
+"""Name of the task whose reward is the env's own (every Gymnasium domain has it)."""
+
+TaskInputs = Literal["simulator", "transition", "native"]
+
+
+def task_inputs(fn: Any) -> TaskInputs:
+    """``"transition"`` for ``fn(obs, action, next_obs)``, else ``"simulator"`` (``fn(env)``
+    or, for dm_control domains, ``fn(physics)``)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return "simulator"
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in sig.parameters.values() if p.kind in kinds and p.default is p.empty]
+    return "transition" if len(required) == 3 else "simulator"
+
+
+def native_reward(*_: Any) -> float:
+    """Placeholder of the ``native`` task: its reward comes from the env or the dataset."""
+    raise RuntimeError("The native task's reward is the env's own; it is read, not computed.")
+
+
+def finite_scalar(value: Any, task: str, where: str) -> float:
+    """``float(value)`` when it is one finite number; ``ValueError`` naming the task otherwise."""
+    if np.ndim(value) != 0:
+        raise ValueError(
+            f"Task {task!r} returned a value of shape {np.shape(value)} {where}; a task must "
+            "return one float (sum or select the entries you mean)."
+        )
+    try:
+        r = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Task {task!r} returned {value!r} {where}; a task must return one float.") from exc
+    if not math.isfinite(r):
+        raise ValueError(
+            f"Task {task!r} returned {r} {where}; a task must return a finite float (guard "
+            "divisions and logarithms)."
+        )
+    return r
 """A reward function: ``fn(physics) -> float`` on the dm_control Physics after a step."""
 
 
@@ -65,8 +108,6 @@ class Task:
 
     def __post_init__(self) -> None:
         if not self.inputs:
-            from bfm_gym.envs.gym_tasks import task_inputs
-
             object.__setattr__(self, "inputs", task_inputs(self.reward))
 
     def __call__(self, physics: Any) -> float:
@@ -144,14 +185,13 @@ def list_tasks(domain: str) -> list[str]:
     with ``native``, its own reward)."""
     names = sorted(_domain_tasks(domain))
     if _is_gym_domain(domain):
-        from bfm_gym.envs.gym_tasks import NATIVE
 
         names = [NATIVE, *[n for n in names if n != NATIVE]]
     return names
 
 
 def _is_gym_domain(domain: str) -> bool:
-    from bfm_gym.envs.gym_env import is_gym_domain
+    from bfm_gym.envs.domains import is_gym_domain
 
     return is_gym_domain(domain)
 
@@ -185,7 +225,6 @@ def get_task(domain: str, task: str | Task | RewardFn) -> Task:
                                      description="user reward function"))
     tasks = _domain_tasks(domain)
     if _is_gym_domain(domain) and task not in tasks:
-        from bfm_gym.envs.gym_tasks import NATIVE, native_reward
 
         tasks = {NATIVE: Task(domain=domain, name=NATIVE, reward=native_reward,
                               description="the env's own reward", inputs="native"), **tasks}
