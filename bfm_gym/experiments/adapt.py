@@ -44,7 +44,13 @@ from typing import Any
 import numpy as np
 
 from bfm_gym.errors import UserError, check_count, check_out_dir, check_own_folder, unknown_name
-from bfm_gym.experiments.run_folder import episode_seed, evaluation_seeds, inference_samples, resolve_task
+from bfm_gym.experiments.run_folder import (
+    episode_seed,
+    evaluation_seeds,
+    inference_samples,
+    resolve_task,
+    zero_shot_z,
+)
 from bfm_gym.utils.io import atomic_path, save_npz_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["AdaptResult", "adapt"]
@@ -367,7 +373,7 @@ def adapt(
             from bfm_gym.experiments.run_video import policy_panels, write_panels
 
             length = min(max_episode_steps or video_steps, video_steps)
-            panels = policy_panels(records, video_every, _zero_shot_z(bfm, spec, samples))
+            panels = policy_panels(records, video_every, zero_shot_z(bfm, spec, samples))
             summary["video"] = write_panels(bfm, spec["task"], panels, folder / "policy.gif",
                                             seed=seeds[0] if seeds else evaluation_seeds(seed, 1)[0],
                                             steps=length)
@@ -477,25 +483,11 @@ def _read_run_file(path: Path, parse: Any, arg: Any = None) -> Any:
                         "or choose another --out.") from exc
 
 
-def _zero_shot_z(bfm: Any, spec: dict, samples: Any) -> np.ndarray | None:
-    """The zero-shot z inferred from the model's dataset labels
-    (:func:`~bfm_gym.evaluation.zero_shot.task_z`, the z the ``zero-shot`` adapter holds),
-    or None (no samples, or no z for this task)."""
-    from bfm_gym.evaluation.zero_shot import task_z
-
-    if samples is None:
-        return None
-    try:
-        return np.asarray(task_z(bfm, samples, spec.get("task"), goal=spec.get("goal")), dtype=np.float32)
-    except ValueError:
-        return None
-
-
 def _zero_shot_level(bfm: Any, spec: dict, samples: Any, make_env: Any, seeds: list[int],
                      starts: list[np.ndarray]) -> dict[str, Any] | None:
     """The zero-shot z's returns from the fixed start states ``seeds`` (see
     :func:`evaluation_seeds`): ``{"mean", "std", "returns"}``, or None without a zero-shot z."""
-    z = _zero_shot_z(bfm, spec, samples)
+    z = zero_shot_z(bfm, spec, samples)
     if z is None:
         return None
     returns, _ = _evaluate(_start_recorder(make_env()), z, seeds, starts[: len(seeds)], "zero-shot level")

@@ -83,3 +83,18 @@ def inference_samples(model: Any) -> Any:
         return InferenceSet.load(resolve(model))
     except FileNotFoundError:
         return None
+
+
+def zero_shot_z(bfm: Any, spec: dict, samples: Any) -> np.ndarray | None:
+    """The zero-shot z inferred from the model's dataset labels
+    (:func:`~bfm_gym.evaluation.zero_shot.task_z`, the z the ``zero-shot`` adapter holds, the
+    level every adaptation curve is read against),
+    or None (no samples, or no z for this task)."""
+    from bfm_gym.evaluation.zero_shot import task_z
+
+    if samples is None:
+        return None
+    try:
+        return np.asarray(task_z(bfm, samples, spec.get("task"), goal=spec.get("goal")), dtype=np.float32)
+    except ValueError:
+        return None
