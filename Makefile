@@ -6,7 +6,7 @@ STAMP := $(VENV)/.install-stamp
 export MUJOCO_GL ?= egl
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-avx2 bench install clean
 
 $(STAMP): pyproject.toml plugins/bfm-gym-sb3/pyproject.toml plugins/bfm-gym-cem/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check bfm_gym tests plugins examples benchmarks
 	$(PY) -m pytest -q
+
+# The suite as an AVX2-only CPU runs it: torch's kernels held to AVX2, so amp="auto" picks
+# fp32 (the FB numerics tests still run with bf16 forced, emulated, as well as fp32).
+test-avx2:
+	ATEN_CPU_CAPABILITY=avx2 $(MAKE) test
 
 bench: $(STAMP)
 	$(PY) benchmarks/env_throughput.py

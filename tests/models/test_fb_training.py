@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +316,18 @@ def test_amp_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
         assert runtime.resolve_amp("auto", cpu) == (torch.bfloat16 if native else None)
         assert runtime.resolve_amp("off", cpu) is None
         assert runtime.resolve_amp("bf16", cpu) == torch.bfloat16
+
+
+@pytest.mark.parametrize("capability", ["avx2", "default"])
+def test_amp_auto_is_fp32_where_torch_dispatches_below_avx512(capability: str) -> None:
+    """With torch's kernels held to AVX2 (as on an AVX2-only CPU), "auto" picks fp32 even on a
+    CPU that has bf16: what ``make test-avx2`` relies on."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from bfm_gym.models.fb.runtime import resolve_amp; "
+            "print(torch.backends.cpu.get_cpu_capability(), resolve_amp('auto', torch.device('cpu')))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [capability.upper() if capability == "avx2" else "DEFAULT", "None"]

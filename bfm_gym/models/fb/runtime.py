@@ -66,8 +66,15 @@ def set_torch_threads(threads: int | Literal["auto"] | None = "auto") -> int:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX tiles); elsewhere bf16 is
-    emulated and slower than fp32."""
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX tiles) and torch's kernels
+    may use it; elsewhere bf16 is emulated and slower than fp32.
+
+    torch's kernel level counts too: with ``ATEN_CPU_CAPABILITY=avx2`` (or ``default``) torch
+    dispatches as on an AVX2-only CPU, and ``amp="auto"`` then picks fp32 as it would there
+    (``make test-avx2`` runs the suite that way)."""
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if not capability.startswith("AVX512"):
+        return False
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
