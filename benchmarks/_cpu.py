@@ -54,28 +54,22 @@ def _cache(level: int) -> str | None:
     return None
 
 
-def busy_processes(min_cpu_pct: float = 50.0) -> int | None:
-    """How many other processes used more than ``min_cpu_pct`` % of a core (``ps``), or None."""
-    import subprocess
-
+def runnable_tasks() -> int | None:
+    """Tasks running or waiting for a core right now (``/proc/loadavg``), this one included."""
     try:
-        out = subprocess.run(["ps", "-eo", "pid,pcpu"], capture_output=True, text=True,
-                             timeout=5).stdout.splitlines()[1:]
-    except (OSError, subprocess.SubprocessError):
+        return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
         return None
-    me = os.getpid()
-    return sum(1 for row in out if (p := row.split()) and int(p[0]) != me
-               and float(p[1]) > min_cpu_pct)
 
 
 def machine_info(**extra: Any) -> dict[str, Any]:
-    """:func:`_report.machine` plus CPU kind, model, caches, load average and busy processes."""
+    """:func:`_report.machine` plus CPU kind, model, caches, load average and runnable tasks."""
     return machine(
         cpu_kind=cpu_kind(),
         cpu_model=_cpu_model(),
         l2_cache_per_core=_cache(2),
         l3_cache=_cache(3),
         load_average_at_start=[round(x, 2) for x in os.getloadavg()],
-        other_busy_processes_at_start=busy_processes(),
+        runnable_tasks_at_start=runnable_tasks(),
         **extra,
     )

@@ -23,7 +23,7 @@ single-process variant is timed twice, by the wall clock and by this thread's CP
 (``time.thread_time``: the time the code ran, without the waits for a core that other jobs
 cause; the ratios of a shared machine are read from it). The worker-process variants have
 only the wall clock (their work is spread over processes). The JSON records the CPU kind
-(AVX2 / AVX-512 / native bf16), the load average and the other busy processes.
+(AVX2 / AVX-512 / native bf16), the load average and the runnable tasks.
 
     python benchmarks/wrapper_throughput.py [--steps 3000] [--repeats 5]
 """
@@ -358,7 +358,7 @@ def main() -> None:
             "env step dominates, on point_mass_maze (a cheap step) batching saves more. "
             "workers=2 steps half of the simulators in a forked worker at the same time; it "
             "needs a second idle core (see machine.load_average_* and "
-            "machine.other_busy_processes_at_start: on a machine whose cores are taken it "
+            "machine.runnable_tasks_at_start: on a machine whose cores are taken it "
             "only adds the pipe round trips).",
         ],
     }

@@ -320,8 +320,11 @@ class LatentActionWrapper(
         env, runner, obs_in, inner = self.env, self._runner, self._obs_in, self._inner
         reward_fn, record = self._reward_fn, self._record_transitions
         hold = self._hold
-        rec = _HoldRecorder(inner, hold, self._record_state) if record else None
-        obs = self._last_obs
+        # one low-level step (z_hold=1, flat observations): the transition's arrays are built
+        # directly (~6 numpy calls) instead of through the recorder's buffers (~19)
+        single = record and hold == 1 and len(inner.obs_shape) == 1
+        rec = _HoldRecorder(inner, hold, self._record_state) if record and not single else None
+        obs = obs0 = self._last_obs
         total = 0.0
         n = 0
         terminated = truncated = False
@@ -345,8 +348,20 @@ class LatentActionWrapper(
         info = {**info, "z": self._z.copy(), "hold_steps": n}
         if rec is not None:
             info["transitions"] = rec.result()
-        if self._record_state:
-            info["state"] = np.asarray(env.unwrapped.get_state())
+        state = np.asarray(env.unwrapped.get_state()) if self._record_state else None
+        if single:
+            dt = inner.obs_dtype
+            info["transitions"] = HoldTransitions(
+                np.array(obs0, dtype=dt, ndmin=2),
+                a.reshape(1, -1),  # a fresh float32 array (to_env_action)
+                np.array([r], dtype=np.float64),
+                np.array(obs, dtype=dt, ndmin=2),
+                np.array([terminated], dtype=bool),
+                np.array([truncated], dtype=bool),
+                None if state is None else np.array(state, dtype=np.float64, ndmin=2),
+            )
+        if state is not None:
+            info["state"] = state
         return obs, total, bool(terminated), bool(truncated), info
 
     def get_state(self) -> np.ndarray:

@@ -202,3 +202,40 @@ def test_workers_argument_is_checked(bfm) -> None:
     with pytest.raises(ValueError, match="rendering needs workers=1"):
         LatentActionVectorEnv([make_inner_env("walker", "run", render_mode="rgb_array")
                                for _ in range(2)], bfm, workers=2)  # fmt: skip
+
+
+@pytest.mark.parametrize("record_state", [False, True])
+def test_one_step_hold_transitions_match_the_vector_env(bfm, record_state: bool) -> None:
+    """z_hold=1: the single wrapper builds its transitions directly (not through the
+    recorder); they equal the vector env's recorder output in values and dtypes, also with a
+    reward_fn and simulator states."""
+    kw = {"record_state": record_state, "reward_fn": _reward_x}
+    vec = LatentActionVectorEnv([make_inner_env("walker", "run", max_inner_steps=c) for c in CAPS],
+                                bfm, 1, **kw)  # fmt: skip
+    singles = [LatentActionWrapper(make_inner_env("walker", "run", max_inner_steps=c), bfm, 1, **kw)
+               for c in CAPS]  # fmt: skip
+    vec.reset(seed=5)
+    for i, env in enumerate(singles):
+        env.reset(seed=5 + i)
+    rng = np.random.default_rng(2)
+    for _ in range(8):  # env 0 ends at its 5th step and is reset (NEXT_STEP) at the 6th
+        actions = rng.uniform(-1, 1, (3, 8)).astype(np.float32)
+        _, rewards, term, trunc, info = vec.step(actions)
+        for i, env in enumerate(singles):
+            if not info["_transitions"][i]:
+                continue
+            _, r, te, tr, single_info = env.step(actions[i])
+            t = single_info["transitions"]
+            assert t == info["transitions"][i]
+            assert t.obs.dtype == np.float32 and t.obs.shape == (1, 24)
+            assert (t.next_state is not None) == record_state
+            assert r == rewards[i] and te == term[i] and tr == trunc[i]
+            if record_state:
+                np.testing.assert_array_equal(single_info["state"], info["state"][i])
+                np.testing.assert_array_equal(t.next_state[0], single_info["state"])
+            if te or tr:
+                env.reset()
+
+
+def _reward_x(obs, action, next_obs, info) -> float:
+    return float(next_obs[0] - obs[0]) + float(action.sum())
