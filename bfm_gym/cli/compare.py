@@ -108,11 +108,12 @@ def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str,
               command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     final = res.aggregates["checkpoints"][-1]
     chosen = res.aggregates.get("selected_settings") or {}
-    click.echo(f"{'adapter':<30}{'IQM score/zero-shot [95% CI]':>34}")
+    names = {a: f"{a} ({chosen[a]})" if chosen.get(a) else a for a in res.spec.adapters}
+    width = max(22, *(len(n) + 2 for n in names.values()))
+    click.echo(f"{'adapter':<{width}}{'IQM score/zero-shot [95% CI]':>34}")
     for adapter in res.spec.adapters:
         iv = final["adapters"][adapter]["zero_shot"]["iqm"]
-        name = f"{adapter} ({chosen[adapter]})" if chosen.get(adapter) else adapter
-        click.echo(f"{name:<30}{iv['value']:>14.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
+        click.echo(f"{names[adapter]:<{width}}{iv['value']:>14.3f} [{iv['low']:.3f}, {iv['high']:.3f}]")
     ran = sum(c["status"] == "ran" for c in res.cells)
     click.echo(f"{ran} cells ran, {len(res.cells) - ran} reused; report: {res.out / 'report.md'}")
 

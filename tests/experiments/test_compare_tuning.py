@@ -126,6 +126,10 @@ def test_tuning_grid_selects_the_best_setting_and_names_it(tuned: object) -> Non
         (tuning["chosen"], "True"), (next(s for s in ("lr_z=0.5", "lr_z=1e-05") if s != tuning["chosen"]), "False")}
     cells = json.loads((out / "cells.json").read_text())
     assert sorted(c["setting"] for c in cells if c["adapter"] == "rela") == ["lr_z=0.5", "lr_z=1e-05"]
+    # every setting is evaluated on the same fixed start states as the zero-shot z
+    starts = {v: json.loads((out / "cells" / cell_name(v, TASK, 0) / "summary.json").read_text())["evaluation"]
+              ["initial_obs"] for v in ("zero-shot", "rela@lr_z=0.5", "rela@lr_z=1e-05")}
+    assert starts["rela@lr_z=0.5"] == starts["zero-shot"] == starts["rela@lr_z=1e-05"]
     report = (out / "report.md").read_text()
     assert f"rela ({tuning['chosen']})" in report and "## Tuning budget" in report
     assert "--tune rela.lr_z=0.5,1e-05" in report and "reported seeds" in report
@@ -235,3 +239,14 @@ def test_cli_tune(model_dir: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "bfm_gym.cli.main", "compare", "--model", str(model_dir), "--tasks", "reach_top_left",
          "--adapters", "opti", "--tune", "lr", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "--tune expects" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_adapter_names_its_own_tuned_field() -> None:
+    from bfm_gym.adapters.lola import LoLAAdapter
+    from bfm_gym.experiments.compare.tuning import resolve_grids
+
+    class SigmaLoLA(LoLAAdapter):  # a plugin adapter whose step size is sigma, not lr
+        tune_field = "sigma"
+
+    grids = resolve_grids({"lr": ["x0.5", "x2"]}, ["sigma-lola"], {"sigma-lola": (SigmaLoLA,)})
+    assert grids == {"sigma-lola": ("sigma", [pytest.approx(0.1), pytest.approx(0.4)])}

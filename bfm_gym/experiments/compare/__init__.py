@@ -3,8 +3,9 @@
 Every *cell* (adapter, task, seed) is one :func:`~bfm_gym.experiments.adapt.adapt`
 run in its own resumable folder. Output folder::
 
-    compare.json                 the grid and its budgets (a rerun must keep the budget)
+    compare.json                 the grid, its budgets, tuning grids and the chosen settings
     cells/{adapter}__{task}__s{seed}/   adapt's run folder of each cell
+                                 ({adapter}@{key}={value}__... for each tuned setting)
     results.csv (.parquet)       one row per (adapter, task, seed, episode)
     cells.json                   per cell: budget given and used, status
     aggregates.json, .csv        IQM / mean with stratified-bootstrap 95 % CIs
@@ -43,6 +44,19 @@ within it. Evaluation episodes are not counted in any budget (``cells.json`` rep
 their env steps). ``eval_episodes=0`` scores training returns instead (the former
 protocol; ``score_window`` applies to it only).
 
+**Tuning budget** (``tune``, ``--tune lr=x0.3,x1,x3``). Every tuned adapter runs each
+setting of its grid at the same budget (one config field per adapter; by default its
+learning rate; every grid the same size); each adapter is then scored at its best setting,
+chosen by the area under its paired evaluation curve on the selection seeds
+(``select_seeds``, none of the reported seeds; default: the reported seeds), and named
+next to it in ``compare.json`` (``selected``), ``aggregates.json`` (``selected_settings``,
+``tuning``: every setting's scores) and ``report.md``. Rule and its caveat:
+:mod:`.tuning`.
+
+**Unlearning.** ``aggregates.json`` (``unlearning``) and ``report.md`` give, per adapter
+and task, how far its evaluation curve drops below the zero-shot level of the same start
+states and the env steps until it is back (:mod:`.unlearning`).
+
 **Normalisation.** ``zero_shot`` of a task is the mean over seeds of adapt's zero-shot
 level: the zero-shot z (inferred from the model's dataset labels) on the same fixed
 start states as the evaluation points. Without paired evaluation, when the grid has the
@@ -71,7 +85,8 @@ Layout: :mod:`.spec` (the grid, its budgets and every check made before a cell r
 :mod:`.executors` (local process pool, Ray), :mod:`.scoring` (scores at budgets, paired
 evaluation differences, aggregates), :mod:`.outputs` (``results.csv``, ``cells.json``,
 ``aggregates.*``) and :mod:`.report` (plots, ``report.md``), :mod:`.runner`
-(:func:`compare` itself). The run folder of each cell is adapt's
+(:func:`compare` itself), :mod:`.tuning` (grids and the selection rule), :mod:`.unlearning`
+(drop and recovery). The run folder of each cell is adapt's
 (:mod:`bfm_gym.experiments.run_folder`).
 """
 

@@ -128,7 +128,7 @@ def _tuning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
           "", "| adapter | tuned field | settings | chosen | selection score of each setting | "
           "final IQM score / zero-shot of each setting (reported seeds) |", "|---|---|---|---|---|---|"]
     for adapter, info in tuning["adapters"].items():
-        sel = ", ".join(f"{s['setting']}: {_fmt(s['selection_score'])}" for s in info["settings"])
+        sel = ", ".join(f"{s['setting']}: {_fmt(s['selection_score'], 4)}" for s in info["settings"])
         fin = ", ".join(f"{s['setting']}: " + ("not run" if s["final_iqm_zero_shot"] is None else
                                              f"{_fmt(s['final_iqm_zero_shot']['value'])}") for s in info["settings"])
         chosen = f"**{info['chosen']}**" + ("" if info["scored"] else " (no setting had an evaluation point: first)")
