@@ -49,7 +49,8 @@ def render_rollout(
 
     Args:
         model: Shipped name, model folder or loaded BFM.
-        task: Task name (``"run"``) or ``"{domain}-{task}"`` (``"walker-run"``).
+        task: Task name (``"run"``) or ``"{domain}-{task}"`` (``"walker-run"``); for a model
+            of a Gymnasium env, a task of its id (``"native"``: the env's own reward).
         z: ``(z_dim,)`` latent (projected onto the sphere by the wrapper).
         steps: Env steps (stops earlier when the episode ends).
         seed: Reset seed.
@@ -69,6 +70,7 @@ def render_rollout(
         ValueError: Unknown model or task, a z of the wrong size, or an all-zero z.
     """
     from bfm_gym.envs.dmc_env import DMCEnv
+    from bfm_gym.envs.domains import is_gym_domain
     from bfm_gym.envs.registration import task_name
     from bfm_gym.wrappers.latent import LatentActionWrapper, resolve_model
 
@@ -86,8 +88,11 @@ def render_rollout(
         raise ValueError("z is all zeros: it has no direction; give a nonzero latent.")
     if render_every < 1:
         raise ValueError(f"render_every must be >= 1 step; got {render_every}.")
-    inner = DMCEnv(domain, name, render_mode="rgb_array",
-                   render_kwargs={"width": width, "height": height, "camera_id": camera_id})  # fmt: skip
+    if is_gym_domain(domain):
+        inner = _gym_render_env(bfm, domain, name, width, height, camera_id)
+    else:
+        inner = DMCEnv(domain, name, render_mode="rgb_array",
+                       render_kwargs={"width": width, "height": height, "camera_id": camera_id})  # fmt: skip
     env = LatentActionWrapper(inner, bfm, z_hold=1, action_map="raw", record_transitions=False)
     try:
         env.reset(seed=seed)
@@ -104,6 +109,24 @@ def render_rollout(
     finally:
         env.close()
     return frames, total, fps
+
+
+def _gym_render_env(bfm: Any, domain: str, task: str, width: int, height: int, camera_id: int) -> Any:
+    """The model's Gymnasium env (its recorded id, kwargs and key order) rendering RGB frames.
+    The frame size and camera go to ``gym.make`` where the env takes them (MuJoCo envs do)."""
+    from bfm_gym.envs.gym_env import env_info_of, make_gym_env
+    from bfm_gym.envs.gym_spec import EnvInfo
+
+    info = env_info_of(bfm) or EnvInfo(id=domain)
+    size = {"width": width, "height": height, "camera_id": camera_id}
+    for extra in (size, {}):  # envs that do not take a frame size render at their own
+        try:
+            return make_gym_env(info.id, task, env_kwargs={**info.kwargs, **extra}, obs_keys=info.obs_keys,
+                                max_episode_steps=info.max_episode_steps, render_mode="rgb_array")
+        except ValueError as exc:
+            if not extra or "gym.make" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike[str], fps: float) -> Path:
