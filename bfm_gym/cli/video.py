@@ -26,7 +26,9 @@ def _parse_z(text: str) -> list[float]:
 
 @click.command("video")
 @click.option("--model", "model_name", default=None, help="Shipped model name or model folder.")
-@click.option("--task", default=None, help="Task, as 'run' or 'walker-run'.")
+@click.option("--task", default=None,
+              help="Task, as 'run' or 'walker-run'; for a model of a Gymnasium env, a task of its id "
+                   "('native': the env's own reward).")
 @click.option("--run", "run_dir", default=None, type=click.Path(path_type=Path, file_okay=False),
               help="Instead of --model/--task/--z: an `adapt` run folder; renders its policy at the "
                    "zero-shot z and after every --every episodes, side by side.")
