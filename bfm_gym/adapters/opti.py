@@ -23,7 +23,7 @@ dataset labels. They enter at unit noise also in TS mode (as opti-bfm: not weigh
 
 Speed: for an FB model on CPU the per-step ``phi(s')`` and the candidates' ``psi`` come
 from :class:`~bfm_gym.models.fb.fast_policy.FBFeatures` (B's MLP in numpy with
-``Cov^{-1}`` solved once, F and the actor as a few fused torch ops) instead of the
+``Cov^{-1}`` solved once, F and the actor as a few batched numpy ops) instead of the
 model handle, which validates and converts every call and re-solves ``Cov`` for every
 phi; ``FBFeatures`` checks itself against the handle at construction (phi to 1e-5 of its
 scale, psi to 1e-4) and the handle is used for anything it does not cover (other

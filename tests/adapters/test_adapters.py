@@ -253,6 +253,9 @@ def test_opti_fast_features_match_the_handle(bfm: BFM, samples: InferenceSet) ->
     z = np.asarray(bfm.project(np.random.default_rng(1).normal(size=(16, bfm.z_dim)).astype(np.float32)))
     ref = np.asarray(bfm.psi(np.repeat(obs[:1], 16, axis=0), z))
     np.testing.assert_allclose(fast.psi(obs[0], z), ref, rtol=1e-4, atol=1e-4)
+    assert fast.backend == "numpy"
+    fast.backend = "torch"  # the same ops in torch
+    np.testing.assert_allclose(fast.psi(obs[0], z), ref, rtol=1e-4, atol=1e-4)
 
     a = make(bfm, "opti", samples, reselect_every=1)
     b = make(bfm, "opti", samples, reselect_every=1)

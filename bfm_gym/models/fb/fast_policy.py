@@ -368,11 +368,16 @@ class FBFeatures:
       LayerNorm centring folded into the first layer, as :class:`_NumpyFused`), projected on
       the sphere, times ``(Cov + ridge)^{-1}`` solved once in float64 at construction;
       returned as float32, as ``FBModel.phi``.
-    * ``psi``: the fused actor (:class:`_FusedWeights`) for the policy-mean actions, then F
-      with both embeddings of every head as one matmul on ``[s, a, z]`` (zero rows where a
-      branch does not read an input), one LayerNorm, one ``bmm`` per further embedding
-      layer over the ``2 E`` (head, branch) groups, and one ``baddbmm`` per MLP layer over
-      the E heads. Runs under ``torch.set_num_threads``.
+    * ``psi``: the actor's policy-mean actions, then F, for all n latents at once. What
+      depends on s alone (the actor's ``embed_s`` branch and its share of the first MLP
+      layer, the s columns of every first layer) is computed on one row; the first layers
+      of both F embeddings of every head are two matmuls (actions into the ``sa`` groups,
+      latents into the ``sz`` groups), then one LayerNorm over the ``2 E`` (branch, head)
+      groups, one batched matmul per further embedding layer, one per MLP layer over the E
+      heads. ``backend="numpy"`` (default, :class:`_NumpyPsi`) runs it without any torch
+      op; ``"torch"`` the same ops in torch, which follow ``torch.set_num_threads``: with 2
+      torch threads on 2 cores of which one is busy, a selection measured 100-500 ms
+      instead of ~10 ms, each op's threads waiting for the descheduled one.
 
     :meth:`build` returns None for anything else (another family, an auto-regressive B, a
     model off CPU, a layout it does not know) and when its outputs differ from the model's
@@ -404,6 +409,8 @@ class FBFeatures:
         self._radius = np.float32(np.sqrt(self.z_dim))
         self._actor = actor
         self._f = f
+        self.backend = "numpy"
+        self._np_psi = _NumpyPsi(actor, f, self.obs_dim)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -490,6 +497,9 @@ class FBFeatures:
         Everything that depends on s alone is computed once, on one row: the actor's
         ``embed_s`` branch and its share of the first MLP layer, and the s columns of the
         first layers of the actor's ``embed_sz`` and of both F embeddings."""
+        if self.backend == "numpy":
+            return self._np_psi.run(np.asarray(obs, dtype=np.float32),
+                                    np.ascontiguousarray(z, dtype=np.float32))  # fmt: skip
         with torch.inference_mode():
             st = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))[None]
             zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
@@ -652,3 +662,113 @@ def _ensemble_embedding(seq: nn.Module) -> list[tuple[Any, Any]]:
             raise _UnknownLayout
         layers.append((lin, act))
     return layers
+
+
+def _centred(w: np.ndarray, h: int) -> np.ndarray:
+    """Columns of ``w`` ``(in, G h)`` centred within each group of h and scaled by 1/sqrt(h),
+    in float64 then float32 (``y @ C`` == ``(y - mean(y)) / sqrt(h)`` per group; see
+    :class:`_NumpyFused`)."""
+    g = w.shape[1] // h
+    c = (np.eye(h) - 1.0 / h) / np.sqrt(h)
+    out = (w.astype(np.float64).reshape(w.shape[0], g, h) @ c).reshape(w.shape)
+    return out.astype(np.float32)
+
+
+class _NumpyPsi:
+    """``psi`` of n latents at one state in numpy (the ops of :meth:`FBFeatures._actor_at`
+    and :meth:`_FusedF.run`): no torch op, so no torch thread pool to wait on when the
+    cores are shared; the LayerNorm centring is folded into the first layers as in
+    :class:`_NumpyFused`. Each matmul is one BLAS call (OpenBLAS threads follow
+    ``OPENBLAS_NUM_THREADS``)."""
+
+    def __init__(self, actor: _FusedWeights, f: _FusedF, obs_dim: int) -> None:
+        od, h = obs_dim, actor.h
+        np32 = lambda t: t.detach().numpy().astype(np.float32, copy=True)  # noqa: E731
+        # actor: embed_s on one row; embed_sz's s part on one row, its z part on n rows
+        w_in = np32(actor.w_in)
+        b_in = np32(actor.b_in)
+        self.a_ws = _centred(np.concatenate([w_in[:od], b_in[None]]), h)  # (od + 1, 2h)
+        self.a_wz = _centred(w_in[od:, h:], h)  # (zd, h)
+        self.a_eps = np.float32(actor.ln_eps)
+        self.a_lnw = (np32(actor.ln_w) * np.float32(np.sqrt(h)))  # (2, h)
+        self.a_lnb = np32(actor.ln_b)
+        self.a_embed = [(np32(w), np32(b)) for w, b in actor.embed]  # (2, in, out), (2, 1, out)
+        self.a_mlp = [(np32(w), np32(b)) for w, b in actor.mlp]
+        self.a_h = h
+        # F: groups sa_0..sa_{E-1}, sz_0..sz_{E-1}
+        fh = f.h
+        self.f_ws = _centred(np.concatenate([np32(f.w_s), np32(f.b_in)[None]]), fh)
+        self.f_wa, self.f_wz = _centred(np32(f.w_a), fh), _centred(np32(f.w_z), fh)
+        self.f_eps = np.float32(f.eps)
+        self.f_lnw = np32(f.ln_w) * np.float32(np.sqrt(fh))  # (2E, h)
+        self.f_lnb = np32(f.ln_b)
+        self.f_embed = [(np32(w), np32(b)) for w, b in f.embed]  # (2E, in, out), (2E, 1, out)
+        self.f_mlp = [(np32(w), np32(b)) for w, b in f.mlp]  # (E, in, out), (E, 1, out)
+        self.e, self.f_h = f.e, fh
+        self.s1 = np.ones((1, od + 1), np.float32)
+
+    @staticmethod
+    def _ln_tanh(y: np.ndarray, lnw: np.ndarray, lnb: np.ndarray, eps: np.float32) -> None:
+        """In place: LayerNorm (input centred and scaled) over the last axis, then tanh."""
+        var = _vecdot(y)
+        var += eps
+        np.sqrt(var, out=var)
+        y *= lnw / var[..., None]
+        y += lnb
+        np.tanh(y, out=y)
+
+    def run(self, obs: np.ndarray, z: np.ndarray) -> np.ndarray:
+        e, h, fh = self.e, self.a_h, self.f_h
+        n = z.shape[0]
+        self.s1[0, :-1] = obs
+        # -- actor
+        s_all = self.s1 @ self.a_ws  # (1, 2h): embed_s's first layer, embed_sz's s part
+        ys = s_all[:, :h].copy()
+        self._ln_tanh(ys, self.a_lnw[0], self.a_lnb[0], self.a_eps)
+        yz = z @ self.a_wz
+        yz += s_all[:, h:]
+        self._ln_tanh(yz, self.a_lnw[1], self.a_lnb[1], self.a_eps)
+        for w, b in self.a_embed:
+            ys = ys @ w[0]
+            ys += b[0]
+            np.maximum(ys, 0.0, out=ys)
+            yz = yz @ w[1]
+            yz += b[1]
+            np.maximum(yz, 0.0, out=yz)
+        (w0, b0), rest = self.a_mlp[0], self.a_mlp[1:]
+        half = ys.shape[1]
+        y = yz @ w0[half:]
+        y += ys @ w0[:half] + b0
+        for w, b in rest:
+            np.maximum(y, 0.0, out=y)
+            y = y @ w
+            y += b
+        a = np.tanh(y, out=y)  # (n, ad)
+        # -- F
+        c = self.s1 @ self.f_ws  # (1, 2 E h)
+        eh = e * fh
+        g = np.empty((n, 2 * eh), np.float32)
+        np.matmul(a, self.f_wa, out=g[:, :eh])
+        np.matmul(z, self.f_wz, out=g[:, eh:])
+        g += c
+        g3 = g.reshape(n, 2 * e, fh)
+        self._ln_tanh(g3, self.f_lnw, self.f_lnb, self.f_eps)
+        x = g3.transpose(1, 0, 2)  # (2E, n, h)
+        for w, b in self.f_embed:
+            x = np.matmul(x, w)
+            x += b
+            np.maximum(x, 0.0, out=x)
+        x = x.reshape(2, e, n, -1).transpose(1, 2, 0, 3).reshape(e, n, -1)  # (E, n, [sa, sz])
+        last = len(self.f_mlp) - 1
+        for i, (w, b) in enumerate(self.f_mlp):
+            x = np.matmul(x, w)
+            x += b
+            if i != last:
+                np.maximum(x, 0.0, out=x)
+        return x
+
+
+def _vecdot(y: np.ndarray) -> np.ndarray:
+    if hasattr(np, "vecdot"):
+        return np.vecdot(y, y)
+    return np.einsum("...i,...i->...", y, y)  # pragma: no cover - numpy 1.x
