@@ -135,6 +135,16 @@ def test_tuning_grid_selects_the_best_setting_and_names_it(tuned: object) -> Non
     assert "--tune rela.lr_z=0.5,1e-05" in report and "reported seeds" in report
 
 
+def test_rerun_reuses_every_setting_and_chooses_the_same(tuned: object) -> None:
+    res = tuned
+    again = compare("point_mass_maze", "reach_top_left", "zero-shot,rela", out=res.out, seeds=1, episodes=2,
+                    max_episode_steps=100, workers=1, bootstrap_reps=200, progress=False,
+                    config={"rela": RELA}, tune={"lr": ["0.5", "1e-5"]})
+    assert {c["status"] for c in again.cells} == {"skipped"} and len(again.cells) == 3
+    assert again.aggregates["tuning"] == res.aggregates["tuning"]
+    assert again.aggregates["checkpoints"] == res.aggregates["checkpoints"]
+
+
 def test_unlearning_table_of_every_adapter(tuned: object) -> None:
     res = tuned
     un = res.aggregates["unlearning"]
