@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bfm_gym.plugins.registry_view import RegistryView
@@ -61,6 +61,11 @@ class Domain:
             shipped model of the domain must reach (``None``: no floor).
         coverage: What the coverage picture of the domain's datasets shows (``None``: only
             the per-task return distributions).
+        presets: The domain's settings for each model family's presets, by family name:
+            ``{"fb": {"gamma": 0.99, "paper": {"z_dim": 100}}}``: top-level fields apply to
+            every preset size, a size's mapping (``"paper"``, ``"cpu"``, ``"tiny"``) to that size
+            only. Fields not given keep the family's size defaults (see each family's
+            ``Config.preset``).
     """
 
     name: str
@@ -71,6 +76,13 @@ class Domain:
     tasks: tuple[str, ...] = ()
     floor: float | None = None
     coverage: CoverageAxis | None = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def preset_values(self, family: str, size: str) -> dict[str, Any]:
+        """The fields this domain sets for ``family``'s preset of ``size`` (see ``presets``)."""
+        mine = dict(self.presets.get(family, {}))
+        sized = {k: mine.pop(k) for k in list(mine) if isinstance(mine[k], Mapping)}
+        return {**mine, **dict(sized.get(size, {}))}
 
 
 def _suite_loader(domain: str, base_task: str) -> Callable[[Any], Any]:
@@ -103,20 +115,31 @@ def builtin_domains() -> list[Domain]:
     # Coverage axes index the flattened observation (dm_control's key order): walker's
     # "height" is entry 14, cheetah's first "velocity" entry (root x) is 8, quadruped's
     # "torso_upright" is 47, the maze's position is entries 0-1.
+    # Family presets per domain (sources in docs/algorithms.md): FB's paper settings follow
+    # metamotivo's DMC training script (z_dim 100 for walker and the maze; the maze's slow B and
+    # actor, lr 1e-6, and discount 0.99); the cpu size keeps the maze's 10x slower B and actor at
+    # 1e-5 (see FBConfig.preset). HILP's representation discount is the official README's per
+    # domain (walker 0.96, else 0.98), quadruped uses its Q loss, and the maze (no official
+    # command) discounts at 0.99 like FB.
     return [
         Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators",
                tasks=("stand", "walk", "run", "flip"), floor=450.0,
-               coverage=CoverageAxis("torso height [m]", lambda o: o[:, 14])),
+               coverage=CoverageAxis("torso height [m]", lambda o: o[:, 14]),
+               presets={"fb": {"paper": {"z_dim": 100}}, "hilp": {"hilp_gamma": 0.96}}),
         Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
                tasks=("walk", "run", "walk_backward", "run_backward"),
                coverage=CoverageAxis("forward velocity [m/s]", lambda o: o[:, 8])),
         Domain("quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators",
                tasks=("stand", "walk", "run", "jump"),
-               coverage=CoverageAxis("torso upright (cos of tilt)", lambda o: o[:, 47])),
+               coverage=CoverageAxis("torso upright (cos of tilt)", lambda o: o[:, 47]),
+               presets={"hilp": {"q_loss": True}}),
         Domain("point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
                _maze_observe, tasks=("reach_top_left", "reach_top_right", "reach_bottom_left",
                                       "reach_bottom_right"), floor=500.0,
-               coverage=CoverageAxis("positions", lambda o: o[:, :2], extent=(-0.3, 0.3))),
+               coverage=CoverageAxis("positions", lambda o: o[:, :2], extent=(-0.3, 0.3)),
+               presets={"fb": {"gamma": 0.99, "paper": {"z_dim": 100, "lr_b": 1e-6, "lr_actor": 1e-6},
+                               "cpu": {"lr_b": 1e-5, "lr_actor": 1e-5}},
+                        "hilp": {"gamma": 0.99, "hilp_gamma": 0.99}}),
     ]
 
 

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 __all__ = ["DOMAINS", "PRESET_SIZES", "FamilyConfig"]
 
 DOMAINS: tuple[str, ...] = ("walker", "cheetah", "quadruped", "point_mass_maze")
-"""Domains the presets know."""
+"""The built-in domains. Presets take any registered domain (``bfm_gym.envs.DOMAINS``, plugins'
+included); each domain's settings for a family live on its record (``Domain.presets``)."""
 
 PRESET_SIZES: tuple[str, ...] = ("paper", "cpu", "tiny")
 """Sizes the presets know."""
@@ -87,13 +88,24 @@ class FamilyConfig:
     @classmethod
     def _preset_domain(cls, domain: str, size: str) -> str:
         """``domain`` with its alias resolved, after checking it and ``size`` are known."""
+        from bfm_gym.envs.domains import DOMAINS as REGISTERED
+
         domain = _DOMAIN_ALIASES.get(domain, domain)
-        if domain not in DOMAINS:
+        if domain not in REGISTERED:
+            known = sorted(REGISTERED)
             raise ValueError(
-                f"no {cls._family} preset for domain {domain!r}{_closest(domain, DOMAINS)} (known: {', '.join(DOMAINS)})"
+                f"no {cls._family} preset for domain {domain!r}{_closest(domain, known)} (known: {', '.join(known)})"
             )
         if size not in PRESET_SIZES:
             raise ValueError(
                 f"unknown preset size {size!r}{_closest(str(size), PRESET_SIZES)} (known: {', '.join(PRESET_SIZES)})"
             )
         return domain
+
+    @classmethod
+    def _domain_values(cls, domain: str, size: str) -> dict[str, Any]:
+        """What the registered ``domain`` sets for this family's ``size`` preset
+        (``Domain.presets``; the family's name in lower case is the key)."""
+        from bfm_gym.envs.domains import get_domain
+
+        return get_domain(domain).preset_values(cls._family.lower(), size)

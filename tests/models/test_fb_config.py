@@ -106,3 +106,23 @@ def test_every_field_has_a_docstring() -> None:
 
 def test_block_sizes() -> None:
     assert FBConfig.preset("walker", "tiny", ar_blocks=3).block_sizes == (3, 3, 2)
+
+
+def test_presets_read_the_domain_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A domain's settings for each family live on its record (``Domain.presets``): a plugin's
+    domain gets every family's presets, with its own settings on top of the size defaults."""
+    from bfm_gym.envs import Domain, get_domain
+    from bfm_gym.models.hilp import HILPConfig
+    from bfm_gym.plugins import load_plugins
+
+    stilts = Domain("stilts", get_domain("walker").load,
+                    presets={"fb": {"gamma": 0.9, "cpu": {"z_dim": 32}}, "hilp": {"hilp_gamma": 0.9}})
+    monkeypatch.setitem(load_plugins().domains, "stilts", (stilts, "a-plugin"))
+    cpu = FBConfig.preset("stilts", "cpu")
+    assert (cpu.gamma, cpu.z_dim) == (0.9, 32)
+    assert cpu.replace(gamma=0.98, z_dim=50) == FBConfig.preset("cheetah", "cpu")  # the size defaults
+    assert FBConfig.preset("stilts", "paper").z_dim == 50  # "cpu" settings stay with that size
+    assert HILPConfig.preset("stilts", "cpu").hilp_gamma == 0.9
+    assert FBConfig.preset("point_mass_maze", "cpu").lr_b == 1e-5  # the built-ins' own, on their records
+    with pytest.raises(ValueError, match="did you mean 'stilts'"):
+        FBConfig.preset("stilt", "cpu")

@@ -169,7 +169,8 @@ class FBConfig(FamilyConfig):
         * ``"tiny"``: for tests: z_dim 8, hidden 32, batch 64.
 
         Args:
-            domain: One of :data:`DOMAINS` (``"pointmass"`` is accepted for point_mass_maze).
+            domain: A registered domain (``"pointmass"`` is accepted for point_mass_maze); its
+                settings for FB come from its record (``Domain.presets["fb"]``).
             size: One of :data:`PRESET_SIZES`.
             **overrides: Fields to change after the preset is applied.
 
@@ -177,24 +178,23 @@ class FBConfig(FamilyConfig):
             ValueError: Unknown domain or size (with the closest valid name), or a bad override.
         """
         domain = cls._preset_domain(domain, size)
-        maze = domain == "point_mass_maze"
-        values: dict[str, Any] = {"gamma": 0.99 if maze else 0.98}
+        values: dict[str, Any] = {"gamma": 0.98}
         if size == "paper":
             values.update(
-                z_dim=100 if domain in ("walker", "point_mass_maze") else 50,
-                f_hidden_dim=1024, actor_hidden_dim=1024, b_hidden_dim=256, b_hidden_layers=2,
-                batch_size=1024, lr_f=1e-4, lr_b=1e-6 if maze else 1e-4, lr_actor=1e-6 if maze else 1e-4,
+                z_dim=50, f_hidden_dim=1024, actor_hidden_dim=1024, b_hidden_dim=256, b_hidden_layers=2,
+                batch_size=1024, lr_f=1e-4, lr_b=1e-4, lr_actor=1e-4,
             )  # fmt: skip
         elif size == "cpu":
             values.update(
                 z_dim=50, f_hidden_dim=256, actor_hidden_dim=256, b_hidden_dim=256, b_hidden_layers=2,
-                batch_size=512, lr_f=1e-4, lr_b=1e-5 if maze else 1e-4, lr_actor=1e-5 if maze else 1e-4,
+                batch_size=512, lr_f=1e-4, lr_b=1e-4, lr_actor=1e-4,
             )  # fmt: skip
         else:
             values.update(
                 z_dim=8, f_hidden_dim=32, actor_hidden_dim=32, b_hidden_dim=32, b_hidden_layers=2,
                 batch_size=64, lr_f=1e-3, lr_b=1e-3, lr_actor=1e-3, ar_z_groups=4,
             )  # fmt: skip
+        values.update(cls._domain_values(domain, size))  # the domain's own (Domain.presets)
         values.update(overrides)
         return cls.from_dict(values)
 

@@ -127,17 +127,13 @@ class HILPConfig(FamilyConfig):
             ValueError: Unknown domain or size (with the closest valid name), or a bad override.
         """
         domain = cls._preset_domain(domain, size)
-        maze = domain == "point_mass_maze"
-        values: dict[str, Any] = {
-            "hilp_gamma": 0.96 if domain == "walker" else 0.99 if maze else 0.98,
-            "gamma": 0.99 if maze else 0.98,
-            "q_loss": domain == "quadruped",
-        }
+        values: dict[str, Any] = {"hilp_gamma": 0.98, "gamma": 0.98, "q_loss": False}
         if size == "cpu":
             values.update(phi_hidden_dim=256, sf_hidden_dim=256, actor_hidden_dim=256, batch_size=512)
         elif size == "tiny":
             values.update(z_dim=8, phi_hidden_dim=32, sf_hidden_dim=32, actor_hidden_dim=32,
                           batch_size=64, lr_phi=1e-3, lr_sf=1e-3, lr_actor=1e-3)
+        values.update(cls._domain_values(domain, size))  # the domain's own (Domain.presets)
         values.update(overrides)
         return cls.from_dict(values)
 
