@@ -107,9 +107,14 @@ def test_tuning_grid_selects_the_best_setting_and_names_it(tuned: object) -> Non
     best = max(areas, key=areas.get)
     tuning = res.aggregates["tuning"]["adapters"]["rela"]
     assert tuning["chosen_variant"] == best and tuning["chosen"] == best.split("@")[1]
+    seed_level = json.loads((out / "cells" / cell_name("zero-shot", TASK, 0) / "summary.json").read_text())["zero_shot"]
     for s in tuning["settings"]:
         assert s["selection_score"] == pytest.approx(areas[s["variant"]])
         assert s["final_iqm_zero_shot"] is not None  # every setting's result is kept
+        recs = [json.loads(x) for x in (out / "cells" / cell_name(s["variant"], TASK, 0) / "records.jsonl")
+                .read_text().splitlines()]
+        lowest = min(r["eval_return"] for r in recs if "eval_return" in r) / seed_level
+        assert s["unlearning"]["drop"]["mean"] == pytest.approx(max(0.0, 1 - lowest), abs=1e-4)
     assert res.aggregates["tuning"]["untuned"] == ["zero-shot"]
     assert res.aggregates["selected_settings"] == {"zero-shot": None, "rela": tuning["chosen"]}
     # the headline numbers are the chosen setting's cell

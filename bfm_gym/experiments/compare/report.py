@@ -126,16 +126,25 @@ def _tuning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
              "optimistic by picking the best of the grid (the same grid size for every tuned adapter). "
              "`--select-seeds` chooses on other seeds instead."),
           "", "| adapter | tuned field | settings | chosen | selection score of each setting | "
-          "final IQM score / zero-shot of each setting (reported seeds) |", "|---|---|---|---|---|---|"]
+          "final IQM score / zero-shot of each setting (reported seeds) | drop below zero-shot, cells "
+          "recovered, of each setting (reported seeds) |", "|---|---|---|---|---|---|---|"]
+
+    def drop(u: dict[str, Any] | None) -> str:
+        if u is None:
+            return "not run"
+        scored = u["recovered"] + u["never"]
+        return f"{_fmt(u['drop']['mean'])}, {u['recovered']} of {scored}" if scored else "n/a"
+
     for adapter, info in tuning["adapters"].items():
         sel = ", ".join(f"{s['setting']}: {_fmt(s['selection_score'], 4)}" for s in info["settings"])
         fin = ", ".join(f"{s['setting']}: " + ("not run" if s["final_iqm_zero_shot"] is None else
                                              f"{_fmt(s['final_iqm_zero_shot']['value'])}") for s in info["settings"])
+        dro = "; ".join(f"{s['setting']}: {drop(s.get('unlearning'))}" for s in info["settings"])
         chosen = f"**{info['chosen']}**" + ("" if info["scored"] else " (no setting had an evaluation point: first)")
-        md.append(f"| {adapter} | `{info['key']}` | {len(info['settings'])} | {chosen} | {sel} | {fin} |")
+        md.append(f"| {adapter} | `{info['key']}` | {len(info['settings'])} | {chosen} | {sel} | {fin} | {dro} |")
     for adapter in tuning["untuned"]:
         md.append(f"| {adapter} | none: no grid (`--tune lr` finds no learning-rate field in its config; "
-                  f"`--tune {adapter}.KEY=...` gives one) | 1 | its configuration | | |")
+                  f"`--tune {adapter}.KEY=...` gives one) | 1 | its configuration | | | |")
     md += ["", "Every setting's episodes are in `results.csv` (`setting`, `selected`), its cells in "
            "`cells.json`, its scores in `aggregates.json` (`tuning`).", ""]
     return md

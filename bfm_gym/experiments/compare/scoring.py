@@ -359,11 +359,14 @@ def _tuning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str
                 final[task] = vals
             ran_on_seeds = any(math.isfinite(v) for vs in final.values() for v in vs)
             sel = scores[adapter]["per_variant"][variant]
+            drop = _unlearning(spec, folder, records, {adapter: variant}, reps, [adapter])[adapter]["all tasks"]
             settings.append({"setting": spec.setting(variant), "value": value, "variant": variant,
                              "chosen": variant == chosen[adapter],
                              "selection_score": sel["selection_score"], "selection_per_task": sel["per_task"],
                              "final_iqm_zero_shot": (stratified_bootstrap(final, "iqm", reps=reps, seed=0).to_dict()
-                                                     if ran_on_seeds else None)})
+                                                     if ran_on_seeds else None),
+                             "unlearning": ({k: drop[k] for k in ("drop", "recovered", "never")}
+                                            if ran_on_seeds else None)})
         out["adapters"][adapter] = {"key": info["key"], "values": info["values"],
                                     "chosen": spec.setting(chosen[adapter]), "chosen_variant": chosen[adapter],
                                     "scored": scores[adapter]["scored"], "settings": settings}
@@ -372,11 +375,11 @@ def _tuning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str
 
 
 def _unlearning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str, Any]]],
-                chosen: Mapping[str, str], reps: int) -> dict[str, Any]:
-    """Per adapter (at its chosen setting): drop below the zero-shot level and recovery time
-    of its evaluation curve, per task and over all tasks (:mod:`.unlearning`)."""
+                chosen: Mapping[str, str], reps: int, adapters: list[str] | None = None) -> dict[str, Any]:
+    """Per adapter (at its ``chosen`` setting, on the reported seeds): drop below the zero-shot
+    level and recovery time of its evaluation curve, per task and over all tasks (:mod:`.unlearning`)."""
     out: dict[str, Any] = {}
-    for adapter in spec.adapters:
+    for adapter in adapters or spec.adapters:
         per_task = {}
         for task in spec.tasks:
             cells = []
