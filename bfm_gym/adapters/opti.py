@@ -136,8 +136,13 @@ class OptiAdapter(Adapter):
             return self._project(self.bandit.sample_posterior(self.rng, c.geometry))
         cand = self.bandit.sample_ellipsoid(c.candidates, 2 * c.beta, self.rng,
                                            c.geometry).astype(np.float32)
-        cand[np.linalg.norm(cand, axis=1) < 1e-8] = 1.0  # no direction: any fixed latent
-        z = np.asarray(self.bfm.project(cand), dtype=np.float32)
+        norms = np.linalg.norm(cand, axis=1)
+        cand[norms < 1e-8] = 1.0  # no direction: any fixed latent
+        if self._fast is not None:  # one sphere (FBFeatures covers no auto-regressive B)
+            norms = np.linalg.norm(cand, axis=1, keepdims=True)
+            z = cand * (np.float32(np.sqrt(cand.shape[1])) / np.maximum(norms, np.float32(1e-12)))
+        else:
+            z = np.asarray(self.bfm.project(cand), dtype=np.float32)
         if self._fast is not None:
             psi = self._fast.psi(self._obs_row(obs), z)  # (E, n, d), policy-mean action
         else:
