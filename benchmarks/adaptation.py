@@ -47,7 +47,10 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
     default: the adapter's) plus its ``observe`` (the least-squares update). The plain policy
     step it is compared with, ``policy_step_us``, is the latent wrapper's policy forward on
     the same model (``bfm.policy_runner(1)``), timed interleaved with the decisions so both
-    see the same machine load."""
+    see the same machine load. ``vs_handle_path`` times, also interleaved step by step, a
+    second adapter that computes phi and psi through the model handle (``_fast = None``, the
+    path before ``FBFeatures``) on the same stream: the speedup of the fast path measured
+    side by side, which a shared machine's load does not bias."""
     import torch
 
     from bfm_gym.adapters.opti import OptiAdapter
@@ -68,6 +71,8 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
         cfg["reselect_every"] = reselect_every
     adapter = OptiAdapter(bfm, {"domain": domain, "task": None}, cfg, seed=0)
     runner = bfm.policy_runner(1)
+    handle = OptiAdapter(bfm, {"domain": domain, "task": None}, cfg, seed=0)
+    handle._fast = None
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(steps + 10, obs_dim)).astype(np.float32)
     rewards = rng.uniform(size=steps + 10)
@@ -80,8 +85,10 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
             return 1
 
     for i in range(10):  # warm-up
-        adapter.act(obs[i])
-        adapter.observe(T(obs[i + 1], rewards[i]))
+        for a in (adapter, handle):
+            a.act(obs[i])
+            a.observe(T(obs[i + 1], rewards[i]))
+    hdl_s = hdl_c = 0.0
     # wall clock and this process's CPU time (all its threads): on a shared machine the CPU
     # time is what the code costs, the wall clock also holds the waits for a core
     act_s = obs_s = pol_s = act_c = obs_c = pol_c = 0.0
@@ -98,6 +105,9 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
         t3, c3 = clock(), cpu()
         act_s, obs_s, pol_s = act_s + t1 - t0, obs_s + t2 - t1, pol_s + t3 - t2
         act_c, obs_c, pol_c = act_c + c1 - c0, obs_c + c2 - c1, pol_c + c3 - c2
+        handle.act(obs[i])
+        handle.observe(T(obs[i + 1], rewards[i]))
+        hdl_s, hdl_c = hdl_s + clock() - t3, hdl_c + cpu() - c3
     n = steps - 1
     return {"decisions_per_s": round(n / (act_s + obs_s), 1),
             "select_ms": round(1000 * act_s / n, 3), "update_ms": round(1000 * obs_s / n, 3),
@@ -108,6 +118,10 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
                          "update_ms": round(1000 * obs_c / n, 3),
                          "policy_step_us": round(1e6 * pol_c / n, 1),
                          "decision_vs_policy_step": round((act_c + obs_c) / pol_c, 2)},
+            "vs_handle_path": {"handle_decisions_per_s": round(n / hdl_s, 1),
+                               "speedup_wall": round(hdl_s / (act_s + obs_s), 2),
+                               "speedup_cpu": round(hdl_c / (act_c + obs_c), 2)},
+            "fast_path": adapter._fast is not None,
             "reselect_every": adapter.config.reselect_every,
             "policy_path": runner.path,
             "z_dim": bfm.z_dim, "candidates": adapter.config.candidates}

@@ -9,6 +9,9 @@ shared.
 
     python benchmarks/profile_hot_paths.py --out benchmarks/results/profile_hot_paths.json
     python benchmarks/profile_hot_paths.py --target wrapper --steps 6000   # child mode (no py-spy)
+
+It also profiles one FB update of the walker ``cpu`` preset (the default path of
+``benchmarks/fb_update_speed.py``) with ``torch.profiler``: the top ops by self CPU time.
 """
 
 from __future__ import annotations
@@ -62,6 +65,26 @@ def opti_loop(steps: int, reselect_every: int) -> None:
     from adaptation import decision_rate
 
     decision_rate("walker", "ucb", steps, model_name="walker", reselect_every=reselect_every)
+
+
+def fb_update_profile(updates: int = 6, top: int = 15) -> dict:
+    """Top torch ops (self CPU time share) of ``updates`` FB updates, walker ``cpu`` preset,
+    the default config (``fb_update_speed.py``'s ``fast`` variant)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from fb_update_speed import Runner
+
+    runner = Runner("walker", "cpu", "fast", torch.device("cpu"), 0)
+    runner.run(3)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        runner.run(updates)
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in rows)
+    return {"updates": updates, "amp": str(runner.trainer.config.amp),
+            "top_ops_self_cpu": [{"op": e.key, "pct": round(100 * e.self_cpu_time_total / total, 1),
+                                  "calls_per_update": round(e.count / updates, 1)}
+                                 for e in rows[:top]]}  # fmt: skip
 
 
 def summarize(raw: Path, roots: tuple[str, ...], top: int = 25) -> dict:
@@ -123,6 +146,7 @@ def main() -> None:
         summary["wall_s"] = round(time.perf_counter() - start, 1)
         report["profiles"][target] = summary
         print(target, summary["inclusive"][:8], flush=True)
+    report["fb_update_torch_profiler"] = fb_update_profile()
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_report(args.out, report)
 
