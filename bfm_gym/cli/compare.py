@@ -107,8 +107,9 @@ def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str,
               select_seeds=_parse_ints(select_seeds, "--select-seeds"), progress=not no_progress,
               command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
     final = res.aggregates["checkpoints"][-1]
-    chosen = res.aggregates.get("selected_settings") or {}
-    names = {a: f"{a} ({chosen[a]})" if chosen.get(a) else a for a in res.spec.adapters}
+    from bfm_gym.experiments.compare.tuning import adapter_names
+
+    names = adapter_names(res.spec.adapters, res.aggregates)
     width = max(22, *(len(n) + 2 for n in names.values()))
     click.echo(f"{'adapter':<{width}}{'IQM score/zero-shot [95% CI]':>34}")
     for adapter in res.spec.adapters:

@@ -5,7 +5,8 @@ side, so "does latent adaptation help both families" reads off one table.
 Outputs in the ``--out`` folder::
 
     <label>/            the comparison of one model (report.md, aggregates.json, ...)
-    families.json       {"models": {label: {model, family}}, "adapters": {adapter: {label: IQM}}}
+    families.json       {"models": {label: {model, family}}, "adapters": {adapter: {label: IQM and
+                        the chosen setting when tuned}}}
     families.md         adapters x models: IQM of the score normalised by the zero-shot level
                         at the largest budget, with its 95 % bootstrap interval
 """
@@ -54,7 +55,8 @@ def _cell(iqm: dict[str, Any] | None) -> str:
         return "-"
     if iqm.get("value") is None:
         return "n/a"
-    return f"{iqm['value']:.3f} [{iqm['low']:.3f}, {iqm['high']:.3f}]"
+    setting = f" ({iqm['setting']})" if iqm.get("setting") else ""
+    return f"{iqm['value']:.3f} [{iqm['low']:.3f}, {iqm['high']:.3f}]{setting}"
 
 
 def write_families_table(out: str | os.PathLike[str], labels: dict[str, str]) -> Path:
@@ -76,8 +78,9 @@ def write_families_table(out: str | os.PathLike[str], labels: dict[str, str]) ->
         aggregates = json.loads((out / label / "aggregates.json").read_text())
         final = aggregates["checkpoints"][-1]
         budgets[label] = final.get("episodes", final.get("budget"))
+        chosen = aggregates.get("selected_settings") or {}
         for adapter, row in final["adapters"].items():
-            table.setdefault(adapter, {})[label] = row["zero_shot"]["iqm"]
+            table.setdefault(adapter, {})[label] = {**row["zero_shot"]["iqm"], "setting": chosen.get(adapter)}
     models = {label: {"model": model, "family": _family(model)} for model, label in labels.items()}
     write_json_atomic(out / "families.json", {"models": models, "budget": budgets, "adapters": table})
     names = list(labels.values())
@@ -85,7 +88,8 @@ def write_families_table(out: str | os.PathLike[str], labels: dict[str, str]) ->
     lines = ["# Adapters x model families", "",
              "IQM over tasks and seeds of the return divided by the zero-shot level, at the largest "
              "budget, with its 95 % stratified-bootstrap interval (each column is the `report.md` of "
-             "its sub-folder).", "", f"| adapter | {head} |", "|---" * (len(names) + 1) + "|"]
+             "its sub-folder); a tuned adapter shows the setting chosen for that model.", "",
+             f"| adapter | {head} |", "|---" * (len(names) + 1) + "|"]
     for adapter, cells in table.items():
         lines.append(f"| {adapter} | " + " | ".join(_cell(cells.get(n)) for n in names) + " |")
     lines += ["", "n/a: no score (a zero-shot level of 0 leaves the ratio undefined)."]

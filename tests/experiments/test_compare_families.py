@@ -39,3 +39,25 @@ def test_cli_compare_several_models(tmp_path: Path) -> None:
     assert set(table["adapters"]["opti"]) == {"maze-fb", "maze-hilp"}
     md = (out / "families.md").read_text()
     assert "| adapter | maze-fb (fb) | maze-hilp (hilp) |" in md and "| opti |" in md
+
+
+def test_families_table_names_each_models_chosen_setting(tmp_path: Path) -> None:
+    """A tuned adapter's cell shows the setting chosen for that model (it may differ by model)."""
+    import json
+
+    from bfm_gym.experiments.families import write_families_table
+
+    for label, lr, value in (("a", "lr=0.01", 1.25), ("b", "lr=0.003", 0.75)):
+        iqm = {"value": value, "low": value - 0.1, "high": value + 0.1}
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "aggregates.json").write_text(json.dumps({
+            "selected_settings": {"lola": lr, "zero-shot": None},
+            "checkpoints": [{"episodes": 3, "adapters": {"lola": {"zero_shot": {"iqm": iqm}},
+                                                         "zero-shot": {"zero_shot": {"iqm": iqm}}}}]}))
+    md = write_families_table(tmp_path, {"model_a": "a", "model_b": "b"}).read_text()
+    lola = next(line for line in md.splitlines() if line.startswith("| lola |"))
+    assert "1.250 [1.150, 1.350] (lr=0.01)" in lola and "0.750 [0.650, 0.850] (lr=0.003)" in lola
+    zero = next(line for line in md.splitlines() if line.startswith("| zero-shot |"))
+    assert "(" not in zero.split("]", 1)[1].split("|")[0]
+    saved = json.loads((tmp_path / "families.json").read_text())
+    assert saved["adapters"]["lola"]["b"]["setting"] == "lr=0.003"

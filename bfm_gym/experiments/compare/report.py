@@ -105,8 +105,9 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
 
 def _labels(spec: CompareSpec, aggregates: dict[str, Any]) -> dict[str, str]:
     """Adapter -> how the report names it: ``"lola (lr=0.001)"`` at its chosen setting."""
-    chosen = aggregates.get("selected_settings") or {}
-    return {a: f"{a} ({chosen[a]})" if chosen.get(a) else a for a in spec.adapters}
+    from bfm_gym.experiments.compare.tuning import adapter_names
+
+    return adapter_names(spec.adapters, aggregates)
 
 
 def _tuning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:

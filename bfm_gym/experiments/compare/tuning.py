@@ -157,6 +157,13 @@ def _value_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def adapter_names(adapters: Sequence[str], aggregates: Mapping[str, Any]) -> dict[str, str]:
+    """Adapter -> how every output names it: ``"lola (lr=0.001)"`` at its chosen setting
+    (``aggregates["selected_settings"]``), the bare name when it was not tuned."""
+    chosen = aggregates.get("selected_settings") or {}
+    return {a: f"{a} ({chosen[a]})" if chosen.get(a) else a for a in adapters}
+
+
 def setting_label(field: str, value: Any) -> str:
     """``"lr=0.001"``: how a setting is named in every output."""
     return f"{field}={_value_text(value)}"
