@@ -353,7 +353,8 @@ def stand(physics):
 @hookimpl
 def register_domains(register):
     register("short_walker", Domain("short_walker", load, "walker on a stand task",
-                                    tasks=("tall",), coverage=CoverageAxis("torso upright", lambda o: o[:, 0])))
+                                    tasks=("tall",), coverage=CoverageAxis("torso upright", lambda o: o[:, 0]),
+                                    presets={"fb": {"gamma": 0.9}}))
 
 
 @hookimpl
@@ -362,9 +363,9 @@ def register_tasks(register):
 '''
 
 
-def test_plugin_domain_is_named_in_help_and_drives_coverage(site: Path, tmp_path: Path) -> None:
-    """A plugin's domain shows in ``collect --help`` (no list kept by hand) and its coverage axis
-    draws the coverage report of a dataset collected on it."""
+def test_plugin_domain_is_named_in_help_drives_coverage_and_pretrains(site: Path, tmp_path: Path) -> None:
+    """A plugin's domain shows in ``collect --help`` (no list kept by hand), its coverage axis
+    draws the coverage report of a dataset collected on it, and it pre-trains with its presets."""
     make_dist(site, "bfm-gym-shortwalker", DOMAIN_PLUGIN)
     proc = run(site, "collect", "--help")
     assert proc.returncode == 0, proc.stderr
@@ -376,3 +377,10 @@ def test_plugin_domain_is_named_in_help_and_drives_coverage(site: Path, tmp_path
     report = json.loads((out / "coverage.json").read_text())
     assert set(report["tasks"]) == {"tall"}
     assert report["panel"]["quantity"] == "torso upright"
+    # Its own presets (Domain.presets) reach pre-training.
+    model = tmp_path / "model"
+    proc = run(site, "pretrain", "--dataset", str(out), "--config", "tiny", "--updates", "10",
+               "--eval-every", "0", "--out", str(model), "--no-progress", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((model / "config.json").read_text())
+    assert config["model"]["config"]["gamma"] == 0.9 and config["domain"] == "short_walker"
