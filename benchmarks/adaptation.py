@@ -40,7 +40,7 @@ DIMS = {"walker": (24, 6), "cheetah": (17, 6), "quadruped": (78, 12), "point_mas
 
 
 def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = None,
-                  reselect_every: int | None = None) -> dict:
+                  reselect_every: int | None = None, compare_handle: bool = True) -> dict:
     """Decisions/s of ``opti``: an untrained ``cpu``-size model of ``domain``, or a shipped one.
 
     A decision is one env step's ``act`` (a UCB/TS selection every ``reselect_every`` steps,
@@ -85,7 +85,7 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
             return 1
 
     for i in range(10):  # warm-up
-        for a in (adapter, handle):
+        for a in (adapter, handle) if compare_handle else (adapter,):
             a.act(obs[i])
             a.observe(T(obs[i + 1], rewards[i]))
     hdl_s = hdl_c = 0.0
@@ -105,9 +105,10 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
         t3, c3 = clock(), cpu()
         act_s, obs_s, pol_s = act_s + t1 - t0, obs_s + t2 - t1, pol_s + t3 - t2
         act_c, obs_c, pol_c = act_c + c1 - c0, obs_c + c2 - c1, pol_c + c3 - c2
-        handle.act(obs[i])
-        handle.observe(T(obs[i + 1], rewards[i]))
-        hdl_s, hdl_c = hdl_s + clock() - t3, hdl_c + cpu() - c3
+        if compare_handle:
+            handle.act(obs[i])
+            handle.observe(T(obs[i + 1], rewards[i]))
+            hdl_s, hdl_c = hdl_s + clock() - t3, hdl_c + cpu() - c3
     n = steps - 1
     return {"decisions_per_s": round(n / (act_s + obs_s), 1),
             "select_ms": round(1000 * act_s / n, 3), "update_ms": round(1000 * obs_s / n, 3),
@@ -120,7 +121,8 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
                          "decision_vs_policy_step": round((act_c + obs_c) / pol_c, 2)},
             "vs_handle_path": {"handle_decisions_per_s": round(n / hdl_s, 1),
                                "speedup_wall": round(hdl_s / (act_s + obs_s), 2),
-                               "speedup_cpu": round(hdl_c / (act_c + obs_c), 2)},
+                               "speedup_cpu": round(hdl_c / (act_c + obs_c), 2)}
+            if compare_handle else None,
             "fast_path": adapter._fast is not None,
             "reselect_every": adapter.config.reselect_every,
             "policy_path": runner.path,
@@ -302,6 +304,10 @@ def main() -> None:
     parser.add_argument("--reselect-every", type=int, default=None,
                         help="--decision-rate: steps between UCB/TS selections (default: the "
                              "adapter's, 10; 1 = the paper's per-step selection).")
+    parser.add_argument("--no-handle-path", action="store_true",
+                        help="--decision-rate: skip the interleaved handle-path comparison (with "
+                             "torch threads > 1 on a busy machine, the handle path's torch "
+                             "threads keep spinning between its ops and slow the fast path down).")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (give it only free cores; 1 on a shared machine).")
     args = parser.parse_args()
@@ -317,7 +323,8 @@ def main() -> None:
         from bfm_gym.pretrained import shipped_models
 
         report["decision_rate"] = {
-            f"{d}/{mode}": decision_rate(d, mode, args.steps, reselect_every=args.reselect_every)
+            f"{d}/{mode}": decision_rate(d, mode, args.steps, reselect_every=args.reselect_every,
+                                         compare_handle=not args.no_handle_path)
             for d in args.domains.split(",") for mode in ("ucb", "ts")
         }
         for name in sorted(shipped_models()):  # the shipped models' own sizes
@@ -325,7 +332,7 @@ def main() -> None:
                 for mode in ("ucb", "ts"):
                     report["decision_rate"][f"{name} (shipped)/{mode}"] = decision_rate(
                         name, mode, args.steps, model_name=name,
-                        reselect_every=args.reselect_every)
+                        reselect_every=args.reselect_every, compare_handle=not args.no_handle_path)
         report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         report["goals"] = {
             "decisions_per_s": ">= 1000 (shipped models, UCB)",

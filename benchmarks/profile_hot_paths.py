@@ -64,7 +64,8 @@ def opti_loop(steps: int, reselect_every: int) -> None:
     """OpTI-BFM UCB on the shipped walker model: act (select) + observe (update) per step."""
     from adaptation import decision_rate
 
-    decision_rate("walker", "ucb", steps, model_name="walker", reselect_every=reselect_every)
+    decision_rate("walker", "ucb", steps, model_name="walker", reselect_every=reselect_every,
+                  compare_handle=False)
 
 
 def fb_update_profile(updates: int = 6, top: int = 15) -> dict:

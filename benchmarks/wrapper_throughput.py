@@ -419,9 +419,11 @@ def main() -> None:
             "The env step costs more inside the loop than alone (env_step vs raw_env_step_us): "
             "the policy forward and the other jobs on the shared cores evict MuJoCo's caches, "
             "and the forward is slower between env steps than in a hot loop for the same reason.",
-            "The cpu actor's forward reads ~0.65 MB of float32 weights (1.6e5 weights) per call, "
-            "more than this machine's per-core L2 (machine.l2_cache_per_core), so each call "
-            "streams them from the L3 shared with the other jobs. The numpy path runs ~14 ops on "
+            "The cpu actor's forward reads ~0.65 MB of float32 weights (1.6e5 weights) per call; "
+            "where that exceeds the per-core L2 (machine.l2_cache_per_core: 512K on the AVX2 "
+            "machine, 2 MB on the avx512_bf16 one) each call streams them from the shared L3, and "
+            "either way the forward and the env step evict each other's code and data (and a "
+            "busy hyperthread sibling shares the core's caches). The numpy path runs ~14 ops on "
             "preallocated buffers; see the nn.Module and naive BFM.act baselines for the paths "
             "it replaces.",
             "The same wrapper with the tiny actor (reference_wrapper_tiny_actor) shows the cost "
