@@ -35,6 +35,9 @@ worker per CPU this process may use that the load average leaves idle (at most N
 1 when none is idle). With workers, ``self.envs`` holds this process's copies of the
 envs, which only the first chunk's envs keep up to date: reach the live envs through
 :meth:`call`, :meth:`get_attr` and :meth:`set_attr`. Rendering needs ``workers=1``.
+Workers are forked and run only the inner envs (checked after multi-threaded torch ops
+in this process); an inner env whose own step runs torch ops could hang in a forked
+worker, as ``"async"`` above: keep ``workers=1`` for such envs.
 """
 
 from __future__ import annotations

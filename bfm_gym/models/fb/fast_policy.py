@@ -379,6 +379,9 @@ class FBFeatures:
       torch threads on 2 cores of which one is busy, a selection measured 100-500 ms
       instead of ~10 ms, each op's threads waiting for the descheduled one.
 
+    The weights and ``Cov`` are copied at construction: build it from a frozen model (as
+    OpTI's adapter does) and build a new one after changing the model.
+
     :meth:`build` returns None for anything else (another family, an auto-regressive B, a
     model off CPU, a layout it does not know) and when its outputs differ from the model's
     (``phi`` beyond 1e-5 relative to its scale, ``psi`` beyond 1e-4): callers then use the
