@@ -63,7 +63,7 @@ import bfm_gym.models.fb.trainer as trainer_module
 from bfm_gym.models.fb import FBConfig, FBTrainer, networks
 from bfm_gym.models.fb.agent import UpdateNoise, draw_noise
 from bfm_gym.models.fb.replay import TransitionBatch
-from bfm_gym.models.fb.runtime import cpu_has_native_bf16
+from bfm_gym.models.runtime import cpu_has_native_bf16
 
 OBS_DIM, ACTION_DIM = 24, 6  # dm_control walker, flat observation
 LOSS_RTOL = 1e-5  # fp32: losses agree to a few ulp of their magnitude

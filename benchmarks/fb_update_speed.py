@@ -39,7 +39,7 @@ import torch
 from bfm_gym.models.fb import FBConfig, FBTrainer, free_cpu_cores, networks
 from bfm_gym.models.fb.agent import FBAgent
 from bfm_gym.models.fb.replay import TransitionBatch
-from bfm_gym.models.fb.runtime import cpu_has_native_bf16, resolve_amp, resolve_device
+from bfm_gym.models.runtime import cpu_has_native_bf16, resolve_amp, resolve_device
 
 DIMS = {"walker": (24, 6), "cheetah": (17, 6), "quadruped": (78, 12), "point_mass_maze": (4, 2)}
 VARIANTS = {

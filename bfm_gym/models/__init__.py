@@ -11,7 +11,8 @@
   JSON round trip, presets' domain/size checks), ``_model.py`` (``FamilyModel``: latent
   sphere, ``act``/``forward``/``psi``/``q``), ``_handle.py`` (``FamilyHandle``: the array
   boundary, persistence, shared operations), ``_trainer.py`` (``FamilyTrainer``: the training
-  loop, snapshots, checkpoints and exact resume).
+  loop, snapshots, checkpoints and exact resume), :mod:`~bfm_gym.models.runtime` (device,
+  threads, mixed precision) and :mod:`~bfm_gym.models.ops` (latent sphere, noisy actions).
 * :mod:`bfm_gym.models.fb` - Forward-Backward and FB-AWARE; :mod:`bfm_gym.models.hilp` - HILP.
   Each gives only its own maths: config fields, networks, losses, one update, inference.
 

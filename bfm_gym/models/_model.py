@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .fb.networks import project_sphere, sample_action
+from .ops import project_sphere, sample_action
 
 __all__ = ["FamilyModel", "grad_context"]
 

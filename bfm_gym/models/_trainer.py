@@ -26,7 +26,7 @@ import torch
 
 from . import checkpoint as files
 from .checkpoint import CheckpointError, ModelMetadata, library_version
-from .fb.runtime import resolve_device, set_torch_threads
+from .runtime import resolve_device, set_torch_threads
 
 __all__ = ["FamilyTrainer", "latest_checkpoint", "list_checkpoints"]
 
@@ -45,7 +45,7 @@ class FamilyTrainer:
             streams; the global torch RNG is neither used nor changed).
         metadata: Domain, dataset id, spaces bounds... recorded in checkpoints.
         threads: torch intra-op threads on CPU: ``"auto"`` = the free cores
-            (:func:`~bfm_gym.models.fb.runtime.free_cpu_cores`), an int, or None to leave as is.
+            (:func:`~bfm_gym.models.runtime.free_cpu_cores`), an int, or None to leave as is.
 
     Attributes:
         model: The online model (training mode).

@@ -229,7 +229,7 @@ def test_terminal_transitions_drop_the_bootstrap(tiny_config: FBConfig, amp: str
     """With every transition terminal, the TD target is 0: M is pushed up on the diagonal only."""
     from bfm_gym.models.fb.agent import draw_noise
     from bfm_gym.models.fb.replay import TransitionBatch
-    from bfm_gym.models.fb.runtime import autocast_context
+    from bfm_gym.models.runtime import autocast_context
 
     config = tiny_config.replace(amp=amp)
     trainer = _trainer(config)
@@ -308,7 +308,7 @@ def test_compiled_update_matches_eager(
 
 def test_amp_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """"auto" is bf16 exactly where the CPU has it natively; "off"/"bf16" ignore the CPU."""
-    from bfm_gym.models.fb import runtime
+    from bfm_gym.models import runtime
 
     cpu = torch.device("cpu")
     for native in (True, False):
@@ -325,7 +325,7 @@ def test_amp_auto_is_fp32_where_torch_dispatches_below_avx512(capability: str) -
     import subprocess
     import sys
 
-    code = ("import torch; from bfm_gym.models.fb.runtime import resolve_amp; "
+    code = ("import torch; from bfm_gym.models.runtime import resolve_amp; "
             "print(torch.backends.cpu.get_cpu_capability(), resolve_amp('auto', torch.device('cpu')))")
     env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

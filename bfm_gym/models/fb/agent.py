@@ -35,7 +35,7 @@ from .losses import (
 from .model import FBModel
 from .networks import sample_action
 from .replay import TransitionBatch
-from .runtime import autocast_context, resolve_amp
+from ..runtime import autocast_context, resolve_amp
 
 __all__ = ["FBAgent", "UpdateNoise", "draw_noise", "make_adam"]
 

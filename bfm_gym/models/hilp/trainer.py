@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from bfm_gym.models._trainer import FamilyTrainer, load_module_tensors, module_tensors
-from bfm_gym.models.fb.networks import sample_action
+from bfm_gym.models.ops import sample_action
 
 from .config import HILPConfig
 from .handle import HILPHandle
