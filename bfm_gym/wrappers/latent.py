@@ -130,8 +130,36 @@ class HoldTransitions:
         return out
 
 
+class LatentEnvFacts:
+    """What the latent wrapper and its vector env both tell about themselves (read-only)."""
+
+    _bfm: BFM
+    _z_hold: ZHold
+    _inner: InnerEnvSpec
+
+    @property
+    def model(self) -> BFM:
+        """The frozen BFM whose policy acts."""
+        return self._bfm
+
+    @property
+    def z_dim(self) -> int:
+        """Latent dimension d."""
+        return self._bfm.z_dim
+
+    @property
+    def z_hold(self) -> ZHold:
+        """Low-level steps per latent action (``"episode"``: the whole episode)."""
+        return self._z_hold
+
+    @property
+    def supports_state_reset(self) -> bool:
+        """Whether ``reset(options={"state": s})`` works (the inner env supports it)."""
+        return self._inner.supports_state_reset
+
+
 class LatentActionWrapper(
-    gym.Wrapper[Any, np.ndarray, Any, np.ndarray], gym.utils.RecordConstructorArgs
+    LatentEnvFacts, gym.Wrapper[Any, np.ndarray, Any, np.ndarray], gym.utils.RecordConstructorArgs
 ):
     """Acts in the BFM's latent space: each action is a task latent z, pi does the rest.
 
@@ -243,29 +271,9 @@ class LatentActionWrapper(
     # -- properties -----------------------------------------------------------------------------
 
     @property
-    def model(self) -> BFM:
-        """The frozen BFM whose policy acts."""
-        return self._bfm
-
-    @property
     def z(self) -> np.ndarray | None:
         """The (projected) latent of the last step, ``(z_dim,)`` float32; None before any step."""
         return None if self._z is None else self._z.copy()
-
-    @property
-    def z_dim(self) -> int:
-        """Latent dimension d."""
-        return self._bfm.z_dim
-
-    @property
-    def z_hold(self) -> ZHold:
-        """Low-level steps per latent action (``"episode"``: the whole episode)."""
-        return self._z_hold
-
-    @property
-    def supports_state_reset(self) -> bool:
-        """Whether ``reset(options={"state": s})`` works (the inner env supports it)."""
-        return self._inner.supports_state_reset
 
     # -- the action <-> z map -------------------------------------------------------------------
 
@@ -728,6 +736,23 @@ class InnerEnvSpec:
         return a.copy()
 
 
+RECORDED_FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "truncated", "next_state")
+"""The per-step arrays a transition recorder keeps (``next_state``: None without state capture)."""
+
+
+def grow_buffers(recorder: Any, axis: int) -> None:
+    """Doubles the step ``axis`` of each of ``recorder``'s :data:`RECORDED_FIELDS` arrays in place,
+    the recorded entries first (the rest is uninitialised)."""
+    for name in RECORDED_FIELDS:
+        arr = getattr(recorder, name)
+        if arr is not None:
+            shape = list(arr.shape)
+            shape[axis] *= 2
+            grown = np.empty(shape, arr.dtype)
+            grown[(slice(None),) * axis + (slice(0, arr.shape[axis]),)] = arr
+            setattr(recorder, name, grown)
+
+
 class _HoldRecorder:
     """Fills the arrays of :class:`HoldTransitions` row by row (grows for ``"episode"``)."""
 
@@ -773,20 +798,7 @@ class _HoldRecorder:
         self.n = n + 1
 
     def _grow(self) -> None:
-        for name in (
-            "obs",
-            "action",
-            "reward",
-            "next_obs",
-            "terminated",
-            "truncated",
-            "next_state",
-        ):
-            arr = getattr(self, name)
-            if arr is not None:
-                grown = np.empty((2 * arr.shape[0], *arr.shape[1:]), arr.dtype)
-                grown[: arr.shape[0]] = arr
-                setattr(self, name, grown)
+        grow_buffers(self, axis=0)
 
     def result(self) -> HoldTransitions:
         n = self.n

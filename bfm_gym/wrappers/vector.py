@@ -56,6 +56,7 @@ from bfm_gym.wrappers.latent import (
     ActionMap,
     HoldTransitions,
     InnerEnvSpec,
+    LatentEnvFacts,
     RewardFn,
     ZHold,
     _as_rows,
@@ -63,6 +64,7 @@ from bfm_gym.wrappers.latent import (
     _no_state_reset_message,
     _resolve_reward_fn,
     check_z_hold,
+    grow_buffers,
     resolve_model,
 )
 
@@ -74,7 +76,7 @@ if TYPE_CHECKING:
 __all__ = ["LatentActionVectorEnv", "make_latent_vector_env"]
 
 
-class LatentActionVectorEnv(VectorEnv):
+class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
     """N inner envs driven by one BFM; the batched action is one latent action per env.
 
     Args:
@@ -168,25 +170,6 @@ class LatentActionVectorEnv(VectorEnv):
 
     # -- properties -------------------------------------------------------------------------------
 
-    @property
-    def model(self) -> BFM:
-        """The frozen BFM whose policy acts in every env."""
-        return self._bfm
-
-    @property
-    def z_dim(self) -> int:
-        """Latent dimension d."""
-        return self._bfm.z_dim
-
-    @property
-    def z_hold(self) -> ZHold:
-        """Low-level steps per latent action."""
-        return self._z_hold
-
-    @property
-    def supports_state_reset(self) -> bool:
-        """Whether the inner envs accept ``reset(options={"state": s})``."""
-        return self._inner.supports_state_reset
 
     # -- Gymnasium API ----------------------------------------------------------------------------
 
@@ -467,20 +450,7 @@ class _BatchRecorder:
             self.next_state[i, k] = s
 
     def _grow(self) -> None:
-        for name in (
-            "obs",
-            "action",
-            "reward",
-            "next_obs",
-            "terminated",
-            "truncated",
-            "next_state",
-        ):
-            arr = getattr(self, name)
-            if arr is not None:
-                grown = np.empty((arr.shape[0], 2 * arr.shape[1], *arr.shape[2:]), arr.dtype)
-                grown[:, : arr.shape[1]] = arr
-                setattr(self, name, grown)
+        grow_buffers(self, axis=1)
 
     def result(self, i: int, k: int) -> HoldTransitions:
         return HoldTransitions(

@@ -289,14 +289,21 @@ class _NumpyFused:
         yv *= self.scale
         yv += self.ln_b
         np.tanh(yv, out=self.tanh_in)
-        layers = self.layers
-        for buf, w, dst in layers[:-1]:
-            np.matmul(buf, w, out=dst)
-            np.maximum(dst, 0.0, out=dst)
-        buf, w, dst = layers[-1]
-        np.matmul(buf, w, out=dst)
+        dst = _relu_layers(self.layers)
         np.tanh(dst, out=dst)
         return self.out2d
+
+
+def _relu_layers(layers: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``dst = buf @ w`` for each ``(buf, w, dst)`` in turn, ReLU in place after every layer but
+    the last; returns the last ``dst`` (no activation). The buffers chain: each ``dst`` is a
+    view of the next layer's ``buf``."""
+    for buf, w, dst in layers[:-1]:
+        np.matmul(buf, w, out=dst)
+        np.maximum(dst, 0.0, out=dst)
+    buf, w, dst = layers[-1]
+    np.matmul(buf, w, out=dst)
+    return dst
 
 
 if hasattr(np, "vecdot"):  # numpy >= 2: a ufunc, no Python-level wrapper
@@ -482,13 +489,7 @@ class FBFeatures:
         h *= self._b_scale
         h += self._b_ln_b
         np.tanh(h, out=self._b_first_out)
-        rest = self._b_rest
-        for buf, w, out in rest[:-1]:
-            np.matmul(buf, w, out=out)
-            np.maximum(out, 0.0, out=out)
-        buf, w, out = rest[-1]
-        np.matmul(buf, w, out=out)
-        b = out[0]
+        b = _relu_layers(self._b_rest)[0]
         norm = np.float32(np.sqrt(np.dot(b, b)))
         b = b * (self._radius / max(norm, np.float32(1e-12)))
         return (b.astype(np.float64) @ self._precision_t).astype(np.float32)

@@ -1,20 +1,7 @@
 """The FB name of :mod:`bfm_gym.models.runtime` (device, threads, mixed precision), which every
 family shares; import from there."""
 
-from bfm_gym.models.runtime import (
-    autocast_context,
-    cpu_has_native_bf16,
-    free_cpu_cores,
-    resolve_amp,
-    resolve_device,
-    set_torch_threads,
-)
+from bfm_gym.models import runtime as _runtime
+from bfm_gym.models.runtime import *  # noqa: F403 - the same names, for code written before the move
 
-__all__ = [
-    "autocast_context",
-    "cpu_has_native_bf16",
-    "free_cpu_cores",
-    "resolve_amp",
-    "resolve_device",
-    "set_torch_threads",
-]
+__all__ = list(_runtime.__all__)
