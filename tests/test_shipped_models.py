@@ -80,3 +80,60 @@ def test_every_builtin_adapter_runs_on_the_shipped_maze(adapter: str) -> None:
     assert [r["episode"] for r in result.records] == [0, 1]
     assert all(np.isfinite(r["return"]) for r in result.records)
     assert result.records[-1]["env_steps"] >= 2 * 150  # lookahead steps come on top
+
+
+GYM_SHIPPED = {"reacher": "Reacher-v5"}
+"""Shipped models of Gymnasium envs: name -> the env id they were trained on."""
+
+
+@pytest.mark.parametrize("name", sorted(GYM_SHIPPED))
+def test_shipped_gym_env_model_is_complete(name: str) -> None:
+    import gymnasium as gym
+
+    env_id = GYM_SHIPPED[name]
+    assert name in shipped_models(), f"{name} is not shipped (package data missing?)"
+    folder = resolve(name)
+    assert folder.parent == Path(bfm_gym.__file__).parent / "pretrained"
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "inference_samples.safetensors",
+            "MODEL_CARD.md", "zero_shot.json"} <= files
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 20 * 2**20
+    bfm = bfm_gym.load(name)
+    assert bfm.metadata.domain == env_id and bfm.metadata.training_steps > 0
+    env_record = bfm.metadata.extra["env"]  # the env id, kwargs and spaces it was trained on
+    assert env_record["id"] == env_id and env_record["kwargs"] == {}
+    assert env_record["observation_space"].startswith("Box(") and "(10,)" in env_record["observation_space"]
+    assert env_record["action_space"] == "Box(-1.0, 1.0, (2,), float32)"
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "bfm-gym pretrain" in card and "bfm-gym collect" in card
+    report = json.loads((folder / "zero_shot.json").read_text())
+    assert report["episodes_per_task"] >= 10 and report["training_steps"] == bfm.metadata.training_steps
+    for task, row in report["tasks"].items():  # the card's table is the JSON's
+        sac = "not measured yet" if row["sac"] is None else f"{row['sac']['mean']:.1f}"
+        assert f"| {task} | {row['zero_shot']['mean']:.1f} | {sac} |" in card
+    env = bfm_gym.wrap(gym.make(env_id), model=name)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (10,) and env.action_space.shape == (bfm.z_dim,)
+    env.step(env.action_space.sample())
+    env.close()
+
+
+def test_shipped_reacher_beats_random_latents() -> None:
+    """Zero-shot z of one reach task against random latents, 3 seeded episodes each."""
+    from bfm_gym.envs.gym_env import make_task_env
+    from bfm_gym.envs.reacher_tasks import register_reacher_tasks
+    from bfm_gym.evaluation.rollout import rollout_returns
+    from bfm_gym.evaluation.zero_shot import task_z
+
+    register_reacher_tasks()
+    bfm = bfm_gym.load("reacher")
+    z_task = task_z(bfm, bfm.samples, "reach_northwest")
+    z_random = bfm.sample_z(3, seed=0)
+
+    def returns(zs: np.ndarray) -> np.ndarray:
+        return rollout_returns(lambda: make_task_env("Reacher-v5", "reach_northwest"),
+                               lambda obs: bfm.act(obs, zs[: len(obs)]), 3, seed=0)
+
+    zero_shot = returns(np.repeat(z_task[None], 3, axis=0))
+    random = returns(z_random)
+    assert zero_shot.mean() > 2 * random.mean() and zero_shot.min() > random.max(), (zero_shot, random)
