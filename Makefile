@@ -26,7 +26,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check bfm_gym tests plugins examples benchmarks
-	$(PY) -m pytest -q
+	# -n auto: one pytest-xdist worker per core (the tests are independent; each worker
+	# keeps torch at one thread, see tests/conftest.py).
+	$(PY) -m pytest -q -n auto
 
 # The suite as an AVX2-only CPU runs it: torch's kernels held to AVX2, so amp="auto" picks
 # fp32 (the FB numerics tests still run with bf16 forced, emulated, as well as fp32).
