@@ -137,3 +137,15 @@ def test_shipped_reacher_beats_random_latents() -> None:
     zero_shot = returns(np.repeat(z_task[None], 3, axis=0))
     random = returns(z_random)
     assert zero_shot.mean() > 2 * random.mean() and zero_shot.min() > random.max(), (zero_shot, random)
+
+
+def test_reacher_tasks_come_with_the_built_in_plugin() -> None:
+    """The shipped reacher model's tasks reach the command line without any registration call."""
+    import subprocess
+    import sys
+
+    code = ("from bfm_gym.envs import list_tasks; "
+            "print(sorted(t for t in list_tasks('Reacher-v5') if t.startswith('reach_')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(["reach_northeast", "reach_northwest", "reach_southeast", "reach_southwest"])

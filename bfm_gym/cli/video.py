@@ -55,10 +55,11 @@ def _parse_z(text: str) -> list[float]:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Reset seed.")
 @click.option("--width", type=COUNT, default=320, show_default=True)
 @click.option("--height", type=COUNT, default=240, show_default=True)
-@click.option("--camera", type=int, default=0, show_default=True, help="MuJoCo camera id.")
+@click.option("--camera", type=int, default=None,
+              help="MuJoCo camera id (default: 0 for bfm_gym domains, the env's own for Gymnasium envs).")
 def video(model_name: str | None, task: str | None, run_dir: Path | None, every: int, z_text: str | None,
           z_from_task: bool, steps: int, out: Path | None, seed: int, width: int, height: int,
-          camera: int) -> None:  # fmt: skip
+          camera: int | None) -> None:  # fmt: skip
     """Render the policy pi(a | s, z) of a model on a task with a fixed latent z.
 
     With --run RUN: the policy of an `adapt` run at several points, side by side.

@@ -41,7 +41,7 @@ def render_rollout(
     seed: int = 0,
     width: int = 320,
     height: int = 240,
-    camera_id: int = 0,
+    camera_id: int | None = None,
     domain: str | None = None,
     render_every: int = 1,
 ) -> tuple[list[np.ndarray], float, float]:
@@ -56,7 +56,8 @@ def render_rollout(
         seed: Reset seed.
         width: Frame width.
         height: Frame height.
-        camera_id: MuJoCo camera.
+        camera_id: MuJoCo camera; None: camera 0 of a bfm_gym domain, a Gymnasium env's own default
+            (Reacher-v5 has no fixed camera).
         domain: The env's domain; defaults to the model's.
         render_every: Render every k-th step only (rendering costs far more than a step
             on a CPU); ``fps`` is divided by k so the video plays in real time.
@@ -92,7 +93,8 @@ def render_rollout(
         inner = _gym_render_env(bfm, domain, name, width, height, camera_id)
     else:
         inner = DMCEnv(domain, name, render_mode="rgb_array",
-                       render_kwargs={"width": width, "height": height, "camera_id": camera_id})  # fmt: skip
+                       render_kwargs={"width": width, "height": height,
+                                      "camera_id": 0 if camera_id is None else camera_id})  # fmt: skip
     env = LatentActionWrapper(inner, bfm, z_hold=1, action_map="raw", record_transitions=False)
     try:
         env.reset(seed=seed)
@@ -111,14 +113,16 @@ def render_rollout(
     return frames, total, fps
 
 
-def _gym_render_env(bfm: Any, domain: str, task: str, width: int, height: int, camera_id: int) -> Any:
+def _gym_render_env(bfm: Any, domain: str, task: str, width: int, height: int, camera_id: int | None) -> Any:
     """The model's Gymnasium env (its recorded id, kwargs and key order) rendering RGB frames.
     The frame size and camera go to ``gym.make`` where the env takes them (MuJoCo envs do)."""
     from bfm_gym.envs.gym_env import env_info_of, make_gym_env
     from bfm_gym.envs.gym_spec import EnvInfo
 
     info = env_info_of(bfm) or EnvInfo(id=domain)
-    size = {"width": width, "height": height, "camera_id": camera_id}
+    size: dict[str, Any] = {"width": width, "height": height}
+    if camera_id is not None:
+        size["camera_id"] = camera_id
     for extra in (size, {}):  # envs that do not take a frame size render at their own
         try:
             return make_gym_env(info.id, task, env_kwargs={**info.kwargs, **extra}, obs_keys=info.obs_keys,

@@ -27,9 +27,10 @@ def register_agents(register: Any) -> None:
 
 @hookimpl
 def register_tasks(register: Any) -> None:
+    from bfm_gym.envs.reacher_tasks import reacher_tasks
     from bfm_gym.envs.tasks import builtin_tasks
 
-    for domain, name, fn, description in builtin_tasks():
+    for domain, name, fn, description in (*builtin_tasks(), *reacher_tasks()):  # reacher: the shipped model's
         register(domain, name, fn, description)
 
 
