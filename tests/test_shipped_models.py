@@ -28,8 +28,8 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_model_is_complete(name: str) -> None:
+def assert_shipped_folder(name: str) -> Path:
+    """Checks that ``name`` ships as package data with every file, under 20 MiB; returns its folder."""
     assert name in shipped_models(), f"{name} is not shipped (package data missing?)"
     folder = resolve(name)
     assert folder.parent == Path(bfm_gym.__file__).parent / "pretrained"
@@ -38,6 +38,12 @@ def test_shipped_model_is_complete(name: str) -> None:
             "MODEL_CARD.md", "zero_shot.json"} <= files
     size = sum(p.stat().st_size for p in folder.iterdir())
     assert size < 20 * 2**20, f"{name} is {size / 2**20:.1f} MiB, over the 20 MiB limit"
+    return folder
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_is_complete(name: str) -> None:
+    folder = assert_shipped_folder(name)
     bfm = bfm_gym.load(name)
     assert bfm.metadata.domain == name and bfm.metadata.training_steps > 0
     card = (folder / "MODEL_CARD.md").read_text()
@@ -91,13 +97,7 @@ def test_shipped_gym_env_model_is_complete(name: str) -> None:
     import gymnasium as gym
 
     env_id = GYM_SHIPPED[name]
-    assert name in shipped_models(), f"{name} is not shipped (package data missing?)"
-    folder = resolve(name)
-    assert folder.parent == Path(bfm_gym.__file__).parent / "pretrained"
-    files = {p.name for p in folder.iterdir()}
-    assert {"config.json", "model.safetensors", "inference_samples.safetensors",
-            "MODEL_CARD.md", "zero_shot.json"} <= files
-    assert sum(p.stat().st_size for p in folder.iterdir()) < 20 * 2**20
+    folder = assert_shipped_folder(name)
     bfm = bfm_gym.load(name)
     assert bfm.metadata.domain == env_id and bfm.metadata.training_steps > 0
     env_record = bfm.metadata.extra["env"]  # the env id, kwargs and spaces it was trained on

@@ -88,8 +88,8 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
     if unavailable:
         report["unavailable_tasks"] = unavailable
     axis = _axis(domain)
-    if axis is not None:
-        values = np.asarray(axis.values(transitions.next_obs))
+    values = None if axis is None else np.asarray(axis.values(transitions.next_obs))
+    if axis is not None and values is not None:
         if values.ndim == 2:  # a position: the fraction of a 20 x 20 grid the data visited
             lo, hi = axis.extent or (float(values.min()), float(values.max()))
             hist, _, _ = np.histogram2d(values[:, 0], values[:, 1], bins=20, range=[[lo, hi], [lo, hi]])
@@ -102,11 +102,13 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
     if out_dir is not None:
         out = Path(out_dir)
         write_json_atomic(out / "coverage.json", report, sort_keys=True)
-        _plot(transitions, returns, out / "coverage.png")
+        _plot(transitions, returns, axis, values, out / "coverage.png")
     return report
 
 
-def _plot(transitions: Transitions, returns: dict[str, np.ndarray], path: Path) -> None:
+def _plot(transitions: Transitions, returns: dict[str, np.ndarray], axis: Any, values: np.ndarray | None,
+          path: Path) -> None:
+    """Draws the coverage axis' ``values`` (see :func:`coverage_report`) beside the returns."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,8 +117,6 @@ def _plot(transitions: Transitions, returns: dict[str, np.ndarray], path: Path) 
     domain = transitions.domain
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ax = axes[0]
-    axis = _axis(domain)
-    values = None if axis is None else np.asarray(axis.values(transitions.next_obs))
     if values is not None and values.ndim == 2:
         lo, hi = axis.extent or (float(values.min()), float(values.max()))
         h = ax.hist2d(values[:, 0], values[:, 1], bins=60, range=[[lo, hi], [lo, hi]],

@@ -123,14 +123,17 @@ def _gym_render_env(bfm: Any, domain: str, task: str, width: int, height: int, c
     size: dict[str, Any] = {"width": width, "height": height}
     if camera_id is not None:
         size["camera_id"] = camera_id
-    for extra in (size, {}):  # envs that do not take a frame size render at their own
-        try:
-            return make_gym_env(info.id, task, env_kwargs={**info.kwargs, **extra}, obs_keys=info.obs_keys,
-                                max_episode_steps=info.max_episode_steps, render_mode="rgb_array")
-        except ValueError as exc:
-            if not extra or "gym.make" not in str(exc):
-                raise
-    raise AssertionError("unreachable")
+
+    def make(extra: dict[str, Any]) -> Any:
+        return make_gym_env(info.id, task, env_kwargs={**info.kwargs, **extra}, obs_keys=info.obs_keys,
+                            max_episode_steps=info.max_episode_steps, render_mode="rgb_array")
+
+    try:
+        return make(size)
+    except ValueError as exc:
+        if "gym.make" not in str(exc):
+            raise
+        return make({})  # an env that takes no frame size renders at its own
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike[str], fps: float) -> Path:
