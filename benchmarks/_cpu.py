@@ -9,36 +9,9 @@ from typing import Any
 
 from _report import machine
 
+from bfm_gym.utils.machine import cpu_flags, cpu_kind, cpu_model
 
-def cpu_flags() -> set[str]:
-    """The ``flags`` of the first CPU in /proc/cpuinfo (empty off Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_kind() -> str:
-    """``"avx512_bf16"`` (native bf16 matmul), ``"avx512"``, ``"avx2"`` or ``"other"``."""
-    flags = cpu_flags()
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
-        return "avx512_bf16"
-    if "avx512f" in flags:
-        return "avx512"
-    return "avx2" if "avx2" in flags else "other"
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
+__all__ = ["cpu_flags", "cpu_kind", "machine_info", "runnable_tasks"]
 
 
 def _cache(level: int) -> str | None:
@@ -66,7 +39,7 @@ def machine_info(**extra: Any) -> dict[str, Any]:
     """:func:`_report.machine` plus CPU kind, model, caches, load average and runnable tasks."""
     return machine(
         cpu_kind=cpu_kind(),
-        cpu_model=_cpu_model(),
+        cpu_model=cpu_model(),
         l2_cache_per_core=_cache(2),
         l3_cache=_cache(3),
         load_average_at_start=[round(x, 2) for x in os.getloadavg()],

@@ -37,6 +37,8 @@ from pathlib import Path
 
 from _report import command, machine, write_report
 
+from bfm_gym.utils.machine import cpu_kind, cpu_model
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 VARIANTS = {
@@ -45,16 +47,6 @@ VARIANTS = {
     "FB-AW": {"actor_loss": "awr"},
     "FB-AWARE": {"ar_blocks": 2, "actor_loss": "awr"},
 }
-
-
-def cpu_kind() -> str:
-    """The CPU model name and whether it has avx512_bf16 (Linux)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{name}{' (avx512_bf16)' if 'avx512_bf16' in info else ''}"
 
 
 def evaluate_model(model: str, episodes: int, seed: int) -> dict:
@@ -315,7 +307,7 @@ def main() -> None:
         if not args.models:
             parser.error("--env needs --models (a model of that env)")
         report = {"benchmark": "zero_shot_vs_sac", "command": command(),
-                  "machine": machine(cpu=cpu_kind(), threads=args.threads, load=os.getloadavg()),
+                  "machine": machine(cpu=f"{cpu_model()} ({cpu_kind()})", threads=args.threads, load=os.getloadavg()),
                   "against_sac": [against_sac(args.env, m, args) for m in args.models.split(",")]}
         report["wall_seconds"] = round(time.perf_counter() - start, 1)
         for row in report["against_sac"]:

@@ -108,6 +108,10 @@ def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
     assert card.rstrip().endswith("chosen at step 20")
     report = json.loads((out / "zero_shot.json").read_text())
     assert report["floor"] == 500.0 and set(report["tasks"]) >= {"reach_top_left"}
+    from bfm_gym.utils.machine import cpu_kind
+
+    assert report["machine"]["cpu_kind"] == cpu_kind() and report["machine"]["mujoco"]
+    assert f"({cpu_kind()}; torch " in card  # the card says which CPU measured its returns
     bad = run("eval", "--model", str(out), "--task", "run")
     assert bad.returncode != 0 and "Valid tasks" in bad.stderr and "Traceback" not in bad.stderr
     bad = run("pretrain", "--dataset", str(tmp_path), "--out", str(tmp_path / "x"))

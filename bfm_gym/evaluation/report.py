@@ -38,12 +38,14 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
 
     Returns:
         ``{"model", "domain", "training_steps", "tasks": {task: {mean, ci95, returns}},
-        "mean_over_tasks", "floor", "floor_met", "eval_seconds"}``.
+        "mean_over_tasks", "floor", "floor_met", "eval_seconds", "machine"}``; ``machine``
+        (:func:`~bfm_gym.utils.machine.machine_summary`) says where the returns were measured.
     """
     import bfm_gym
     from bfm_gym.envs import DOMAINS
     from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
     from bfm_gym.pretrained import resolve
+    from bfm_gym.utils.machine import machine_summary
 
     bfm = bfm_gym.load(model)  # any registered family
     domain = bfm.metadata.domain
@@ -68,6 +70,7 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
         "tasks": table,
         "mean_over_tasks": round(mean, 2),
         "eval_seconds": round(time.perf_counter() - start, 1),
+        "machine": machine_summary(),
     }
     floor = DOMAINS[domain].floor if domain in DOMAINS else None
     if floor is not None:
@@ -103,6 +106,12 @@ def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], 
     if "floor" in report:
         floor = (f"\nQuality floor: mean over tasks >= {report['floor']:.0f}: "
                  f"**{'met' if report['floor_met'] else 'NOT met'}** ({report['mean_over_tasks']:.1f}).\n")
+    measured = ""
+    if "machine" in report:
+        m = report["machine"]
+        measured = (f"Measured on {m['cpu_model']} ({m['cpu_kind']}; torch {m['torch']}, MuJoCo {m['mujoco']}). "
+                    "Rollouts amplify float differences, so other CPUs or MuJoCo builds give returns a\n"
+                    "little apart (the maze model's mean: 601.6 on one of our machines, 589.0 on another).\n")
     text = f"""# bfm_gym model: {report['domain']}
 
 {kind} trained by this project's own commands.
@@ -119,7 +128,7 @@ def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], 
 {report['episodes_per_task']} episodes per task, seed {report['seed']}, deterministic policy,
 z inferred from this folder's `inference_samples.safetensors`.
 Command: `bfm-gym card {folder}` (or `python benchmarks/zero_shot.py --models {folder}`).
-
+{measured}
 | task | mean return | 95% CI |
 |---|---|---|
 {rows}
