@@ -137,6 +137,26 @@ class LatentEnvFacts:
     _z_hold: ZHold
     _inner: InnerEnvSpec
 
+    def _init_latent(self, env: gym.Env, bfm: BFM, *, z_hold: ZHold, action_map: str, strict: bool,
+                     reward: RewardFn | None, record_state: bool, record_transitions: bool,
+                     batch: int, owner: str) -> None:
+        """The setup both share: checks the options against ``env`` (the first inner env) and
+        keeps them, with the action map and a policy runner for ``batch`` observations."""
+        self._bfm = bfm
+        self._hold = check_z_hold(z_hold)
+        self._z_hold = z_hold
+        self._map = ActionMap(bfm, action_map, strict=strict, owner=owner)
+        self._inner = InnerEnvSpec.check(env, bfm, owner=owner)
+        if record_state and not callable(getattr(env.unwrapped, "get_state", None)):
+            raise ValueError(
+                f"{owner}: record_state=True needs an inner env with get_state(); "
+                f"{type(env.unwrapped).__name__} has none. Use a bfm_gym env, or record_state=False."
+            )
+        self._reward_fn = reward
+        self._record_state = bool(record_state)
+        self._record_transitions = bool(record_transitions)
+        self._runner = bfm.policy_runner(batch=batch)
+
     @property
     def model(self) -> BFM:
         """The frozen BFM whose policy acts."""
@@ -247,21 +267,10 @@ class LatentActionWrapper(
             device=device,
         )
         gym.Wrapper.__init__(self, env)
-        self._bfm = bfm
-        self._hold = check_z_hold(z_hold)
-        self._z_hold: ZHold = z_hold
-        self._map = ActionMap(bfm, action_map, strict=strict, owner="LatentActionWrapper")
-        self._inner = InnerEnvSpec.check(env, bfm, owner="LatentActionWrapper")
-        if record_state and not callable(getattr(env.unwrapped, "get_state", None)):
-            raise ValueError(
-                f"record_state=True needs an inner env with get_state(); "
-                f"{type(env.unwrapped).__name__} has none. Use a bfm_gym env, or record_state=False."
-            )
-        self._reward_fn = reward
-        self._record_state = bool(record_state)
-        self._record_transitions = bool(record_transitions)
+        self._init_latent(env, bfm, z_hold=z_hold, action_map=action_map, strict=strict, reward=reward,
+                          record_state=record_state, record_transitions=record_transitions, batch=1,
+                          owner="LatentActionWrapper")
         self.action_space = self._map.space
-        self._runner = bfm.policy_runner(batch=1)
         self._obs_in = self._runner.obs[0]
         self._z_row = self._runner.z[0]
         self._last_obs: Any = None

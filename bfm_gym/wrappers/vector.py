@@ -53,7 +53,6 @@ from gymnasium.vector.utils import batch_space
 
 from bfm_gym.wrappers._pool import LocalPool, ProcessPool
 from bfm_gym.wrappers.latent import (
-    ActionMap,
     HoldTransitions,
     InnerEnvSpec,
     LatentEnvFacts,
@@ -63,7 +62,6 @@ from bfm_gym.wrappers.latent import (
     _closed_message,
     _no_state_reset_message,
     _resolve_reward_fn,
-    check_z_hold,
     grow_buffers,
     resolve_model,
 )
@@ -123,12 +121,11 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
             raise ValueError("LatentActionVectorEnv needs at least one env.")
         self.envs = [e if isinstance(e, gym.Env) else e() for e in envs]
         self.num_envs = len(self.envs)
-        self._bfm, _ = resolve_model(model, device=device)
-        self._reward_fn, _ = _resolve_reward_fn(reward_fn)
-        self._hold = check_z_hold(z_hold)
-        self._z_hold = z_hold
-        self._map = ActionMap(self._bfm, action_map, strict=strict, owner="LatentActionVectorEnv")
-        self._inner = InnerEnvSpec.check(self.envs[0], self._bfm, owner="LatentActionVectorEnv")
+        bfm, _ = resolve_model(model, device=device)
+        self._init_latent(self.envs[0], bfm, z_hold=z_hold, action_map=action_map, strict=strict,
+                          reward=_resolve_reward_fn(reward_fn)[0], record_state=record_state,
+                          record_transitions=record_transitions, batch=self.num_envs,
+                          owner="LatentActionVectorEnv")
         for i, env in enumerate(self.envs[1:], 1):
             if env.observation_space != self.envs[0].observation_space or (
                 env.action_space != self.envs[0].action_space
@@ -138,10 +135,6 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
                     f"{env.action_space}; env 0 has {self.envs[0].observation_space}, "
                     f"{self.envs[0].action_space}. All envs must have the same spaces."
                 )
-        if record_state and not callable(getattr(self.envs[0].unwrapped, "get_state", None)):
-            raise ValueError("record_state=True needs inner envs with get_state().")
-        self._record_state = bool(record_state)
-        self._record_transitions = bool(record_transitions)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self._map.space
@@ -152,7 +145,6 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
             **getattr(self.envs[0], "metadata", {}),
             "autoreset_mode": self.autoreset_mode,
         }
-        self._runner = self._bfm.policy_runner(batch=self.num_envs)
         k = _check_workers(workers, self.num_envs)
         if k > 1 and self.render_mode is not None:
             raise ValueError(
