@@ -3,10 +3,11 @@
 Variants (all on random tensors of the domain's dimensions; the update is data-independent in
 cost):
 
-* ``naive``: fp32, eager, looped F ensemble (a python loop over heads), foreach Adam, ATen
-  tanh, F weight gradients computed in the actor's backward (see :func:`naive_patches`).
+* ``naive``: fp32, eager, looped F ensemble (a python loop over heads), foreach Adam, dense
+  N x N FB and orthonormality losses, F weight gradients computed in the actor's backward (see
+  :func:`naive_patches`).
 * ``fast``: the default path (``FBConfig`` defaults: batched ensemble, fused Adam,
-  ``amp="auto"``, CPU tanh via sigmoid), no compile.
+  ``amp="auto"``, the losses read through M's factors), no compile.
 * ``fast_fp32`` / ``fast_bf16``: the fast path with ``amp`` forced to "off" / "bf16".
 * ``compiled``: the fast path with ``compile=True`` (compile time reported separately).
 
@@ -55,9 +56,12 @@ VARIANTS = {
 def naive_patches(enabled: bool) -> Iterator[None]:
     """What a plain (metamotivo-style) port does differently from the fast path, beyond config:
 
-    * ``networks.Tanh`` calls ATen's ``torch.tanh`` (the fast path uses 2 sigmoid(2x) - 1 on CPU);
+    * ``networks.Tanh`` calls ATen's ``torch.tanh`` (so does the fast path now; kept so that
+      the baseline stays the same if the fast path's tanh changes again);
     * the TD3 actor loss calls F with its live weights, so the actor's backward also computes
-      (and then discards) F's weight gradients, as metamotivo's ``update_td3_actor`` does.
+      (and then discards) F's weight gradients, as metamotivo's ``update_td3_actor`` does;
+    * the FB and orthonormality losses form the N x N matrices ``M = F^T B`` and ``B B^T``
+      (``FBAgent._fb_losses_eager``, as metamotivo does; set in :class:`Runner`).
     """
     if not enabled:
         yield
@@ -86,6 +90,9 @@ class Runner:
         self.trainer = FBTrainer(
             self.config, obs_dim, action_dim, device=device, seed=seed, threads=None
         )
+        if variant == "naive":  # dense N x N losses (see naive_patches)
+            agent = self.trainer.agent
+            agent._fb_losses = agent._fb_losses_eager  # type: ignore[method-assign]
         g = torch.Generator(device=device).manual_seed(seed)
         n = self.config.batch_size
         self.batch = TransitionBatch(

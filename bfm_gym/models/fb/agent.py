@@ -25,6 +25,7 @@ from torch import nn
 
 from .config import FBConfig
 from .losses import (
+    LowRank,
     awr_actor_loss,
     ensemble_aggregate,
     fb_loss,
@@ -125,10 +126,13 @@ class FBAgent:
             p for m in (self.target_forward_map, self.target_backward_map) for p in m.parameters()
         ]
         self.amp_dtype = resolve_amp(c.amp, device)
-        self._fb_losses = self._fb_losses_eager
+        # plain B and a plain-mean target: M = F^T B is read through its factors (no N x N matrix)
+        self.factored_loss = not model.is_autoregressive and c.fb_pessimism == 0.0
+        fb_losses = self._fb_losses_factored if self.factored_loss else self._fb_losses_eager
+        self._fb_losses = fb_losses
         self._actor_losses = self._actor_losses_eager
         if c.compile:
-            self._fb_losses = torch.compile(self._fb_losses_eager, dynamic=False)
+            self._fb_losses = torch.compile(fb_losses, dynamic=False)
             self._actor_losses = torch.compile(self._actor_losses_eager, dynamic=False)
 
     # --- state ----------------------------------------------------------------------------------
@@ -233,6 +237,41 @@ class FBAgent:
             "fb_loss": loss_fb.detach(), "fb_diag": fb_diag.detach(), "fb_offdiag": fb_offdiag.detach(),
             "ortho_loss": loss_ortho.detach(), "ortho_diag": ortho_diag.detach(), "ortho_offdiag": ortho_offdiag.detach(),
             "m_diag": torch.diagonal(m, dim1=-2, dim2=-1).mean().detach(), "target_m": target_m.mean(),
+        }  # fmt: skip
+        return loss, f.detach(), metrics
+
+    def _fb_losses_factored(
+        self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, discount: torch.Tensor,
+        z: torch.Tensor, next_noise: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
+        """:meth:`_fb_losses_eager` for a plain B and ``fb_pessimism == 0`` without any N x N
+        matrix: the networks run under autocast as there, the losses take ``M = F^T B`` and its
+        target as :class:`~.losses.LowRank` factors in fp32 (the dense path rounds M to the
+        autocast dtype first; in fp32 both agree to float rounding, see
+        tests/models/test_fb_speed_factored.py)."""
+        c, model = self.config, self.model
+        with autocast_context(self.device, self.amp_dtype):
+            with torch.no_grad():
+                next_action = sample_action(
+                    model.actor(next_obs, z), c.actor_std, c.stddev_clip, next_noise
+                )
+                target_f = self.target_forward_map(next_obs, next_action, z)  # (E, N, d)
+                target_b = self.target_backward_map(next_obs)  # (N, d)
+            f = model.forward_map(obs, action, z)  # (E, N, d)
+            b = model.backward_map(next_obs)  # (N, d)
+        f32, b32 = f.float(), b.float()
+        # mean_k(F_k)^T B == mean_k(F_k^T B): the target is one factor pair
+        t, bt = target_f.float().mean(0), target_b.float()
+        loss_fb, fb_diag, fb_offdiag = fb_loss(LowRank(f32, b32), LowRank(t, bt), discount)
+        loss_ortho, ortho_diag, ortho_offdiag = ortho_loss(b32, low_rank=True)
+        loss = loss_fb + c.ortho_coef * loss_ortho
+        with torch.no_grad():
+            m_diag = (f32 * b32).sum(-1).mean()
+            target_m = t.mean(0) @ bt.mean(0)  # mean_ij t_i . bt_j
+        metrics = {
+            "fb_loss": loss_fb.detach(), "fb_diag": fb_diag.detach(), "fb_offdiag": fb_offdiag.detach(),
+            "ortho_loss": loss_ortho.detach(), "ortho_diag": ortho_diag.detach(), "ortho_offdiag": ortho_offdiag.detach(),
+            "m_diag": m_diag, "target_m": target_m,
         }  # fmt: skip
         return loss, f.detach(), metrics
 
