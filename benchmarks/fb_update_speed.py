@@ -92,6 +92,7 @@ class Runner:
         )
         if variant == "naive":  # dense N x N losses (see naive_patches)
             agent = self.trainer.agent
+            agent.factored_loss = False
             agent._fb_losses = agent._fb_losses_eager  # type: ignore[method-assign]
         g = torch.Generator(device=device).manual_seed(seed)
         n = self.config.batch_size

@@ -242,23 +242,34 @@ class FBAgent:
 
     def _fb_losses_factored(
         self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor, discount: torch.Tensor,
-        z: torch.Tensor, next_noise: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
-        """:meth:`_fb_losses_eager` for a plain B and ``fb_pessimism == 0`` without any N x N
-        matrix: the networks run under autocast as there, the losses take ``M = F^T B`` and its
-        target as :class:`~.losses.LowRank` factors in fp32 (the dense path rounds M to the
-        autocast dtype first; in fp32 both agree to float rounding, see
-        tests/models/test_fb_speed_factored.py)."""
+        noise: UpdateNoise,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:  # fmt: skip
+        """:meth:`mixed_z` and :meth:`_fb_losses_eager` for a plain B and ``fb_pessimism == 0``,
+        without any N x N matrix and with one pass of B over the next observations.
+
+        * The losses take ``M = F^T B`` and its target as :class:`~.losses.LowRank` factors, in
+          fp32 (the dense path rounds M to the autocast dtype first).
+        * The goal latents ``proj(B(g))`` are rows of the online ``B(s')`` the loss uses (same
+          weights: nothing has stepped yet), not a second pass of B; under bf16 autocast they
+          are therefore computed in bf16 (the dense path runs that pass in fp32).
+
+        In fp32 both paths agree to float rounding (tests/models/test_fb_speed_factored.py).
+
+        Returns:
+            ``(loss, F(s, a, z) detached, metrics, z (N, d))``.
+        """
         c, model = self.config, self.model
         with autocast_context(self.device, self.amp_dtype):
+            b = model.backward_map(next_obs)  # (N, d)
             with torch.no_grad():
+                goal = model.project(b.detach()[noise.goal_index].float())
+                z = torch.where(noise.goal_mask < c.train_goal_ratio, goal, model.project(noise.z))
                 next_action = sample_action(
-                    model.actor(next_obs, z), c.actor_std, c.stddev_clip, next_noise
+                    model.actor(next_obs, z), c.actor_std, c.stddev_clip, noise.next_action
                 )
                 target_f = self.target_forward_map(next_obs, next_action, z)  # (E, N, d)
                 target_b = self.target_backward_map(next_obs)  # (N, d)
             f = model.forward_map(obs, action, z)  # (E, N, d)
-            b = model.backward_map(next_obs)  # (N, d)
         f32, b32 = f.float(), b.float()
         # mean_k(F_k)^T B == mean_k(F_k^T B): the target is one factor pair
         t, bt = target_f.float().mean(0), target_b.float()
@@ -273,7 +284,7 @@ class FBAgent:
             "ortho_loss": loss_ortho.detach(), "ortho_diag": ortho_diag.detach(), "ortho_offdiag": ortho_offdiag.detach(),
             "m_diag": m_diag, "target_m": target_m,
         }  # fmt: skip
-        return loss, f.detach(), metrics
+        return loss, f.detach(), metrics, z
 
     def _frozen_forward_map(
         self, obs: torch.Tensor, action: torch.Tensor, z: torch.Tensor
@@ -327,20 +338,22 @@ class FBAgent:
         c = self.config
         obs, action, next_obs = batch.obs, batch.action, batch.next_obs
         discount = c.gamma * (1.0 - batch.terminated)  # (N, 1); truncation is not terminal
-        z_groups = self.mixed_z(next_obs, noise)
-
-        loss, f_data, metrics = self._fb_losses(
-            obs, action, next_obs, discount, z_groups, noise.next_action
-        )
+        if self.factored_loss:
+            loss, f_data, metrics, z = self._fb_losses(obs, action, next_obs, discount, noise)
+        else:
+            z_groups = self.mixed_z(next_obs, noise)
+            loss, f_data, metrics = self._fb_losses(
+                obs, action, next_obs, discount, z_groups, noise.next_action
+            )
+            z = (
+                z_groups
+                if z_groups.shape[0] == obs.shape[0]
+                else z_groups.repeat_interleave(obs.shape[0] // z_groups.shape[0], dim=0)
+            )
         self.fb_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.fb_optimizer.step()
 
-        z = (
-            z_groups
-            if z_groups.shape[0] == obs.shape[0]
-            else z_groups.repeat_interleave(obs.shape[0] // z_groups.shape[0], dim=0)
-        )
         actor_loss, actor_metrics = self._actor_losses(obs, action, z, f_data, noise.actor_action)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
