@@ -322,6 +322,10 @@ def adapt(
     start_wall = time.perf_counter() - (records[-1]["wall_s"] if records else 0.0)
     bar = trange(len(records), episodes, initial=len(records), total=episodes, disable=not progress,
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
+    initial = None  # the policy before any env step, on the fixed start states (row 0 keeps it)
+    if evaluating and not records:
+        returns, used = _evaluate(eval_env, agent, seeds[:eval_episodes], starts, f"adapter {adapter!r}")
+        initial = {**_spread(returns), "env_steps": used}
     for k in bar:
         if budget_steps is not None and env_steps >= budget_steps:
             break
@@ -340,6 +344,9 @@ def adapt(
             spread = _spread(returns)
             row.update({"eval_return": spread["mean"], "eval_std": spread["std"],
                         "eval_returns": spread["returns"], "eval_env_steps": used})
+        if k == 0 and initial is not None:
+            row.update({"initial_eval_return": initial["mean"], "initial_eval_returns": initial["returns"],
+                        "initial_eval_env_steps": initial["env_steps"]})
         if needs.acts == "latent":  # the estimate evaluation holds fixed (and the video renders)
             row["z"] = [round(float(v), 6) for v in agent.eval_z()]
         records.append(row)
@@ -364,7 +371,7 @@ def adapt(
             "initial_obs": [[round(float(v), 6) for v in o] for o in starts[:eval_episodes]],
             "policy": "z frozen at the adapter's estimate after the episode, deterministic policy",
             "counted_in_budget": False,
-            "env_steps": sum(r.get("eval_env_steps", 0) for r in records),
+            "env_steps": sum(r.get("eval_env_steps", 0) + r.get("initial_eval_env_steps", 0) for r in records),
         }
     if folder is not None:
         title = f"{adapter} on {spec['task'] or spec['goal']}, seed {seed}"
@@ -530,6 +537,8 @@ def _summary(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None,
                          "zero_shot_std": zero_shot["std"] if zero_shot else None,
                          "zero_shot_returns": zero_shot["returns"] if zero_shot else None}
     evals = [r for r in records if "eval_return" in r]
+    if records and "initial_eval_return" in records[0]:
+        s["eval_initial"] = records[0]["initial_eval_return"]
     if evals:
         s.update({"eval_points": len(evals), "eval_first": evals[0]["eval_return"],
                   "eval_best": max(r["eval_return"] for r in evals), "eval_last": evals[-1]["eval_return"],
@@ -586,6 +595,9 @@ def _plot(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None, path:
     if evals:
         x = np.array([r["episode"] + 1 for r in evals])
         per_start = np.array([r["eval_returns"] for r in evals], dtype=float)
+        if "initial_eval_returns" in records[0]:  # the adapter's own policy before any env step
+            x = np.concatenate([[0], x])
+            per_start = np.vstack([records[0]["initial_eval_returns"], per_start])
         mean = per_start.mean(axis=1)
         std = per_start.std(axis=1, ddof=1) if per_start.shape[1] > 1 else np.zeros_like(mean)
         for j in range(per_start.shape[1]):

@@ -154,7 +154,8 @@ def test_paired_evaluation_uses_the_same_start_states_for_every_adapter(model_di
         ev = res.summary["evaluation"]
         assert ev["reset_seeds"] == evaluation_seeds(3, 3) and ev["counted_in_budget"] is False
         assert [r["env_steps"] for r in res.records] == [40, 80]  # evaluation is not in the budget
-        assert ev["env_steps"] == 2 * 3 * 40
+        assert ev["env_steps"] == 3 * 3 * 40  # before the first episode and after each
+        assert len(res.records[0]["initial_eval_returns"]) == 3 and "initial_eval_return" not in res.records[1]
         assert all(len(r["eval_returns"]) == 3 for r in res.records)
     starts = zs.summary["evaluation"]["initial_obs"]
     assert starts == opti.summary["evaluation"]["initial_obs"] and len({tuple(o) for o in starts}) == 3
@@ -162,6 +163,9 @@ def test_paired_evaluation_uses_the_same_start_states_for_every_adapter(model_di
     # the zero-shot adapter's z never moves: each evaluation point repeats the zero-shot level's
     # returns start by start, which holds only if both played the same start states
     assert zs.summary["zero_shot_returns"] == zs.records[0]["eval_returns"] == zs.records[1]["eval_returns"]
+    # ... and so does its evaluation before any env step
+    assert zs.records[0]["initial_eval_returns"] == zs.summary["zero_shot_returns"]
+    assert zs.summary["eval_initial"] == zs.summary["zero_shot"]
     assert zs.summary["eval_last_vs_zero_shot"]["mean_difference"] == 0.0
     other = adapt(str(model_dir), adapter="zero-shot", **{**kw, "seed": 4})
     assert other.summary["evaluation"]["initial_obs"] != zs.summary["evaluation"]["initial_obs"]

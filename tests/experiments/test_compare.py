@@ -206,6 +206,21 @@ def test_score_window_averages_the_last_episodes_within_the_budget() -> None:
     assert _score_at(recs, 5, 100, window=2) is None
 
 
+def test_a_budget_below_the_first_episode_scores_the_policy_before_any_step() -> None:
+    """An adapter whose first episode costs more than the budget (LoLA's lookahead rollouts
+    count) is scored by its evaluation before its first env step, not NaN."""
+    from bfm_gym.experiments.compare.scoring import _score_at
+
+    recs = [{"return": 1.0, "env_steps": 3000, "labels_used": 0, "eval_return": 7.0,
+             "initial_eval_return": 4.0},
+            {"return": 2.0, "env_steps": 6000, "labels_used": 0, "eval_return": 8.0}]
+    assert _score_at(recs, 1000, 10**9, evaluation=True)["return"] == 4.0
+    assert _score_at(recs, 1000, 10**9, evaluation=True)["env_steps"] == 0
+    assert _score_at(recs, 3000, 10**9, evaluation=True)["return"] == 7.0
+    assert _score_at([{k: v for k, v in recs[0].items() if k != "initial_eval_return"}], 1000, 10**9,
+                     evaluation=True) is None  # a run from before the initial evaluation
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for status in Path("/proc").glob("[0-9]*/status"):

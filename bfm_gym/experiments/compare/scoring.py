@@ -74,7 +74,9 @@ def _score_at(records: list[dict[str, Any]], steps: int, labels: int,
     ``window > 1`` its ``return`` is the mean over the last ``window`` such episodes.
 
     ``evaluation=True``: the last such episode followed by an evaluation point, with
-    ``return`` its mean over the fixed start states (``window`` is not used).
+    ``return`` its mean over the fixed start states (``window`` is not used); when no
+    episode with an evaluation point ended within the budget, the evaluation of the
+    adapter's policy before its first env step (kept on row 0), else None.
     """
     within: list[dict[str, Any]] = []
     for r in records:
@@ -84,7 +86,11 @@ def _score_at(records: list[dict[str, Any]], steps: int, labels: int,
             break
     if evaluation:
         points = [r for r in within if "eval_return" in r]
-        return {**points[-1], "return": points[-1]["eval_return"]} if points else None
+        if points:
+            return {**points[-1], "return": points[-1]["eval_return"]}
+        if records and "initial_eval_return" in records[0]:
+            return {"episode": -1, "env_steps": 0, "labels_used": 0, "return": records[0]["initial_eval_return"]}
+        return None
     if not within:
         return None
     if window <= 1:
