@@ -60,6 +60,8 @@ def naive_patches(enabled: bool) -> Iterator[None]:
       the baseline stays the same if the fast path's tanh changes again);
     * the TD3 actor loss calls F with its live weights, so the actor's backward also computes
       (and then discards) F's weight gradients, as metamotivo's ``update_td3_actor`` does;
+    * LayerNorm and tanh run as two modules (the fast path fuses them,
+      ``networks._NormTanhSequential``);
     * the FB and orthonormality losses form the N x N matrices ``M = F^T B`` and ``B B^T``
       (``FBAgent._fb_losses_eager``, as metamotivo does; set in :class:`Runner`).
     """
@@ -67,7 +69,9 @@ def naive_patches(enabled: bool) -> Iterator[None]:
         yield
         return
     tanh, frozen = networks.Tanh.forward, FBAgent._frozen_forward_map
+    fused = networks._NormTanhSequential.forward
     networks.Tanh.forward = lambda self, x: torch.tanh(x)  # type: ignore[method-assign]
+    networks._NormTanhSequential.forward = torch.nn.Sequential.forward  # type: ignore[method-assign]
     FBAgent._frozen_forward_map = lambda self, obs, action, z: self.model.forward_map(
         obs, action, z
     )  # type: ignore[method-assign]
@@ -75,6 +79,7 @@ def naive_patches(enabled: bool) -> Iterator[None]:
         yield
     finally:
         networks.Tanh.forward = tanh  # type: ignore[method-assign]
+        networks._NormTanhSequential.forward = fused  # type: ignore[method-assign]
         FBAgent._frozen_forward_map = frozen  # type: ignore[method-assign]
 
 
