@@ -59,11 +59,11 @@ class _LayerNormTanh(torch.autograd.Function):
 
     The affine and tanh run in fp32 (the weights' dtype) and the result is returned in x's
     dtype; the backward saves the fp32 tanh output, as autograd would. What it saves over the
-    unfused ops: under bf16 autocast the unfused path keeps an fp32 copy of the output for
-    ``tanh``'s backward and a separate bf16 copy for the next matmul, casts the incoming
-    gradient to fp32 and back, and the addcmul backward runs extra passes; on a single
-    LayerNorm (plain ``nn.LayerNorm``) autocast ran tanh in bf16, which is ~3x slower than fp32
-    on CPU. ``weight``/``bias`` broadcast against x: ``(dim,)`` or ``(E, 1, dim)``.
+    unfused ops under bf16 autocast: the unfused ensemble path multiplies bf16 by fp32 tensors
+    (addcmul forward, and its backward), which ATen runs ~10x slower than a single-dtype op;
+    its backward also runs extra passes and casts; on a single LayerNorm (``nn.LayerNorm``)
+    autocast ran tanh in bf16, ~3x slower than in fp32 on CPU. ``weight``/``bias`` broadcast
+    against x: ``(dim,)`` or ``(E, 1, dim)``.
     """
 
     @staticmethod
@@ -75,6 +75,8 @@ class _LayerNormTanh(torch.autograd.Function):
         eps: float,
     ) -> torch.Tensor:
         xhat, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), None, None, eps)
+        # one dtype per elementwise op: mixed bf16/fp32 operands take ATen's slow path (~10x)
+        xhat = xhat.to(weight.dtype)
         t = torch.addcmul(bias, xhat, weight).tanh_()
         ctx.save_for_backward(x, xhat, mean, rstd, weight, t)
         ctx.bias_shape = bias.shape  # type: ignore[attr-defined]
@@ -85,7 +87,7 @@ class _LayerNormTanh(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         x, xhat, mean, rstd, weight, t = ctx.saved_tensors  # type: ignore[attr-defined]
-        gt = torch.ops.aten.tanh_backward(grad, t)  # promotes to t's dtype
+        gt = torch.ops.aten.tanh_backward(grad.to(t.dtype), t)
         need_x, need_w, need_b, _ = ctx.needs_input_grad  # type: ignore[attr-defined]
         gw = (gt * xhat).sum_to_size(weight.shape).to(weight.dtype) if need_w else None
         gb = gt.sum_to_size(ctx.bias_shape).to(weight.dtype) if need_b else None  # type: ignore[attr-defined]
