@@ -14,6 +14,9 @@ cost):
 Timing: after ``--warmup`` updates, ``--updates`` updates are timed in ``--repeats`` chunks and
 the median chunk rate is reported (robust to other processes on a shared machine). Variants are
 measured in round-robin order, repeat by repeat, so slow phases of the machine hit all of them.
+Each chunk is timed twice: wall clock (``updates_per_s``) and this thread's CPU time
+(``updates_per_cpu_s``, which leaves out the time the thread waited for a core while other
+processes ran; with ``--threads 1`` the two agree on an idle machine).
 
 Usage::
 
@@ -33,7 +36,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from _report import write_report
+from _cpu import machine_info as cpu_machine_info
+from _cpu import runnable_tasks
+from _report import command, write_report
 
 import torch
 
@@ -109,6 +114,8 @@ class Runner:
         )
         self.device = device
         self.rates: list[float] = []
+        self.cpu_rates: list[float] = []  # per second of this thread's CPU time
+        self.last_cpu_s = float("nan")
         self.last_loss = float("nan")
 
     def _sync(self, metrics: dict[str, torch.Tensor]) -> None:
@@ -116,12 +123,14 @@ class Runner:
 
     def run(self, n: int) -> float:
         with naive_patches(self.variant == "naive"):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             metrics: dict[str, torch.Tensor] = {}
             for _ in range(n):
                 metrics = self.trainer.update(self.batch)
             self._sync(metrics)
-            return time.perf_counter() - start
+            wall = time.perf_counter() - start
+            self.last_cpu_s = time.thread_time() - cpu_start
+            return wall
 
 
 def machine_info(device: torch.device, threads: int) -> dict[str, object]:
@@ -141,6 +150,7 @@ def machine_info(device: torch.device, threads: int) -> dict[str, object]:
         "cpu_native_bf16": cpu_has_native_bf16(),
         "device": str(device),
         "amp_auto_resolves_to": str(resolve_amp("auto", device)),
+        **cpu_machine_info(),  # cpu_kind, model, caches, load and runnable tasks at start
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -178,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     device = resolve_device(args.device)
     threads = free_cpu_cores() if args.threads == "auto" else int(args.threads)
     torch.set_num_threads(threads)
+    machine = machine_info(device, threads)  # load and runnable tasks before the runs
     chunk = max(1, args.updates // args.repeats)
     results: list[dict[str, object]] = []
     for size in args.sizes:
@@ -191,14 +202,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             for _ in range(args.repeats):  # round robin
                 for runner in runners.values():
                     runner.rates.append(chunk / runner.run(chunk))
+                    runner.cpu_rates.append(chunk / runner.last_cpu_s)
             naive = statistics.median(runners["naive"].rates) if "naive" in runners else None
             fp32 = statistics.median(runners["fast_fp32"].rates) if "fast_fp32" in runners else None
+            naive_cpu = (
+                statistics.median(runners["naive"].cpu_rates) if "naive" in runners else None
+            )
             for variant, runner in runners.items():
                 rate = statistics.median(runner.rates)
+                cpu_rate = statistics.median(runner.cpu_rates)
                 row = {
                     "size": size, "domain": domain, "variant": variant, "config": VARIANTS[variant],
                     "batch_size": runner.config.batch_size, "f_hidden_dim": runner.config.f_hidden_dim, "z_dim": runner.config.z_dim,
                     "updates_per_s": rate, "updates_per_s_chunks": runner.rates,
+                    "updates_per_cpu_s": cpu_rate, "updates_per_cpu_s_chunks": runner.cpu_rates,
+                    "speedup_vs_naive_cpu_time": cpu_rate / naive_cpu if naive_cpu else None,
                     "warmup_s": runner.compile_or_warmup_s,  # type: ignore[attr-defined]
                     "speedup_vs_naive": rate / naive if naive else None,
                     "speedup_vs_fast_fp32": rate / fp32 if fp32 else None,
@@ -208,6 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 print(
                     f"{size:5s} {domain:16s} {variant:10s} {rate:8.2f} upd/s"
                     + (f"  x{rate / naive:.2f} vs naive" if naive else "")
+                    + (f" (CPU time x{cpu_rate / naive_cpu:.2f})" if naive_cpu else "")
                     + f"  (warmup {row['warmup_s']:.1f}s)",
                     flush=True,
                 )
@@ -215,7 +234,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "benchmark": "fb_update_speed",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "machine": machine_info(device, threads),
+        "command": command(),
+        "machine": machine,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "runnable_tasks_at_end": runnable_tasks(),
         "results": results,
     }
     write_report(args.out, report)

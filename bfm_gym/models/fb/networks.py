@@ -74,28 +74,40 @@ class _LayerNormTanh(torch.autograd.Function):
         bias: torch.Tensor,
         eps: float,
     ) -> torch.Tensor:
-        xhat, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), None, None, eps)
+        in_dtype, shape = x.dtype, (x.shape[-1],)
         # one dtype per elementwise op: mixed bf16/fp32 operands take ATen's slow path (~10x)
-        xhat = xhat.to(weight.dtype)
-        t = torch.addcmul(bias, xhat, weight).tanh_()
-        ctx.save_for_backward(x, xhat, mean, rstd, weight, t)
-        ctx.bias_shape = bias.shape  # type: ignore[attr-defined]
-        return t.to(x.dtype)
+        if weight.dim() == 1:  # one LayerNorm: the affine runs inside ATen's kernel
+            x = x.to(weight.dtype)
+            t, mean, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
+            xhat = None
+        else:  # per-head affine (E, 1, dim)
+            xhat, mean, rstd = torch.native_layer_norm(x, shape, None, None, eps)
+            xhat = xhat.to(weight.dtype)
+            t = torch.addcmul(bias, xhat, weight)
+        t = t.tanh_()
+        ctx.save_for_backward(x, xhat, mean, rstd, weight, bias, t)
+        ctx.in_dtype = in_dtype  # type: ignore[attr-defined]
+        return t.to(in_dtype)
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
-        x, xhat, mean, rstd, weight, t = ctx.saved_tensors  # type: ignore[attr-defined]
+        x, xhat, mean, rstd, weight, bias, t = ctx.saved_tensors  # type: ignore[attr-defined]
         gt = torch.ops.aten.tanh_backward(grad.to(t.dtype), t)
         need_x, need_w, need_b, _ = ctx.needs_input_grad  # type: ignore[attr-defined]
-        gw = (gt * xhat).sum_to_size(weight.shape).to(weight.dtype) if need_w else None
-        gb = gt.sum_to_size(ctx.bias_shape).to(weight.dtype) if need_b else None  # type: ignore[attr-defined]
+        in_dtype, shape = ctx.in_dtype, (x.shape[-1],)  # type: ignore[attr-defined]
+        if xhat is None:  # x was saved in the weights' dtype
+            gx, gw, gb = torch.ops.aten.native_layer_norm_backward(
+                gt, x, shape, mean, rstd, weight, bias, [need_x, need_w, need_b]
+            )
+            return (gx.to(in_dtype) if gx is not None else None), gw, gb, None
+        gw = (gt * xhat).sum_to_size(weight.shape) if need_w else None
+        gb = gt.sum_to_size(bias.shape) if need_b else None
         gx = None
         if need_x:
-            gxhat = gt.mul_(weight).to(x.dtype)
             gx = torch.ops.aten.native_layer_norm_backward(
-                gxhat, x, (x.shape[-1],), mean, rstd, None, None, [True, False, False]
+                gt.mul_(weight).to(in_dtype), x, shape, mean, rstd, None, None, [True, False, False]
             )[0]
         return gx, gw, gb, None
 
