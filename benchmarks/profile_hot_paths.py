@@ -12,6 +12,11 @@ shared.
 
 It also profiles one FB update of the walker ``cpu`` preset (the default path of
 ``benchmarks/fb_update_speed.py``) with ``torch.profiler``: the top ops by self CPU time.
+``--fb-only`` profiles only the FB update, for the ``fast`` and ``naive`` variants, and adds an
+op census of one update (calls and bytes written per op, counted, so it does not depend on
+the machine's load)::
+
+    python benchmarks/profile_hot_paths.py --fb-only --out benchmarks/results/fb_update_speed_profile.json
 """
 
 from __future__ import annotations
@@ -68,24 +73,77 @@ def opti_loop(steps: int, reselect_every: int) -> None:
                   compare_handle=False)
 
 
-def fb_update_profile(updates: int = 6, top: int = 15) -> dict:
+def fb_update_profile(updates: int = 6, top: int = 15, variant: str = "fast") -> dict:
     """Top torch ops (self CPU time share) of ``updates`` FB updates, walker ``cpu`` preset,
-    the default config (``fb_update_speed.py``'s ``fast`` variant)."""
+    ``fb_update_speed.py``'s ``variant`` (``fast``: the default config); also by input shape."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from fb_update_speed import Runner
+    from fb_update_speed import Runner, naive_patches
 
-    runner = Runner("walker", "cpu", "fast", torch.device("cpu"), 0)
+    runner = Runner("walker", "cpu", variant, torch.device("cpu"), 0)
     runner.run(3)  # warm-up
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        runner.run(updates)
-    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in rows)
-    return {"updates": updates, "amp": str(runner.trainer.config.amp),
-            "top_ops_self_cpu": [{"op": e.key, "pct": round(100 * e.self_cpu_time_total / total, 1),
-                                  "calls_per_update": round(e.count / updates, 1)}
-                                 for e in rows[:top]]}  # fmt: skip
+    with naive_patches(variant == "naive"), profile(
+        activities=[ProfilerActivity.CPU], record_shapes=True
+    ) as prof:
+        for _ in range(updates):
+            runner.trainer.update(runner.batch)
+
+    def table(events: list) -> list[dict]:
+        rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in rows)
+        return [{"op": e.key, "pct": round(100 * e.self_cpu_time_total / total, 1),
+                 "calls_per_update": round(e.count / updates, 1),
+                 **({"shapes": str(e.input_shapes)[:120]} if e.input_shapes else {})}
+                for e in rows[:top]]  # fmt: skip
+
+    return {"updates": updates, "variant": variant, "amp": str(runner.trainer.config.amp),
+            "top_ops_self_cpu": table(prof.key_averages()),
+            "top_ops_self_cpu_by_shape": table(prof.key_averages(group_by_input_shape=True))}  # fmt: skip
+
+
+def fb_update_census(variant: str = "fast", top: int = 15) -> dict:
+    """Every aten op one FB update dispatches (walker ``cpu`` preset): calls and bytes of the
+    outputs per op, and the casts (``_to_copy``) by shape and dtypes. Counted, not timed."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from fb_update_speed import Runner, naive_patches
+
+    views = {"detach", "view", "t", "transpose", "expand", "slice", "select", "unsqueeze",
+             "_unsafe_view", "as_strided", "alias", "diagonal", "split", "reshape", "permute"}  # fmt: skip
+    calls: collections.Counter[str] = collections.Counter()
+    written: collections.Counter[str] = collections.Counter()
+    casts: collections.Counter[str] = collections.Counter()
+
+    class Census(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            name = func.__name__.split(".")[0]
+            if name in views:
+                return out
+            calls[name] += 1
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            written[name] += sum(o.numel() * o.element_size() for o in outs
+                                 if isinstance(o, torch.Tensor))  # fmt: skip
+            if name == "_to_copy" and isinstance(args[0], torch.Tensor):
+                casts[f"{tuple(args[0].shape)} {args[0].dtype} -> {out.dtype}"] += 1
+            return out
+
+    runner = Runner("walker", "cpu", variant, torch.device("cpu"), 0)
+    runner.run(2)
+    with naive_patches(variant == "naive"), Census():
+        runner.trainer.update(runner.batch)
+    total = sum(written.values())
+    return {
+        "variant": variant, "aten_calls_per_update": sum(calls.values()),
+        "mb_written_per_update": round(total / 1e6, 1),
+        "top_ops_by_bytes_written": [
+            {"op": k, "calls": calls[k], "mb": round(v / 1e6, 2), "pct": round(100 * v / total, 1)}
+            for k, v in written.most_common(top)
+        ],
+        "casts": [{"cast": k, "calls": v} for k, v in casts.most_common(top)],
+    }
 
 
 def summarize(raw: Path, roots: tuple[str, ...], top: int = 25) -> dict:
@@ -120,10 +178,22 @@ def main() -> None:
     parser.add_argument("--opti-steps", type=int, default=1500)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second.")
     parser.add_argument("--out", default="benchmarks/results/profile_hot_paths.json")
+    parser.add_argument("--fb-only", action="store_true",
+                        help="Only the FB update: torch.profiler and op census, fast and naive.")
+    parser.add_argument("--fb-updates", type=int, default=6)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
+    if args.fb_only:
+        report = {"benchmark": "fb_update_profile", "command": command(),
+                  "machine": machine_info(torch_threads=1)}  # fmt: skip
+        for variant in ("fast", "naive"):
+            report[f"torch_profiler_{variant}"] = fb_update_profile(args.fb_updates, variant=variant)
+            report[f"census_{variant}"] = fb_update_census(variant)
+        report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        write_report(args.out, report)
+        return
     if args.target == "wrapper":
         wrapper_loop(args.steps)
         return
