@@ -20,8 +20,9 @@ def register_domains(register: Any) -> None:
 def register_agents(register: Any) -> None:
     from bfm_gym.data.agents.random import OUAgent, RandomAgent
     from bfm_gym.data.agents.rnd import RNDAgent
+    from bfm_gym.data.agents.stopgo import StopGoAgent
 
-    for cls in (RandomAgent, OUAgent, RNDAgent):
+    for cls in (RandomAgent, OUAgent, RNDAgent, StopGoAgent):
         register(cls.name, cls)
 
 

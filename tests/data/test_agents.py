@@ -27,6 +27,7 @@ SMALL_CONFIGS: dict[str, dict[str, Any]] = {
         updates_per_step=0.3,
         policy_delay=2,
     ),
+    "stopgo": dict(velocity_index=OBS_DIM - ACTION_DIM),  # reads the last 6 entries as velocities
 }
 NAMES = sorted(AGENTS)
 

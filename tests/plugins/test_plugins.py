@@ -297,12 +297,12 @@ def test_register_domains_and_agents_hooks(site: Path) -> None:
     assert rows["bfm-gym-hopper"]["registered"] == {"domains": ["hopper"], "agents": ["lazy"],
                                                     "tasks": ["hopper/height"]}
     assert rows["bfm_gym"]["registered"]["domains"] == ["walker", "cheetah", "quadruped", "point_mass_maze"]
-    assert rows["bfm_gym"]["registered"]["agents"] == ["random", "ou", "rnd"]
+    assert rows["bfm_gym"]["registered"]["agents"] == ["random", "ou", "rnd", "stopgo"]
     proc = run(site, "tasks", "--domain", "hopper")
     assert proc.returncode == 0 and "hopper: planar one-legged hopper" in proc.stdout, proc.stderr
     proc = run(site, code="from bfm_gym.data.agents import AGENTS, make_agent\n"
                           "print(sorted(AGENTS), type(make_agent('lazy', 3, 2, 0)).__name__)")
-    assert proc.returncode == 0 and "['lazy', 'ou', 'random', 'rnd'] Lazy" in proc.stdout, proc.stderr
+    assert proc.returncode == 0 and "['lazy', 'ou', 'random', 'rnd', 'stopgo'] Lazy" in proc.stdout, proc.stderr
 
 
 def test_plugin_walker_task_does_not_join_the_benchmark_set(site: Path) -> None:

@@ -7,6 +7,8 @@ by name with :func:`make_agent`:
 - ``ou``: Ornstein-Uhlenbeck (temporally-correlated) noise actions.
 - ``rnd``: Random Network Distillation intrinsic reward with a TD3 actor-critic
   trained online, as used for the ExORL datasets.
+- ``stopgo``: bursts of constant random actions, each followed by braking to rest and a
+  hold (needs the joint velocities' place in the observation, ``velocity_index``).
 
 Plugins add agents through the ``register_agents`` hook.
 
@@ -27,6 +29,7 @@ from typing import Any
 from bfm_gym.data.agents.base import AgentConfig, CollectorAgent
 from bfm_gym.data.agents.random import OUAgent, OUConfig, RandomAgent, RandomConfig
 from bfm_gym.data.agents.rnd import RNDAgent, RNDConfig
+from bfm_gym.data.agents.stopgo import StopGoAgent, StopGoConfig
 from bfm_gym.plugins.registry_view import RegistryView
 
 __all__ = [
@@ -39,6 +42,8 @@ __all__ = [
     "RNDConfig",
     "RandomAgent",
     "RandomConfig",
+    "StopGoAgent",
+    "StopGoConfig",
     "make_agent",
 ]
 
