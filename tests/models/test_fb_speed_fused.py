@@ -79,3 +79,21 @@ def test_the_sequential_keeps_nn_sequential_keys_and_children() -> None:
             )
         )
     torch.testing.assert_close(fused, plain, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [((64, 32), (32,)), ((2, 64, 32), (2, 1, 32))])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_plain_ops_form_matches_the_fused_function(shape: tuple, dtype: torch.dtype) -> None:
+    """``torch.compile`` and CUDA run ``_layer_norm_tanh_ops``: same dtypes at every step, so
+    the same values as the fused function (bit for bit in eager mode on CPU)."""
+    from bfm_gym.models.fb.networks import _layer_norm_tanh_ops
+
+    x_shape, w_shape = shape
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(*x_shape, generator=g).to(dtype)
+    w = 1 + 0.3 * torch.randn(*w_shape, generator=g)
+    b = 0.3 * torch.randn(*w_shape, generator=g)
+    fused = _LayerNormTanh.apply(x, w, b, 1e-5)
+    plain = _layer_norm_tanh_ops(x, w, b, 1e-5)
+    assert fused.dtype == plain.dtype == dtype
+    torch.testing.assert_close(fused, plain, rtol=0, atol=0)

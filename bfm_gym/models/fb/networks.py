@@ -58,7 +58,8 @@ class _LayerNormTanh(torch.autograd.Function):
     """``tanh(LayerNorm(x) * weight + bias)`` with a hand-written backward.
 
     The affine and tanh run in fp32 (the weights' dtype) and the result is returned in x's
-    dtype; the backward saves the fp32 tanh output, as autograd would. What it saves over the
+    dtype; the backward saves the fp32 tanh output, as autograd would.
+    :func:`_layer_norm_tanh_ops` is the same computation in plain ops (``torch.compile``, CUDA). What it saves over the
     unfused ops under bf16 autocast: the unfused ensemble path multiplies bf16 by fp32 tensors
     (addcmul forward, and its backward), which ATen runs ~10x slower than a single-dtype op;
     its backward also runs extra passes and casts; on a single LayerNorm (``nn.LayerNorm``)
@@ -112,19 +113,36 @@ class _LayerNormTanh(torch.autograd.Function):
         return gx, gw, gb, None
 
 
+def _layer_norm_tanh_ops(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """:class:`_LayerNormTanh` in plain ops, with the same dtypes at every step (so a compiled
+    update stays as close to the eager one as before): a single LayerNorm normalises x in the
+    weights' dtype with its affine; an ensemble one normalises in x's dtype, then the per-head
+    affine and tanh run in the weights' dtype; the result is in x's dtype."""
+    shape = (x.shape[-1],)
+    if weight.dim() == 1:
+        y = F_.layer_norm(x.to(weight.dtype), shape, weight, bias, eps)
+    else:
+        y = torch.addcmul(bias, F_.layer_norm(x, shape, eps=eps).to(weight.dtype), weight)
+    return torch.tanh(y).to(x.dtype)
+
+
 class _NormTanhSequential(nn.Sequential):
     """``nn.Sequential`` of ``[Linear, LayerNorm, Tanh, ...]`` whose LayerNorm and Tanh run as
     one :class:`_LayerNormTanh` (same children, state_dict keys and outputs up to rounding).
 
-    The fused op is used on CPU in eager mode; elsewhere (CUDA, ``torch.compile``) the modules
-    run one by one."""
+    The fused op is used on CPU in eager mode; elsewhere (CUDA, ``torch.compile``) the same
+    computation runs as plain ops (:func:`_layer_norm_tanh_ops`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         mods = list(self)
         norm = mods[1]
+        x = mods[0](x)
         if x.device.type != "cpu" or torch.compiler.is_compiling():
-            return super().forward(x)
-        x = _LayerNormTanh.apply(mods[0](x), norm.weight, norm.bias, norm.eps)
+            x = _layer_norm_tanh_ops(x, norm.weight, norm.bias, norm.eps)
+        else:
+            x = _LayerNormTanh.apply(x, norm.weight, norm.bias, norm.eps)
         for module in mods[3:]:
             x = module(x)
         return x
