@@ -3,8 +3,9 @@
 The latent-action wrapper calls the actor once per low-level env step. On CPU a walker step
 costs ~200 us, while calling :class:`~bfm_gym.models.fb.networks.Actor` through ``nn.Module``
 costs ~240 us on the 2-core dev machine for the "cpu" preset (hidden 256): it is ~20 small
-ops, each paying Python dispatch, and the custom tanh's autograd ``Function`` alone costs
-~30 us. The runner evaluates the *same* function with ~10 ops on preallocated buffers:
+ops, each paying Python dispatch (that figure predates issue 21, when tanh was a custom
+autograd ``Function`` costing ~30 us of it). The runner evaluates the *same* function with
+~10 ops on preallocated buffers:
 
 * the two first layers (``embed_s`` on s, ``embed_sz`` on [s, z]) are one ``addmm`` on the
   input buffer ``[s, z]`` (the ``embed_s`` block has zero rows for z);
