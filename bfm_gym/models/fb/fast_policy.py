@@ -368,8 +368,8 @@ class FBFeatures:
     OpTI-BFM (:mod:`bfm_gym.adapters.opti`) needs, per env step, ``phi(s')`` of one next
     state (its least-squares update) and, per selection, the successor features of 128
     candidate latents at the current state. Through the :class:`~bfm_gym.models.protocol.BFM`
-    handle each call validates, converts, runs ``nn.Module`` s (the custom tanh's autograd
-    ``Function`` included) and, for phi, re-solves the ``d x d`` ridge system of
+    handle each call validates, converts, runs ``nn.Module`` s and, for phi, re-solves the
+    ``d x d`` ridge system of
     ``Cov(B)^{-1}`` every time. Here:
 
     * ``phi``: B's MLP in numpy on preallocated buffers (biases folded into the weights, the

@@ -132,14 +132,19 @@ class _NormTanhSequential(nn.Sequential):
     """``nn.Sequential`` of ``[Linear, LayerNorm, Tanh, ...]`` whose LayerNorm and Tanh run as
     one :class:`_LayerNormTanh` (same children, state_dict keys and outputs up to rounding).
 
-    The fused op is used on CPU in eager mode; elsewhere (CUDA, ``torch.compile``) the same
-    computation runs as plain ops (:func:`_layer_norm_tanh_ops`)."""
+    The fused op is used on CPU in eager mode when gradients are recorded; elsewhere (CUDA,
+    ``torch.compile``, no-grad and inference calls) the same computation runs as plain ops
+    (:func:`_layer_norm_tanh_ops`, bit-identical on CPU)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         mods = list(self)
         norm = mods[1]
         x = mods[0](x)
-        if x.device.type != "cpu" or torch.compiler.is_compiling():
+        if (
+            x.device.type != "cpu"
+            or torch.compiler.is_compiling()
+            or not torch.is_grad_enabled()  # no backward to save: skip the Function's overhead
+        ):
             x = _layer_norm_tanh_ops(x, norm.weight, norm.bias, norm.eps)
         else:
             x = _LayerNormTanh.apply(x, norm.weight, norm.bias, norm.eps)
