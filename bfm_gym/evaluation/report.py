@@ -110,8 +110,10 @@ def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], 
     if "machine" in report:
         m = report["machine"]
         measured = (f"Measured on {m['cpu_model']} ({m['cpu_kind']}; torch {m['torch']}, MuJoCo {m['mujoco']}). "
-                    "Rollouts amplify float differences, so other CPUs or MuJoCo builds give returns a\n"
-                    "little apart (the maze model's mean: 601.6 on one of our machines, 589.0 on another).\n")
+                    "Rollouts amplify float differences, so another CPU, MuJoCo build or way of computing\n"
+                    "an activation moves returns a little (the maze model's mean: 601.6 on the machine that\n"
+                    "shipped it, 589.0 on another with the same code, 601.8 there once tanh was computed\n"
+                    "by torch.tanh instead of through a sigmoid).\n")
     text = f"""# bfm_gym model: {report['domain']}
 
 {kind} trained by this project's own commands.
