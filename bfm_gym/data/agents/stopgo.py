@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bfm_gym.utils.checks import check_ints, check_range
 from bfm_gym.data.agents.base import (
     AgentConfig,
     CollectorAgent,
@@ -73,17 +74,13 @@ class StopGoConfig(AgentConfig):
                 "in the observation (one per action dimension), e.g. --set velocity_index=6 "
                 "for Reacher-v5"
             )
-        if self.gain <= 0.0 or self.noise < 0.0 or self.slow <= 0.0:
-            raise ValueError(
-                f"stopgo needs gain > 0, noise >= 0 and slow > 0; got gain={self.gain}, "
-                f"noise={self.noise}, slow={self.slow}"
-            )
-        for lo, hi, what in ((self.move_min, self.move_max, "move"),
-                             (self.hold_min, self.hold_max, "hold")):
-            if not 1 <= lo <= hi:
-                raise ValueError(f"stopgo needs 1 <= {what}_min <= {what}_max; got {lo}, {hi}")
-        if self.brake_max < 1:
-            raise ValueError(f"stopgo needs brake_max >= 1, got {self.brake_max}")
+        check_range(self, ("gain", "slow"), "> 0")
+        check_range(self, ("noise",), ">= 0")
+        check_ints(self, ("move_min", "move_max", "hold_min", "hold_max", "brake_max"))
+        for what in ("move", "hold"):
+            low, high = getattr(self, f"{what}_min"), getattr(self, f"{what}_max")
+            if low > high:
+                raise ValueError(f"StopGoConfig needs {what}_min <= {what}_max; got {low}, {high}")
 
 
 class StopGoAgent(CollectorAgent):
