@@ -36,6 +36,7 @@ import io
 import json
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,8 +325,14 @@ def adapt(
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
     initial = None  # the policy before any env step, on the fixed start states (row 0 keeps it)
     if evaluating and not records:
-        returns, used = _evaluate(eval_env, agent, seeds[:eval_episodes], starts, f"adapter {adapter!r}")
-        initial = {**_spread(returns), "env_steps": used}
+        try:
+            returns, used = _evaluate(eval_env, agent, seeds[:eval_episodes], starts, f"adapter {adapter!r}")
+        except Exception as exc:  # e.g. an adapter that builds itself in its first training episode
+            warnings.warn(f"adapter {adapter!r} could not be evaluated before its first episode "
+                          f"({type(exc).__name__}: {exc}); a budget that its first episode overruns "
+                          "has no score (NaN).", stacklevel=2)
+        else:
+            initial = {**_spread(returns), "env_steps": used}
     for k in bar:
         if budget_steps is not None and env_steps >= budget_steps:
             break

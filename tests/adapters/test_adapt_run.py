@@ -241,3 +241,25 @@ def test_video_every_writes_one_panel_per_point(model_dir: Path, tmp_path: Path)
     assert again["returns"][1] == again["returns"][0]  # the zero-shot adapter's z never moves
     with pytest.raises(ValueError, match=r"video_every writes OUT/policy\.gif"):
         adapt(str(model_dir), adapter="zero-shot", episodes=1, video_every=1, **KW)
+
+
+def test_an_adapter_that_cannot_act_before_its_first_episode_still_runs(
+        model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation before the first env step is skipped, with a warning naming the error,
+    for an adapter that builds itself in its first training episode (as SB3 ones may)."""
+    from bfm_gym.adapters.zero_shot import ZeroShotAdapter
+
+    original = ZeroShotAdapter.run_episode
+
+    def lazy(self: ZeroShotAdapter, env: object, seed: int, learn: bool = True) -> tuple[float, int]:
+        if not learn and not getattr(self, "_trained_once", False):
+            raise RuntimeError("not built before the first episode")
+        self._trained_once = True
+        return original(self, env, seed, learn=learn)
+
+    monkeypatch.setattr(ZeroShotAdapter, "run_episode", lazy)
+    with pytest.warns(UserWarning, match="could not be evaluated before its first episode.*not built"):
+        res = adapt(str(model_dir), adapter="zero-shot", episodes=2, seed=3, eval_every=1, eval_episodes=2,
+                    zero_shot_episodes=2, **KW)
+    assert "initial_eval_return" not in res.records[0] and all("eval_return" in r for r in res.records)
+    assert "eval_initial" not in res.summary

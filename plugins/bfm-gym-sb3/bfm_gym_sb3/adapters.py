@@ -490,8 +490,7 @@ class SB3Adapter(Adapter):
         if not learn:
             return self._evaluate(env, seed)
         length = episode_steps(env)
-        if self.model is None:
-            self.model = self._build(length)
+        self._built_for(env)
         if self._pending is not None:
             load_training_state(self.model, self._pending)
             self._pending = None
@@ -510,8 +509,15 @@ class SB3Adapter(Adapter):
         self.labels_used += callback.steps
         return callback.total, callback.steps
 
+    def _built_for(self, env: Any) -> Any:
+        """The SB3 model, built now for ``env``'s episode length if this is its first use (an
+        evaluation before any training episode acts with the initial policy)."""
+        if self.model is None:
+            self.model = self._build(episode_steps(env))
+        return self.model
+
     def _evaluate(self, env: Any, seed: int) -> tuple[float, int]:
-        model = self._require_model()
+        model = self._built_for(env)
         obs, _ = env.reset(seed=seed)
         total, steps, done = 0.0, 0, False
         while not done:
