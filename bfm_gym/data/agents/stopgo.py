@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from bfm_gym.utils.checks import check_ints, check_range
 from bfm_gym.data.agents.base import (
     AgentConfig,
     CollectorAgent,
     generator_from_array,
     generator_to_array,
 )
+from bfm_gym.utils.checks import check_ints, check_range
 
 __all__ = ["StopGoAgent", "StopGoConfig"]
 

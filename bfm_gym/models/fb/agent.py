@@ -161,14 +161,21 @@ class FBAgent:
 
     # --- z sampling (docs/algorithms.md#fb-z-sampling) ------------------------------------------
     @torch.no_grad()
-    def mixed_z(self, next_obs: torch.Tensor, noise: UpdateNoise) -> torch.Tensor:
+    def mixed_z(self, next_obs: torch.Tensor, noise: UpdateNoise,
+                b_next: torch.Tensor | None = None) -> torch.Tensor:
         """Training latents: ``proj(N(0, I))`` or, with prob. train_goal_ratio, ``proj(B(g))``.
+
+        Args:
+            b_next: ``B(next_obs)`` when the caller already has it (the factored loss): the goal
+                rows are taken from it instead of a second pass of B.
 
         Returns:
             ``(G, d)``: one per row (plain FB) or one per group (auto-regressive B).
         """
         z = self.model.project(noise.z)
-        goal = self.model.project(self.model._backward(next_obs[noise.goal_index]))
+        b_goal = (self.model._backward(next_obs[noise.goal_index]) if b_next is None
+                  else b_next[noise.goal_index].float())  # the rows in fp32 under bf16 autocast
+        goal = self.model.project(b_goal)
         return torch.where(noise.goal_mask < self.config.train_goal_ratio, goal, z)
 
     # --- losses ---------------------------------------------------------------------------------
@@ -262,8 +269,7 @@ class FBAgent:
         with autocast_context(self.device, self.amp_dtype):
             b = model.backward_map(next_obs)  # (N, d)
             with torch.no_grad():
-                goal = model.project(b.detach()[noise.goal_index].float())
-                z = torch.where(noise.goal_mask < c.train_goal_ratio, goal, model.project(noise.z))
+                z = self.mixed_z(next_obs, noise, b_next=b.detach())
                 next_action = sample_action(
                     model.actor(next_obs, z), c.actor_std, c.stddev_clip, noise.next_action
                 )
