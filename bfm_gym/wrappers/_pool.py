@@ -1,6 +1,13 @@
-"""Where the vector env's inner envs live: in this process, or split over worker processes.
+"""Where the vector env's inner envs step: here one after the other, in worker threads, or in
+worker processes.
 
-:class:`LocalPool` steps every env here, one after the other. :class:`ProcessPool` keeps
+:class:`LocalPool` steps every env here, one after the other. :class:`ThreadPool` splits the
+envs in contiguous chunks and steps each chunk in its own thread: MuJoCo releases the GIL
+while it integrates (``mj_step``), so the physics of different chunks runs at the same time
+while their Python code (observations, rewards) takes turns. The envs never leave this
+process, every env is stepped by one thread with the calls it would get here, and every
+other command (reset, state, call, render) runs in the caller's thread between steps.
+:class:`ProcessPool` keeps
 the first chunk of envs here and moves every other chunk into a forked worker process, so
 that the simulators of different chunks step at the same time while the batched policy
 forward stays in this process: per low-level step the vector env sends each worker its
@@ -16,7 +23,9 @@ moved envs are never stepped; every call reaches the live env through the pool.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -100,6 +109,85 @@ class LocalPool:
         return _do(self._envs, cmd, payload)
 
     def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+
+
+class ThreadPool:
+    """Envs split in ``workers`` contiguous chunks: the first stepped by the calling thread,
+    each other one by a daemon thread of its own (see the module docstring)."""
+
+    def __init__(self, envs: list[gym.Env], workers: int) -> None:
+        n = len(envs)
+        self.workers = workers = max(1, min(int(workers), n))
+        bounds = np.linspace(0, n, workers + 1).round().astype(int)
+        chunks = [list(range(bounds[k], bounds[k + 1])) for k in range(workers)]
+        self._envs = dict(enumerate(envs))
+        self._owner = np.zeros(n, dtype=int)  # 0: the calling thread; k > 0: thread k
+        self._inbox: dict[int, queue.SimpleQueue[Any]] = {}
+        self._outbox: dict[int, queue.SimpleQueue[Any]] = {}
+        self._threads: list[threading.Thread] = []
+        for k, chunk in enumerate(chunks[1:], 1):
+            self._owner[chunk] = k
+            self._inbox[k], self._outbox[k] = queue.SimpleQueue(), queue.SimpleQueue()
+            thread = threading.Thread(target=self._serve, args=(k,), daemon=True,
+                                      name=f"bfm-gym-latent-vec-{k}")  # fmt: skip
+            thread.start()
+            self._threads.append(thread)
+        self._closed = False
+
+    def _serve(self, k: int) -> None:
+        inbox, outbox, envs = self._inbox[k], self._outbox[k], self._envs
+        while True:
+            job = inbox.get()
+            if job is None:
+                break
+            try:
+                outbox.put(("ok", _step_envs(envs, *job)))
+            except BaseException as exc:  # raised again in the caller's thread
+                outbox.put(("error", exc))
+
+    def step(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> list[StepResult]:
+        if len(idx) == 1:  # one env left in its hold: no hand-off
+            return _step_envs(self._envs, idx, actions, want_state)
+        by_thread: dict[int, tuple[list[int], list[np.ndarray]]] = {}
+        for i, a in zip(idx, actions, strict=True):
+            ids, acts = by_thread.setdefault(int(self._owner[i]), ([], []))
+            ids.append(i)
+            acts.append(a)
+        for k, (ids, acts) in by_thread.items():
+            if k:
+                self._inbox[k].put((ids, acts, want_state))
+        results: dict[int, StepResult] = {}
+        error: BaseException | None = None
+        if 0 in by_thread:  # our own chunk while the threads step theirs
+            ids, acts = by_thread[0]
+            try:
+                results.update(zip(ids, _step_envs(self._envs, ids, acts, want_state), strict=True))
+            except BaseException as exc:  # wait for the threads before raising
+                error = exc
+        for k, (ids, _) in by_thread.items():
+            if k:
+                status, value = self._outbox[k].get()
+                if status == "error":
+                    error = error or value
+                else:
+                    results.update(zip(ids, value, strict=True))
+        if error is not None:
+            raise error
+        return [results[i] for i in idx]
+
+    def run(self, i: int, cmd: str, payload: Any) -> Any:
+        return _do(self._envs, cmd, payload)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for k in self._inbox:
+            self._inbox[k].put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
         for env in self._envs.values():
             env.close()
 

@@ -25,19 +25,25 @@ over all N rows, then every env still in its hold steps once; an env whose episo
 early while the others finish their hold.
 
 Parallel simulators: ``workers=k`` (default 1: every env steps here, one after the other)
-splits the envs in k chunks, keeps the first here and forks one worker process per other
-chunk (:mod:`bfm_gym.wrappers._pool`), so the chunks' simulators step at the same time
-while the policy forward stays one batched call here. Results are the same, bit for bit,
-as with ``workers=1`` and as N separate :class:`LatentActionWrapper` s (tested). It pays
-when k cores are free: on 2 cores with one busy it measured slower than ``workers=1``
-(``benchmarks/wrapper_throughput.py``; README, Measurements). ``workers="auto"`` takes one
-worker per CPU this process may use that the load average leaves idle (at most N and 4;
-1 when none is idle). With workers, ``self.envs`` holds this process's copies of the
-envs, which only the first chunk's envs keep up to date: reach the live envs through
-:meth:`call`, :meth:`get_attr` and :meth:`set_attr`. Rendering needs ``workers=1``.
-Workers are forked and run only the inner envs (checked after multi-threaded torch ops
-in this process); an inner env whose own step runs torch ops could hang in a forked
-worker, as ``"async"`` above: keep ``workers=1`` for such envs.
+splits the envs in k contiguous chunks that step at the same time, while the policy forward
+stays one batched call here (:mod:`bfm_gym.wrappers._pool`).
+``parallel="processes"`` (default): the first chunk stays here and one worker process is
+forked per other chunk, at the price of a pipe round trip per low-level step; ``self.envs``
+then holds this process's copies, which only the first chunk's envs keep up to date (reach
+the live envs through :meth:`call`, :meth:`get_attr` and :meth:`set_attr`), and rendering
+needs ``workers=1`` or threads. Forked workers run only the inner envs (checked after
+multi-threaded torch ops in this process); an inner env whose own step runs torch ops could
+hang in a forked worker, as ``"async"`` above: use threads for such envs.
+``parallel="threads"``: the first chunk steps in the calling thread, each other chunk in a
+thread of its own; MuJoCo releases the GIL while it integrates, so the chunks' physics can
+overlap while their Python code takes turns. The envs stay in this process (``self.envs``
+are the live envs; rendering works).
+Either way the results are the same, bit for bit, as with ``workers=1`` and as N separate
+:class:`LatentActionWrapper` s (tested). Neither paid on the 2-core VM this was measured on
+(``benchmarks/wrapper_throughput.py``; README, Measurements): workers need idle cores, and
+threads lose to GIL hand-offs what the overlapped physics gains. ``workers="auto"`` takes
+one worker per CPU this process may use that the load average leaves idle (at most N and 4;
+1 when none is idle).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from bfm_gym.wrappers._pool import LocalPool, ProcessPool
+from bfm_gym.wrappers._pool import LocalPool, ProcessPool, ThreadPool
 from bfm_gym.wrappers.latent import (
     HoldTransitions,
     InnerEnvSpec,
@@ -90,9 +96,9 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
         device: Where to load the model from a name or path.
         autoreset_mode: ``AutoresetMode.NEXT_STEP`` (default, as ``SyncVectorEnv``),
             ``SAME_STEP`` or ``DISABLED``.
-        workers: Processes that step the simulators: 1 (default, all here), k >= 2 (the
-            first chunk here, one forked worker per other chunk), or ``"auto"`` (see the
-            module docstring).
+        workers: How many chunks of envs step at the same time: 1 (default, all here, one
+            after the other), k >= 2, or ``"auto"`` (see the module docstring).
+        parallel: With ``workers`` >= 2, ``"processes"`` (default, forked) or ``"threads"``.
 
     Example:
         >>> import gymnasium as gym, bfm_gym
@@ -115,6 +121,7 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
         device: str = "cpu",
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         workers: int | Literal["auto"] = 1,
+        parallel: Literal["processes", "threads"] = "processes",
     ) -> None:
 
         if not envs:
@@ -146,14 +153,19 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
             "autoreset_mode": self.autoreset_mode,
         }
         k = _check_workers(workers, self.num_envs)
-        if k > 1 and self.render_mode is not None:
+        if parallel not in ("threads", "processes"):
+            raise ValueError(
+                f"LatentActionVectorEnv: parallel must be 'threads' or 'processes'; got {parallel!r}."
+            )
+        if k > 1 and parallel == "processes" and self.render_mode is not None:
             raise ValueError(
                 f"LatentActionVectorEnv: workers={workers!r} with render_mode="
-                f"{self.render_mode!r}: rendering needs workers=1."
+                f"{self.render_mode!r}: rendering needs workers=1 or parallel='threads'."
             )
-        self._pool: LocalPool | ProcessPool = (
-            ProcessPool(self.envs, k) if k > 1 else LocalPool(self.envs)
-        )
+        self._pool: LocalPool | ThreadPool | ProcessPool = LocalPool(self.envs)
+        if k > 1:
+            pool_cls = ThreadPool if parallel == "threads" else ProcessPool
+            self._pool = pool_cls(self.envs, k)
         self._obs: list[Any] = [None] * self.num_envs
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._ended = np.ones(self.num_envs, dtype=bool)  # never reset counts as ended

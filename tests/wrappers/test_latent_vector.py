@@ -35,18 +35,23 @@ def _pair(bfm, mode: AutoresetMode, **kw):
     return vec, sync
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3], ids=lambda w: f"workers{w}")
+@pytest.mark.parametrize("workers", [(1, "threads"), (2, "threads"), (3, "threads"),
+                                     (2, "processes"), (3, "processes")],
+                         ids=lambda w: f"workers{w[0]}-{w[1]}")  # fmt: skip
 @pytest.mark.parametrize("mode", list(AutoresetMode), ids=lambda m: m.value)
-def test_same_trajectories_as_single_wrappers(bfm, mode: AutoresetMode, workers: int) -> None:
-    """Bit for bit, also with the simulators stepped in worker processes (workers > 1)."""
+def test_same_trajectories_as_single_wrappers(bfm, mode: AutoresetMode,
+                                              workers: tuple[int, str]) -> None:  # fmt: skip
+    """Bit for bit, also with the simulators stepped in worker threads or processes."""
     vec, sync = _pair(bfm, mode, record_state=True)
-    if workers > 1:
+    k, parallel = workers
+    if k > 1:
         vec.close()
         vec = LatentActionVectorEnv(
             [make_inner_env("walker", "run", max_inner_steps=c) for c in CAPS], bfm, 3,
-            autoreset_mode=mode, record_state=True, workers=workers,
+            autoreset_mode=mode, record_state=True, workers=k, parallel=parallel,
         )  # fmt: skip
-        assert vec._pool.workers == workers
+        assert vec._pool.workers == k
+        assert type(vec._pool).__name__ == {"threads": "ThreadPool", "processes": "ProcessPool"}[parallel]
     assert vec.metadata["autoreset_mode"] == mode
     out_v, out_s = vec.reset(seed=3), sync.reset(seed=3)
     assert data_equivalence(out_v, out_s, exact=True)
@@ -167,7 +172,7 @@ def test_workers_reach_the_live_envs_and_report_their_errors(bfm) -> None:
     """With worker processes, call/get_attr/set_attr/state reset act on the envs the workers
     step, an env's error comes back as itself, and close ends the workers."""
     vec = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(3)], bfm,
-                                workers=3)  # fmt: skip
+                                workers=3, parallel="processes")  # fmt: skip
     ref = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(3)], bfm)
     vec.reset(seed=0)
     ref.reset(seed=0)
@@ -201,7 +206,57 @@ def test_workers_argument_is_checked(bfm) -> None:
     auto.close()
     with pytest.raises(ValueError, match="rendering needs workers=1"):
         LatentActionVectorEnv([make_inner_env("walker", "run", render_mode="rgb_array")
-                               for _ in range(2)], bfm, workers=2)  # fmt: skip
+                               for _ in range(2)], bfm, workers=2, parallel="processes")  # fmt: skip
+    with pytest.raises(ValueError, match="parallel must be 'threads' or 'processes'"):
+        LatentActionVectorEnv(envs, bfm, workers=2, parallel="fork")
+
+
+class _Exploding(gym.Wrapper):
+    """Raises on its third step (an env whose simulator diverged)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == 3:
+            raise RuntimeError("simulator diverged")
+        return self.env.step(action)
+
+
+def test_worker_threads_step_the_live_envs_and_raise_their_errors(bfm) -> None:
+    """With threads, self.envs are the envs being stepped (state and attributes are live), an
+    env's error in a worker thread is raised as itself in the caller, rendering works, and
+    close ends the threads."""
+    vec = LatentActionVectorEnv([make_inner_env("walker", "run", render_mode="rgb_array")
+                                 for _ in range(3)], bfm, workers=3, parallel="threads")  # fmt: skip
+    ref = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(3)], bfm)
+    vec.reset(seed=0)
+    ref.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 8)).astype(np.float32)
+    for _ in range(3):
+        assert data_equivalence(vec.step(actions), ref.step(actions), exact=True)
+    for i, (s_vec, s_ref) in enumerate(zip(vec.call("get_state"), ref.call("get_state"),
+                                           strict=True)):  # fmt: skip
+        np.testing.assert_array_equal(s_vec, s_ref)
+        np.testing.assert_array_equal(s_vec, vec.envs[i].unwrapped.get_state())  # live envs
+    frames = vec.render()
+    assert len(frames) == 3 and frames[2].ndim == 3
+    threads = list(vec._pool._threads)
+    assert len(threads) == 2 and all(t.is_alive() for t in threads)
+    vec.close()
+    ref.close()
+    assert all(not t.is_alive() for t in threads)
+    boom = LatentActionVectorEnv([make_inner_env("walker", "run"), make_inner_env("walker", "run"),
+                                  _Exploding(make_inner_env("walker", "run"))], bfm,
+                                 workers=3, parallel="threads")  # fmt: skip
+    boom.reset(seed=0)
+    boom.step(actions)
+    boom.step(actions)
+    with pytest.raises(RuntimeError, match="simulator diverged"):
+        boom.step(actions)
+    boom.close()
 
 
 @pytest.mark.parametrize("record_state", [False, True])
