@@ -8,6 +8,12 @@ from typing import Any
 from bfm_gym.plugins.hookspecs import hookimpl
 
 
+def _register_by_name(register: Any, *classes: Any) -> None:
+    """Registers each class under its ``name`` attribute (agents, adapters)."""
+    for cls in classes:
+        register(cls.name, cls)
+
+
 @hookimpl
 def register_domains(register: Any) -> None:
     from bfm_gym.envs.domains import builtin_domains
@@ -22,8 +28,7 @@ def register_agents(register: Any) -> None:
     from bfm_gym.data.agents.rnd import RNDAgent
     from bfm_gym.data.agents.stopgo import StopGoAgent
 
-    for cls in (RandomAgent, OUAgent, RNDAgent, StopGoAgent):
-        register(cls.name, cls)
+    _register_by_name(register, RandomAgent, OUAgent, RNDAgent, StopGoAgent)
 
 
 @hookimpl
@@ -66,8 +71,7 @@ def register_adapters(register: Any) -> None:
     from bfm_gym.adapters.rela import ReLAAdapter
     from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 
-    for cls in (ZeroShotAdapter, OptiAdapter, ReLAAdapter, LoLAAdapter):
-        register(cls.name, cls)
+    _register_by_name(register, ZeroShotAdapter, OptiAdapter, ReLAAdapter, LoLAAdapter)
 
 
 @hookimpl

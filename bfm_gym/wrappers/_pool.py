@@ -50,6 +50,24 @@ def _step_envs(envs: dict[int, gym.Env], idx: list[int], actions: list[np.ndarra
     return out
 
 
+def _chunks(n: int, workers: int) -> list[list[int]]:
+    """``min(workers, n)`` contiguous chunks of ``range(n)``, as equal as can be."""
+    workers = max(1, min(int(workers), n))
+    bounds = np.linspace(0, n, workers + 1).round().astype(int)
+    return [list(range(bounds[k], bounds[k + 1])) for k in range(workers)]
+
+
+def _by_owner(owner: np.ndarray, idx: list[int], actions: list[np.ndarray],
+              ) -> dict[int, tuple[list[int], list[np.ndarray]]]:  # fmt: skip
+    """The envs ``idx`` and their actions grouped by the chunk that steps them (0: here)."""
+    groups: dict[int, tuple[list[int], list[np.ndarray]]] = {}
+    for i, a in zip(idx, actions, strict=True):
+        ids, acts = groups.setdefault(int(owner[i]), ([], []))
+        ids.append(i)
+        acts.append(a)
+    return groups
+
+
 def _do(envs: dict[int, gym.Env], cmd: str, payload: Any) -> Any:
     """One command on the envs of this process (the worker loop and the local chunk)."""
     if cmd == "step":
@@ -118,12 +136,10 @@ class ThreadPool:
     each other one by a daemon thread of its own (see the module docstring)."""
 
     def __init__(self, envs: list[gym.Env], workers: int) -> None:
-        n = len(envs)
-        self.workers = workers = max(1, min(int(workers), n))
-        bounds = np.linspace(0, n, workers + 1).round().astype(int)
-        chunks = [list(range(bounds[k], bounds[k + 1])) for k in range(workers)]
+        chunks = _chunks(len(envs), workers)
+        self.workers = len(chunks)
         self._envs = dict(enumerate(envs))
-        self._owner = np.zeros(n, dtype=int)  # 0: the calling thread; k > 0: thread k
+        self._owner = np.zeros(len(envs), dtype=int)  # 0: the calling thread; k > 0: thread k
         self._inbox: dict[int, queue.SimpleQueue[Any]] = {}
         self._outbox: dict[int, queue.SimpleQueue[Any]] = {}
         self._threads: list[threading.Thread] = []
@@ -150,11 +166,7 @@ class ThreadPool:
     def step(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> list[StepResult]:
         if len(idx) == 1:  # one env left in its hold: no hand-off
             return _step_envs(self._envs, idx, actions, want_state)
-        by_thread: dict[int, tuple[list[int], list[np.ndarray]]] = {}
-        for i, a in zip(idx, actions, strict=True):
-            ids, acts = by_thread.setdefault(int(self._owner[i]), ([], []))
-            ids.append(i)
-            acts.append(a)
+        by_thread = _by_owner(self._owner, idx, actions)
         for k, (ids, acts) in by_thread.items():
             if k:
                 self._inbox[k].put((ids, acts, want_state))
@@ -203,9 +215,8 @@ class ProcessPool:
                 f"platform ({sys.platform}) cannot do; use workers=1."
             )
         n = len(envs)
-        self.workers = workers = max(1, min(int(workers), n))
-        bounds = np.linspace(0, n, workers + 1).round().astype(int)
-        chunks = [list(range(bounds[k], bounds[k + 1])) for k in range(workers)]
+        chunks = _chunks(n, workers)
+        self.workers = len(chunks)
         self._owner = np.zeros(n, dtype=int)  # 0: here; k > 0: worker k
         self._local = {i: envs[i] for i in chunks[0]}
         self._conns: dict[int, Any] = {}
@@ -234,11 +245,7 @@ class ProcessPool:
         return value
 
     def step(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> list[StepResult]:
-        by_worker: dict[int, tuple[list[int], list[np.ndarray]]] = {}
-        for i, a in zip(idx, actions, strict=True):
-            ids, acts = by_worker.setdefault(int(self._owner[i]), ([], []))
-            ids.append(i)
-            acts.append(a)
+        by_worker = _by_owner(self._owner, idx, actions)
         for k, (ids, acts) in by_worker.items():
             if k:
                 self._conns[k].send(("step", (ids, acts, want_state)))
