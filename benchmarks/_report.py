@@ -31,3 +31,17 @@ def write_report(path: str | Path, report: dict[str, Any]) -> Path:
     write_json_atomic(out, report)
     print(f"wrote {out}")
     return out
+
+
+def finish_plot(fig: Any, ax: Any, path: str | Path, *, xlabel: str, ylabel: str, title: str,
+                legend_size: int = 7) -> None:
+    """Labels ``ax``, adds the legend, and writes ``fig`` to ``path`` (PNG, 110 dpi)."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -26,7 +26,7 @@ import os
 import time
 from pathlib import Path
 
-from _report import command, machine, write_report
+from _report import command, finish_plot, machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -66,13 +66,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     for task in rows[0]["tasks"]:
         ax.plot(steps, [r["tasks"][task] for r in rows], lw=1, alpha=0.7, label=task)
     ax.plot(steps, [r["mean"] for r in rows], "k-o", ms=3, lw=2, label="mean over tasks")
-    ax.set_xlabel("updates")
-    ax.set_ylabel(f"zero-shot return ({rows[0]['episodes']} episodes/task)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_plot(fig, ax, path, xlabel="updates", title=title,
+                ylabel=f"zero-shot return ({rows[0]['episodes']} episodes/task)")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import os
 import time
 from pathlib import Path
 
-from _report import command, machine, write_report
+from _report import command, finish_plot, machine, write_report
 
 from bfm_gym.utils.io import write_json_atomic
 from bfm_gym.utils.machine import cpu_kind, cpu_model
@@ -61,10 +61,11 @@ def run_recipe(name: str, args: argparse.Namespace) -> dict:
     cache = folder / "stages.json"
     stages: list[dict] = json.loads(cache.read_text()) if cache.is_file() else []
     data = [args.dataset, *([args.extra_dataset] if recipe.get("extra_data") else [])]
-    if recipe.get("extra_data") and not args.extra_dataset:
-        raise SystemExit(f"recipe {name!r} needs --extra-dataset")
+    todo = range(len(stages) + 1, args.stages + 1)
+    if todo and recipe.get("extra_data") and not args.extra_dataset:
+        raise SystemExit(f"recipe {name!r} mixes in a second dataset: give --extra-dataset")
     per_stage = args.updates // args.stages
-    for k in range(len(stages) + 1, args.stages + 1):
+    for k in todo:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         out = pretrain(data, folder / "model", config=args.config, overrides=recipe["overrides"],
                        updates=per_stage * k, seed=args.seed, eval_every=0, progress=False,
@@ -99,14 +100,10 @@ def plot(rows: list[dict], path: Path) -> None:
     for row in rows:
         hours = [s["train_cpu_seconds"] / 3600 for s in row["stages"]]
         ax.plot(hours, [s["mean_over_tasks"] for s in row["stages"]], marker="o", label=row["recipe"])
-    ax.set_xlabel("training CPU-hours (1 torch thread)")
-    ax.set_ylabel("zero-shot return, mean over tasks")
-    ax.set_title("FB recipes: zero-shot return against training cost")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish_plot(fig, ax, path, xlabel="training CPU-hours (1 torch thread)",
+                ylabel="zero-shot return, mean over tasks",
+                title="FB recipes: zero-shot return against training cost", legend_size=8)
 
 
 def main() -> None:
