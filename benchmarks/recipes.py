@@ -1,7 +1,7 @@
 """Which FB recipe buys the most zero-shot return per CPU-hour: one domain, one budget.
 
-    python benchmarks/recipes.py --dataset data/point_mass_maze-random \\
-        --extra-dataset data/point_mass_maze-rnd --updates 10000 --stages 4 \\
+    python benchmarks/recipes.py --dataset data/point_mass_maze-rnd \\
+        --extra-dataset data/point_mass_maze-random --updates 10000 --stages 4 \\
         --workdir runs/recipes --out benchmarks/results/recipes_maze.json
 
 Each recipe is the domain's ``cpu`` preset with a few fields changed (width, batch, z_dim,

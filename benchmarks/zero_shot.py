@@ -8,7 +8,8 @@ Two modes:
   mean over stand/walk/run/flip >= 450).
 * ``--compare-variants --dataset DIR --updates N``: trains plain FB, AR-FB
   (``ar_blocks=2``), FB-AW (``actor_loss=awr``) and FB-AWARE (both) on the same
-  data with the same budget and seed, then evaluates each the same way.
+  data with the same budget and seed, then evaluates each the same way (``--dataset``
+  repeated mixes datasets; ``--set KEY=VALUE`` changes the base config of all four).
 * ``--compare-families --dataset DIR --updates N``: trains an FB and a HILP model
   (``--config`` preset of each family) on the same data with the same update budget
   and seed, then evaluates both the same way.
@@ -55,23 +56,25 @@ def evaluate_model(model: str, episodes: int, seed: int) -> dict:
     return zero_shot_report(model, episodes=episodes, seed=seed)
 
 
-def compare_variants(dataset: str, updates: int, episodes: int, seed: int, workdir: Path,
-                     config: str) -> list[dict]:
+def compare_variants(dataset: list[str], updates: int, episodes: int, seed: int, workdir: Path,
+                     config: str, base: dict | None = None) -> list[dict]:
+    """Each of :data:`VARIANTS` on top of ``config`` with the ``base`` overrides."""
     from bfm_gym.pretraining import pretrain
 
     rows = []
     for name, overrides in VARIANTS.items():
         start = time.perf_counter()
-        out = pretrain(dataset, workdir / name, config=config, overrides=overrides,
+        out = pretrain(dataset, workdir / name, config=config, overrides={**(base or {}), **overrides},
                        updates=updates, seed=seed, eval_every=0, progress=False)
         row = evaluate_model(str(out), episodes, seed)
-        row.update(variant=name, overrides=overrides, train_seconds=round(time.perf_counter() - start, 1))
+        row.update(variant=name, overrides=overrides, base_overrides=base or {},
+                   train_seconds=round(time.perf_counter() - start, 1))
         rows.append(row)
         print(name, row["mean_over_tasks"], flush=True)
     return rows
 
 
-def compare_families(dataset: str, updates: int, episodes: int, seed: int, workdir: Path,
+def compare_families(dataset: list[str], updates: int, episodes: int, seed: int, workdir: Path,
                      config: str) -> list[dict]:
     from bfm_gym.pretraining import pretrain
 
@@ -85,6 +88,22 @@ def compare_families(dataset: str, updates: int, episodes: int, seed: int, workd
         rows.append(row)
         print(family, row["mean_over_tasks"], flush=True)
     return rows
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``["z_dim=100", "lr_b=1e-4"]`` -> ``{"z_dim": 100, "lr_b": 0.0001}`` (JSON values, else strings)."""
+    import json
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 SAC_FLOOR = 0.7
@@ -276,7 +295,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-variants", action="store_true")
     parser.add_argument("--compare-families", action="store_true")
-    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--dataset", action="append", default=None,
+                        help="Dataset folder; repeat to mix datasets of one domain.")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="With --compare-variants: a config override every variant shares.")
     parser.add_argument("--config", default="cpu")
     parser.add_argument("--updates", type=int, default=20_000)
     parser.add_argument("--workdir", default="runs/zero_shot_variants")
@@ -324,7 +346,7 @@ def main() -> None:
         if not args.dataset:
             parser.error("--compare-variants needs --dataset")
         report["variants"] = compare_variants(args.dataset, args.updates, args.episodes, args.seed,
-                                              Path(args.workdir), args.config)
+                                              Path(args.workdir), args.config, parse_sets(args.set))
     if args.compare_families:
         if not args.dataset:
             parser.error("--compare-families needs --dataset")
