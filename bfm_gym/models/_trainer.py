@@ -27,6 +27,7 @@ import torch
 from . import checkpoint as files
 from .checkpoint import CheckpointError, ModelMetadata, library_version
 from .runtime import resolve_device, set_torch_threads
+from .threads import ThreadGovernor, usable_cores
 
 __all__ = ["FamilyTrainer", "latest_checkpoint", "list_checkpoints"]
 
@@ -45,7 +46,10 @@ class FamilyTrainer:
             streams; the global torch RNG is neither used nor changed).
         metadata: Domain, dataset id, spaces bounds... recorded in checkpoints.
         threads: torch intra-op threads on CPU: ``"auto"`` = the free cores
-            (:func:`~bfm_gym.models.runtime.free_cpu_cores`), an int, or None to leave as is.
+            (:func:`~bfm_gym.models.runtime.free_cpu_cores`) at the start, re-decided during
+            :meth:`train` from measured update rates as the load changes
+            (:class:`~bfm_gym.models.threads.ThreadGovernor`); an int (fixed: bit-identical
+            runs and resumes), or None to leave as is.
 
     Attributes:
         model: The online model (training mode).
@@ -81,6 +85,10 @@ class FamilyTrainer:
         self.device = resolve_device(device)
         self.threads = (
             set_torch_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
+        )
+        self._governor = (  # "auto": re-decided while training as the machine's load changes
+            ThreadGovernor(usable_cores(), threads=self.threads)
+            if threads == "auto" and self.device.type == "cpu" else None
         )
         self.seed = int(seed)
         init_seed, sample_seed, noise_seed, *more_seeds = (
@@ -215,7 +223,10 @@ class FamilyTrainer:
         count, t_last, paused = 0, time.perf_counter(), 0.0  # paused: eval/checkpoint time
         try:
             while self.step < num_updates:
+                t_update = time.perf_counter()
                 metrics = self.update(self.sample(replay))
+                if self._governor is not None:
+                    self._governor.record(time.perf_counter() - t_update)
                 sums = metrics if not sums else {k: sums[k] + v for k, v in metrics.items()}
                 count += 1
                 bar.update(1)
@@ -238,6 +249,7 @@ class FamilyTrainer:
                         for k in names:
                             writer.add_scalar(f"train/{k}", row[k], self.step)
                         writer.add_scalar("perf/updates_per_s", row["updates_per_s"], self.step)
+                        writer.add_scalar("perf/torch_threads", torch.get_num_threads(), self.step)
                 if eval_fn is not None and ((eval_every and self.step % eval_every == 0) or last):
                     t_pause = time.perf_counter()
                     results = {
