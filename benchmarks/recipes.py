@@ -51,7 +51,7 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
-def run_recipe(name: str, args: argparse.Namespace) -> dict:
+def run_recipe(name: str, args: argparse.Namespace) -> list[dict]:
     """Trains ``name`` stage by stage (resuming), evaluating after each; cached per stage."""
     from bfm_gym.evaluation.report import zero_shot_report
     from bfm_gym.pretraining import pretrain
@@ -82,11 +82,20 @@ def run_recipe(name: str, args: argparse.Namespace) -> dict:
         write_json_atomic(cache, stages)
         print(f"{name}: {per_stage * k} updates, mean {stages[-1]['mean_over_tasks']}, "
               f"{stages[-1]['train_cpu_seconds'] / 3600:.2f} CPU-h", flush=True)
+    return stages
+
+
+def summarize(name: str, stages: list[dict], data: list[str], common: int) -> dict:
+    """A row of the table: the curve, its end, and its return at the ``common`` budget."""
     last = stages[-1]
+    at = next((st for st in stages if st["updates"] == common), None)
     hours = last["train_cpu_seconds"] / 3600
-    return {"recipe": name, "overrides": recipe["overrides"], "data": data, "stages": stages,
-            "final_mean": last["mean_over_tasks"], "cpu_hours": round(hours, 3),
+    return {"recipe": name, "overrides": RECIPES[name]["overrides"], "data": data,
+            "stages": stages, "updates": last["updates"], "final_mean": last["mean_over_tasks"],
+            "cpu_hours": round(hours, 3),
             "return_per_cpu_hour": round(last["mean_over_tasks"] / hours, 1) if hours else None,
+            "mean_at_common_budget": at["mean_over_tasks"] if at else None,
+            "cpu_hours_at_common_budget": round(at["train_cpu_seconds"] / 3600, 3) if at else None,
             "still_rising": len(stages) > 1 and last["mean_over_tasks"] > stages[-2]["mean_over_tasks"]}
 
 
@@ -133,26 +142,34 @@ def main() -> None:
         raise SystemExit("--updates must be a multiple of --stages")
     if not args.merge_only:
         for name in names:
-            run_recipe(name, args)
-    rows = []
-    for name in RECIPES:
+            run_recipe(name, args)  # trains the stages not cached yet
+    per_stage = args.updates // args.stages
+    cached = {}
+    for name in RECIPES:  # every row with finished stages of this stage size, any number of them
         cache = Path(args.workdir) / slug(name) / "stages.json"
-        if cache.is_file() and len(json.loads(cache.read_text())) == args.stages:
-            rows.append(run_recipe(name, args))  # all stages cached: nothing trains
+        stages = json.loads(cache.read_text()) if cache.is_file() else []
+        if stages and stages[0]["updates"] == per_stage:
+            cached[name] = stages
+    common = min((st[-1]["updates"] for st in cached.values()), default=0)
+    rows = [summarize(name, stages, [args.dataset, *([args.extra_dataset] if RECIPES[name].get(
+        "extra_data") else [])], common) for name, stages in cached.items()]
     report = {"benchmark": "recipes", "command": command(),
               "machine": machine(cpu=f"{cpu_model()} ({cpu_kind()})", threads=1,
                                  load=os.getloadavg()),
               "updates": args.updates, "stages": args.stages, "episodes": args.episodes,
+              "common_budget_updates": common,
               "seed": args.seed, "config": args.config, "rows": rows,
               "missing": [n for n in RECIPES if n not in {r["recipe"] for r in rows}]}
     if rows:
         best = max(rows, key=lambda r: r["return_per_cpu_hour"] or 0.0)
         report["best_return_per_cpu_hour"] = best["recipe"]
         report["best_final_return"] = max(rows, key=lambda r: r["final_mean"])["recipe"]
-        print(f"{'recipe':28s} {'return':>8s} {'CPU-h':>6s} {'return/CPU-h':>12s} rising")
+        print(f"{'recipe':28s} {'updates':>7s} {'return':>8s} {'CPU-h':>6s} {'return/CPU-h':>12s} "
+              f"{'at ' + str(common):>9s} rising")
         for r in rows:
-            print(f"{r['recipe']:28s} {r['final_mean']:8.1f} {r['cpu_hours']:6.2f} "
-                  f"{r['return_per_cpu_hour']:12.1f} {r['still_rising']}")
+            print(f"{r['recipe']:28s} {r['updates']:7d} {r['final_mean']:8.1f} {r['cpu_hours']:6.2f} "
+                  f"{r['return_per_cpu_hour'] or 0.0:12.1f} {r['mean_at_common_budget']:9.1f} "
+                  f"{r['still_rising']}")
         plot(rows, Path(args.out).with_suffix(".png"))
     write_report(args.out, report)
 
