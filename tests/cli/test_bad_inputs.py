@@ -284,11 +284,13 @@ def test_unexpected_errors_are_one_line_with_exit_70() -> None:
 
 def test_ctrl_c_gives_the_resume_hint_and_keeps_the_episodes(tmp_path: Path) -> None:
     """A real SIGINT during ``adapt`` (after its first episode) ends with the resume hint, not
-    click's ``Aborted!``; rerunning the same command continues from the kept episodes."""
+    click's ``Aborted!``; rerunning the same command continues from the kept episodes. (4000
+    episodes, so that a loaded machine that runs the interrupting thread late still
+    interrupts: with 400, one CI run finished them all first.)"""
     if sys.platform == "win32":  # pragma: no cover
         pytest.skip("SIGINT to self")
     out = tmp_path / "run"
-    argv = ["adapt", "--model", "walker", "--task", "run", "--adapter", "zero-shot", "--episodes", "400",
+    argv = ["adapt", "--model", "walker", "--task", "run", "--adapter", "zero-shot", "--episodes", "4000",
             "--max-episode-steps", "5", "--zero-shot-episodes", "0", "--no-progress", "--out", str(out)]
 
     def interrupt() -> None:
@@ -304,8 +306,8 @@ def test_ctrl_c_gives_the_resume_hint_and_keeps_the_episodes(tmp_path: Path) -> 
     assert result.exit_code == 130, (result.stderr, result.exception)
     assert "rerun the same command to resume" in result.stderr and "Aborted" not in result.stderr
     kept = len((out / "records.jsonl").read_text().splitlines())
-    assert 1 <= kept < 400
-    argv[argv.index("400")] = str(kept + 1)
+    assert 1 <= kept < 4000
+    argv[argv.index("4000")] = str(kept + 1)
     again = CliRunner().invoke(cli, argv)
     assert again.exit_code == 0, again.stderr
     rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
