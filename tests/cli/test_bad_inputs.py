@@ -299,10 +299,16 @@ def test_ctrl_c_gives_the_resume_hint_and_keeps_the_episodes(tmp_path: Path) -> 
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python's own SIGINT handler, whatever an earlier test in this worker process installed
+    # (a pytest-xdist worker that ran Ray or multiprocessing code may ignore SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     killer = threading.Thread(target=interrupt)
     killer.start()
-    result = CliRunner().invoke(cli, argv)
-    killer.join()
+    try:
+        result = CliRunner().invoke(cli, argv)
+    finally:
+        killer.join()
+        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130, (result.stderr, result.exception)
     assert "rerun the same command to resume" in result.stderr and "Aborted" not in result.stderr
     kept = len((out / "records.jsonl").read_text().splitlines())
