@@ -35,7 +35,8 @@ def _busy(seconds: float) -> None:
 def train(threads: int, governed: bool, updates: int, period: float) -> dict:
     from bfm_gym.models.fb import FBConfig, FBTrainer
     from bfm_gym.models.fb.replay import OfflineReplay
-    from bfm_gym.models.threads import ThreadGovernor, usable_cores
+    from bfm_gym.models.runtime import usable_cores
+    from bfm_gym.models.threads import ThreadGovernor
 
     trainer = FBTrainer(FBConfig.preset("walker", "cpu"), 24, 6, device="cpu", threads=threads)
     if governed:

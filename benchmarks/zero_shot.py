@@ -38,6 +38,8 @@ from pathlib import Path
 
 from _report import command, machine, write_report
 
+from bfm_gym.config import parse_set
+from bfm_gym.errors import UserError
 from bfm_gym.utils.machine import cpu_kind, cpu_model
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -88,22 +90,6 @@ def compare_families(dataset: list[str], updates: int, episodes: int, seed: int,
         rows.append(row)
         print(family, row["mean_over_tasks"], flush=True)
     return rows
-
-
-def parse_sets(items: list[str]) -> dict:
-    """``["z_dim=100", "lr_b=1e-4"]`` -> ``{"z_dim": 100, "lr_b": 0.0001}`` (JSON values, else strings)."""
-    import json
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 SAC_FLOOR = 0.7
@@ -314,6 +300,10 @@ def main() -> None:
     parser.add_argument("--no-sac-training", action="store_true",
                         help="With --env: use only the SAC runs already finished in --workdir.")
     args = parser.parse_args()
+    try:
+        base = parse_set(args.set)  # checked before any model is evaluated
+    except UserError as exc:
+        parser.error(str(exc))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -346,7 +336,7 @@ def main() -> None:
         if not args.dataset:
             parser.error("--compare-variants needs --dataset")
         report["variants"] = compare_variants(args.dataset, args.updates, args.episodes, args.seed,
-                                              Path(args.workdir), args.config, parse_sets(args.set))
+                                              Path(args.workdir), args.config, base)
     if args.compare_families:
         if not args.dataset:
             parser.error("--compare-families needs --dataset")

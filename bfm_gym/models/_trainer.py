@@ -26,8 +26,8 @@ import torch
 
 from . import checkpoint as files
 from .checkpoint import CheckpointError, ModelMetadata, library_version
-from .runtime import resolve_device, set_torch_threads
-from .threads import ThreadGovernor, usable_cores
+from .runtime import resolve_device, set_torch_threads, usable_cores
+from .threads import ThreadGovernor
 
 __all__ = ["FamilyTrainer", "latest_checkpoint", "list_checkpoints"]
 
@@ -83,11 +83,10 @@ class FamilyTrainer:
     ) -> None:
         self.config = config
         self.device = resolve_device(device)
-        self.threads = (
-            set_torch_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
-        )
+        if self.device.type == "cpu":
+            set_torch_threads(threads)
         self._governor = (  # "auto": re-decided while training as the machine's load changes
-            ThreadGovernor(usable_cores(), threads=self.threads)
+            ThreadGovernor(usable_cores(), threads=torch.get_num_threads())
             if threads == "auto" and self.device.type == "cpu" else None
         )
         self.seed = int(seed)
@@ -102,6 +101,11 @@ class FamilyTrainer:
         self.noise_generator = torch.Generator(device=self.device).manual_seed(noise_seed)
         self.metadata = metadata or ModelMetadata()
         self.step = 0
+
+    @property
+    def threads(self) -> int:
+        """torch's intra-op thread count now (``threads="auto"`` may change it while training)."""
+        return torch.get_num_threads()
 
     # --- what a family gives ------------------------------------------------------------------------
     def _setup(self, model: Any, seeds: list[int]) -> None:

@@ -17,6 +17,7 @@ __all__ = [
     "resolve_amp",
     "resolve_device",
     "set_torch_threads",
+    "usable_cores",
 ]
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def free_cpu_cores() -> int:
-    """Cores this process may use minus the ones already busy (1-minute load average), at least 1."""
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity)."""
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        usable = os.cpu_count() or 1
+        return os.cpu_count() or 1
+
+
+def free_cpu_cores(own_threads: int = 0) -> int:
+    """Cores this process may use minus the ones already busy (1-minute load average), at least 1.
+
+    Args:
+        own_threads: Threads of this process that are running and so counted in the load
+            (a training asking whether more cores have become free); they are not "busy".
+    """
     try:
-        busy = round(os.getloadavg()[0])
+        busy = round(max(os.getloadavg()[0] - own_threads, 0.0))
     except (AttributeError, OSError):  # pragma: no cover - not Unix
         busy = 0
-    return max(1, usable - busy)
+    return max(1, usable_cores() - busy)
 
 
 def set_torch_threads(threads: int | Literal["auto"] | None = "auto") -> int:

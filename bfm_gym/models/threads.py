@@ -23,22 +23,15 @@ checkpoints' exact resume holds for a fixed count).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
 import torch
 
+from .runtime import free_cpu_cores
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["ThreadGovernor", "usable_cores"]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+__all__ = ["ThreadGovernor"]
 
 
 class ThreadGovernor:
@@ -90,11 +83,7 @@ class ThreadGovernor:
         self.changes = 0
 
     def _free_from_load(self) -> int:
-        try:
-            others = os.getloadavg()[0] - self.threads  # our own threads are in the load
-        except (AttributeError, OSError):  # pragma: no cover - not Unix
-            others = 0.0
-        return max(1, usable_cores() - round(max(others, 0.0)))
+        return free_cpu_cores(own_threads=self.threads)  # our own threads are in the load
 
     def record(self, seconds: float) -> None:
         """One update took ``seconds``; may change the thread count at a period's end."""

@@ -473,11 +473,9 @@ def _check_workers(workers: Any, num_envs: int) -> int:
     if workers == "auto":
         import os
 
-        try:
-            cpus = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            cpus = os.cpu_count() or 1
-        idle = int(cpus - os.getloadavg()[0])
+        from bfm_gym.models.runtime import usable_cores
+
+        idle = int(usable_cores() - os.getloadavg()[0])
         return max(1, min(idle, num_envs, 4))
     if isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers >= 1:
         return min(int(workers), num_envs)
