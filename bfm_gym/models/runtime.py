@@ -14,6 +14,7 @@ __all__ = [
     "autocast_context",
     "cpu_has_native_bf16",
     "free_cpu_cores",
+    "make_adam",
     "resolve_amp",
     "resolve_device",
     "set_torch_threads",
@@ -113,3 +114,13 @@ def autocast_context(
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def make_adam(groups: list[dict], device: torch.device, fused: bool) -> torch.optim.Adam:
+    """Adam with the fused kernel when asked for and supported, else the foreach one."""
+    if fused:
+        try:
+            return torch.optim.Adam(groups, fused=True)
+        except (RuntimeError, ValueError) as err:  # pragma: no cover - depends on the build
+            logger.info("fused Adam unavailable on %s (%s); using foreach", device, err)
+    return torch.optim.Adam(groups, foreach=True)

@@ -22,9 +22,11 @@ def walks() -> dict[str, np.ndarray]:
     return point_walks()
 
 
-@pytest.fixture
-def config() -> HILPConfig:
-    return HILPConfig.preset("point_mass_maze", "tiny")
+@pytest.fixture(params=["off", "bf16"])
+def config(request: pytest.FixtureRequest) -> HILPConfig:
+    """The tiny preset in fp32 and under bf16 autocast (emulated on CPUs without native bf16),
+    so both numeric paths run on every machine."""
+    return HILPConfig.preset("point_mass_maze", "tiny", amp=request.param)
 
 
 def trainer(config: HILPConfig, seed: int = 0) -> HILPTrainer:
@@ -39,6 +41,21 @@ def test_tiny_model_trains_and_its_losses_fall(walks, config) -> None:
     assert last["sf_loss"] < 0.8 * first["sf_loss"], (first, last)
     assert all(np.isfinite(v) for row in history for v in row.values())
     assert t.model.phi_mean.abs().sum() > 0  # the running feature mean moved
+
+
+def test_bf16_autocast_is_close_to_fp32(walks) -> None:
+    """Same seed, batches and noise: bf16 autocast follows the fp32 losses within 10 %, and the
+    weights stay fp32."""
+    tiny = HILPConfig.preset("point_mass_maze", "tiny")
+    runs = {}
+    for amp in ("off", "bf16"):
+        t = trainer(tiny.replace(amp=amp))
+        runs[amp] = t.train(GoalReplay(**walks), 60, log_every=20, progress=False)
+        assert {p.dtype for p in t.model.parameters()} == {torch.float32}
+    assert runs["bf16"][0]["phi_loss"] != runs["off"][0]["phi_loss"]  # bf16 really ran
+    for fp32, bf16 in zip(runs["off"], runs["bf16"], strict=True):
+        for key in ("phi_loss", "sf_loss", "actor_loss"):
+            assert abs(fp32[key] - bf16[key]) < 0.1 * (1 + abs(fp32[key])), (key, fp32[key], bf16[key])
 
 
 def test_goal_sampling_stays_in_the_episode_future() -> None:
@@ -74,6 +91,27 @@ def test_resume_is_exact(walks, config, tmp_path: Path) -> None:
         assert torch.equal(a, b)
     with pytest.raises(CheckpointError, match="another config"):
         trainer(config.replace(expectile=0.7)).load_checkpoint(tmp_path / "b" / "checkpoints" / "step_000000020")
+
+
+def test_a_checkpoint_from_before_the_speed_switches_resumes(walks, tmp_path: Path) -> None:
+    """Checkpoints written before ``amp`` and ``fused_adam`` existed (no such keys) resume, the
+    new fields at their defaults; a real difference in the config is still refused."""
+    config = HILPConfig.preset("point_mass_maze", "tiny")
+    replay = GoalReplay(**walks)
+    trainer(config).train(replay, 10, tmp_path, checkpoint_every=10, log_every=10, progress=False)
+    step = tmp_path / "checkpoints" / "step_000000010"
+    for name, keys in (("trainer.json", ("config",)), ("config.json", ("model", "config"))):
+        data = json.loads((step / name).read_text())
+        cfg = data
+        for key in keys:
+            cfg = cfg[key]
+        del cfg["amp"], cfg["fused_adam"]
+        (step / name).write_text(json.dumps(data))
+    resumed = trainer(config)
+    resumed.train(replay, 12, tmp_path, checkpoint_every=10, log_every=2, progress=False)
+    assert resumed.step == 12
+    with pytest.raises(CheckpointError, match="expectile"):
+        trainer(config.replace(expectile=0.7)).load_checkpoint(step)
 
 
 def test_save_load_round_trip_is_exact(walks, config, tmp_path: Path) -> None:
@@ -124,6 +162,8 @@ def test_config_errors_name_the_fix() -> None:
         HILPConfig.from_dict({"hilp_gama": 0.9})
     with pytest.raises(ValueError, match="expectile must be in"):
         HILPConfig(expectile=1.0)
+    with pytest.raises(ValueError, match="amp must be one of"):
+        HILPConfig(amp="fp16")  # type: ignore[arg-type]
     assert HILPConfig.preset("walker", "paper").hilp_gamma == 0.96
     assert HILPConfig.preset("cheetah", "paper").hilp_gamma == 0.98
     assert HILPConfig.preset("quadruped", "paper").q_loss is True

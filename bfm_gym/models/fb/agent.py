@@ -36,7 +36,7 @@ from .losses import (
 from .model import FBModel
 from .networks import sample_action
 from .replay import TransitionBatch
-from ..runtime import autocast_context, resolve_amp
+from ..runtime import autocast_context, make_adam, resolve_amp
 
 __all__ = ["FBAgent", "UpdateNoise", "draw_noise", "make_adam"]
 
@@ -74,16 +74,6 @@ def draw_noise(
         next_action=torch.randn(n, action_dim, generator=generator, device=device),
         actor_action=torch.randn(n, action_dim, generator=generator, device=device),
     )
-
-
-def make_adam(groups: list[dict], device: torch.device, fused: bool) -> torch.optim.Adam:
-    """Adam with the fused kernel when asked for and supported, else the foreach one."""
-    if fused:
-        try:
-            return torch.optim.Adam(groups, fused=True)
-        except (RuntimeError, ValueError) as err:  # pragma: no cover - depends on the build
-            logger.info("fused Adam unavailable on %s (%s); using foreach", device, err)
-    return torch.optim.Adam(groups, foreach=True)
 
 
 class FBAgent:

@@ -160,6 +160,15 @@ def _linear(in_dim: int, out_dim: int, gain: float = 1.0) -> nn.Linear:
     return layer
 
 
+def norm_tanh_mlp(in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int) -> nn.Sequential:
+    """``Linear(h) -> LayerNorm -> tanh -> [Linear(h) -> ReLU] x (L-1) -> Linear(out)`` with the
+    LayerNorm and tanh fused (:class:`_NormTanhSequential`): B's body, and HILP's phi."""
+    seq: list[nn.Module] = [_linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), Tanh()]
+    seq += [m for _ in range(hidden_layers - 1) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
+    seq += [_linear(hidden_dim, out_dim)]
+    return _NormTanhSequential(*seq)
+
+
 # ------------------------------------------------------------------------------------------------
 # Ensemble layers: parameters with a leading ensemble dimension E
 # ------------------------------------------------------------------------------------------------
@@ -258,14 +267,7 @@ class BackwardMap(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, hidden_layers: int) -> None:
         super().__init__()
-        seq: list[nn.Module] = [_linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), Tanh()]
-        seq += [
-            m
-            for _ in range(hidden_layers - 1)
-            for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())
-        ]
-        seq += [_linear(hidden_dim, out_dim)]
-        self.net = _NormTanhSequential(*seq)
+        self.net = norm_tanh_mlp(in_dim, out_dim, hidden_dim, hidden_layers)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return project_sphere(self.net(obs))

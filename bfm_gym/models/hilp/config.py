@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any, Literal
 
 from bfm_gym.models._config import FamilyConfig
-from bfm_gym.utils.checks import check_even, check_ints, check_range
+from bfm_gym.utils.checks import check_choices, check_even, check_ints, check_range
 
 __all__ = ["HILPConfig"]
 
@@ -98,6 +98,14 @@ class HILPConfig(FamilyConfig):
     """Penalty on the head disagreement in the actor loss; 0.5 with two heads is the minimum
     over heads, as the official ``torch.min(Q1, Q2)``."""
 
+    # --- speed switches (this project's; the official code runs fp32 on a GPU) ----------------
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    """Mixed precision of the forward passes, as FB's: "auto" = bf16 on CUDA and on CPUs with
+    native bf16 (AVX512-BF16 or AMX), fp32 elsewhere; "bf16" forces it; "off" = fp32. Losses,
+    distances, the feature covariance and its pseudo-inverse are computed in fp32."""
+    fused_adam: bool = True
+    """Use the fused Adam kernel when the device supports it (else the foreach one)."""
+
     def __post_init__(self) -> None:
         check_ints(self, ("z_dim", "phi_hidden_dim", "phi_hidden_layers", "sf_hidden_dim",
                           "sf_hidden_layers", "actor_hidden_dim", "actor_hidden_layers", "ensemble"))
@@ -107,8 +115,10 @@ class HILPConfig(FamilyConfig):
         check_range(self, ("phi_tau", "sf_tau", "mean_rate", "p_random_goal", "mix_ratio"), "[0, 1]")
         check_range(self, ("lr_phi", "lr_sf", "lr_actor", "actor_std"), "> 0")
         check_range(self, ("stddev_clip", "actor_pessimism"), ">= 0")
-        if not isinstance(self.q_loss, bool):
-            raise ValueError(f"HILPConfig.q_loss must be true or false, got {self.q_loss!r}")
+        for name in ("q_loss", "fused_adam"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"HILPConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        check_choices(self)
 
     @classmethod
     def preset(cls, domain: str, size: Literal["paper", "cpu", "tiny"] = "cpu",

@@ -37,7 +37,8 @@ def hilbert_value_loss(
     ``V_k(s, g) = -||phi_k(s) - phi_k(g)||`` are fitted to their own targets
     ``q_k = r + gamma * mask * V'_k(s', g)`` (targets from the Polyak copies), with expectile
     weights set by the shared advantage ``r + gamma * mask * min_k V'_k(s', g) - mean_k
-    V'_k(s, g)``, as in IQL. Each network runs once on the stacked states.
+    V'_k(s, g)``, as in IQL. Each network runs once on the stacked states; the distances and
+    the loss are computed in fp32 (the networks may run under bf16 autocast).
 
     Returns:
         ``(loss, metrics)``; ``metrics["phi1_obs_mean"]`` is the batch mean of the online
@@ -50,7 +51,7 @@ def hilbert_value_loss(
         stacked = torch.cat([next_obs, obs, goal])
         nv, v_t = [], []
         for net in target:
-            ns, s, g = net(stacked).split(n)
+            ns, s, g = net(stacked).float().split(n)
             nv.append(_dist_value(ns, g))
             v_t.append(_dist_value(s, g))
         q = reward + gamma * mask * torch.minimum(nv[0], nv[1])
@@ -60,7 +61,7 @@ def hilbert_value_loss(
     values = []
     phi1_obs = None
     for k, net in enumerate(online):
-        s, g = net(pair).split(n)
+        s, g = net(pair).float().split(n)
         phi1_obs = s if phi1_obs is None else phi1_obs
         v = _dist_value(s, g)
         values.append(v.detach())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bfm_gym.models.fb.networks import Actor, ForwardMap, Tanh, _linear
+from bfm_gym.models.fb.networks import Actor, ForwardMap, norm_tanh_mlp
 
 __all__ = ["Actor", "ForwardMap", "PhiNet"]
 
@@ -27,10 +27,7 @@ class PhiNet(nn.Module):
 
     def __init__(self, obs_dim: int, z_dim: int, hidden_dim: int, hidden_layers: int) -> None:
         super().__init__()
-        seq: list[nn.Module] = [_linear(obs_dim, hidden_dim), nn.LayerNorm(hidden_dim), Tanh()]
-        seq += [m for _ in range(hidden_layers - 1) for m in (_linear(hidden_dim, hidden_dim), nn.ReLU())]
-        seq += [_linear(hidden_dim, z_dim)]
-        self.net = nn.Sequential(*seq)
+        self.net = norm_tanh_mlp(obs_dim, z_dim, hidden_dim, hidden_layers)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,7 @@ import torch
 
 from bfm_gym.models._trainer import FamilyTrainer, load_module_tensors, module_tensors
 from bfm_gym.models.ops import sample_action
+from bfm_gym.models.runtime import autocast_context, make_adam, resolve_amp
 
 from .config import HILPConfig
 from .handle import HILPHandle
@@ -63,10 +65,15 @@ class HILPTrainer(FamilyTrainer):
         self.target_phi = (copy.deepcopy(model.phi1).requires_grad_(False),
                            copy.deepcopy(model.phi2).requires_grad_(False))
         self.target_successor = copy.deepcopy(model.successor).requires_grad_(False)
-        self.phi_optimizer = torch.optim.Adam([*model.phi1.parameters(), *model.phi2.parameters()],
-                                              lr=config.lr_phi, foreach=True)
-        self.sf_optimizer = torch.optim.Adam(model.successor.parameters(), lr=config.lr_sf, foreach=True)
-        self.actor_optimizer = torch.optim.Adam(model.actor.parameters(), lr=config.lr_actor, foreach=True)
+        fused = config.fused_adam
+        self.phi_optimizer = make_adam(
+            [{"params": [*model.phi1.parameters(), *model.phi2.parameters()], "lr": config.lr_phi}],
+            self.device, fused)
+        self.sf_optimizer = make_adam([{"params": list(model.successor.parameters()), "lr": config.lr_sf}],
+                                      self.device, fused)
+        self.actor_optimizer = make_adam([{"params": list(model.actor.parameters()), "lr": config.lr_actor}],
+                                         self.device, fused)
+        self.amp_dtype = resolve_amp(config.amp, self.device)
         self._polyak = (
             (list(self.target_phi[0].parameters()) + list(self.target_phi[1].parameters()),
              list(model.phi1.parameters()) + list(model.phi2.parameters()), config.phi_tau),
@@ -87,7 +94,9 @@ class HILPTrainer(FamilyTrainer):
         if c.mix_ratio > 0:
             perm = torch.randperm(n, generator=g, device=self.device)
             with torch.no_grad():
-                phi = m.phi(next_obs[perm])
+                with self._autocast():
+                    phi = m.phi(next_obs[perm])
+                phi = phi.float()  # the covariance and its pseudo-inverse in fp32
                 inv_cov = torch.linalg.pinv(phi.T @ phi / n)
                 mixed = m.project(phi @ inv_cov)
             use = torch.rand(n, generator=g, device=self.device) < c.mix_ratio
@@ -100,18 +109,21 @@ class HILPTrainer(FamilyTrainer):
         self._check_batch(batch.obs.shape[0])
         obs, action, next_obs, goal = batch.obs, batch.action, batch.next_obs, batch.goal
         z = self._latents(next_obs)
-        # successor features
-        with torch.no_grad():
+        # successor features (networks under autocast, their outputs and the losses in fp32)
+        with torch.no_grad(), self._autocast():
             eps = torch.randn(action.shape, generator=g, device=self.device)
             next_action = sample_action(m.actor(next_obs, z), c.actor_std, c.stddev_clip, eps)
-            next_psi = self.target_successor(next_obs, next_action, z)  # (E, B, d)
+            next_psi = self.target_successor(next_obs, next_action, z).float()  # (E, B, d)
             best = (next_psi * z).sum(-1).argmin(0)  # head of lower Q per row
             next_psi = next_psi.gather(0, best.view(1, -1, 1).expand(1, -1, c.z_dim))[0]
-            target = m.phi(next_obs) + c.gamma * (1.0 - batch.terminated) * next_psi
-        loss_sf = sf_loss(m.successor(obs, action, z), target, z, c.q_loss)
+            target = m.phi(next_obs).float() + c.gamma * (1.0 - batch.terminated) * next_psi
+        with self._autocast():
+            psi = m.successor(obs, action, z)
+        loss_sf = sf_loss(psi.float(), target, z, c.q_loss)
         # Hilbert representation
-        loss_v, info = hilbert_value_loss((m.phi1, m.phi2), self.target_phi, obs, next_obs, goal,
-                                          c.hilp_gamma, c.expectile)
+        with self._autocast():
+            loss_v, info = hilbert_value_loss((m.phi1, m.phi2), self.target_phi, obs, next_obs, goal,
+                                              c.hilp_gamma, c.expectile)
         batch_mean = info["phi1_obs_mean"]  # phi_1(s) before this step's update
         self.sf_optimizer.zero_grad(set_to_none=True)
         self.phi_optimizer.zero_grad(set_to_none=True)
@@ -120,8 +132,10 @@ class HILPTrainer(FamilyTrainer):
         self.phi_optimizer.step()
         # actor
         eps = torch.randn(action.shape, generator=g, device=self.device)
-        a = sample_action(m.actor(obs, z), c.actor_std, c.stddev_clip, eps)
-        qs = (m.successor(obs, a, z) * z).sum(-1)
+        with self._autocast():
+            a = sample_action(m.actor(obs, z), c.actor_std, c.stddev_clip, eps)
+            psi_pi = m.successor(obs, a, z)
+        qs = (psi_pi.float() * z).sum(-1)
         loss_actor, _q = td3_actor_loss(qs, c.actor_pessimism)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss_actor.backward()
@@ -134,6 +148,9 @@ class HILPTrainer(FamilyTrainer):
         return {"sf_loss": loss_sf.detach(), "phi_loss": loss_v.detach(),
                 "actor_loss": loss_actor.detach(), "v_mean": info["v_mean"],
                 "adv_mean": info["adv_mean"]}
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        return autocast_context(self.device, self.amp_dtype)
 
     # --- what a checkpoint holds besides the model ------------------------------------------------
     def _check_replay(self, replay: Any) -> None:
