@@ -39,6 +39,19 @@ def test_pretrain_hilp_loads_resumes_and_exports(maze_data: Path, tmp_path: Path
     assert bfm_gym.load(exported).metadata.training_steps == 10
     with pytest.raises(ValueError, match="another dataset, config or seed"):
         pretrain(maze_data, out, updates=20, **{**kw, "family": "fb"})
+    # a run started before the config had amp / fused_adam resumes, those at their defaults
+    for path, keys in ((out / "training" / "run.json", ("spec", "config")),
+                       (out / "training" / "checkpoints" / "step_000000020" / "trainer.json", ("config",))):
+        data = json.loads(path.read_text())
+        cfg = data
+        for key in keys:
+            cfg = cfg[key]
+        del cfg["amp"], cfg["fused_adam"]
+        path.write_text(json.dumps(data))
+    pretrain(maze_data, out, updates=25, **kw)
+    assert bfm_gym.load(out).metadata.training_steps == 25
+    with pytest.raises(ValueError, match=r"expectile: 0\.5 -> 0\.7"):  # the message names the change
+        pretrain(maze_data, out, updates=30, overrides={"expectile": 0.7}, **kw)
 
 
 def test_cli_pretrain_family_hilp_and_eval(maze_data: Path, tmp_path: Path) -> None:

@@ -195,6 +195,28 @@ def _load_datasets(datasets: list[Path]) -> Any:
     )
 
 
+def _comparable_spec(spec: Any, config_class: Any) -> Any:
+    """A run's saved spec with its config through ``from_dict``: fields added to the config since
+    the run started are at their defaults (an unreadable config is left as it is)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        return spec
+    try:
+        return {**spec, "config": config_class.from_dict(spec["config"]).to_dict()}
+    except (TypeError, ValueError):
+        return spec
+
+
+def _spec_diff(previous: Any, current: dict[str, Any]) -> str:
+    """The first differences between two run specs, as ``key: before -> now``."""
+    if not isinstance(previous, dict):
+        return "no readable spec"
+    diffs = [f"{k}: {previous.get(k)!r} -> {v!r}" for k, v in current.items()
+             if k != "config" and previous.get(k) != v]
+    before = previous.get("config") if isinstance(previous.get("config"), dict) else {}
+    diffs += [f"{k}: {before.get(k)!r} -> {v!r}" for k, v in current["config"].items() if before.get(k) != v]
+    return "; ".join(diffs[:4]) or "differs"
+
+
 def pretrain(
     dataset: str | os.PathLike[str] | list[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -276,11 +298,11 @@ def pretrain(
                          consequence="--overwrite would delete it")
         shutil.rmtree(out)
     if run_json.is_file():
-        previous = json.loads(run_json.read_text())
-        if previous.get("spec") != run_spec:
+        previous = _comparable_spec(json.loads(run_json.read_text()).get("spec"), type(cfg))
+        if previous != run_spec:
             raise ValueError(
-                f"{out} holds a run with another dataset, config or seed; pass --overwrite to "
-                "replace it, or choose another --out."
+                f"{out} holds a run with another dataset, config or seed ({_spec_diff(previous, run_spec)}); "
+                "pass --overwrite to replace it, or choose another --out."
             )
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a bfm_gym training run; choose another --out.")
