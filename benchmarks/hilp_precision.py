@@ -9,7 +9,8 @@ Two measurements, both side by side in one process so that the ratio holds on a 
   bf16 (``cpu_kind`` in the JSON); elsewhere it is emulated and much slower.
 * **agreement** (``--checkpoint`` and ``--dataset``): two trainers restored from the same
   training checkpoint take ``--agree-updates`` updates on the same batches and noise, one in
-  each precision; the JSON holds both loss series and the relative gap of their means.
+  each precision; the JSON holds both loss curves (means over blocks of updates) and the
+  relative gap of their means.
 
 Usage::
 
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _cpu import machine_info, runnable_tasks
+from _cpu import machine_info
 from _report import command, write_report
 
 import numpy as np
@@ -89,8 +90,11 @@ def agreement(checkpoint: Path, dataset: Path, updates: int) -> dict[str, Any]:
                 series[name][k].append(float(metrics[k]))
     gaps = {k: abs(np.mean(series["bf16"][k]) - np.mean(series["fp32"][k])) / (abs(np.mean(series["fp32"][k])) + 1e-8)
             for k in METRICS}
+    block = max(1, updates // 15)  # the JSON keeps means over blocks of updates, not every value
+    blocks = {name: {k: [float(np.mean(v[i:i + block])) for i in range(0, updates, block)] for k, v in s.items()}
+              for name, s in series.items()}
     return {"checkpoint": str(checkpoint), "dataset": str(dataset), "updates": updates,
-            "relative_gap_of_means": gaps, "series": series}
+            "relative_gap_of_means": gaps, "block_updates": block, "block_means": blocks}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.error("--checkpoint and --dataset go together")
     torch.set_num_threads(1)
     report: dict[str, Any] = {"benchmark": "hilp_precision", "command": command(),
-                              "machine": machine_info(torch_threads=1, runnable_at_start=runnable_tasks())}
+                              "machine": machine_info(torch_threads=1)}
     report["speed"] = speed(args.domain, args.size, args.updates, args.repeats)
     for k, row in report["speed"]["variants"].items():
         print(f"{k:13s} {row['updates_per_s']:6.1f} updates/s  {row['updates_per_cpu_s']:6.1f} per CPU-s "
