@@ -20,7 +20,7 @@ from bfm_gym.plugins import load_plugins
 from bfm_gym.pretrained import resolve, shipped_models
 
 SHIPPED = {"point_mass_maze": "point_mass_maze", "walker": "walker",
-           "point_mass_maze-hilp": "point_mass_maze"}
+           "point_mass_maze-hilp": "point_mass_maze", "walker-hilp": "walker"}
 """Models this version ships, name -> domain; a model listed here and missing from the package fails."""
 
 
@@ -63,6 +63,15 @@ BEATS_RANDOM = {"point_mass_maze": 250.0, "walker": 300.0}
 mean return of uniform random actions below it. ``point_mass_maze-hilp`` is absent: it ships
 as the HILP half of the FB-vs-HILP comparison at FB's update budget, and its card says it
 does not solve the maze at that budget (zero-shot mean 3.7)."""
+
+
+def test_the_hilp_walker_model_has_the_fb_walker_budget() -> None:
+    """The HILP half of the walker FB-vs-HILP comparison: same data command, same 115k updates."""
+    hilp, fb = bfm_gym.load("walker-hilp"), bfm_gym.load("walker")
+    assert hilp.family == "bfm_gym.hilp" and fb.family == "bfm_gym.fb"
+    assert hilp.metadata.training_steps == fb.metadata.training_steps == 115_000
+    card = (resolve("walker-hilp") / "MODEL_CARD.md").read_text()
+    assert "bfm-gym collect --domain walker --agent rnd --episodes 1000 --seed 0" in card
 
 
 def test_the_hilp_maze_model_ships_as_what_its_card_says() -> None:
