@@ -81,6 +81,16 @@ class FamilyConfig:
 
         return cls(**coerce_fields(cls, data))
 
+    @classmethod
+    def saved_as_current(cls, data: Any) -> Any:
+        """A config saved by a run or checkpoint, as this version writes it: fields added since
+        are at their defaults. What :meth:`from_dict` refuses (unknown keys, bad values, not a
+        mapping) comes back unchanged, so a comparison with the current config names it."""
+        try:
+            return cls.from_dict(data).to_dict()
+        except (TypeError, ValueError):
+            return data
+
     def replace(self: _C, **changes: Any) -> _C:
         """A copy with some fields changed (validated like :meth:`from_dict`)."""
         return type(self).from_dict({**self.to_dict(), **changes})

@@ -356,11 +356,7 @@ class FamilyTrainer:
                 f"{path / 'trainer.json'}: not a {fmt} v{version} file "
                 f"(format={state.get('format')!r}, version={state.get('format_version')!r}); use a checkpoint written by this bfm_gym"
             )
-        saved = dict(state.get("config") or {})
-        try:  # a field added to the config since the checkpoint was written is at its default
-            saved = type(self.config).from_dict(saved).to_dict()
-        except (TypeError, ValueError):
-            pass  # unknown or invalid keys: the comparison below names them
+        saved = dict(type(self.config).saved_as_current(dict(state.get("config") or {})))
         mine = self.config.to_dict()
         diffs = [
             f"{k}: checkpoint {saved.get(k)!r} vs trainer {mine[k]!r}"

@@ -196,14 +196,10 @@ def _load_datasets(datasets: list[Path]) -> Any:
 
 
 def _comparable_spec(spec: Any, config_class: Any) -> Any:
-    """A run's saved spec with its config through ``from_dict``: fields added to the config since
-    the run started are at their defaults (an unreadable config is left as it is)."""
+    """A run's saved spec with its config as this version writes it (``saved_as_current``)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return spec
-    try:
-        return {**spec, "config": config_class.from_dict(spec["config"]).to_dict()}
-    except (TypeError, ValueError):
-        return spec
+    return {**spec, "config": config_class.saved_as_current(spec["config"])}
 
 
 def _spec_diff(previous: Any, current: dict[str, Any]) -> str:
