@@ -87,16 +87,16 @@ class HILPTrainer(FamilyTrainer):
         return replay.sample_goals(c.batch_size, self.sample_generator, future=c.future,
                                    p_random_goal=c.p_random_goal)
 
-    def _latents(self, next_obs: torch.Tensor) -> torch.Tensor:
+    def _latents(self, phi_next: torch.Tensor) -> torch.Tensor:
+        """Training z: uniform on the sphere, a ``mix_ratio`` share replaced by
+        ``proj(Cov^+ phi(s'))`` of shuffled next states (``phi_next``: phi(s') of the batch, fp32)."""
         c, m, g = self.config, self.model, self.noise_generator
-        n = next_obs.shape[0]
+        n = phi_next.shape[0]
         z = m.sample_z(n, generator=g)
         if c.mix_ratio > 0:
             perm = torch.randperm(n, generator=g, device=self.device)
             with torch.no_grad():
-                with self._autocast():
-                    phi = m.phi(next_obs[perm])
-                phi = phi.float()  # the covariance and its pseudo-inverse in fp32
+                phi = phi_next[perm]  # the covariance and its pseudo-inverse in fp32
                 inv_cov = torch.linalg.pinv(phi.T @ phi / n)
                 mixed = m.project(phi @ inv_cov)
             use = torch.rand(n, generator=g, device=self.device) < c.mix_ratio
@@ -108,7 +108,11 @@ class HILPTrainer(FamilyTrainer):
         c, m, g = self.config, self.model, self.noise_generator
         self._check_batch(batch.obs.shape[0])
         obs, action, next_obs, goal = batch.obs, batch.action, batch.next_obs, batch.goal
-        z = self._latents(next_obs)
+        with torch.no_grad(), self._autocast():
+            # phi(s') once for the mixed latents and the successor-feature target (phi is
+            # row-wise: a shuffled batch's features are the shuffled features, bit for bit)
+            phi_next = m.phi(next_obs).float()
+        z = self._latents(phi_next)
         # successor features (networks under autocast, their outputs and the losses in fp32)
         with torch.no_grad(), self._autocast():
             eps = torch.randn(action.shape, generator=g, device=self.device)
@@ -116,7 +120,7 @@ class HILPTrainer(FamilyTrainer):
             next_psi = self.target_successor(next_obs, next_action, z).float()  # (E, B, d)
             best = (next_psi * z).sum(-1).argmin(0)  # head of lower Q per row
             next_psi = next_psi.gather(0, best.view(1, -1, 1).expand(1, -1, c.z_dim))[0]
-            target = m.phi(next_obs).float() + c.gamma * (1.0 - batch.terminated) * next_psi
+            target = phi_next + c.gamma * (1.0 - batch.terminated) * next_psi
         with self._autocast():
             psi = m.successor(obs, action, z)
         loss_sf = sf_loss(psi.float(), target, z, c.q_loss)
