@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,9 +37,11 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
 
 @click.command(cls=BfmCommand, resumable=True)
 @click.option("--model", "model_names", required=True, multiple=True,
-              help="Shipped model name or model folder; repeat to compare model families "
+              help="Shipped model name or model folder; repeat to compare models side by side "
                    "(--model walker --model runs/walker-hilp: one sub-folder each, families.md).")
-@click.option("--tasks", required=True, help="Comma-separated tasks, e.g. walker-run,walker-walk.")
+@click.option("--tasks", required=True,
+              help="Comma-separated tasks, e.g. walker-run,walker-walk. With several --model, a task "
+                   "with a domain prefix goes to that domain's models, one without to every model.")
 @click.option("--adapters", required=True, help="Comma-separated registered adapters (plugins included).")
 @click.option("--seeds", default="5", show_default=True, help="Number of seeds (0..N-1) or a list 0,3,7.")
 @click.option("--episodes", type=COUNT, default=50, show_default=True,
@@ -84,31 +87,32 @@ def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str,
     from bfm_gym.experiments.compare import compare as run, parse_overrides
     from bfm_gym.experiments.compare.tuning import parse_tune
 
-    if len(model_names) > 1:  # one comparison per model, then adapters x families side by side
-        from bfm_gym.experiments.families import model_labels, write_families_table
-
-        ctx = click.get_current_context()
-        labels = model_labels(model_names)
-        for name, label in labels.items():
-            click.echo(f"== {name} -> {out / label}")
-            ctx.invoke(compare, **{**ctx.params, "model_names": (name,), "out": out / label})
-        click.echo(f"adapters x families: {write_families_table(out, labels)}")
-        return
-    model_name = model_names[0]
-
     seed_list = _parse_ints(seeds, "--seeds") or []
     seed_arg: int | list[int] = seed_list[0] if len(seed_list) == 1 and "," not in seeds else seed_list
-    res = run(model_name, tasks, adapters, out=out, seeds=seed_arg, episodes=episodes, workers=workers,
-              executor=executor, address=address, config=parse_overrides(overrides),  # type: ignore[arg-type]
-              max_episode_steps=max_episode_steps, max_labels=max_labels,
-              oracle=_parse_oracle(oracles), checkpoints=_parse_ints(checkpoints, "--checkpoints"),
-              bootstrap_reps=bootstrap_reps, score_window=score_window, eval_episodes=eval_episodes,
-              eval_every=eval_every, tune=parse_tune(tunes),
-              select_seeds=_parse_ints(select_seeds, "--select-seeds"), progress=not no_progress,
-              command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
-    final = res.aggregates["checkpoints"][-1]
+    options = dict(seeds=seed_arg, episodes=episodes, workers=workers, executor=executor, address=address,
+                   config=parse_overrides(overrides), max_episode_steps=max_episode_steps,
+                   max_labels=max_labels, oracle=_parse_oracle(oracles),
+                   checkpoints=_parse_ints(checkpoints, "--checkpoints"), bootstrap_reps=bootstrap_reps,
+                   score_window=score_window, eval_episodes=eval_episodes, eval_every=eval_every,
+                   tune=parse_tune(tunes), select_seeds=_parse_ints(select_seeds, "--select-seeds"),
+                   progress=not no_progress, command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
+    if len(model_names) > 1:  # one comparison per model, then the models side by side
+        from bfm_gym.experiments.families import compare_models
+
+        results = compare_models(model_names, tasks, adapters, out=out, **options)
+        for label, res in results.items():
+            click.echo(f"== {res.spec.model} -> {out / label}: {', '.join(res.spec.tasks)}")
+            _print_result(res)
+        click.echo(f"adapters x models: {out / 'families.md'}")
+        return
+    _print_result(run(model_names[0], tasks, adapters, out=out, **options))  # type: ignore[arg-type]
+
+
+def _print_result(res: Any) -> None:
+    """The final IQM per adapter and where the report is."""
     from bfm_gym.experiments.compare.tuning import adapter_names
 
+    final = res.aggregates["checkpoints"][-1]
     names = adapter_names(res.spec.adapters, res.aggregates)
     width = max(22, *(len(n) + 2 for n in names.values()))
     click.echo(f"{'adapter':<{width}}{'IQM score/zero-shot [95% CI]':>34}")

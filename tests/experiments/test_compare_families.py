@@ -61,3 +61,63 @@ def test_families_table_names_each_models_chosen_setting(tmp_path: Path) -> None
     assert "(" not in zero.split("]", 1)[1].split("|")[0]
     saved = json.loads((tmp_path / "families.json").read_text())
     assert saved["adapters"]["lola"]["b"]["setting"] == "lr=0.003"
+
+
+def test_tasks_go_to_the_models_of_their_domain() -> None:
+    from bfm_gym.errors import UserError
+    from bfm_gym.experiments.families import route_tasks
+
+    domains = {"walker": "walker", "runs/walker-hilp": "walker", "maze": "point_mass_maze"}
+    assert route_tasks(["walker-run", "point_mass_maze-reach_top_left", "walker-walk"], domains) == {
+        "walker": ["walker-run", "walker-walk"], "runs/walker-hilp": ["walker-run", "walker-walk"],
+        "maze": ["point_mass_maze-reach_top_left"]}
+    with pytest.raises(UserError, match="no --model is of domain cheetah"):
+        route_tasks("walker-run,point_mass_maze-reach_top_left,cheetah-run", domains)
+    with pytest.raises(UserError, match=r"--model maze \(domain point_mass_maze\) gets no task"):
+        route_tasks("walker-run", domains)
+
+
+def test_several_models_are_all_checked_before_any_cell_runs(tmp_path: Path) -> None:
+    """A task the second model does not have stops the comparison before the first model's
+    cells start (they would otherwise run for hours first)."""
+    from bfm_gym.experiments.families import compare_models
+
+    maze = write_tiny_maze_model(tmp_path / "maze", [(-0.15, 0.15)], steps=50)
+    out = tmp_path / "cmp"
+    with pytest.raises(ValueError, match=rf"--model {maze}: Unknown task 'run'"):
+        compare_models(["walker", maze], "run", "zero-shot", out=out, seeds=1, episodes=1,
+                       max_episode_steps=10, workers=1, progress=False)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="--oracle for walker-flip, which no model compares"):
+        compare_models(["walker", maze], "walker-run,point_mass_maze-reach_top_left", "zero-shot",
+                       out=out, oracle={"walker-flip": 100.0}, seeds=1, episodes=1, workers=1)
+    assert not out.exists()
+
+
+def test_cli_compare_across_domains(tmp_path: Path) -> None:
+    """One grid over two domains: domain-prefixed tasks go to their model, oracles too; the
+    table puts both models' adapters side by side with each one's gain over zero-shot."""
+    maze = write_tiny_maze_model(tmp_path / "maze", [(-0.15, 0.15)], steps=100)
+    out = tmp_path / "cmp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bfm_gym.cli.main", "compare", "--model", "walker", "--model", str(maze),
+         "--tasks", "walker-stand,point_mass_maze-reach_top_left", "--adapters", "zero-shot,opti",
+         "--seeds", "1", "--episodes", "2", "--max-episode-steps", "20", "--workers", "1",
+         "--eval-episodes", "2", "--bootstrap-reps", "50", "--oracle", "point_mass_maze-reach_top_left=50",
+         "--out", str(out), "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    walker, tiny = (json.loads((out / label / "compare.json").read_text()) for label in ("walker", "maze"))
+    assert walker["tasks"] == ["walker-stand"] and walker["oracle"] == {}
+    assert tiny["tasks"] == ["point_mass_maze-reach_top_left"]
+    assert tiny["oracle"] == {"point_mass_maze-reach_top_left": 50.0}
+    table = json.loads((out / "families.json").read_text())
+    assert table["models"]["walker"]["domain"] == "walker"
+    assert table["models"]["maze"]["tasks"] == ["point_mass_maze-reach_top_left"]
+    for label in ("walker", "maze"):
+        gain = table["gains"]["opti"][label]
+        assert gain["tasks"] == 1 and 0 <= gain["tasks_up_ci"] <= gain["tasks_up"] <= 1
+    assert table["gains"]["zero-shot"]["walker"]["median_gain"] == 0.0  # the zero-shot z itself
+    # the tiny maze model may score 0 in 20 steps: no level, so no relative gain
+    assert table["gains"]["zero-shot"]["maze"]["median_gain"] in (0.0, None)
+    md = (out / "families.md").read_text()
+    assert "## Gain over the zero-shot z, per model" in md and "| opti | " in md
