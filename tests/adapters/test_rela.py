@@ -22,7 +22,7 @@ from bfm_gym.wrappers import LatentActionWrapper
 
 TASK = {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}
 KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)
-FAST = {"warmup_steps": 10, "batch_size": 32, "lr_z": 1e-2}
+FAST = {"update_every": 1, "warmup_steps": 10, "batch_size": 32, "lr_z": 1e-2}
 
 
 def test_rela_runs_real_episodes_through_adapt(model_dir: Path) -> None:
