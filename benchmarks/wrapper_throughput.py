@@ -53,7 +53,7 @@ import bfm_gym
 from bfm_gym.envs import make_env
 from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
 from bfm_gym.wrappers import LatentActionVectorEnv, LatentActionWrapper, register_latent_envs
-from bfm_gym.wrappers._policy import PolicyRunner
+from bfm_gym.models.fb.fast_policy import PolicyRunner
 
 DIMS = {"walker": (24, 6), "point_mass_maze": (4, 2)}
 TASK = {"walker": "run", "point_mass_maze": "reach_top_left"}

@@ -100,9 +100,8 @@ class OptiAdapter(Adapter):
         self.bandit = LinearBandit(bfm.z_dim, lam=c.lam, decay=c.decay, kappa=c.kappa,
                                    noise_std=noise)
         self.steps = 0
-        from bfm_gym.models.fb.fast_policy import FBFeatures
-
-        self._fast = FBFeatures.build(bfm)
+        fast = getattr(bfm, "fast_features", None)  # optional family capability
+        self._fast = fast() if callable(fast) else None
         if c.warm_start > 0:
             self._warm_start(samples)
 

@@ -38,7 +38,7 @@ def run_eval(model: str, *, task: str | None = None, goal: str | None = None,
     """Infers z for the task (or goal, or reward function) and runs ``episodes`` episodes."""
     from bfm_gym.envs import get_task, task_name
     from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
-    from bfm_gym.pretrained import load, resolve
+    from bfm_gym.pretrained import load
 
     if sum(x is not None for x in (task, goal, reward)) != 1:
         raise ValueError("Give exactly one of --task, --goal or --reward.")
@@ -51,7 +51,10 @@ def run_eval(model: str, *, task: str | None = None, goal: str | None = None,
 
         samples = InferenceSet.from_transitions(load_transitions(dataset), seed=seed)
     else:
-        samples = InferenceSet.load(resolve(model))
+        samples = bfm.samples
+        if samples is None:
+            raise ValueError(f"Model {model} ships no inference samples to infer z from; give "
+                             "--dataset DATA (transitions of the model's domain) instead.")
     if task is not None:
         name = task_name(domain, task)
         get_task(domain, name)  # clear error listing valid tasks

@@ -96,8 +96,8 @@ def video(model_name: str | None, task: str | None, run_dir: Path | None, every:
 def _task_z(model_name: str, task: str) -> list[float]:
     """Zero-shot z for ``task`` from the model's shipped inference samples."""
     from bfm_gym.envs import get_task, task_name
-    from bfm_gym.evaluation.zero_shot import InferenceSet, task_z
-    from bfm_gym.pretrained import load, resolve
+    from bfm_gym.evaluation.zero_shot import task_z
+    from bfm_gym.pretrained import load
 
     bfm = load(model_name)
     domain = bfm.metadata.domain
@@ -105,11 +105,10 @@ def _task_z(model_name: str, task: str) -> list[float]:
         raise ValueError(f"Model {model_name} records no domain; give --z instead.")
     name = task_name(domain, task)
     get_task(domain, name)  # clear error listing the valid tasks
-    try:
-        samples = InferenceSet.load(resolve(model_name))
-    except FileNotFoundError as exc:
+    samples = bfm.samples
+    if samples is None:
         raise ValueError(
             f"Model {model_name} ships no inference samples, so --z-from-task cannot infer z; "
             "give --z Z1,Z2,... instead."
-        ) from exc
+        )
     return task_z(bfm, samples, name).tolist()

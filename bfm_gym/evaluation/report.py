@@ -43,15 +43,17 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
     """
     import bfm_gym
     from bfm_gym.envs import DOMAINS
-    from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
-    from bfm_gym.pretrained import resolve
+    from bfm_gym.evaluation.zero_shot import INFERENCE_FILE, evaluate_zero_shot
     from bfm_gym.utils.machine import machine_summary
 
     bfm = bfm_gym.load(model)  # any registered family
     domain = bfm.metadata.domain
     tasks = benchmark_tasks(domain)
     start = time.perf_counter()
-    samples = bfm.samples if bfm.samples is not None else InferenceSet.load(resolve(model))
+    samples = bfm.samples
+    if samples is None:
+        raise ValueError(f"Model {model} ships no inference samples ({INFERENCE_FILE}), so no task's z "
+                         "can be inferred; export it with `bfm-gym export` or `bfm-gym pretrain`.")
     table: dict[str, dict[str, Any]] = {}
     for task in tasks:
         try:

@@ -48,7 +48,6 @@ from bfm_gym.errors import UserError, check_count, check_out_dir, check_own_fold
 from bfm_gym.experiments.run_folder import (
     episode_seed,
     evaluation_seeds,
-    inference_samples,
     resolve_task,
     zero_shot_z,
 )
@@ -269,7 +268,7 @@ def adapt(
         if needs.acts != "latent":
             raise ValueError(f"video_every renders the policy of a latent z; adapter {adapter!r} fine-tunes "
                              "the network weights instead (use eval_every to score it).")
-    samples = inference_samples(model)
+    samples = bfm.samples  # the model folder's inference samples (None: it ships none)
     if "dataset" in needs.labels:
         if samples is None:
             raise ValueError(

@@ -9,12 +9,11 @@ also runs. Files are written atomically with :mod:`bfm_gym.utils.io`.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["episode_seed", "evaluation_seeds", "inference_samples", "resolve_task"]
+__all__ = ["episode_seed", "evaluation_seeds", "resolve_task"]
 
 
 def resolve_task(domain: str, task: str | None, goal: Any) -> dict[str, Any]:
@@ -63,26 +62,6 @@ def evaluation_seeds(seed: int, n: int) -> list[int]:
     their returns are paired start by start (the first ``n`` of a longer list are the same).
     """
     return [int(np.random.SeedSequence([seed, 0, 2, i]).generate_state(1)[0]) for i in range(n)]
-
-
-def inference_samples(model: Any) -> Any:
-    """The model's shipped inference samples, or None (in-memory model, none shipped).
-
-    Args:
-        model: Shipped model name or model folder; anything else (an in-memory model) gives None.
-
-    Returns:
-        The :class:`~bfm_gym.models.inference.InferenceSet`, or None.
-    """
-    from bfm_gym.evaluation.zero_shot import InferenceSet
-    from bfm_gym.pretrained import resolve
-
-    if not isinstance(model, (str, os.PathLike)):
-        return None
-    try:
-        return InferenceSet.load(resolve(model))
-    except FileNotFoundError:
-        return None
 
 
 def zero_shot_z(bfm: Any, spec: dict, samples: Any) -> np.ndarray | None:

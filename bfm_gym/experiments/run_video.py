@@ -140,7 +140,7 @@ def render_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None =
             name the run recorded, or no z in the records.
     """
     import bfm_gym
-    from bfm_gym.experiments.run_folder import evaluation_seeds, inference_samples, zero_shot_z
+    from bfm_gym.experiments.run_folder import evaluation_seeds, zero_shot_z
 
     folder = Path(run)
     try:
@@ -155,7 +155,7 @@ def render_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None =
     if args["model"] == "<in-memory BFM>":
         raise ValueError("This run used an in-memory model; render it with write_panels(bfm, ...).")
     bfm = bfm_gym.load(args["model"])
-    zs = zero_shot_z(bfm, spec, inference_samples(args["model"]))
+    zs = zero_shot_z(bfm, spec, bfm.samples)
     panels = policy_panels(records, every, zs)
     cap = args.get("max_episode_steps")
     return write_panels(bfm, spec["task"], panels, out or folder / "policy.gif",

@@ -33,11 +33,13 @@ from .fb import (
     load_model,
     save_model,
 )
+from ._handle import ActRunner
 from .protocol import BFM as BFMProtocol
 from .registry import Family, families, load_folder
 
 __all__ = [
     "BFM",
+    "ActRunner",
     "BFMProtocol",
     "CheckpointError",
     "FBConfig",

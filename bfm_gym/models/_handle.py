@@ -87,6 +87,11 @@ class HandleBase:
         """A generic :class:`ActRunner` (families with a faster path override this)."""
         return ActRunner(self, batch)
 
+    def fast_features(self) -> Any:
+        """Numpy ``phi``/``psi`` for per-step callers, or None (the default: use the handle's
+        methods); see :mod:`bfm_gym.models.protocol`."""
+        return None
+
     # --- input handling -------------------------------------------------------------------------
     def _rows(
         self, name: str, x: np.ndarray | torch.Tensor, dim: int, what: str

@@ -19,6 +19,11 @@ outputs on the input's device; a single row ``(dim,)`` gives an output without b
 
 A family registers how to load its folders (``config.json``'s ``"format"``) in
 :mod:`bfm_gym.models.registry`; :func:`bfm_gym.load` dispatches there.
+
+Optional, outside the protocol (callers look for it with ``getattr`` and fall back to the
+methods above): ``fast_features()`` returns an object with numpy ``phi(obs)`` of one state
+and ``psi(obs, z)`` of n latents at one state, for callers that need them at every env step
+(OpTI-BFM), or None. FB's handle returns one; a family without it loses only speed.
 """
 
 from __future__ import annotations

@@ -444,16 +444,16 @@ def resolve_model(model: Any, device: str = "cpu", *, domain: str | None = None)
 
     Raises:
         ValueError: An unknown name or path (the message lists the shipped models).
-        TypeError: Not a name, path, BFM or FBModel.
+        TypeError: Not a name, path, BFM or family model (an ``nn.Module`` with ``as_bfm()``).
     """
-    from bfm_gym.models.fb import FBHandle, FBModel
     from bfm_gym.models.protocol import BFM
 
     if isinstance(model, BFM):
         source = getattr(model, "source", None) or getattr(model, "path", None)
         return model, str(source) if source is not None else UNSAVED_MODEL
-    if isinstance(model, FBModel):
-        return FBHandle(model), UNSAVED_MODEL
+    as_bfm = getattr(model, "as_bfm", None)  # a family's bare model (FBModel, HILPModel...)
+    if callable(as_bfm):
+        return as_bfm(), UNSAVED_MODEL
     if isinstance(model, (str, os.PathLike)):
         from bfm_gym.pretrained import resolve, shipped_models
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bfm_gym.experiments.run_folder import episode_seed, evaluation_seeds, inference_samples, resolve_task
+from bfm_gym.experiments.run_folder import episode_seed, evaluation_seeds, resolve_task
 
 
 def test_resolve_task_canonicalises_and_lists_valid_names() -> None:
@@ -29,8 +29,26 @@ def test_evaluation_seeds_never_repeat_training_seeds() -> None:
     assert evaluation_seeds(1, 3) != starts[:3]
 
 
-def test_in_memory_model_has_no_samples() -> None:
-    assert inference_samples(object()) is None
+def test_samples_come_with_the_handle(tmp_path) -> None:
+    """A loaded model carries its folder's inference samples; one without them says so where
+    they are needed (eval), and an in-memory model can be given samples by hand."""
+    import shutil
+
+    import bfm_gym
+    from bfm_gym.pretrained import resolve
+
+    assert bfm_gym.load("point_mass_maze").samples is not None
+    bare = tmp_path / "maze-no-samples"
+    shutil.copytree(resolve("point_mass_maze"), bare)
+    (bare / "inference_samples.safetensors").unlink()
+    bfm = bfm_gym.load(bare)
+    assert bfm.samples is None
+    from bfm_gym.cli.eval import run_eval
+
+    with pytest.raises(ValueError, match=r"ships no inference samples.*--dataset"):
+        run_eval(str(bare), task="reach_top_left", episodes=1)
+    bfm.samples = bfm_gym.load("point_mass_maze").samples
+    assert bfm.samples is not None
 
 
 def test_old_report_module_still_works_with_a_warning() -> None:

@@ -23,7 +23,7 @@ import torch
 from bfm_gym.models import ModelMetadata
 from bfm_gym.models.registry import Family
 from bfm_gym.plugins import hookimpl
-from bfm_gym.wrappers._policy import ActRunner
+from bfm_gym.models import ActRunner
 
 FORMAT = "toy.linear"
 

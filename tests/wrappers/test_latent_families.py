@@ -60,3 +60,31 @@ def test_saved_folder_through_gym_make(bfm: BFM, tmp_path: Path) -> None:
     assert wrapper.model.family == bfm.family
     env.reset(seed=0)
     env.step(env.action_space.sample())
+
+
+def test_a_bare_family_model_is_put_behind_the_protocol(bfm: BFM) -> None:
+    """The wrapper takes a family's bare ``nn.Module`` (``FBModel``, ``HILPModel``) through
+    its ``as_bfm()``, without importing any family, and acts as the handle does."""
+    bare = getattr(bfm, "model", None)
+    if not callable(getattr(bare, "as_bfm", None)):
+        pytest.skip(f"{type(bfm).__name__} exposes no bare model with as_bfm()")
+    env = LatentActionWrapper(gym.make("bfm_gym/walker-run-v0", max_episode_steps=5), bare, action_map="raw")
+    assert type(env.model) is type(bfm)
+    obs, _ = env.reset(seed=0)
+    z = bfm.sample_z(1, seed=1)[0]
+    np.testing.assert_allclose(env.model.act(obs, z), bfm.act(obs, z), atol=1e-6)
+    with pytest.raises(TypeError):
+        LatentActionWrapper(gym.make("bfm_gym/walker-run-v0"), object())
+
+
+def test_fast_features_are_optional(bfm: BFM) -> None:
+    """``fast_features()`` is a capability outside the protocol: FB gives numpy phi/psi equal
+    to the handle's, other families may give None, and OpTI-BFM runs either way."""
+    fast = getattr(bfm, "fast_features", lambda: None)()
+    if fast is None:
+        return
+    obs = np.linspace(-1, 1, 24, dtype=np.float32)
+    z = bfm.sample_z(3, seed=2)
+    np.testing.assert_allclose(fast.phi(obs), bfm.phi(obs), rtol=1e-4, atol=1e-5)
+    psi = np.asarray(bfm.psi(np.repeat(obs[None], 3, 0), z))  # policy-mean actions
+    np.testing.assert_allclose(fast.psi(obs, z), psi, rtol=1e-4, atol=1e-4)

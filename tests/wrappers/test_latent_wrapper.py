@@ -14,7 +14,7 @@ import torch
 
 import bfm_gym  # noqa: F401  (registers ids)
 from bfm_gym.envs import make_env
-from bfm_gym.wrappers._policy import PolicyRunner
+from bfm_gym.models.fb.fast_policy import PolicyRunner
 from bfm_gym.wrappers.latent import UNSAVED_MODEL, HoldTransitions, LatentActionWrapper, wrap
 from latent_testenvs import EchoEnv, double_reward, tiny_bfm
 

@@ -16,7 +16,7 @@ from bfm_gym.config import SetValue
 from bfm_gym.envs.registration import task_name
 from bfm_gym.errors import UserError, unknown_name
 from bfm_gym.experiments.compare.tuning import resolve_grids, setting_label, variant_id
-from bfm_gym.experiments.run_folder import inference_samples, resolve_task
+from bfm_gym.experiments.run_folder import resolve_task
 
 __all__ = ["BUDGET_KEYS", "CompareError", "CompareResult", "CompareSpec", "cell_name", "check_folder",
            "parse_overrides", "plan"]
@@ -268,7 +268,7 @@ def plan(
         raise UserError("--tune chooses each adapter's setting on its paired evaluation curve; it needs "
                         "--eval-episodes >= 1.")
     sel_seeds = _select_seeds(select_seeds, seed_list, bool(grids))
-    samples = inference_samples(model)
+    samples = bfm.samples
     configs: dict[str, dict[str, Any]] = {}
     acts: dict[str, str] = {}
     tuned: dict[str, dict[str, Any]] = {}

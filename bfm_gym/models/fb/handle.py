@@ -62,6 +62,14 @@ class FBHandle(FamilyHandle):
         """True when :attr:`cov` was computed from data."""
         return bool(self._model.cov_samples.item() > 0)
 
+    def fast_features(self) -> Any:
+        """:class:`~bfm_gym.models.fb.fast_policy.FBFeatures` of this model (numpy phi and
+        psi, checked against the handle's), or None where they do not apply (an
+        auto-regressive B, a model off CPU)."""
+        from bfm_gym.models.fb.fast_policy import FBFeatures
+
+        return FBFeatures.build(self)
+
     # --- FB's own operations ----------------------------------------------------------------------
     def backward(self, obs: Array, z: np.ndarray | torch.Tensor | None = None) -> Array:
         """Backward embedding ``B(s)`` (``B(s, z)`` for an auto-regressive model; see ``FBModel.backward``).

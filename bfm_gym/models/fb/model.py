@@ -9,6 +9,7 @@ with ``grad=True``, so a caller can differentiate through the frozen actor and F
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,6 +55,13 @@ class FBModel(FamilyModel):
     cov: torch.Tensor
     cov_samples: torch.Tensor
     _device_buffer = "cov"
+
+    def as_bfm(self) -> Any:
+        """This model behind the :class:`~bfm_gym.models.protocol.BFM` protocol (a
+        :class:`~bfm_gym.models.fb.handle.FBHandle`, which freezes it)."""
+        from bfm_gym.models.fb.handle import FBHandle
+
+        return FBHandle(self)
 
     def __init__(self, config: FBConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)

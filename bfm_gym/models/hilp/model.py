@@ -15,6 +15,8 @@ with ``grad=True``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .._model import FamilyModel, grad_context
@@ -42,6 +44,13 @@ class HILPModel(FamilyModel):
 
     phi_mean: torch.Tensor
     _device_buffer = "phi_mean"
+
+    def as_bfm(self) -> Any:
+        """This model behind the :class:`~bfm_gym.models.protocol.BFM` protocol (a
+        :class:`~bfm_gym.models.hilp.handle.HILPHandle`, which freezes it)."""
+        from bfm_gym.models.hilp.handle import HILPHandle
+
+        return HILPHandle(self)
 
     def __init__(self, config: HILPConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)
