@@ -77,13 +77,13 @@ class CEMAdapter(Adapter):
         super().__init__(bfm, task, config, seed)
         c = self.config
         if c.init == "zero-shot":
-            from bfm_gym.evaluation.zero_shot import task_z
+            from bfm_gym.models.inference import reward_z
 
             if samples is None:
                 raise ValueError("cem with init='zero-shot' needs the model's inference samples "
                                  "(samples=...); use --set init=random for online labels only.")
-            self.mean = np.asarray(task_z(bfm, samples, task.get("task"), goal=task.get("goal")),
-                                   np.float32)
+            self.mean = np.asarray(reward_z(bfm, samples, task.get("task"), goal=task.get("goal"),
+                                            owner="cem"), np.float32)
         else:
             self.mean = np.asarray(bfm.sample_z(1, seed=seed)[0], np.float32)
         self.std = np.full(bfm.z_dim, c.init_std, np.float32)

@@ -385,19 +385,17 @@ class _EpisodeCallback(BaseCallback):
 
 def _zero_shot(bfm: Any, task: dict[str, Any], samples: Any, max_samples: int,
                rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """``(z_r, c)``: the zero-shot latent and ``c = ||E[r B]|| / sqrt(d)``."""
-    from bfm_gym.evaluation.zero_shot import task_z
+    """``(z_r, c)``: the zero-shot latent and ``c = ||E[r B]|| / sqrt(d)`` (the reward
+    weights' norm on ``max_samples`` of the labels), both from the one inference module."""
+    from bfm_gym.models.inference import reward_z
 
     if samples is None:
         raise ValueError("This adapter starts from the zero-shot latent and needs the model's "
                          "inference samples (samples=...); run it through `adapt` with a model "
                          "folder made by `bfm-gym pretrain`.")
-    z = np.asarray(task_z(bfm, samples, task.get("task"), goal=task.get("goal")), np.float32)
-    rewards = samples.rewards(task.get("task"), goal=task.get("goal"))
-    idx = np.arange(len(rewards))
-    if len(idx) > max_samples:
-        idx = np.sort(rng.choice(len(idx), size=max_samples, replace=False))
-    raw = np.asarray(bfm.infer_z(np.asarray(samples.next_obs)[idx], rewards[idx], project=False))
+    which = {"task": task.get("task"), "goal": task.get("goal"), "owner": "sb3 zero-shot start"}
+    z = np.asarray(reward_z(bfm, samples, **which), np.float32)
+    raw = np.asarray(reward_z(bfm, samples, project=False, max_samples=max_samples, rng=rng, **which))
     return z, float(np.linalg.norm(raw) / math.sqrt(bfm.z_dim))
 
 
