@@ -37,6 +37,8 @@ class FamilyModel(nn.Module):
 
     _device_buffer: str
     """Name of a buffer every subclass registers; the model's device is its device."""
+    _handle_class: str | None = None
+    """``"module:Class"`` of the family's handle (imported on first use by :meth:`as_bfm`)."""
     forward_map: nn.Module
     actor: nn.Module
 
@@ -48,6 +50,20 @@ class FamilyModel(nn.Module):
             )
         self.config = config
         self.obs_dim, self.action_dim = int(obs_dim), int(action_dim)
+
+    def as_bfm(self) -> Any:
+        """This model behind the :class:`~bfm_gym.models.protocol.BFM` protocol: the family's
+        handle on it (which freezes it). The wrappers accept a bare model through this.
+
+        Raises:
+            TypeError: The family names no handle class.
+        """
+        if self._handle_class is None:
+            raise TypeError(f"{type(self).__name__} names no handle class (_handle_class); "
+                            "wrap it in its family's handle instead.")
+        from bfm_gym.utils.imports import resolve_callable
+
+        return resolve_callable(self._handle_class, what=f"{type(self).__name__} handle")(self)
 
     z_dim = property(lambda self: self.config.z_dim, doc="Latent dimension d.")
     gamma = property(lambda self: self.config.gamma, doc="Discount of the successor features.")

@@ -9,7 +9,6 @@ with ``grad=True``, so a caller can differentiate through the frozen actor and F
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 from torch import nn
@@ -52,16 +51,10 @@ class FBModel(FamilyModel):
         (torch.Size([5, 6]), torch.Size([2, 5, 8]))
     """
 
+    _handle_class = "bfm_gym.models.fb.handle:FBHandle"
     cov: torch.Tensor
     cov_samples: torch.Tensor
     _device_buffer = "cov"
-
-    def as_bfm(self) -> Any:
-        """This model behind the :class:`~bfm_gym.models.protocol.BFM` protocol (a
-        :class:`~bfm_gym.models.fb.handle.FBHandle`, which freezes it)."""
-        from bfm_gym.models.fb.handle import FBHandle
-
-        return FBHandle(self)
 
     def __init__(self, config: FBConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)

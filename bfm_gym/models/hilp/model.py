@@ -15,7 +15,6 @@ with ``grad=True``.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 
@@ -42,15 +41,9 @@ class HILPModel(FamilyModel):
         (torch.Size([5, 6]), torch.Size([2, 5, 8]))
     """
 
+    _handle_class = "bfm_gym.models.hilp.handle:HILPHandle"
     phi_mean: torch.Tensor
     _device_buffer = "phi_mean"
-
-    def as_bfm(self) -> Any:
-        """This model behind the :class:`~bfm_gym.models.protocol.BFM` protocol (a
-        :class:`~bfm_gym.models.hilp.handle.HILPHandle`, which freezes it)."""
-        from bfm_gym.models.hilp.handle import HILPHandle
-
-        return HILPHandle(self)
 
     def __init__(self, config: HILPConfig, obs_dim: int, action_dim: int) -> None:
         super().__init__(config, obs_dim, action_dim)
