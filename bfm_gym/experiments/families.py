@@ -58,11 +58,6 @@ def model_labels(models: list[str] | tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
-def _task_list(tasks: str | Sequence[str]) -> list[str]:
-    items = tasks.split(",") if isinstance(tasks, str) else list(tasks)
-    return [t.strip() for t in items if t and t.strip()]
-
-
 def route_tasks(tasks: str | Sequence[str], domains: Mapping[str, str]) -> dict[str, list[str]]:
     """Which tasks each model runs: ``domain-task`` goes to the models of that domain, a task
     without a domain prefix to every model.
@@ -84,10 +79,11 @@ def route_tasks(tasks: str | Sequence[str], domains: Mapping[str, str]) -> dict[
         {'walker': ['walker-run', 'stand'], 'maze': ['point_mass_maze-reach_top_left', 'stand']}
     """
     from bfm_gym.envs import DOMAINS
+    from bfm_gym.experiments.compare.spec import split_names
 
     known = sorted({*domains.values(), *DOMAINS}, key=len, reverse=True)  # longest prefix first
     routed: dict[str, list[str]] = {model: [] for model in domains}
-    for task in _task_list(tasks):
+    for task in split_names(tasks):
         prefix = next((d for d in known if task.startswith(f"{d}-")), None)
         takers = [m for m, d in domains.items() if prefix is None or d == prefix]
         if not takers:
@@ -139,27 +135,26 @@ def compare_models(models: Sequence[str | os.PathLike[str]], tasks: str | Sequen
     import bfm_gym
     from bfm_gym.experiments.compare import compare
     from bfm_gym.experiments.compare.spec import plan
-    from bfm_gym.pretrained import resolve
 
     names = [os.fspath(m) for m in models]
     labels = model_labels(names)
     domains: dict[str, str] = {}
     for name in names:
-        domain = bfm_gym.load(resolve(name)).metadata.domain
+        domain = bfm_gym.load(name).metadata.domain
         if domain is None:
             raise UserError(f"Model {name!r} records no domain; compare needs a model trained on a domain.")
         domains[name] = domain
     routed = route_tasks(tasks, domains)
     oracle = options.pop("oracle", None)
-    if oracle:
-        claimed = {k for n in names for k in _route_oracle(oracle, domains[n], routed[n])}
-        if set(oracle) - claimed:
-            raise UserError(f"--oracle for {', '.join(sorted(set(oracle) - claimed))}, which no model "
-                            "compares; name a compared task (with its domain prefix).")
+    oracles = {n: _route_oracle(oracle, domains[n], routed[n]) for n in names}
+    unclaimed = set(oracle or {}) - {k for mine in oracles.values() for k in mine}
+    if unclaimed:
+        raise UserError(f"--oracle for {', '.join(sorted(unclaimed))}, which no model "
+                        "compares; name a compared task (with its domain prefix).")
     planned = set(inspect.signature(plan).parameters) - {"model", "tasks", "adapters"}
     for name in names:  # every check first
         try:
-            plan(name, routed[name], adapters, oracle=_route_oracle(oracle, domains[name], routed[name]),
+            plan(name, routed[name], adapters, oracle=oracles[name],
                  **{k: v for k, v in options.items() if k in planned})
         except ValueError as exc:
             raise UserError(f"--model {name}: {exc}") from exc
@@ -167,7 +162,7 @@ def compare_models(models: Sequence[str | os.PathLike[str]], tasks: str | Sequen
     for name in names:
         label = labels[name]
         results[label] = compare(name, routed[name], adapters, out=Path(out) / label,
-                                 oracle=_route_oracle(oracle, domains[name], routed[name]), **options)
+                                 oracle=oracles[name], **options)
     write_families_table(out, labels)
     return results
 

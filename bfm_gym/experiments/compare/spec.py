@@ -170,7 +170,8 @@ def parse_overrides(values: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 
-def _split(names: str | Sequence[str]) -> list[str]:
+def split_names(names: str | Sequence[str]) -> list[str]:
+    """Names from ``"a,b"`` or a list, stripped, empty ones dropped."""
     items = names.split(",") if isinstance(names, str) else list(names)
     return [n.strip() for n in items if n and n.strip()]
 
@@ -207,7 +208,7 @@ def plan(
 
     if isinstance(model, os.PathLike) or not isinstance(model, str):
         model = os.fspath(model)
-    adapter_names, task_names = _split(adapters), _split(tasks)
+    adapter_names, task_names = split_names(adapters), split_names(tasks)
     if not adapter_names or not task_names:
         raise ValueError("Give at least one adapter and one task.")
     for kind, names in (("adapter", adapter_names), ("task", task_names)):

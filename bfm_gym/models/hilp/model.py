@@ -15,7 +15,6 @@ with ``grad=True``.
 
 from __future__ import annotations
 
-
 import torch
 
 from .._model import FamilyModel, grad_context
