@@ -127,10 +127,10 @@ def builtin_domains() -> list[Domain]:
                coverage=CoverageAxis("torso height [m]", lambda o: o[:, 14]),
                presets={"fb": {"paper": {"z_dim": 100}}, "hilp": {"hilp_gamma": 0.96}}),
         Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
-               tasks=("walk", "run", "walk_backward", "run_backward"),
+               tasks=("walk", "run", "walk_backward", "run_backward"), floor=400.0,
                coverage=CoverageAxis("forward velocity [m/s]", lambda o: o[:, 8])),
         Domain("quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators",
-               tasks=("stand", "walk", "run", "jump"),
+               tasks=("stand", "walk", "run", "jump"), floor=550.0,
                coverage=CoverageAxis("torso upright (cos of tilt)", lambda o: o[:, 47]),
                presets={"hilp": {"q_loss": True}}),
         Domain("point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
@@ -144,8 +144,8 @@ def builtin_domains() -> list[Domain]:
 
 
 DOMAINS: Mapping[str, Domain] = RegistryView("domains", "DOMAINS")
-"""Read-only view of the entries registered through the ``register_domains`` hook."""
-"""The registered domains by name (read-only; add one with :func:`register_domain` or a plugin)."""
+"""The registered domains by name: a read-only view of the ``register_domains`` hook's entries
+(add one with :func:`register_domain` or a plugin)."""
 
 
 def get_domain(name: str) -> Domain:

@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 AGENTS: Mapping[str, type[CollectorAgent]] = RegistryView("agents", "AGENTS")
-"""Read-only view of the entries registered through the ``register_agents`` hook."""
 """Collector agents by name (read-only): the built-in ones and those of plugins, registered
 through the ``register_agents`` hook; :func:`make_agent` builds them."""
 
