@@ -61,7 +61,8 @@ def test_local_pool_outputs_and_equal_budgets(local_run: CompareResult) -> None:
     assert final["n"] == 2 * len(scored) and final["low"] <= final["value"] <= final["high"]
     report = (out / "report.md").read_text()
     assert "bfm-gym compare --model" in report and "--set opti.beta=0.5" in report
-    assert "| opti | point_mass_maze-reach_top_left | 3 | 90 | 90 | 0 |" in report
+    assert "| opti | point_mass_maze-reach_top_left | 3 | 90 | 90 | no | 0 |" in report
+    assert "| zero-shot | point_mass_maze-reach_top_left | 3 | 90 | 0 | yes | 0 |" in report
     assert json.loads((out / "cells" / CELL / "run.json").read_text())["config"]["beta"] == 0.5
 
 
@@ -311,3 +312,15 @@ def test_paired_evaluation_scores_every_cell_on_the_same_start_states(local_run:
     report = (out / "report.md").read_text()
     assert "Scores are paired evaluations" in report and "not counted in the budget" in report
     assert "start state by start state" in report
+
+
+def test_the_report_says_which_adapters_read_dataset_labels(model_dir: Path) -> None:
+    """OpTI-BFM reads none unless warm-started; the adapters that start from the zero-shot z do."""
+    from bfm_gym.experiments.compare.report import _uses_dataset_labels
+    from bfm_gym.experiments.compare.spec import plan
+
+    cold = plan(str(model_dir), TASKS, "zero-shot,opti,rela,lola", seeds=1, episodes=1)
+    warm = plan(str(model_dir), TASKS, "opti", seeds=1, episodes=1, config={"opti": {"warm_start": 5}})
+    assert {a: _uses_dataset_labels(cold, a) for a in cold.adapters} == {
+        "zero-shot": True, "opti": False, "rela": True, "lola": True}
+    assert _uses_dataset_labels(warm, "opti")

@@ -259,6 +259,16 @@ def _scoring_md(spec: CompareSpec, cells: list[dict[str, Any]], aggregates: dict
             "(mean over the start states) and `eval_std`.", ""]
 
 
+def _uses_dataset_labels(spec: CompareSpec, adapter: str) -> bool:
+    """Whether ``adapter``, at the configuration it ran with, reads the model's dataset labels
+    (its declared needs: ``"dataset"`` or ``"dataset+online"``)."""
+    from bfm_gym.plugins import load_plugins
+
+    cls = load_plugins().adapters[adapter][0]
+    config = cls.config_class.from_dict(spec.configs[spec.variants(adapter)[0]])
+    return "dataset" in cls.needs_for(config).labels
+
+
 def _paired_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
     paired = aggregates.get("paired_vs_zero_shot")
     if not paired:
@@ -314,15 +324,19 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
           "the budget is kept in `results.csv` but not scored. Episode `k` of every cell resets with "
           "`episode_seed(seed, k)`: every adapter of one seed sees the same start states.", "",
           *_scoring_md(spec, cells, aggregates),
-          "| adapter | task | episodes | env steps used | labels used | over budget (steps) |",
-          "|---|---|---|---|---|---|"]
+          "`dataset labels`: whether the adapter also starts from reward labels of the model's dataset "
+          "samples (the zero-shot z, or OpTI-BFM's `warm_start`), information an adapter without them does "
+          "not get; `labels used` counts online labels only.", "",
+          "| adapter | task | episodes | env steps used | labels used | dataset labels | over budget (steps) |",
+          "|---|---|---|---|---|---|---|"]
     for adapter in spec.adapters:
+        dataset = "yes" if _uses_dataset_labels(spec, adapter) else "no"
         for task in spec.tasks:
             cs = [c for c in cells if c["adapter"] == adapter and c["task"] == task]
             rng = lambda key, cs=cs: (f"{min(c[key] for c in cs)}" if min(c[key] for c in cs) == max(c[key] for c in cs)  # noqa: E731
                                       else f"{min(c[key] for c in cs)}-{max(c[key] for c in cs)}")
             md.append(f"| {names[adapter]} | {task} | {rng('episodes')} | {rng('env_steps')} | {rng('labels_used')} "
-                      f"| {rng('over_budget_steps')} |")
+                      f"| {dataset} | {rng('over_budget_steps')} |")
     md += ["", "Per cell: `cells.json`; per episode: `results.csv`.", "",
            *_tuning_md(spec, aggregates),
            "## Normalisation", "",
