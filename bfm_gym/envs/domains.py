@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bfm_gym.envs.suite_observe import cheetah_observe, quadruped_observe, walker_observe
 from bfm_gym.plugins.registry_view import RegistryView
 
 # Headless rendering: EGL works without a display. Must be set before dm_control
@@ -123,14 +124,14 @@ def builtin_domains() -> list[Domain]:
     # command) discounts at 0.99 like FB.
     return [
         Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators",
-               tasks=("stand", "walk", "run", "flip"), floor=450.0,
+               observe=walker_observe, tasks=("stand", "walk", "run", "flip"), floor=450.0,
                coverage=CoverageAxis("torso height [m]", lambda o: o[:, 14]),
                presets={"fb": {"paper": {"z_dim": 100}}, "hilp": {"hilp_gamma": 0.96}}),
         Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
-               tasks=("walk", "run", "walk_backward", "run_backward"), floor=400.0,
+               observe=cheetah_observe, tasks=("walk", "run", "walk_backward", "run_backward"), floor=400.0,
                coverage=CoverageAxis("forward velocity [m/s]", lambda o: o[:, 8])),
         Domain("quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators",
-               tasks=("stand", "walk", "run", "jump"), floor=550.0,
+               observe=quadruped_observe, tasks=("stand", "walk", "run", "jump"), floor=550.0,
                coverage=CoverageAxis("torso upright (cos of tilt)", lambda o: o[:, 47]),
                presets={"hilp": {"q_loss": True}}),
         Domain("point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
