@@ -13,6 +13,11 @@ Two modes:
 * ``--compare-families --dataset DIR --updates N``: trains an FB and a HILP model
   (``--config`` preset of each family) on the same data with the same update budget
   and seed, then evaluates both the same way.
+* ``--models walker --inference-draws 10000x3,50000x2 --dataset DIR``: how much of a zero-shot
+  figure is the draw of the inference samples. Each model is evaluated on the same episodes
+  with its shipped samples and with fresh draws of the given sizes from its dataset
+  (``SIZExDRAWS``; draw k uses seed k), so the spread between draws of one size, and any gain
+  from more samples, can be read against the floors.
 * ``--env Reacher-v5 --models reacher --sac-steps 50000``: a model of a Gymnasium env
   against Stable-Baselines3 SAC trained on each task alone for ``--sac-steps`` env steps
   (seed ``--seed``, default hyperparameters). Both are evaluated on the same episodes
@@ -56,6 +61,40 @@ def evaluate_model(model: str, episodes: int, seed: int) -> dict:
     from bfm_gym.evaluation.report import zero_shot_report
 
     return zero_shot_report(model, episodes=episodes, seed=seed)
+
+
+def inference_draws(model: str, datasets: list[str], draws: list[tuple[int, int]], episodes: int,
+                    seed: int) -> dict:
+    """Zero-shot of ``model`` with its shipped inference samples and with fresh draws of
+    ``(size, count)`` from ``datasets``, every one on the same episodes."""
+    import numpy as np
+
+    import bfm_gym
+    from bfm_gym.envs.domains import get_domain
+    from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
+    from bfm_gym.pretraining import _load_datasets
+
+    bfm = bfm_gym.load(model)
+    tasks = list(get_domain(bfm.metadata.domain).tasks)
+    transitions = _load_datasets([Path(d) for d in datasets])
+    sets = [("shipped", len(bfm.samples.next_obs), None, bfm.samples)]
+    sets += [(f"{size}_draw{k}", size, k, InferenceSet.from_transitions(transitions, n=size, seed=k))
+             for size, count in draws for k in range(count)]
+    rows = []
+    for name, size, draw_seed, samples in sets:
+        results = evaluate_zero_shot(bfm, bfm.metadata.domain, tasks, samples, episodes=episodes, seed=seed)
+        row = {"samples": name, "size": size, "draw_seed": draw_seed,
+               "tasks": {t: round(r.mean, 1) for t, r in results.items()},
+               "mean_over_tasks": round(float(np.mean([r.mean for r in results.values()])), 1)}
+        rows.append(row)
+        print(model, name, row["mean_over_tasks"], row["tasks"], flush=True)
+    by_size: dict[int, list[float]] = {}
+    for row in rows[1:]:
+        by_size.setdefault(row["size"], []).append(row["mean_over_tasks"])
+    summary = {str(size): {"draws": len(v), "mean": round(float(np.mean(v)), 1),
+                           "min": min(v), "max": max(v)} for size, v in by_size.items()}
+    return {"model": model, "dataset": datasets, "episodes": episodes, "seed": seed, "rows": rows,
+            "by_size": summary}
 
 
 def compare_variants(dataset: list[str], updates: int, episodes: int, seed: int, workdir: Path,
@@ -294,6 +333,9 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=1000,
                         help="With --env: episode k of each evaluation resets with this + k.")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--inference-draws", default=None, metavar="SIZExDRAWS,...",
+                        help="With --models and --dataset: zero-shot with fresh inference samples, "
+                             "e.g. 10000x3,50000x2.")
     parser.add_argument("--sac-only", action="store_true",
                         help="With --env: only train and evaluate SAC on the tasks (no model; "
                              "fills --workdir for a later run with --models).")
@@ -324,6 +366,20 @@ def main() -> None:
         report["wall_seconds"] = round(time.perf_counter() - start, 1)
         for row in report["against_sac"]:
             print(row["model"], "median zero-shot/SAC", row["median_ratio"], "floor met:", row["floor_met"])
+        write_report(args.out, report)
+        return
+    if args.inference_draws:
+        if not (args.models and args.dataset):
+            parser.error("--inference-draws needs --models and --dataset")
+        try:
+            draws = [(int(a), int(b)) for a, b in (d.split("x") for d in args.inference_draws.split(","))]
+        except ValueError:
+            parser.error(f"--inference-draws takes SIZExDRAWS items, e.g. 10000x3,50000x2; got {args.inference_draws!r}")
+        report = {"benchmark": "zero_shot_inference_draws", "command": command(),
+                  "machine": machine(threads=args.threads),
+                  "models": [inference_draws(m, args.dataset, draws, args.episodes, args.seed)
+                             for m in args.models.split(",") if m]}
+        report["wall_seconds"] = round(time.perf_counter() - start, 1)
         write_report(args.out, report)
         return
     report = {
