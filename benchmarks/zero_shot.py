@@ -80,12 +80,21 @@ def inference_draws(model: str, datasets: list[str], draws: list[tuple[int, int]
     sets = [("shipped", len(bfm.samples.next_obs), None, bfm.samples)]
     sets += [(f"{size}_draw{k}", size, k, InferenceSet.from_transitions(transitions, n=size, seed=k))
              for size, count in draws for k in range(count)]
+    from bfm_gym.models.inference import reward_z
+
+    def unit(z: np.ndarray) -> np.ndarray:
+        return z / np.linalg.norm(z)
+
+    shipped_z = {t: unit(reward_z(bfm, bfm.samples, t)) for t in tasks}
     rows = []
     for name, size, draw_seed, samples in sets:
         results = evaluate_zero_shot(bfm, bfm.metadata.domain, tasks, samples, episodes=episodes, seed=seed)
         row = {"samples": name, "size": size, "draw_seed": draw_seed,
                "tasks": {t: round(r.mean, 1) for t, r in results.items()},
-               "mean_over_tasks": round(float(np.mean([r.mean for r in results.values()])), 1)}
+               "mean_over_tasks": round(float(np.mean([r.mean for r in results.values()])), 1),
+               # how far this draw's latent is from the shipped samples' one
+               "cosine_to_shipped_z": {t: round(float(unit(reward_z(bfm, samples, t)) @ shipped_z[t]), 5)
+                                       for t in tasks}}
         rows.append(row)
         print(model, name, row["mean_over_tasks"], row["tasks"], flush=True)
     by_size: dict[int, list[float]] = {}
