@@ -72,6 +72,7 @@ def inference_draws(model: str, datasets: list[str], draws: list[tuple[int, int]
     import bfm_gym
     from bfm_gym.envs.domains import get_domain
     from bfm_gym.evaluation.zero_shot import InferenceSet, evaluate_zero_shot
+    from bfm_gym.models.inference import reward_z
     from bfm_gym.pretraining import _load_datasets
 
     bfm = bfm_gym.load(model)
@@ -80,7 +81,6 @@ def inference_draws(model: str, datasets: list[str], draws: list[tuple[int, int]
     sets = [("shipped", len(bfm.samples.next_obs), None, bfm.samples)]
     sets += [(f"{size}_draw{k}", size, k, InferenceSet.from_transitions(transitions, n=size, seed=k))
              for size, count in draws for k in range(count)]
-    from bfm_gym.models.inference import reward_z
 
     def unit(z: np.ndarray) -> np.ndarray:
         return z / np.linalg.norm(z)

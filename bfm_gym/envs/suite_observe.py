@@ -58,12 +58,15 @@ def _cheetah(physics: Any) -> Reader:
     return read
 
 
-def _sensor_index(model: Any, *types: int) -> np.ndarray:
-    """sensordata indices of the sensors of ``types``, in sensor id order (as dm_control's
-    quadruped looks them up by name)."""
-    ids = np.flatnonzero(np.isin(model.sensor_type, types))
+def _sensor_index(model: Any, ids: Any) -> np.ndarray:
+    """sensordata indices of the sensors ``ids``, in that order."""
     return np.concatenate([np.arange(model.sensor_adr[i], model.sensor_adr[i] + model.sensor_dim[i])
                            for i in ids]).astype(np.intp)
+
+
+def _sensors_of_types(model: Any, *types: int) -> np.ndarray:
+    """Ids of the sensors of ``types``, in id order (as dm_control's quadruped looks them up by name)."""
+    return np.flatnonzero(np.isin(model.sensor_type, types))
 
 
 def _quadruped(physics: Any) -> Reader:
@@ -75,12 +78,11 @@ def _quadruped(physics: Any) -> Reader:
     model = physics.model
     hinges = np.flatnonzero(model.jnt_type == mujoco.mjtJoint.mjJNT_HINGE)
     qpos, qvel = model.jnt_qposadr[hinges], model.jnt_dofadr[hinges]
-    vel_id = model.name2id("velocimeter", "sensor")
-    velocity = np.arange(model.sensor_adr[vel_id], model.sensor_adr[vel_id] + model.sensor_dim[vel_id])
+    velocity = _sensor_index(model, [model.name2id("velocimeter", "sensor")])
     torso = model.name2id("torso", "body")
     sens = mujoco.mjtSensor
-    imu = _sensor_index(model, sens.mjSENS_GYRO, sens.mjSENS_ACCELEROMETER)
-    force_torque = _sensor_index(model, sens.mjSENS_FORCE, sens.mjSENS_TORQUE)
+    imu = _sensor_index(model, _sensors_of_types(model, sens.mjSENS_GYRO, sens.mjSENS_ACCELEROMETER))
+    force_torque = _sensor_index(model, _sensors_of_types(model, sens.mjSENS_FORCE, sens.mjSENS_TORQUE))
 
     def read(data: Any) -> np.ndarray:
         sensors = data.sensordata

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import warnings
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
