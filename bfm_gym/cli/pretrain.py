@@ -16,9 +16,10 @@ from bfm_gym.cli.framework import COUNT, DEVICE, NONNEG, OUT_DIR, SEED, BfmComma
                    "Minari dataset present locally (nothing is downloaded); repeat to mix "
                    "datasets of one domain.")
 @click.option("--config", default="cpu", show_default=True,
-              help="Preset (paper, cpu, tiny) or a JSON file of FBConfig fields.")
+              help="Preset (paper, cpu, tiny) or a JSON file of the family's config fields "
+                   "(FBConfig for fb).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="FBConfig field, e.g. --set ar_blocks=2 --set actor_loss=awr.")
+              help="A config field of the family, e.g. --set ar_blocks=2 --set actor_loss=awr (fb).")
 @click.option("--out", required=True, type=OUT_DIR, help="Model folder.")
 @click.option("--updates", type=COUNT, default=100_000, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
@@ -34,13 +35,15 @@ from bfm_gym.cli.framework import COUNT, DEVICE, NONNEG, OUT_DIR, SEED, BfmComma
 @click.option("--threads", default="auto", show_default=True, help="torch threads (auto: free cores).")
 @click.option("--overwrite", is_flag=True, help="Discard a previous run in --out.")
 @click.option("--no-progress", is_flag=True)
-@click.option("--family", type=click.Choice(["fb", "hilp"]), default="fb", show_default=True,
-              help="Model family to train (--config/--set then take that family's fields).")
+@click.option("--family", default="fb", show_default=True, metavar="NAME",
+              help="Model family to train: fb (FB / FB-AWARE), hilp, or a plugin's family that "
+                   "registers a trainer (`bfm-gym plugins` lists them); --config/--set then "
+                   "take that family's fields.")
 def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...], out: Path, updates: int,
              seed: int, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
              keep_every: int, inference_samples: int, threads: str, overwrite: bool, no_progress: bool,
              family: str) -> None:
-    """Pre-train an FB model on a dataset (rerun to resume after an interruption)."""
+    """Pre-train a model (FB by default) on datasets (rerun to resume after an interruption)."""
     from bfm_gym.pretraining import pretrain as run
 
     path = run(list(datasets), out, config=config, overrides=parse_set(overrides), updates=updates,

@@ -33,7 +33,9 @@ from .fb import (
     load_model,
     save_model,
 )
+from ._config import FamilyConfig
 from ._handle import ActRunner
+from ._trainer import FamilyTrainer
 from .protocol import BFM as BFMProtocol
 from .registry import Family, families, load_folder
 
@@ -47,6 +49,8 @@ __all__ = [
     "FBModel",
     "FBTrainer",
     "Family",
+    "FamilyConfig",
+    "FamilyTrainer",
     "ModelMetadata",
     "OfflineReplay",
     "families",

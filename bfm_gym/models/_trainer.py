@@ -58,6 +58,8 @@ class FamilyTrainer:
 
     TRAINER_FORMAT: ClassVar[str]
     """``trainer.json["format"]``."""
+    config_class: ClassVar[type]
+    """The family's config dataclass (presets, JSON round trip)."""
     TRAINER_FORMAT_VERSION: ClassVar[int] = 1
     _seed_streams: ClassVar[int] = 3
     """Seeds drawn from ``seed``: init, sampling, noise, then any the family's set-up takes."""
@@ -108,6 +110,11 @@ class FamilyTrainer:
         return torch.get_num_threads()
 
     # --- what a family gives ------------------------------------------------------------------------
+    @classmethod
+    def replay_from(cls, transitions: Any) -> Any:
+        """The replay :meth:`train` samples from, built from a dataset's transitions."""
+        raise NotImplementedError
+
     def _setup(self, model: Any, seeds: list[int]) -> None:
         """Keep the online ``model`` (on the device) and build targets and optimisers."""
         raise NotImplementedError

@@ -58,9 +58,11 @@ def register_families(register: Any) -> None:
 
     register("fb", Family(format="bfm_gym.fb", load="bfm_gym.models.fb.family:load",
                           create="bfm_gym.models.fb.family:create",
+                          trainer="bfm_gym.models.fb.trainer:FBTrainer",
                           description="Forward-Backward and FB-AWARE"))
     register("hilp", Family(format="bfm_gym.hilp", load="bfm_gym.models.hilp.family:load",
                             create="bfm_gym.models.hilp.family:create",
+                            trainer="bfm_gym.models.hilp.trainer:HILPTrainer",
                             description="Hilbert foundation policies (HILP)"))
 
 

@@ -1,11 +1,12 @@
-"""Pre-training pipeline: dataset folder -> trained FB (or HILP) model folder.
+"""Pre-training pipeline: dataset folder -> trained model folder, of any registered family.
 
-``pretrain()`` (and ``bfm-gym pretrain``) loads a reward-free dataset, trains an
-FB / FB-AWARE model with :class:`~bfm_gym.models.fb.trainer.FBTrainer` (``family="hilp"``:
-a HILP model with :class:`~bfm_gym.models.hilp.HILPTrainer`, whose goal sampling uses the
-dataset's episode boundaries) (progress
-bar, TensorBoard, periodic checkpoints, exact resume), evaluates zero-shot
-returns on the domain's tasks during training, and writes a model folder::
+``pretrain()`` (and ``bfm-gym pretrain``) loads a reward-free dataset and trains a model with
+the trainer its family registers (:func:`bfm_gym.models.registry.trainer_for`): FB / FB-AWARE
+by default (:class:`~bfm_gym.models.fb.trainer.FBTrainer`), ``family="hilp"`` a HILP model
+(:class:`~bfm_gym.models.hilp.HILPTrainer`, whose goal sampling uses the dataset's episode
+boundaries), or a plugin's family. It shows a progress bar, logs to TensorBoard, checkpoints
+periodically with exact resume, evaluates zero-shot returns on the domain's tasks during
+training, and writes a model folder::
 
     MODEL_DIR/config.json, model.safetensors     the model (bfm_gym.load(MODEL_DIR))
     MODEL_DIR/inference_samples.safetensors      dataset next-states for z inference
@@ -35,26 +36,6 @@ __all__ = ["export_checkpoint", "make_config", "pretrain"]
 GYM_PRESET_DOMAIN = "walker"
 """Whose preset sizes a model of a Gymnasium env (no preset of its own) gets."""
 
-TRAINABLE_FAMILIES = ("fb", "hilp")
-"""Families ``pretrain`` can train (``--family``)."""
-
-
-def _family_parts(family: str) -> tuple[Any, Any, Any]:
-    """``(config class, trainer class, replay builder(transitions))`` of a trainable family."""
-    if family == "fb":
-        from bfm_gym.models import FBConfig, FBTrainer, OfflineReplay
-
-        return FBConfig, FBTrainer, lambda t: OfflineReplay(t.obs, t.action, t.next_obs, t.terminated)
-    if family == "hilp":
-        # HILP samples goals from the same episode's future: the replay keeps episode indices
-        from bfm_gym.models.hilp import GoalReplay, HILPConfig, HILPTrainer
-
-        return HILPConfig, HILPTrainer, lambda t: GoalReplay(t.obs, t.action, t.next_obs,
-                                                             t.terminated, t.episode)
-    raise ValueError(f"pretrain cannot train family {family!r}; choose one of "
-                     f"{', '.join(TRAINABLE_FAMILIES)}.")
-
-
 def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
                 overrides: dict[str, Any] | None = None, family: str = "fb") -> Any:
     """Builds an :class:`FBConfig` (or the ``family``'s config) from a preset, a JSON file or a
@@ -64,14 +45,17 @@ def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
         domain: Domain the preset is for.
         config: ``"paper"``, ``"cpu"``, ``"tiny"``, a path to a JSON file of fields, or a config.
         overrides: Field values to change (e.g. ``{"ar_blocks": 2}``).
-        family: ``"fb"`` or ``"hilp"``.
+        family: A registered family with a trainer (``"fb"``, ``"hilp"``, a plugin's).
 
     Raises:
-        ValueError: Unknown preset, unreadable file, or unknown/invalid fields.
+        ValueError: Unknown preset, unreadable file, unknown/invalid fields, or a family that
+            cannot be trained.
     """
     import dataclasses
 
-    config_class = _family_parts(family)[0]
+    from bfm_gym.models.registry import trainer_for
+
+    config_class = trainer_for(family).config_class
 
     if isinstance(config, config_class):
         base = config
@@ -233,7 +217,7 @@ def pretrain(
     overwrite: bool = False,
     family: str = "fb",
 ) -> Path:
-    """Trains an FB (or HILP) model on a dataset folder and returns the model folder.
+    """Trains a model of ``family`` (FB by default) on datasets and returns the model folder.
 
     Args:
         dataset: Folder written by ``bfm-gym collect``, a Minari dataset (folder, or name of
@@ -241,7 +225,7 @@ def pretrain(
             or a list of these of one domain whose transitions are mixed (e.g. RND and
             random data). Nothing is downloaded.
         out: Model folder to create (or to resume into).
-        config: Preset (``paper``/``cpu``/``tiny``), JSON file or FBConfig.
+        config: Preset (``paper``/``cpu``/``tiny``), JSON file or config object of the family.
         overrides: Config fields to change.
         updates: Total gradient updates.
         seed: Training seed.
@@ -256,17 +240,21 @@ def pretrain(
         threads: torch threads on CPU (``auto`` = free cores).
         progress: Show a progress bar.
         overwrite: Start afresh even if ``out`` holds a run.
-        family: ``"fb"`` or ``"hilp"`` (``config`` is then a HILP preset or HILPConfig JSON).
+        family: The registered family to train: ``"fb"`` (FB / FB-AWARE), ``"hilp"``, or a
+            plugin's that registers a trainer (``config`` and ``overrides`` then take that
+            family's fields).
 
     Raises:
-        ValueError: Bad config or dataset; a run with another config is in ``out``.
+        ValueError: Bad config or dataset; a run with another config is in ``out``; a
+            family that is not registered or registers no trainer.
     """
     from bfm_gym import __version__
     from bfm_gym.data.sources import resolve_source
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models import ModelMetadata
+    from bfm_gym.models.registry import trainer_for
 
-    _config_class, trainer_class, make_replay = _family_parts(family)
+    trainer_class = trainer_for(family)
     folders = [Path(d) for d in (dataset if isinstance(dataset, (list, tuple)) else [dataset])]
     if not folders:
         raise ValueError("Give at least one dataset folder.")
@@ -311,7 +299,7 @@ def pretrain(
         from bfm_gym.data.sources import check_env_matches
 
         check_env_matches(manifests[0], transitions)
-    replay = make_replay(transitions)
+    replay = trainer_class.replay_from(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples, seed=seed)
     dataset_ids = " + ".join(
         f"{m['dataset_id']} (seed {m['seed']}, {m['episodes']} episodes)" for m in manifests)
@@ -351,9 +339,10 @@ def pretrain(
                             checkpoint_every=checkpoint_every, keep_every=keep_every, eval_fn=eval_fn,
                             eval_every=eval_every or None, progress=progress)
     write_json_atomic(run / "history.json", history, sort_keys=True)
-    for name in ("config.json", "model.safetensors"):
-        with atomic_path(out / name) as tmp:
-            shutil.copyfile(run / "model" / name, tmp)
+    for file in sorted((run / "model").iterdir()):  # the model folder the trainer wrote
+        if file.is_file():
+            with atomic_path(out / file.name) as tmp:
+                shutil.copyfile(file, tmp)
     samples.save(out)
     return out
 
@@ -384,7 +373,8 @@ def export_checkpoint(
         FileExistsError: ``out`` exists and is not empty.
     """
     from bfm_gym.evaluation.zero_shot import InferenceSet
-    from bfm_gym.models.fb.trainer import list_checkpoints
+    from bfm_gym.models._trainer import list_checkpoints
+    from bfm_gym.models.registry import trainer_for
 
     run = Path(model_dir) / "training"
     run_json = run / "run.json"
@@ -401,11 +391,11 @@ def export_checkpoint(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose another folder.")
-    _config_class, trainer_class, make_replay = _family_parts(info["spec"].get("family", "fb"))
+    trainer_class = trainer_for(info["spec"].get("family", "fb"))
     trainer = trainer_class.from_checkpoint(run / "checkpoints" / f"step_{step:09d}", device="cpu",
                                             threads=None)
     transitions = _load_datasets([Path(d) for d in info["dataset"]])
-    replay = make_replay(transitions)
+    replay = trainer_class.replay_from(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples,
                                             seed=int(info["spec"]["seed"]))
     trainer.save_model(out, replay)

@@ -125,9 +125,9 @@ def test_terminal_transitions_cut_the_bootstrap(hopper_data: Path) -> None:
     assert step(0.98, 1.0) == step(0.5, 1.0)
     assert step(0.98, 0.0)["fb_loss"] != pytest.approx(step(0.5, 0.0)["fb_loss"], rel=1e-3)
     # and pre-training feeds the dataset's terminations to the replay
-    from bfm_gym.pretraining import _family_parts
+    from bfm_gym.models.registry import trainer_for
 
-    replay = _family_parts("fb")[2](t)
+    replay = trainer_for("fb").replay_from(t)
     assert float(replay.terminated.sum()) == t.terminated.sum() > 0
 
 

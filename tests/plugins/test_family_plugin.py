@@ -14,7 +14,7 @@ import pytest
 from test_plugins import make_dist, run
 
 TOY = '''
-import json, math
+import dataclasses, json, math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ import torch
 from bfm_gym.models import ModelMetadata
 from bfm_gym.models.registry import Family
 from bfm_gym.plugins import hookimpl
-from bfm_gym.models import ActRunner
+from bfm_gym.models import ActRunner, FamilyConfig
 
 FORMAT = "toy.linear"
 
@@ -103,9 +103,50 @@ def create(obs_dim, action_dim, *, domain="walker", size="tiny", seed=0):
     return ToyBFM(rng.normal(size=(obs_dim, z_dim)), 0.3 * rng.normal(size=(obs_dim + z_dim, action_dim)), domain)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ToyConfig(FamilyConfig):  # JSON round trip and --set parsing from the base
+    z_dim: int = 6
+    ridge: float = 1e-3
+
+    @classmethod
+    def preset(cls, domain, size):
+        return cls(z_dim=6 if size == "tiny" else 16)
+
+
+class ToyTrainer:
+    """Hindsight behaviour cloning: random tanh features phi, and a linear policy fitted by
+    ridge regression of atanh(action) on [obs, project(phi(next_obs))]."""
+
+    config_class = ToyConfig
+
+    @classmethod
+    def replay_from(cls, transitions):
+        return transitions.obs, transitions.action, transitions.next_obs
+
+    def __init__(self, config, obs_dim, action_dim, device="auto", seed=0, *, metadata=None,
+                 threads=None):
+        self.config, self.seed, self.metadata = config, seed, metadata
+        self.obs_dim, self.action_dim = obs_dim, action_dim
+
+    def train(self, replay, num_updates, out_dir, *, eval_fn=None, eval_every=None, **_):
+        obs, action, next_obs = replay
+        rng = np.random.default_rng(self.seed)
+        bfm = ToyBFM(rng.normal(size=(self.obs_dim, self.config.z_dim)),
+                     np.zeros((self.obs_dim + self.config.z_dim, self.action_dim)), self.metadata.domain)
+        x = np.concatenate([obs, bfm.project(bfm.phi(next_obs))], -1).astype(np.float64)
+        y = np.arctanh(np.clip(action, -0.99, 0.99))
+        bfm.a = np.linalg.solve(x.T @ x + self.config.ridge * np.eye(x.shape[1]), x.T @ y).astype(np.float32)
+        bfm.save(Path(out_dir) / "model")
+        history = {"updates": num_updates}
+        if eval_fn is not None and eval_every:
+            history["eval"] = dict(eval_fn(bfm))
+        return history
+
+
 @hookimpl
 def register_families(register):
-    register("toy", Family(format=FORMAT, load=load, create=create, description="a toy family"))
+    register("toy", Family(format=FORMAT, load=load, create=create, trainer=ToyTrainer,
+                           description="a toy family"))
 '''
 
 
@@ -126,6 +167,7 @@ def toy_model(tmp_path: Path) -> Path:
 
     spec = importlib.util.spec_from_loader("bfm_gym_toy_family", loader=None)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["bfm_gym_toy_family"] = module  # dataclasses look their module up while built
     exec(TOY, module.__dict__)  # the same source the installed plugin runs
     sys.modules.pop("bfm_gym_toy_family", None)
     folder = tmp_path / "toy"
@@ -173,6 +215,50 @@ def test_eval_and_adapt_run_on_a_plugin_family(site: Path, toy_model: Path, tmp_
     assert "95% CI" in proc.stdout and proc.stdout.rstrip().endswith("both ran")
     records = [json.loads(x) for x in (run_dir / "records.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in records] == [0, 1] and all(np.isfinite(r["return"]) for r in records)
+
+
+def test_pretrain_trains_a_plugin_family(site: Path, tmp_path: Path) -> None:
+    """`bfm-gym pretrain --family toy` finds the plugin's trainer through the registry: the model
+    folder it writes loads as the plugin's family, with inference samples, and its evaluation
+    during training ran on the domain's tasks."""
+    from bfm_gym.data.collection import collect
+
+    make_dist(site, "bfm-gym-toy", TOY)
+    data = tmp_path / "maze"
+    collect("point_mass_maze", data, agent="ou", episodes=2, seed=0, progress=False, coverage=False)
+    out = tmp_path / "toy-model"
+    proc = run(site, "pretrain", "--family", "toy", "--dataset", str(data), "--config", "tiny",
+               "--set", "ridge=0.01", "--out", str(out), "--updates", "1", "--eval-every", "1",
+               "--eval-episodes", "1", "--inference-samples", "200", "--threads", "1", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    code = (f"import bfm_gym, json; bfm = bfm_gym.load({str(out)!r})\n"
+            "print(type(bfm).__name__, bfm.family, bfm.z_dim, len(bfm.samples))\n"
+            f"h = json.load(open({str(out / 'training' / 'history.json')!r}))\n"
+            "print(sorted(h['eval']))\n")
+    loaded = run(site, code=code)
+    assert loaded.returncode == 0, loaded.stderr
+    lines = loaded.stdout.split("\n")
+    assert lines[0] == "ToyBFM toy.linear 6 200"
+    assert "zero_shot/mean" in lines[1] and "zero_shot/reach_top_left" in lines[1]
+    run_spec = json.loads((out / "training" / "run.json").read_text())["spec"]
+    assert run_spec["family"] == "toy" and run_spec["config"] == {"z_dim": 6, "ridge": 0.01}
+    wrong = run(site, "pretrain", "--family", "toys", "--dataset", str(data), "--out",
+                str(tmp_path / "x"), "--no-progress")
+    assert wrong.returncode != 0
+    assert "No model family 'toys'. Did you mean 'toy'?" in wrong.stderr
+    assert "can be pre-trained: fb, hilp, toy" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_a_family_without_trainer_cannot_be_pretrained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bfm_gym.models import registry
+    from bfm_gym.models.registry import Family, trainer_for
+    from bfm_gym.pretraining import make_config
+
+    found = {**registry.families(), "frozen": Family(format="x.frozen", load="math:sqrt")}
+    monkeypatch.setattr(registry, "families", lambda: found)
+    with pytest.raises(ValueError, match=r"'frozen' registers no trainer.*can be pre-trained: fb, hilp"):
+        make_config("walker", "tiny", family="frozen")
+    assert trainer_for("hilp").config_class.__name__ == "HILPConfig"
 
 
 def test_unknown_format_names_the_registered_families(tmp_path: Path) -> None:

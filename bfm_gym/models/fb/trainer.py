@@ -45,7 +45,14 @@ class FBTrainer(FamilyTrainer):
     _resume_ignored = ("compile",)  # speed switches that may differ between a run and its resume
     _bar_metrics = (("fb", "fb_loss"), ("ortho", "ortho_loss"), ("actor", "actor_loss"))
     _handle_class = BFM
+    config_class = FBConfig
     config: FBConfig
+
+    @classmethod
+    def replay_from(cls, transitions: Any) -> OfflineReplay:
+        """Uniform transitions (obs, action, next_obs, terminated) of a dataset."""
+        t = transitions
+        return OfflineReplay(t.obs, t.action, t.next_obs, t.terminated)
 
     def _setup(self, model: FBModel, seeds: list[int]) -> None:
         self.agent = FBAgent(model, self.device)

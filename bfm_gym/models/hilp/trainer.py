@@ -57,7 +57,15 @@ class HILPTrainer(FamilyTrainer):
     TRAINER_FORMAT = "bfm_gym.hilp.trainer"
     _bar_metrics = (("sf", "sf_loss"), ("phi", "phi_loss"))
     _handle_class = HILPHandle
+    config_class = HILPConfig
     config: HILPConfig
+
+    @classmethod
+    def replay_from(cls, transitions: Any) -> GoalReplay:
+        """The dataset's transitions with their episode indices: HILP samples goals from the
+        same episode's future."""
+        t = transitions
+        return GoalReplay(t.obs, t.action, t.next_obs, t.terminated, t.episode)
 
     def _setup(self, model: HILPModel, seeds: list[int]) -> None:
         config = self.config
