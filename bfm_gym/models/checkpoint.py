@@ -424,7 +424,7 @@ class ModelFolder:
 def _check_folder(path: Path, what: str) -> None:
     if not path.exists():
         raise CheckpointError(
-            f"{what}: no folder at {path}; pass the folder written by BFM.save() or FBTrainer.train() "
+            f"{what}: no folder at {path}; pass the folder written by a model's save() or bfm-gym pretrain "
             f"(it holds {CONFIG_FILE} and {WEIGHTS_FILE})"
         )
     if not path.is_dir():

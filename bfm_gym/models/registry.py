@@ -133,7 +133,7 @@ def family_for_format(fmt: str) -> tuple[str, Family]:
     Raises:
         CheckpointError: No registered family reads that format.
     """
-    from bfm_gym.models.fb.checkpoint import CheckpointError
+    from bfm_gym.models.checkpoint import CheckpointError
 
     found = families()
     matches = [(name, family) for name, family in found.items() if family.format == fmt]
@@ -160,7 +160,7 @@ def read_format(folder: str | os.PathLike[str]) -> str:
     Raises:
         CheckpointError: No folder, no or invalid config.json, or no ``format`` field.
     """
-    from bfm_gym.models.fb.checkpoint import CONFIG_FILE, CheckpointError, read_json
+    from bfm_gym.models.checkpoint import CONFIG_FILE, CheckpointError, read_json
 
     path = Path(folder)
     what = "cannot load model"

@@ -111,7 +111,7 @@ def _edit_weights(folder: Path, edit) -> None:
 
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(
-        CheckpointError, match=r"no folder at .*nowhere; pass the folder written by BFM\.save\(\)"
+        CheckpointError, match=r"no folder at .*nowhere; pass the folder written by a model's save\(\) or bfm-gym pretrain"
     ):
         BFM.load(tmp_path / "nowhere")
 
