@@ -177,3 +177,41 @@ def test_export_checkpoint_equals_the_model_pretrain_writes(maze_data: Path, tmp
                            str(tmp_path / "cli"), "--step", "7"], capture_output=True, text=True)
     assert proc.returncode == 1 and "No checkpoint at step 7" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_init_from_continues_a_saved_model(maze_data: Path, tmp_path: Path) -> None:
+    """`pretrain(init_from=MODEL)`: the trainer starts from the model's weights (online and
+    targets), counts on from its steps, resumes on a rerun, and refuses a model of another
+    family, architecture or a different start model for the same run."""
+    import torch
+
+    from bfm_gym.models import CheckpointError, FBTrainer
+
+    kw = dict(config="tiny", eval_every=0, checkpoint_every=10, inference_samples=200,
+              progress=False, threads=1)
+    first = pretrain(maze_data, tmp_path / "first", updates=20, **kw)
+    saved = bfm_gym.load(first).model.state_dict()
+    trainer = FBTrainer(make_config("point_mass_maze", "tiny"), 4, 2, device="cpu", seed=7, threads=1)
+    assert trainer.start_from(first) == 20 and trainer.step == 20
+    assert all(torch.equal(v, saved[k]) for k, v in trainer.model.state_dict().items())
+    targets = trainer.agent.target_state_dict()
+    assert targets and all(torch.equal(v, saved[k.removeprefix("target_")]) for k, v in targets.items())
+
+    cont = pretrain(maze_data, tmp_path / "cont", updates=30, init_from=first, **kw)
+    bfm = bfm_gym.load(cont)
+    assert bfm.metadata.training_steps == 30
+    assert not torch.equal(bfm.model.state_dict()["forward_map.embed_sa.0.weight"],
+                           saved["forward_map.embed_sa.0.weight"])
+    spec = json.loads((cont / "training" / "run.json").read_text())["spec"]
+    assert spec["init_from"]["training_steps"] == 20 and len(spec["init_from"]["sha256"]) == 64
+    pretrain(maze_data, tmp_path / "cont", updates=40, init_from=first, **kw)  # the rerun resumes
+    assert bfm_gym.load(cont).metadata.training_steps == 40
+    with pytest.raises(ValueError, match=r"another dataset, config or seed.*init_from"):
+        pretrain(maze_data, tmp_path / "cont", updates=50, init_from=cont, **kw)
+    with pytest.raises(ValueError, match="does not go past the 20 updates"):
+        pretrain(maze_data, tmp_path / "short", updates=20, init_from=first, **kw)
+    with pytest.raises(CheckpointError, match="do not fit this config"):
+        pretrain(maze_data, tmp_path / "wide", updates=30, init_from=first,
+                 overrides={"z_dim": 12}, **kw)
+    with pytest.raises(ValueError, match=r"is a bfm_gym\.fb model and this run trains bfm_gym\.hilp"):
+        pretrain(maze_data, tmp_path / "hilp", updates=30, init_from=first, family="hilp", **kw)

@@ -39,10 +39,14 @@ from bfm_gym.cli.framework import COUNT, DEVICE, NONNEG, OUT_DIR, SEED, BfmComma
               help="Model family to train: fb (FB / FB-AWARE), hilp, or a plugin's family that "
                    "registers a trainer (`bfm-gym plugins` lists them); --config/--set then "
                    "take that family's fields.")
+@click.option("--init-from", metavar="MODEL", default=None,
+              help="Continue pre-training MODEL (a folder or shipped name of this family and "
+                   "architecture): its weights start the run, the optimisers start afresh, and "
+                   "--updates counts on from its training steps.")
 def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...], out: Path, updates: int,
              seed: int, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
              keep_every: int, inference_samples: int, threads: str, overwrite: bool, no_progress: bool,
-             family: str) -> None:
+             family: str, init_from: str | None) -> None:
     """Pre-train a model (FB by default) on datasets (rerun to resume after an interruption)."""
     from bfm_gym.pretraining import pretrain as run
 
@@ -51,5 +55,5 @@ def pretrain(datasets: tuple[Path, ...], config: str, overrides: tuple[str, ...]
                checkpoint_every=checkpoint_every, keep_every=keep_every,
                inference_samples=inference_samples,
                threads=parse_threads(threads),
-               progress=not no_progress, overwrite=overwrite, family=family)
+               progress=not no_progress, overwrite=overwrite, family=family, init_from=init_from)
     click.echo(f"model written to {path} (TensorBoard: tensorboard --logdir {path / 'training' / 'tb'})")

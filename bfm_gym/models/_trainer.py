@@ -99,6 +99,7 @@ class FamilyTrainer:
             torch.manual_seed(init_seed)
             model = self._handle_class._folder.model_class(config, obs_dim, action_dim)
         self._setup(model.to(self.device), more_seeds)
+        self._setup_seeds = more_seeds
         self.sample_generator = torch.Generator(device=self.device).manual_seed(sample_seed)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(noise_seed)
         self.metadata = metadata or ModelMetadata()
@@ -153,6 +154,45 @@ class FamilyTrainer:
             raise ValueError(
                 f"update: batch has {n} transitions, config.batch_size is {self.config.batch_size}"
             )
+
+    def start_from(self, path: str | os.PathLike[str]) -> int:
+        """Continue pre-training the model saved in ``path`` (a model folder of this family).
+
+        Its weights become the online networks and their targets, the optimisers start afresh
+        (a model folder holds no optimiser state, so this is a continuation, not the exact
+        resume a checkpoint gives), and :attr:`step` counts on from the model's training steps.
+        Call it before :meth:`train`; a newer checkpoint in ``train``'s ``out_dir`` still takes
+        precedence, so rerunning a continued run resumes it.
+
+        Returns:
+            The step training continues from.
+
+        Raises:
+            CheckpointError: ``path`` is not a model folder of this family, or its networks do
+                not fit this trainer's config and dims.
+        """
+        if self.step:
+            raise ValueError(f"start_from: call it before training ({self.step} updates done)")
+        model, metadata = self._handle_class._folder.load(path, device="cpu")
+        dims = (self.model.obs_dim, self.model.action_dim)
+        if (model.obs_dim, model.action_dim) != dims:
+            raise CheckpointError(
+                f"{path}: the model has obs_dim={model.obs_dim}, action_dim={model.action_dim}; this "
+                f"run's data has obs_dim={dims[0]}, action_dim={dims[1]}; continue it on data of its env"
+            )
+        with torch.random.fork_rng(devices=[]):
+            fresh = self._handle_class._folder.model_class(self.config, *dims)
+        try:
+            fresh.load_state_dict(model.state_dict())
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[-1].strip()
+            raise CheckpointError(
+                f"{path}: its networks do not fit this config ({first}); continue it with the "
+                "architecture it was trained with (its config.json)"
+            ) from err
+        self._setup(fresh.to(self.device), self._setup_seeds)
+        self.step = int(metadata.training_steps or 0)
+        return self.step
 
     # --- loop ------------------------------------------------------------------------------------
     def train(

@@ -179,6 +179,34 @@ def _load_datasets(datasets: list[Path]) -> Any:
     )
 
 
+def _start_model(model: str | os.PathLike[str], family: str) -> tuple[Path, dict[str, Any]]:
+    """``(folder, record)`` of the model a run continues: the folder of a path or shipped name,
+    and what the run's spec records of it (the name as given, its weights' SHA-256, its steps).
+
+    Raises:
+        ValueError: Not a model, or a model of another family than ``family``.
+    """
+    import hashlib
+
+    from bfm_gym.models.registry import families, load_folder
+    from bfm_gym.pretrained import resolve
+
+    folder = resolve(model)
+    handle = load_folder(folder)
+    fmt = families()[family].format
+    if handle.family != fmt:
+        names = [n for n, f in families().items() if f.format == handle.family]
+        raise ValueError(f"{model} is a {handle.family} model and this run trains {fmt} ({family}); "
+                         f"pass --family {names[0] if names else '<its family>'} to continue it.")
+    digest = hashlib.sha256()
+    weights = [p for p in folder.iterdir() if p.is_file()  # not its card, results or pictures
+               and (p.name == "config.json" or p.suffix not in (".md", ".json", ".csv", ".png"))]
+    for file in sorted(weights):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    steps = int(handle.metadata.training_steps or 0)
+    return folder, {"model": str(model), "sha256": digest.hexdigest(), "training_steps": steps}
+
+
 def _comparable_spec(spec: Any, config_class: Any) -> Any:
     """A run's saved spec with its config as this version writes it (``saved_as_current``)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
@@ -216,6 +244,7 @@ def pretrain(
     progress: bool = True,
     overwrite: bool = False,
     family: str = "fb",
+    init_from: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Trains a model of ``family`` (FB by default) on datasets and returns the model folder.
 
@@ -243,6 +272,10 @@ def pretrain(
         family: The registered family to train: ``"fb"`` (FB / FB-AWARE), ``"hilp"``, or a
             plugin's that registers a trainer (``config`` and ``overrides`` then take that
             family's fields).
+        init_from: Continue pre-training this model (a folder or a shipped name, of ``family``
+            and of ``config``'s architecture): its weights start the run, the optimisers start
+            afresh, and ``updates`` counts on from its training steps. The run's spec records
+            a hash of the model's files, so a rerun resumes and another model is refused.
 
     Raises:
         ValueError: Bad config or dataset; a run with another config is in ``out``; a
@@ -275,6 +308,12 @@ def pretrain(
     run_spec = {"dataset_sha256": sha, "config": cfg.to_dict(), "seed": seed}
     if family != "fb":  # FB runs keep the spec they had before families existed
         run_spec["family"] = family
+    start = _start_model(init_from, family) if init_from is not None else None
+    if start is not None:
+        run_spec["init_from"] = start[1]
+        if updates <= start[1]["training_steps"]:
+            raise ValueError(f"--updates {updates} does not go past the {start[1]['training_steps']} "
+                             f"updates {init_from} was trained for; give a larger total.")
     if out.exists() and overwrite:
         from bfm_gym.errors import check_own_folder
 
@@ -330,6 +369,8 @@ def pretrain(
         )
     trainer = trainer_class(cfg, transitions.obs.shape[1], transitions.action.shape[1], device=device,
                         seed=seed, metadata=metadata, threads=threads)
+    if start is not None:
+        trainer.start_from(start[0])
     del transitions
     if env_info is not None:
         eval_fn = _gym_eval_fn(domain, env_info, samples, eval_episodes, seed) if eval_every else None
