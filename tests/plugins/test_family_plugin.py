@@ -251,7 +251,7 @@ def test_pretrain_trains_a_plugin_family(site: Path, tmp_path: Path) -> None:
 
 def test_a_family_without_trainer_cannot_be_pretrained(monkeypatch: pytest.MonkeyPatch) -> None:
     from bfm_gym.models import registry
-    from bfm_gym.models.registry import Family, trainer_for
+    from bfm_gym.models.registry import Family, Trainer, trainer_for
     from bfm_gym.pretraining import make_config
 
     found = {**registry.families(), "frozen": Family(format="x.frozen", load="math:sqrt")}
@@ -259,6 +259,7 @@ def test_a_family_without_trainer_cannot_be_pretrained(monkeypatch: pytest.Monke
     with pytest.raises(ValueError, match=r"'frozen' registers no trainer.*can be pre-trained: fb, hilp"):
         make_config("walker", "tiny", family="frozen")
     assert trainer_for("hilp").config_class.__name__ == "HILPConfig"
+    assert all(isinstance(trainer_for(name), Trainer) for name in ("fb", "hilp"))
 
 
 def test_unknown_format_names_the_registered_families(tmp_path: Path) -> None:
