@@ -1,0 +1,103 @@
+"""Does a model move, or does it only stand? Zero-shot returns next to what the body does.
+
+Locomotion tasks of the DMC suite pay part of their reward for standing upright at zero
+speed (quadruped walk and run: about half), so a return alone does not tell a gait from a
+pose. For each task this rolls out the model's zero-shot policy and records, after the first
+``--settle`` steps, the torso's mean forward speed and uprightness, and rolls out uniform random
+actions over ``--random-episodes`` seeds for the same task (their returns depend on how each
+episode starts: quadruped starts in a random orientation).
+
+    python benchmarks/gait_check.py --model quadruped --tasks stand,walk,run,jump \
+        --out benchmarks/results/gait_check_quadruped.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+from _report import command, machine, write_report
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+
+BODY: dict[str, dict[str, Callable[[Any], float]]] = {
+    "quadruped": {"speed": lambda ph: float(ph.torso_velocity()[0]),
+                  "upright": lambda ph: float(ph.torso_upright())},
+    "walker": {"speed": lambda ph: float(ph.horizontal_velocity()),
+               "upright": lambda ph: float(ph.torso_upright())},
+    "cheetah": {"speed": lambda ph: float(ph.speed())},
+}
+"""Per domain: what to read from the simulator each step (dm_control's physics accessors)."""
+
+
+def rollout(domain: str, task: str, act: Callable[[np.ndarray], np.ndarray], seed: int,
+            settle: int) -> dict[str, float]:
+    """One 1000-step episode: its return and the mean of each body quantity after ``settle``."""
+    from bfm_gym.envs import make_env
+
+    env = make_env(domain, task)
+    obs, _ = env.reset(seed=seed)
+    total, trace = 0.0, {k: [] for k in BODY[domain]}
+    done = False
+    while not done:
+        obs, r, terminated, truncated, _ = env.step(act(obs))
+        total += float(r)
+        for key, read in BODY[domain].items():
+            trace[key].append(read(env.unwrapped.physics))
+        done = terminated or truncated
+    env.close()
+    return {"return": round(total, 1), **{k: round(float(np.mean(v[settle:])), 3) for k, v in trace.items()}}
+
+
+def uniform_policy(rng: np.random.Generator, action_dim: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Uniform random actions in [-1, 1], the action box of bfm_gym's envs."""
+    return lambda obs: rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="Shipped name or model folder.")
+    parser.add_argument("--tasks", required=True, help="Comma-separated tasks of its domain.")
+    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--random-episodes", type=int, default=10)
+    parser.add_argument("--settle", type=int, default=200, help="Steps left out of the body means.")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    import torch
+
+    import bfm_gym
+    from bfm_gym.evaluation.zero_shot import task_z
+
+    torch.set_num_threads(1)
+    bfm = bfm_gym.load(args.model)
+    domain = bfm.metadata.domain
+    if domain not in BODY:
+        raise SystemExit(f"gait_check knows the bodies of {sorted(BODY)}; {args.model} is a {domain} model")
+    rows: dict[str, Any] = {}
+    for task in args.tasks.split(","):
+        z = task_z(bfm, bfm.samples, task)
+        zero_shot = [rollout(domain, task, lambda obs, z=z: bfm.act(obs, z), s, args.settle)
+                     for s in range(args.episodes)]
+        uniform = uniform_policy(np.random.default_rng(0), bfm.action_dim)
+        random = [rollout(domain, task, uniform, s, args.settle) for s in range(args.random_episodes)]
+        rows[task] = {
+            "zero_shot": {"episodes": zero_shot,
+                          "mean_return": round(float(np.mean([e["return"] for e in zero_shot])), 1),
+                          **{f"mean_{k}": round(float(np.mean([e[k] for e in zero_shot])), 3) for k in BODY[domain]}},
+            "random_actions": {"returns": [e["return"] for e in random],
+                               "mean_return": round(float(np.mean([e["return"] for e in random])), 1)},
+        }
+        print(task, rows[task]["zero_shot"]["mean_return"],
+              {k: rows[task]["zero_shot"][f"mean_{k}"] for k in BODY[domain]},
+              "random", rows[task]["random_actions"]["mean_return"], flush=True)
+    write_report(args.out, {"benchmark": "gait_check", "command": command(), "machine": machine(torch_threads=1),
+                            "model": args.model, "domain": domain, "settle_steps": args.settle, "tasks": rows})
+
+
+if __name__ == "__main__":
+    main()
