@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,43 +143,37 @@ def test_shipped_gym_env_model_is_complete(name: str) -> None:
     env.close()
 
 
+def _zero_shot_and_random_latents(name: str, task: str, make: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Returns of 3 seeded episodes of ``task`` with the model's zero-shot z, and of 3 with
+    random latents of the same model (``make()`` builds the task's env)."""
+    from bfm_gym.evaluation.rollout import rollout_returns
+    from bfm_gym.evaluation.zero_shot import task_z
+
+    bfm = bfm_gym.load(name)
+    z_task = task_z(bfm, bfm.samples, task)
+
+    def returns(zs: np.ndarray) -> np.ndarray:
+        return rollout_returns(make, lambda obs: bfm.act(obs, zs[: len(obs)]), 3, seed=0)
+
+    return returns(np.repeat(z_task[None], 3, axis=0)), returns(bfm.sample_z(3, seed=0))
+
+
 def test_shipped_reacher_beats_random_latents() -> None:
     """Zero-shot z of one reach task against random latents, 3 seeded episodes each."""
     from bfm_gym.envs.gym_env import make_task_env
     from bfm_gym.envs.reacher_tasks import register_reacher_tasks
-    from bfm_gym.evaluation.rollout import rollout_returns
-    from bfm_gym.evaluation.zero_shot import task_z
 
     register_reacher_tasks()
-    bfm = bfm_gym.load("reacher")
-    z_task = task_z(bfm, bfm.samples, "reach_northwest")
-    z_random = bfm.sample_z(3, seed=0)
-
-    def returns(zs: np.ndarray) -> np.ndarray:
-        return rollout_returns(lambda: make_task_env("Reacher-v5", "reach_northwest"),
-                               lambda obs: bfm.act(obs, zs[: len(obs)]), 3, seed=0)
-
-    zero_shot = returns(np.repeat(z_task[None], 3, axis=0))
-    random = returns(z_random)
+    zero_shot, random = _zero_shot_and_random_latents(
+        "reacher", "reach_northwest", lambda: make_task_env("Reacher-v5", "reach_northwest"))
     assert zero_shot.mean() > 2 * random.mean() and zero_shot.min() > random.max(), (zero_shot, random)
 
 
 def test_shipped_quadruped_beats_random_latents() -> None:
     """Zero-shot z of stand against random latents of the same model, 3 seeded episodes each
     (quadruped starts in a random orientation: the policy has to get up)."""
-    from bfm_gym.evaluation.rollout import rollout_returns
-    from bfm_gym.evaluation.zero_shot import task_z
-
-    bfm = bfm_gym.load("quadruped")
-    z_task = task_z(bfm, bfm.samples, "stand")
-    z_random = bfm.sample_z(3, seed=0)
-
-    def returns(zs: np.ndarray) -> np.ndarray:
-        return rollout_returns(lambda: make_env("quadruped", "stand"),
-                               lambda obs: bfm.act(obs, zs[: len(obs)]), 3, seed=0)
-
-    zero_shot = returns(np.repeat(z_task[None], 3, axis=0))
-    random = returns(z_random)
+    zero_shot, random = _zero_shot_and_random_latents(
+        "quadruped", "stand", lambda: make_env("quadruped", "stand"))
     assert zero_shot.mean() > 1.5 * random.mean(), (zero_shot, random)
 
 
