@@ -38,12 +38,13 @@ class Trainer(Protocol):
     ``config_class`` is a dataclass with ``preset(domain, size)`` (sizes ``paper``, ``cpu``,
     ``tiny``), ``from_dict`` (``--set`` values arrive as text), ``to_dict`` and
     ``saved_as_current(dict) -> dict`` (a saved config as this version writes it);
-    :class:`~bfm_gym.models.FamilyConfig` gives all but ``preset``. The trainer is built as ``cls(config, obs_dim, action_dim, device, seed,
-    metadata=..., threads=...)``; :meth:`train` resumes from the checkpoints it finds in
-    ``out_dir`` and leaves the finished model folder in ``out_dir / "model"``. ``bfm-gym
-    export`` also calls ``from_checkpoint(path, device, threads=...)`` and
-    ``save_model(folder, replay)`` on checkpoints named ``out_dir / "checkpoints" /
-    "step_<9 digits>"``.
+    :class:`~bfm_gym.models.FamilyConfig` gives all but ``preset``.
+
+    The trainer is built as ``cls(config, obs_dim, action_dim, device, seed, metadata=...,
+    threads=...)``; :meth:`train` resumes from the checkpoints it finds in ``out_dir`` and
+    leaves the finished model folder in ``out_dir / "model"``. ``bfm-gym export`` also calls
+    ``from_checkpoint(path, device, threads=...)`` and ``save_model(folder, replay)`` on
+    checkpoints named ``out_dir / "checkpoints" / "step_<9 digits>"``.
     """
 
     config_class: ClassVar[type]
