@@ -12,8 +12,9 @@ in O(d^2) without forming or inverting V::
 
     M <- (I - c y y^T) M,     c = (1 - 1 / sqrt(1 + |y|^2)) / |y|^2
 
-(``(I - c y y^T)`` is ``(I + y y^T)^{-1/2}``), a batch of n transitions in one
-eigen-decomposition of ``I + Y^T Y`` (``Y = Phi M^T``), and forgetting is
+(``(I - c y y^T)`` is ``(I + y y^T)^{-1/2}``), a batch of more than d transitions in one
+eigen-decomposition of ``I + Y^T Y`` (``Y = Phi M^T``; O(d^3), cheaper than n rank-one
+updates only when n > d), and forgetting is
 ``M <- M / sqrt(decay)``. Then ``||x||_{V^{-1}} = ||M x||``, ``w_hat = M^T M b`` and
 the confidence ellipsoid is ``w_hat + M^T u``, ``|u| <= radius``: every selection
 quantity is a matmul. This square-root (information) form is what docs/algorithms.md#pitfall-numerics
@@ -96,7 +97,7 @@ class LinearBandit:
             raise ValueError("update: phi or reward holds NaN/inf.")
         self._w = None
         threshold = math.expm1(self.kappa)
-        if threshold <= 0 and self.decay == 1.0 and len(x) > 1:
+        if threshold <= 0 and self.decay == 1.0 and len(x) > self.dim:
             self._batch_update(x, r)
             self.updates += len(x)
             return len(x)

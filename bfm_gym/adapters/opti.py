@@ -28,6 +28,14 @@ model handle, which validates and converts every call and re-solves ``Cov`` for 
 phi; ``FBFeatures`` checks itself against the handle at construction (phi to 1e-5 of its
 scale, psi to 1e-4) and the handle is used for anything it does not cover (other
 families, an auto-regressive B, GPU). The estimator stays in float64.
+
+Labels are applied when the estimate is next read, not when they arrive: ``observe``
+checks the transitions and queues them; the next selection, ``eval_z``, ``state_dict``
+or any access to ``bandit`` first computes phi of every queued next state in one
+batched pass and applies the updates in arrival order. No choice sees a stale estimate
+(each selection reads every label that came before it); between selections a step
+costs a queue append instead of a phi and an O(d^2) update. phi of a batch equals the
+per-state phi up to float32 rounding (tests/adapters/test_adapters.py).
 """
 
 from __future__ import annotations
@@ -97,8 +105,10 @@ class OptiAdapter(Adapter):
         super().__init__(bfm, task, config, seed)
         c = self.config
         noise = c.ts_noise_std if c.mode == "ts" else 1.0
-        self.bandit = LinearBandit(bfm.z_dim, lam=c.lam, decay=c.decay, kappa=c.kappa,
-                                   noise_std=noise)
+        self._bandit = LinearBandit(bfm.z_dim, lam=c.lam, decay=c.decay, kappa=c.kappa,
+                                    noise_std=noise)
+        self._queued_obs: list[np.ndarray] = []  # labels not yet in the estimate
+        self._queued_rewards: list[np.ndarray] = []
         self.steps = 0
         fast = getattr(bfm, "fast_features", None)  # optional family capability
         self._fast = fast() if callable(fast) else None
@@ -124,6 +134,16 @@ class OptiAdapter(Adapter):
         # unit noise even in TS mode (sigma 0.01), as opti-bfm's warm start: dataset labels
         # weigh like a prior of the online ones, not 1/sigma^2 = 10^4 times more
         self.bandit.update(phi, rewards.astype(np.float64), noise_std=1.0)
+
+    @property
+    def bandit(self) -> LinearBandit:
+        """The least-squares estimator, with every label observed so far applied."""
+        if self._queued_obs:
+            rows = np.concatenate(self._queued_obs)
+            rewards = np.concatenate(self._queued_rewards)
+            self._queued_obs, self._queued_rewards = [], []
+            self._bandit.update(self._phi(rows), rewards)
+        return self._bandit
 
     def _project(self, w: np.ndarray) -> np.ndarray:
         return np.asarray(self.bfm.project(np.asarray(w, dtype=np.float32)), dtype=np.float32)
@@ -174,16 +194,26 @@ class OptiAdapter(Adapter):
                              f"got shape {o.shape}.")
         return o
 
-    def _phi(self, next_obs: Any) -> np.ndarray:
-        """``(n, d)`` features of the next states."""
-        rows = np.asarray(next_obs, dtype=np.float32)
-        if self._fast is not None and rows.ndim == 2 and len(rows) <= 4:
-            return np.stack([self._fast.phi(self._obs_row(o)) for o in rows])
-        return np.asarray(self.bfm.phi(rows))
+    def _phi(self, rows: np.ndarray) -> np.ndarray:
+        """``(n, d)`` features of checked next states ``(n, obs_dim)``."""
+        if self._fast is None:
+            return np.asarray(self.bfm.phi(rows))
+        if len(rows) == 1:
+            return self._fast.phi(rows[0])[None]
+        return self._fast.phi_many(rows)
 
     def observe(self, transitions: Any) -> dict[str, float]:
-        phi = self._phi(transitions.next_obs)
-        self.bandit.update(phi, np.asarray(transitions.reward, dtype=np.float64))
+        rows = np.asarray(transitions.next_obs, dtype=np.float32)
+        rewards = np.asarray(transitions.reward, dtype=np.float64).reshape(-1)
+        if rows.ndim != 2 or rows.shape[1] != self.bfm.obs_dim or not np.isfinite(rows).all():
+            self.bfm.phi(rows)  # raises the handle's error naming the problem
+            raise ValueError(f"opti: expected finite next observations of shape (n, "
+                             f"{self.bfm.obs_dim}); got shape {rows.shape}.")
+        if len(rewards) != len(rows) or not np.isfinite(rewards).all():
+            raise ValueError(f"opti: expected {len(rows)} finite rewards for {len(rows)} next "
+                             f"observations; got {rewards.shape[0]} ({rewards[:4]}...).")
+        self._queued_obs.append(rows.copy())
+        self._queued_rewards.append(rewards)
         self.labels_used += len(transitions)
         return {}
 
@@ -195,6 +225,7 @@ class OptiAdapter(Adapter):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         super().load_state_dict(state)
-        self.bandit.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items()
+        self._queued_obs, self._queued_rewards = [], []  # the loaded state replaces them
+        self._bandit.load_state_dict({k.split("/", 1)[1]: v for k, v in state.items()
                                      if k.startswith("bandit/")})
         self.steps = int(state["steps"])

@@ -271,6 +271,41 @@ def test_opti_fast_features_match_the_handle(bfm: BFM, samples: InferenceSet) ->
     np.testing.assert_allclose(a.bandit.w_hat(), b.bandit.w_hat(), rtol=1e-5, atol=1e-6)
 
 
+def test_opti_applies_queued_labels_before_every_read(bfm: BFM, samples: InferenceSet) -> None:
+    """observe queues labels; each selection (every 10 steps), eval_z and bandit read an
+    estimate holding every label so far, equal to per-step updates with per-state phi."""
+    from bfm_gym.adapters.bandit import LinearBandit
+    from bfm_gym.models.fb.fast_policy import FBFeatures
+
+    fast = FBFeatures.build(bfm)
+    obs = samples.next_obs[:45].astype(np.float32)
+    rewards = samples.rewards(TASK["task"])[:45]
+    batch = fast.phi_many(obs)
+    single = np.stack([fast.phi(o) for o in obs])
+    np.testing.assert_allclose(batch, single, rtol=0, atol=1e-6 * np.abs(single).max())
+
+    a = make(bfm, "opti", samples, reselect_every=10)
+    reference = LinearBandit(bfm.z_dim)
+    for i in range(45):
+        if i % 10 == 0:  # a selection: it must see every label observed before it
+            a.act(obs[i])
+            assert not a._queued_obs
+            np.testing.assert_allclose(a._bandit.w_hat(), reference.w_hat(), rtol=1e-5, atol=1e-7)
+        else:
+            a.act(obs[i])
+        a.observe(_Labels(obs[i : i + 1], rewards[i : i + 1]))
+        reference.update(single[i], rewards[i])
+    assert len(a._queued_obs) == 5  # steps 40-44 wait for the next read ...
+    assert a.bandit.updates == 45 and not a._queued_obs  # ... which applies them
+    np.testing.assert_allclose(a.bandit.w_hat(), reference.w_hat(), rtol=1e-5, atol=1e-7)
+
+    with pytest.raises(ValueError, match="finite"):
+        a.observe(_Labels(np.full((1, 4), np.nan, np.float32), np.zeros(1)))
+    with pytest.raises(ValueError, match="finite rewards"):
+        a.observe(_Labels(obs[:2], np.zeros(3)))
+    assert not a._queued_obs  # rejected labels never reach the estimate
+
+
 def test_opti_fast_features_fall_back_to_the_handle() -> None:
     """An auto-regressive B is not covered: FBFeatures declines and OpTI uses the handle."""
     import torch

@@ -318,6 +318,11 @@ else:  # pragma: no cover - numpy 1.x
         np.einsum("nij,nij->ni", y, y, out=out)
 
 
+def _row_sum_squares(y: np.ndarray) -> np.ndarray:
+    """``(n,)`` sums of squares of the rows of ``y`` ``(n, k)``."""
+    return np.einsum("nk,nk->n", y, y)
+
+
 class _UnknownLayout(Exception):
     pass
 
@@ -365,8 +370,9 @@ def _mlp_layers(seq: nn.Module) -> list[nn.Linear]:
 class FBFeatures:
     """Fast ``phi(s)`` of one state and ``psi(s, z_1..z_n)`` of n latents at one state.
 
-    OpTI-BFM (:mod:`bfm_gym.adapters.opti`) needs, per env step, ``phi(s')`` of one next
-    state (its least-squares update) and, per selection, the successor features of 128
+    OpTI-BFM (:mod:`bfm_gym.adapters.opti`) needs ``phi(s')`` of every labelled next
+    state (its least-squares update; :meth:`phi_many` for the labels queued between two
+    selections) and, per selection, the successor features of 128
     candidate latents at the current state. Through the :class:`~bfm_gym.models.protocol.BFM`
     handle each call validates, converts, runs ``nn.Module`` s and, for phi, re-solves the
     ``d x d`` ridge system of
@@ -494,6 +500,22 @@ class FBFeatures:
         norm = np.float32(np.sqrt(np.dot(b, b)))
         b = b * (self._radius / max(norm, np.float32(1e-12)))
         return (b.astype(np.float64) @ self._precision_t).astype(np.float32)
+
+    def phi_many(self, obs: np.ndarray) -> np.ndarray:
+        """:meth:`phi` of ``n`` states ``(n, obs_dim)`` -> ``(n, d)`` float32, in one pass of
+        batched matmuls (equal to ``n`` calls of :meth:`phi` up to float32 rounding)."""
+        rows = np.asarray(obs, dtype=np.float32)
+        x = np.concatenate([rows, np.ones((len(rows), 1), np.float32)], axis=1)
+        h = x @ self._b_w0  # centred, scaled, bias included
+        var = np.sqrt(_row_sum_squares(h) + self._b_eps)[:, None]
+        h = np.tanh(h * (self._b_ln_w / var) + self._b_ln_b)
+        for i, (_, w, _) in enumerate(self._b_rest):
+            h = np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1) @ w
+            if i < len(self._b_rest) - 1:
+                np.maximum(h, 0.0, out=h)
+        norms = np.sqrt(_row_sum_squares(h))[:, None]
+        h = h * (self._radius / np.maximum(norms, np.float32(1e-12)))
+        return (h.astype(np.float64) @ self._precision_t).astype(np.float32)
 
     def psi(self, obs: np.ndarray, z: np.ndarray) -> np.ndarray:
         """``psi_k(s, pi(s, z_i), z_i)`` for one state ``(obs_dim,)`` and latents ``(n, d)``
