@@ -21,7 +21,7 @@ from bfm_gym.plugins import load_plugins
 from bfm_gym.pretrained import resolve, shipped_models
 
 SHIPPED = {"point_mass_maze": "point_mass_maze", "walker": "walker", "quadruped": "quadruped",
-           "point_mass_maze-hilp": "point_mass_maze", "walker-hilp": "walker"}
+           "cheetah": "cheetah", "point_mass_maze-hilp": "point_mass_maze", "walker-hilp": "walker"}
 """Models this version ships, name -> domain; a model listed here and missing from the package fails."""
 
 
@@ -59,7 +59,7 @@ def test_shipped_model_is_complete(name: str) -> None:
         assert f"| {task} | {row['mean']:.1f} |" in card
 
 
-BEATS_RANDOM = {"point_mass_maze": 250.0, "walker": 300.0}
+BEATS_RANDOM = {"point_mass_maze": 250.0, "walker": 300.0, "cheetah": 150.0}
 """Per model: one seeded episode per task, the mean zero-shot return is above this and the
 mean return of uniform random actions below it. ``quadruped`` is tested on latents instead
 (:func:`test_shipped_quadruped_beats_random_latents`): one seeded episode of random actions
