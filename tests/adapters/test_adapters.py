@@ -287,12 +287,10 @@ def test_opti_applies_queued_labels_before_every_read(bfm: BFM, samples: Inferen
     a = make(bfm, "opti", samples, reselect_every=10)
     reference = LinearBandit(bfm.z_dim)
     for i in range(45):
-        if i % 10 == 0:  # a selection: it must see every label observed before it
-            a.act(obs[i])
+        a.act(obs[i])
+        if i % 10 == 0:  # a selection: it must have seen every label observed before it
             assert not a._queued_obs
             np.testing.assert_allclose(a._bandit.w_hat(), reference.w_hat(), rtol=1e-5, atol=1e-7)
-        else:
-            a.act(obs[i])
         a.observe(_Labels(obs[i : i + 1], rewards[i : i + 1]))
         reference.update(single[i], rewards[i])
     assert len(a._queued_obs) == 5  # steps 40-44 wait for the next read ...
