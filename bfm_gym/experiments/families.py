@@ -14,11 +14,13 @@ Outputs in the ``--out`` folder::
     <label>/            the comparison of one model (report.md, aggregates.json, ...)
     families.json       {"models": {label: {model, family, domain, tasks}}, "adapters": {adapter:
                         {label: IQM and the chosen setting when tuned}}, "gains": {adapter:
-                        {label: median gain over zero-shot, tasks improved}}}
+                        {label or "all": median gain over zero-shot, each task's gain, tasks
+                        improved}}}
     families.md         adapters x models: IQM of the score normalised by the zero-shot level
                         at the largest budget, with its 95 % bootstrap interval; then per model
                         the median over its tasks of the paired gain over the zero-shot z and
-                        how many tasks improved
+                        how many tasks improved, and an "all" column pooling every model's tasks
+    families.png        that gain table drawn: a bar per model and adapter, a dot per task
 """
 
 from __future__ import annotations
@@ -188,13 +190,15 @@ def _cell(iqm: dict[str, Any] | None) -> str:
 
 def _gains(aggregates: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per adapter: the median over tasks of the paired gain over the zero-shot z (mean
-    difference / zero-shot level) and how many tasks went up (and with the interval above 0)."""
+    difference / zero-shot level), each task's gain, and how many tasks went up (and with the
+    interval above 0)."""
     paired, levels = aggregates.get("paired_vs_zero_shot"), aggregates.get("zero_shot") or {}
     if not paired:
         return {}
     out: dict[str, dict[str, Any]] = {}
     for adapter, per_task in paired.items():
-        gains, up, sure = [], 0, 0
+        gains: dict[str, float] = {}
+        up, sure = 0, 0
         for task, p in per_task.items():
             level = (levels.get(task) or {}).get("level")
             if not p.get("pairs") or p.get("mean_difference") is None:
@@ -202,10 +206,54 @@ def _gains(aggregates: dict[str, Any]) -> dict[str, dict[str, Any]]:
             up += p["mean_difference"] > 0
             sure += p["low"] is not None and p["low"] > 0
             if level and level > 0:
-                gains.append(p["mean_difference"] / level)
-        out[adapter] = {"median_gain": round(statistics.median(gains), 4) if gains else None,
-                        "tasks_up": int(up), "tasks_up_ci": int(sure), "tasks": len(per_task)}
+                gains[task] = round(p["mean_difference"] / level, 4)
+        out[adapter] = {"median_gain": round(statistics.median(gains.values()), 4) if gains else None,
+                        "tasks_up": int(up), "tasks_up_ci": int(sure), "tasks": len(per_task),
+                        "per_task": gains}
     return out
+
+
+def _pooled_gains(gains: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One adapter's gains of every model pooled: the median over all their tasks and the
+    summed task counts (the "all" column of a comparison across domains)."""
+    every = [g for cell in gains.values() for g in cell["per_task"].values()]
+    return {"median_gain": round(statistics.median(every), 4) if every else None,
+            "tasks_up": sum(c["tasks_up"] for c in gains.values()),
+            "tasks_up_ci": sum(c["tasks_up_ci"] for c in gains.values()),
+            "tasks": sum(c["tasks"] for c in gains.values()),
+            "per_task": {f"{label}/{t}": g for label, c in gains.items() for t, g in c["per_task"].items()}}
+
+
+def _plot_gains(path: Path, gains: dict[str, dict[str, Any]], names: list[str]) -> None:
+    """Grouped bars: per model (x) and adapter (colour) the median paired gain over the
+    zero-shot z, in %, with each task's gain as a dot on its bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bfm_gym.utils.io import atomic_path
+
+    adapters = [a for a in gains if a != "zero-shot"] or list(gains)
+    width = 0.8 / len(adapters)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(names) + 2), 4.2))
+    for i, adapter in enumerate(adapters):
+        xs = [k + (i - (len(adapters) - 1) / 2) * width for k in range(len(names))]
+        cells = [gains[adapter].get(n) or {} for n in names]
+        medians = [100 * (c.get("median_gain") or 0.0) for c in cells]
+        ax.bar(xs, medians, width * 0.9, label=adapter, alpha=0.75)
+        for x, c in zip(xs, cells, strict=True):
+            dots = [100 * g for g in (c.get("per_task") or {}).values()]
+            ax.scatter([x] * len(dots), dots, s=12, color="black", zorder=3)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("gain over the zero-shot z (%)")
+    ax.set_title("Median paired gain per model (bars) and each task's gain (dots)")
+    ax.legend(fontsize=8, ncol=min(4, len(adapters)))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
 
 
 def _gain_cell(g: dict[str, Any] | None) -> str:
@@ -247,9 +295,12 @@ def write_families_table(out: str | os.PathLike[str], labels: dict[str, str]) ->
             table.setdefault(adapter, {})[label] = {**row["zero_shot"]["iqm"], "setting": chosen.get(adapter)}
         for adapter, g in _gains(aggregates).items():
             gains.setdefault(adapter, {})[label] = g
+    names = list(labels.values())
+    if len(names) > 1:
+        for cells in gains.values():
+            cells["all"] = _pooled_gains({n: cells[n] for n in names if n in cells})
     write_json_atomic(out / "families.json", {"models": models, "budget": budgets, "adapters": table,
                                               "gains": gains})
-    names = list(labels.values())
     head = " | ".join(f"{n} ({str(models[n]['family'] or '?').removeprefix('bfm_gym.')})" for n in names)
     lines = ["# Adapters x models", "",
              "IQM over tasks and seeds of the return divided by the zero-shot level, at the largest "
@@ -260,12 +311,16 @@ def write_families_table(out: str | os.PathLike[str], labels: dict[str, str]) ->
         lines.append(f"| {adapter} | " + " | ".join(_cell(cells.get(n)) for n in names) + " |")
     lines += ["", "n/a: no score (a zero-shot level of 0 leaves the ratio undefined)."]
     if gains:
+        cols = names + (["all"] if len(names) > 1 else [])
         lines += ["", "## Gain over the zero-shot z, per model", "",
                   "Median over the model's tasks of the paired gain at the largest budget (last "
                   "evaluation point minus the zero-shot z's return from the same start states, "
                   "divided by the task's zero-shot level), and how many tasks went up (mean "
-                  "difference > 0; in brackets, with the 95 % interval above 0).", "",
-                  f"| adapter | {' | '.join(names)} |", "|---" * (len(names) + 1) + "|"]
-        lines += [f"| {a} | " + " | ".join(_gain_cell(cells.get(n)) for n in names) + " |"
+                  "difference > 0; in brackets, with the 95 % interval above 0)"
+                  + ("; `all` pools every model's tasks" if len(names) > 1 else "")
+                  + ". `families.png` draws it, each task a dot.", "",
+                  f"| adapter | {' | '.join(cols)} |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {a} | " + " | ".join(_gain_cell(cells.get(n)) for n in cols) + " |"
                   for a, cells in gains.items()]
+        _plot_gains(out / "families.png", gains, names)
     return write_text_atomic(out / "families.md", "\n".join(lines) + "\n")

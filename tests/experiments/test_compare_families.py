@@ -121,3 +121,28 @@ def test_cli_compare_across_domains(tmp_path: Path) -> None:
     assert table["gains"]["zero-shot"]["maze"]["median_gain"] in (0.0, None)
     md = (out / "families.md").read_text()
     assert "## Gain over the zero-shot z, per model" in md and "| opti | " in md
+
+
+def test_gain_table_pools_every_models_tasks_and_draws_them(tmp_path: Path) -> None:
+    """Across domains the gain table has an `all` column: the median over every model's tasks
+    (not the median of the per-model medians) and the summed task counts; families.png draws it."""
+    from bfm_gym.experiments.families import write_families_table
+
+    diffs = {"a": {"t1": (10.0, 2.0), "t2": (-5.0, -9.0), "t3": (30.0, 1.0)}, "b": {"t1": (1.0, -1.0)}}
+    for label, per_task in diffs.items():
+        (tmp_path / label).mkdir()
+        iqm = {"value": 1.0, "low": 0.9, "high": 1.1}
+        (tmp_path / label / "aggregates.json").write_text(json.dumps({
+            "checkpoints": [{"episodes": 2, "adapters": {"lola": {"zero_shot": {"iqm": iqm}}}}],
+            "zero_shot": {t: {"level": 100.0} for t in per_task},
+            "paired_vs_zero_shot": {"lola": {t: {"pairs": 5, "mean_difference": d, "low": low, "high": d + 5}
+                                             for t, (d, low) in per_task.items()}}}))
+    md = write_families_table(tmp_path, {"A": "a", "B": "b"}).read_text()
+    gains = json.loads((tmp_path / "families.json").read_text())["gains"]["lola"]
+    assert gains["a"]["median_gain"] == 0.1 and gains["b"]["median_gain"] == 0.01
+    # pooled over 4 tasks (0.1, -0.05, 0.3, 0.01): median 0.055, not the median of (0.1, 0.01)
+    assert gains["all"]["median_gain"] == pytest.approx(0.055)
+    assert (gains["all"]["tasks"], gains["all"]["tasks_up"], gains["all"]["tasks_up_ci"]) == (4, 3, 2)
+    assert set(gains["all"]["per_task"]) == {"a/t1", "a/t2", "a/t3", "b/t1"}
+    assert "| lola | +10.0 %, 2/3 up (2 with CI > 0) | +1.0 %, 1/1 up (0 with CI > 0) | +5.5 %, 3/4 up" in md
+    assert (tmp_path / "families.png").stat().st_size > 0
