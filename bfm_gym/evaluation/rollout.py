@@ -9,7 +9,7 @@ through it (:meth:`bfm_gym.adapters.base.Adapter.run_episode` with ``learn=False
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -88,6 +88,7 @@ def rollout_returns(
     episodes: int,
     seed: int = 0,
     *,
+    seeds: Sequence[int] | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Runs ``episodes`` full episodes in lockstep and returns their returns (an episode that
@@ -95,9 +96,12 @@ def rollout_returns(
 
     Args:
         make_env: Builds one env (e.g. ``lambda: DMCEnv("walker", "run")``).
-        policy: ``(n, obs_dim) float32 -> (n, act_dim)`` batched deterministic policy.
+        policy: ``(n, obs_dim) float32 -> (n, act_dim)`` batched deterministic policy; row
+            ``k`` is episode ``k``'s observation.
         episodes: Number of episodes (= envs run side by side).
         seed: Episode ``k`` resets with ``seed + k``.
+        seeds: Episode ``k`` resets with ``seeds[k]`` instead (``len(seeds) == episodes``), e.g.
+            the same start states repeated for several latents.
         progress: Show a progress bar over steps.
 
     Returns:
@@ -105,8 +109,11 @@ def rollout_returns(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1; got {episodes}.")
+    if seeds is not None and len(seeds) != episodes:
+        raise ValueError(f"seeds has {len(seeds)} entries for {episodes} episodes; give one per episode.")
+    starts = [int(s) for s in seeds] if seeds is not None else [seed + k for k in range(episodes)]
     envs = [make_env() for _ in range(episodes)]
-    obs = np.stack([env.reset(seed=seed + k)[0] for k, env in enumerate(envs)])
+    obs = np.stack([env.reset(seed=s)[0] for s, env in zip(starts, envs, strict=True)])
     returns = np.zeros(episodes)
     from tqdm.auto import trange
 

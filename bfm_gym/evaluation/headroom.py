@@ -1,0 +1,183 @@
+"""Latent headroom: how much better than the zero-shot z can *any* latent do on a task?
+
+An adapter that searches z (OpTI-BFM, ReLA, LoLA, CEM...) can never beat the best latent
+the frozen policy ``pi(s, z)`` has for a task. When an adapter misses a target such as "+30 %
+over zero-shot", the first question is whether that much exists at all: if no z does more
+than +5 %, the model is what limits, not the adapter. :func:`latent_headroom` answers it
+with a search far larger than any adapter's budget:
+
+1. **Search.** Cross-entropy over z on the latent sphere, started at the zero-shot z:
+   each iteration draws ``population - 1`` latents ``proj(mean + std * noise)`` plus the
+   current mean, plays each from the same ``search_seeds`` start states (common random
+   numbers: candidates differ by z, not by luck of the start), keeps the ``elites`` best by
+   mean return, and moves the mean to their projected mean (the per-coordinate std to
+   their spread, smoothed and floored).
+2. **Validation.** The best latent found and the zero-shot z are replayed from fresh
+   ``validation_seeds`` start states, none of them searched on. The best latent was
+   picked for its search score, which is biased upwards; the validation is not.
+
+The headroom is ``(best - zero_shot) / |zero_shot|`` on the validation episodes, with a
+95 % bootstrap interval of the paired difference. It is a **lower bound** on what a latent
+can do (a search finds good latents, not provably the best one), so an adapter target
+above it blames the model; a target below it that the adapter misses blames the adapter.
+``benchmarks/latent_headroom.py`` runs it over every task of the shipped models.
+
+Cost: ``iterations x population x len(search_seeds)`` episodes plus ``2 x
+len(validation_seeds)``, all run in lockstep with one batched policy call per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bfm_gym.evaluation.aggregate import bootstrap_replicates
+from bfm_gym.evaluation.rollout import rollout_returns
+
+__all__ = ["HeadroomResult", "latent_headroom", "latent_returns"]
+
+
+@dataclass
+class HeadroomResult:
+    """What :func:`latent_headroom` found for one task.
+
+    Attributes:
+        task: Task name.
+        zero_shot_return: Mean validation return of the zero-shot z.
+        best_return: Mean validation return of the best latent the search found.
+        gain: ``(best_return - zero_shot_return) / |zero_shot_return|`` (None when the
+            zero-shot return is 0).
+        difference_ci95: 95 % bootstrap interval of the mean paired difference (best minus
+            zero-shot, same validation start states).
+        best_search_score: The best latent's mean return on the search start states.
+        zero_shot_search_score: The zero-shot z's mean return on the search start states.
+        episodes: Episodes played in all (search and validation).
+        history: Per iteration: the best search score so far and the mean elite score.
+        zero_shot_z: The zero-shot latent.
+        best_z: The best latent found.
+    """
+
+    task: str
+    zero_shot_return: float
+    best_return: float
+    gain: float | None
+    difference_ci95: tuple[float, float]
+    best_search_score: float
+    zero_shot_search_score: float
+    episodes: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    zero_shot_z: list[float] = field(default_factory=list)
+    best_z: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["difference_ci95"] = list(self.difference_ci95)
+        return d
+
+
+def latent_returns(bfm: Any, make_env: Callable[[], Any], zs: np.ndarray,
+                   seeds: Sequence[int]) -> np.ndarray:
+    """Returns ``(len(zs), len(seeds))``: the return of ``pi(s, z_i)`` from reset seed ``seeds[j]``
+    for every pair, all episodes in lockstep with one batched policy call per step."""
+    zs = np.asarray(zs, dtype=np.float32)
+    if zs.ndim != 2 or zs.shape[1] != bfm.z_dim:
+        raise ValueError(f"zs must be (n, {bfm.z_dim}); got shape {zs.shape}.")
+    k = len(seeds)
+    rows = np.repeat(zs, k, axis=0)
+    returns = rollout_returns(make_env, lambda obs: bfm.act(obs, rows[: len(obs)]), len(rows),
+                              seeds=[int(s) for s in seeds] * len(zs))
+    return returns.reshape(len(zs), k)
+
+
+def latent_headroom(
+    bfm: Any,
+    make_env: Callable[[], Any],
+    zero_shot_z: np.ndarray,
+    *,
+    task: str = "",
+    population: int = 16,
+    elites: int = 4,
+    iterations: int = 10,
+    init_std: float = 0.5,
+    min_std: float = 0.05,
+    search_seeds: Sequence[int] = (0, 1),
+    validation_seeds: Sequence[int] = tuple(range(1000, 1010)),
+    seed: int = 0,
+    progress: bool = False,
+) -> HeadroomResult:
+    """Searches for a latent better than ``zero_shot_z`` and validates it (module docstring).
+
+    Args:
+        bfm: A loaded model (any family).
+        make_env: Builds one env of the task (its reward is the one maximised).
+        zero_shot_z: ``(z_dim,)`` the latent to beat; the search starts there.
+        task: Label stored in the result.
+        population: Latents per iteration (the current mean included).
+        elites: Latents kept per iteration to refit the mean and std.
+        iterations: Search iterations.
+        init_std: Initial per-coordinate std of the search (a latent on the sphere has
+            coordinates of rms 1, so 0.5 moves it by about 27 degrees).
+        min_std: Floor of the per-coordinate std.
+        search_seeds: Reset seeds every candidate is scored on.
+        validation_seeds: Fresh reset seeds for the final comparison; must not overlap
+            ``search_seeds``.
+        seed: Seed of the search noise.
+        progress: Show a progress bar over iterations.
+
+    Raises:
+        ValueError: Bad sizes, or validation seeds that were searched on.
+    """
+    if not 1 <= elites < population:
+        raise ValueError(f"Need 1 <= elites < population; got elites={elites}, population={population}.")
+    if iterations < 1 or not search_seeds or not validation_seeds:
+        raise ValueError("iterations, search_seeds and validation_seeds must be non-empty/positive.")
+    if init_std <= 0 or min_std <= 0:
+        raise ValueError(f"init_std and min_std must be > 0; got {init_std}, {min_std}.")
+    shared = set(map(int, search_seeds)) & set(map(int, validation_seeds))
+    if shared:
+        raise ValueError(f"validation_seeds {sorted(shared)} are also search seeds; the validation "
+                         "must use start states the search never saw.")
+    from tqdm.auto import trange
+
+    d = bfm.z_dim
+    z0 = np.asarray(bfm.project(np.asarray(zero_shot_z, np.float32).reshape(1, d)), np.float32)[0]
+    rng = np.random.default_rng(seed)
+    mean, std = z0.astype(np.float64), np.full(d, float(init_std))
+    best_z, best_score, z0_score = z0, -np.inf, float("nan")
+    history: list[dict[str, float]] = []
+    for it in trange(iterations, disable=not progress, desc=f"headroom {task}", unit="iter"):
+        noise = rng.standard_normal((population - 1, d))
+        cand = np.concatenate([mean[None], mean[None] + std * noise]).astype(np.float32)
+        cand = np.asarray(bfm.project(cand), np.float32)
+        scores = latent_returns(bfm, make_env, cand, search_seeds).mean(axis=1)
+        if it == 0:
+            z0_score = float(scores[0])  # the first mean is the zero-shot z itself
+        top = np.argsort(-scores, kind="stable")[:elites]
+        if scores[top[0]] > best_score:
+            best_score, best_z = float(scores[top[0]]), cand[top[0]].copy()
+        elite = cand[top].astype(np.float64)
+        mean = np.asarray(bfm.project(elite.mean(axis=0, keepdims=True).astype(np.float32)),
+                          np.float64)[0]
+        std = np.maximum(0.5 * std + 0.5 * elite.std(axis=0), min_std)
+        history.append({"iteration": it, "best_so_far": round(best_score, 3),
+                        "elite_mean": round(float(scores[top].mean()), 3)})
+    val = latent_returns(bfm, make_env, np.stack([z0, best_z]), validation_seeds)
+    diff = val[1] - val[0]
+    reps = bootstrap_replicates({task or "task": diff}, "mean", reps=10_000, seed=0)
+    z0_ret, best_ret = float(val[0].mean()), float(val[1].mean())
+    return HeadroomResult(
+        task=task,
+        zero_shot_return=round(z0_ret, 3),
+        best_return=round(best_ret, 3),
+        gain=None if z0_ret == 0 else round((best_ret - z0_ret) / abs(z0_ret), 4),
+        difference_ci95=(round(float(np.quantile(reps, 0.025)), 3), round(float(np.quantile(reps, 0.975)), 3)),
+        best_search_score=round(best_score, 3),
+        zero_shot_search_score=round(z0_score, 3),
+        episodes=iterations * population * len(search_seeds) + 2 * len(validation_seeds),
+        history=history,
+        zero_shot_z=[round(float(v), 5) for v in z0],
+        best_z=[round(float(v), 5) for v in best_z],
+    )
