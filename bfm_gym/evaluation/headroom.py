@@ -12,9 +12,15 @@ with a search far larger than any adapter's budget:
    numbers: candidates differ by z, not by luck of the start), keeps the ``elites`` best by
    mean return, and moves the mean to their projected mean (the per-coordinate std to
    their spread, smoothed and floored).
-2. **Validation.** The best latent found and the zero-shot z are replayed from fresh
-   ``validation_seeds`` start states, none of them searched on. The best latent was
-   picked for its search score, which is biased upwards; the validation is not.
+2. **Selection.** The best of thousands of noisy scores is partly luck (the winner's curse:
+   on the maze, whose returns depend on the start room, the top-scoring latent of two start
+   states lost 47 % on fresh ones). So the ``finalists`` best latents by search score, the
+   search's final mean and the zero-shot z itself are replayed from ``selection_seeds``
+   start states, none of them searched on, and the best there is the pick. When that is
+   the zero-shot z, the search found nothing better and the headroom is 0.
+3. **Validation.** The pick and the zero-shot z are replayed from fresh
+   ``validation_seeds`` start states, used by neither step above: the pick was chosen for
+   its selection score, which is biased upwards; the validation is not.
 
 The headroom is ``(best - zero_shot) / |zero_shot|`` on the validation episodes, with a
 95 % bootstrap interval of the paired difference. It is a **lower bound** on what a latent
@@ -22,12 +28,14 @@ can do (a search finds good latents, not provably the best one), so an adapter t
 above it blames the model; a target below it that the adapter misses blames the adapter.
 ``benchmarks/latent_headroom.py`` runs it over every task of the shipped models.
 
-Cost: ``iterations x population x len(search_seeds)`` episodes plus ``2 x
-len(validation_seeds)``, all run in lockstep with one batched policy call per step.
+Cost: ``iterations x population x len(search_seeds)`` episodes, ``(finalists + 2) x
+len(selection_seeds)`` and ``2 x len(validation_seeds)``, all run in lockstep with one
+batched policy call per step.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,17 +55,21 @@ class HeadroomResult:
     Attributes:
         task: Task name.
         zero_shot_return: Mean validation return of the zero-shot z.
-        best_return: Mean validation return of the best latent the search found.
+        best_return: Mean validation return of the picked latent (the zero-shot z's own when
+            the selection kept it).
         gain: ``(best_return - zero_shot_return) / |zero_shot_return|`` (None when the
             zero-shot return is 0).
         difference_ci95: 95 % bootstrap interval of the mean paired difference (best minus
             zero-shot, same validation start states).
-        best_search_score: The best latent's mean return on the search start states.
+        best_search_score: The best mean return of any latent on the search start states.
         zero_shot_search_score: The zero-shot z's mean return on the search start states.
+        selection: The finalists' mean returns on the selection start states, in the order
+            zero-shot z, final mean, then the finalists by search score, and which one was
+            picked (``picked``: its index; 0 = the zero-shot z).
         episodes: Episodes played in all (search and validation).
         history: Per iteration: the best search score so far and the mean elite score.
         zero_shot_z: The zero-shot latent.
-        best_z: The best latent found.
+        best_z: The picked latent.
     """
 
     task: str
@@ -69,6 +81,7 @@ class HeadroomResult:
     zero_shot_search_score: float
     episodes: int
     history: list[dict[str, float]] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)
     zero_shot_z: list[float] = field(default_factory=list)
     best_z: list[float] = field(default_factory=list)
 
@@ -100,10 +113,12 @@ def latent_headroom(
     task: str = "",
     population: int = 16,
     elites: int = 4,
-    iterations: int = 10,
+    iterations: int = 8,
     init_std: float = 0.5,
     min_std: float = 0.05,
-    search_seeds: Sequence[int] = (0, 1),
+    search_seeds: Sequence[int] = (0, 1, 2),
+    finalists: int = 4,
+    selection_seeds: Sequence[int] = tuple(range(500, 505)),
     validation_seeds: Sequence[int] = tuple(range(1000, 1010)),
     seed: int = 0,
     progress: bool = False,
@@ -122,31 +137,37 @@ def latent_headroom(
             coordinates of rms 1, so 0.5 moves it by about 27 degrees).
         min_std: Floor of the per-coordinate std.
         search_seeds: Reset seeds every candidate is scored on.
+        finalists: Best latents by search score replayed on ``selection_seeds``.
+        selection_seeds: Reset seeds of the selection; must not overlap the others.
         validation_seeds: Fresh reset seeds for the final comparison; must not overlap
-            ``search_seeds``.
+            the others.
         seed: Seed of the search noise.
         progress: Show a progress bar over iterations.
 
     Raises:
-        ValueError: Bad sizes, or validation seeds that were searched on.
+        ValueError: Bad sizes, or seed sets that overlap.
     """
     if not 1 <= elites < population:
         raise ValueError(f"Need 1 <= elites < population; got elites={elites}, population={population}.")
-    if iterations < 1 or not search_seeds or not validation_seeds:
-        raise ValueError("iterations, search_seeds and validation_seeds must be non-empty/positive.")
+    if iterations < 1 or finalists < 1 or not (search_seeds and selection_seeds and validation_seeds):
+        raise ValueError("iterations and finalists must be >= 1, and search_seeds, selection_seeds "
+                         "and validation_seeds non-empty.")
     if init_std <= 0 or min_std <= 0:
         raise ValueError(f"init_std and min_std must be > 0; got {init_std}, {min_std}.")
-    shared = set(map(int, search_seeds)) & set(map(int, validation_seeds))
-    if shared:
-        raise ValueError(f"validation_seeds {sorted(shared)} are also search seeds; the validation "
-                         "must use start states the search never saw.")
+    sets = {"search_seeds": set(map(int, search_seeds)), "selection_seeds": set(map(int, selection_seeds)),
+            "validation_seeds": set(map(int, validation_seeds))}
+    for (a, sa), (b, sb) in itertools.combinations(sets.items(), 2):
+        if sa & sb:
+            raise ValueError(f"{b} {sorted(sa & sb)} are also {a}; each step must use start states "
+                             "the steps before it never saw.")
     from tqdm.auto import trange
 
     d = bfm.z_dim
     z0 = np.asarray(bfm.project(np.asarray(zero_shot_z, np.float32).reshape(1, d)), np.float32)[0]
     rng = np.random.default_rng(seed)
     mean, std = z0.astype(np.float64), np.full(d, float(init_std))
-    best_z, best_score, z0_score = z0, -np.inf, float("nan")
+    best_score, z0_score = -np.inf, float("nan")
+    scored: list[tuple[float, np.ndarray]] = []  # (search score, latent) of every candidate
     history: list[dict[str, float]] = []
     for it in trange(iterations, disable=not progress, desc=f"headroom {task}", unit="iter"):
         noise = rng.standard_normal((population - 1, d))
@@ -156,14 +177,25 @@ def latent_headroom(
         if it == 0:
             z0_score = float(scores[0])  # the first mean is the zero-shot z itself
         top = np.argsort(-scores, kind="stable")[:elites]
-        if scores[top[0]] > best_score:
-            best_score, best_z = float(scores[top[0]]), cand[top[0]].copy()
+        best_score = max(best_score, float(scores[top[0]]))
+        scored += [(float(scores[i]), cand[i].copy()) for i in top]
         elite = cand[top].astype(np.float64)
         mean = np.asarray(bfm.project(elite.mean(axis=0, keepdims=True).astype(np.float32)),
                           np.float64)[0]
         std = np.maximum(0.5 * std + 0.5 * elite.std(axis=0), min_std)
         history.append({"iteration": it, "best_so_far": round(best_score, 3),
                         "elite_mean": round(float(scores[top].mean()), 3)})
+    scored.sort(key=lambda t: -t[0])
+    final = [z0, mean.astype(np.float32)]
+    for _, z in scored:  # the best distinct latents (an elite may be an earlier mean, or z0)
+        if len(final) == finalists + 2:
+            break
+        if not any(np.allclose(z, f, rtol=0, atol=1e-4) for f in final):
+            final.append(z)
+    final = np.stack(final)
+    chosen = latent_returns(bfm, make_env, final, selection_seeds).mean(axis=1)
+    picked = int(np.argmax(chosen))
+    best_z = final[picked]
     val = latent_returns(bfm, make_env, np.stack([z0, best_z]), validation_seeds)
     diff = val[1] - val[0]
     reps = bootstrap_replicates({task or "task": diff}, "mean", reps=10_000, seed=0)
@@ -176,8 +208,10 @@ def latent_headroom(
         difference_ci95=(round(float(np.quantile(reps, 0.025)), 3), round(float(np.quantile(reps, 0.975)), 3)),
         best_search_score=round(best_score, 3),
         zero_shot_search_score=round(z0_score, 3),
-        episodes=iterations * population * len(search_seeds) + 2 * len(validation_seeds),
+        episodes=(iterations * population * len(search_seeds) + len(final) * len(selection_seeds)
+                  + 2 * len(validation_seeds)),
         history=history,
+        selection={"returns": [round(float(v), 3) for v in chosen], "picked": picked},
         zero_shot_z=[round(float(v), 5) for v in z0],
         best_z=[round(float(v), 5) for v in best_z],
     )
