@@ -55,13 +55,11 @@ def _adapter_gains(compare: Path | None) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_task(model: str, task: str, args: argparse.Namespace) -> dict[str, Any]:
-    import bfm_gym
+def run_task(model: str, bfm: Any, task: str, args: argparse.Namespace) -> dict[str, Any]:
     from bfm_gym.envs.gym_env import env_info_of, make_task_env
     from bfm_gym.evaluation.headroom import latent_headroom
     from bfm_gym.evaluation.zero_shot import task_z
 
-    bfm = bfm_gym.load(model)
     domain = bfm.metadata.domain
     start = time.perf_counter()
     result = latent_headroom(
@@ -156,21 +154,21 @@ def main() -> None:
 
     import torch
 
+    import bfm_gym
     from bfm_gym.evaluation.report import benchmark_tasks
 
     torch.set_num_threads(1)
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
     rows: dict[str, dict[str, Any]] = dict(old.get("tasks", {}))
     for model in args.models.split(","):
-        import bfm_gym
-
-        domain = bfm_gym.load(model).metadata.domain
+        bfm = bfm_gym.load(model)
+        domain = bfm.metadata.domain
         tasks = args.tasks.split(",") if args.tasks else benchmark_tasks(domain)
         for task in tasks:
             key = f"{domain}-{task}"
             if key in rows and (rows[key].get("search") or old.get("search")) == _search(args):
                 continue  # done with these settings (other settings: searched again)
-            rows[key] = run_task(model, task, args)
+            rows[key] = run_task(model, bfm, task, args)
             r = rows[key]
             print(f"{key}: zero-shot {r['zero_shot_return']:.1f} -> best {r['best_return']:.1f} "
                   f"({100 * (r['gain'] or 0):+.1f} %, {r['seconds']:.0f} s)")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bfm_gym.data.dataset import Transitions
-from bfm_gym.utils.io import atomic_path, write_json_atomic
+from bfm_gym.utils.io import write_json_atomic
 
 
 
@@ -109,10 +109,10 @@ def coverage_report(transitions: Transitions, out_dir: str | Path | None = None,
 def _plot(transitions: Transitions, returns: dict[str, np.ndarray], axis: Any, values: np.ndarray | None,
           path: Path) -> None:
     """Draws the coverage axis' ``values`` (see :func:`coverage_report`) beside the returns."""
-    import matplotlib
+    from bfm_gym.utils.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    from matplotlib.colors import LogNorm  # after pyplot(): the Agg backend is set first
 
     domain = transitions.domain
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -120,7 +120,7 @@ def _plot(transitions: Transitions, returns: dict[str, np.ndarray], axis: Any, v
     if values is not None and values.ndim == 2:
         lo, hi = axis.extent or (float(values.min()), float(values.max()))
         h = ax.hist2d(values[:, 0], values[:, 1], bins=60, range=[[lo, hi], [lo, hi]],
-                      cmap="viridis", norm=matplotlib.colors.LogNorm())
+                      cmap="viridis", norm=LogNorm())
         fig.colorbar(h[3], ax=ax, label="visits")
         ax.set_aspect("equal")
         ax.set_xlabel("x")
@@ -145,7 +145,4 @@ def _plot(transitions: Transitions, returns: dict[str, np.ndarray], axis: Any, v
     ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
     ax.set_ylabel("episode return (relabelled)")
     ax.set_title(f"{domain}: {int(transitions.episode.max()) + 1} episodes, {len(transitions)} steps")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -42,8 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bfm_gym.evaluation.aggregate import bootstrap_replicates
-from bfm_gym.evaluation.rollout import rollout_returns
+from bfm_gym.evaluation.rollout import rollout_returns, summarize
 
 __all__ = ["HeadroomResult", "latent_headroom", "latent_returns"]
 
@@ -197,15 +196,14 @@ def latent_headroom(
     picked = int(np.argmax(chosen))
     best_z = final[picked]
     val = latent_returns(bfm, make_env, np.stack([z0, best_z]), validation_seeds)
-    diff = val[1] - val[0]
-    reps = bootstrap_replicates({task or "task": diff}, "mean", reps=10_000, seed=0)
+    diff = summarize(task or "task", val[1] - val[0], seed=int(validation_seeds[0]))
     z0_ret, best_ret = float(val[0].mean()), float(val[1].mean())
     return HeadroomResult(
         task=task,
         zero_shot_return=round(z0_ret, 3),
         best_return=round(best_ret, 3),
         gain=None if z0_ret == 0 else round((best_ret - z0_ret) / abs(z0_ret), 4),
-        difference_ci95=(round(float(np.quantile(reps, 0.025)), 3), round(float(np.quantile(reps, 0.975)), 3)),
+        difference_ci95=diff.ci95,
         best_search_score=round(best_score, 3),
         zero_shot_search_score=round(z0_score, 3),
         episodes=(iterations * population * len(search_seeds) + len(final) * len(selection_seeds)

@@ -51,7 +51,7 @@ from bfm_gym.experiments.run_folder import (
     resolve_task,
     zero_shot_z,
 )
-from bfm_gym.utils.io import atomic_path, save_npz_atomic, write_json_atomic, write_text_atomic
+from bfm_gym.utils.io import save_npz_atomic, write_json_atomic, write_text_atomic
 
 __all__ = ["AdaptResult", "adapt"]
 
@@ -583,13 +583,11 @@ def _plot(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None, path:
     states every time; bold mean, a faint line per start state, a band of one std) against
     the zero-shot z on those states; training returns, which zig-zag with the start state,
     in light gray."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    from bfm_gym.utils.plots import pyplot, save_figure
+
+    fig, ax = pyplot().subplots(figsize=(8, 5))
     evals = [r for r in records if "eval_return" in r]
     ax.plot([r["episode"] + 1 for r in records], [r["return"] for r in records], marker=".", ms=5, lw=0.7,
             color="0.75", label="training episodes (each from its own start, exploring; not paired)", zorder=1)
@@ -619,7 +617,4 @@ def _plot(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None, path:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, frameon=False)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

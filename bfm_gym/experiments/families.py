@@ -227,16 +227,11 @@ def _pooled_gains(gains: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _plot_gains(path: Path, gains: dict[str, dict[str, Any]], names: list[str]) -> None:
     """Grouped bars: per model (x) and adapter (colour) the median paired gain over the
     zero-shot z, in %, with each task's gain as a dot on its bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from bfm_gym.utils.io import atomic_path
+    from bfm_gym.utils.plots import pyplot, save_figure
 
     adapters = [a for a in gains if a != "zero-shot"] or list(gains)
     width = 0.8 / len(adapters)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(names) + 2), 4.2))
+    fig, ax = pyplot().subplots(figsize=(max(6.0, 1.6 * len(names) + 2), 4.2))
     for i, adapter in enumerate(adapters):
         xs = [k + (i - (len(adapters) - 1) / 2) * width for k in range(len(names))]
         cells = [gains[adapter].get(n) or {} for n in names]
@@ -250,10 +245,7 @@ def _plot_gains(path: Path, gains: dict[str, dict[str, Any]], names: list[str]) 
     ax.set_ylabel("gain over the zero-shot z (%)")
     ax.set_title("Median paired gain per model (bars) and each task's gain (dots)")
     ax.legend(fontsize=8, ncol=min(4, len(adapters)))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _gain_cell(g: dict[str, Any] | None) -> str:

@@ -24,30 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bfm_gym.utils.io import atomic_path, write_text_atomic
+from bfm_gym.utils.io import write_text_atomic
+from bfm_gym.utils.plots import pyplot, save_figure
 
 if TYPE_CHECKING:
     from bfm_gym.experiments.compare.spec import CompareSpec
 
 __all__ = ["write_report"]
-
-
-def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -60,7 +43,7 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
             aggregates: dict[str, Any], reps: int) -> dict[str, Path]:
     from bfm_gym.evaluation.aggregate import bootstrap_band
 
-    plt = _pyplot()
+    plt = pyplot()
     paired = aggregates.get("score_source") == "evaluation"
     points = (np.asarray(spec.eval_steps()) if paired
               else np.arange(1, spec.episodes + 1) * spec.episode_length)
@@ -98,7 +81,7 @@ def _curves(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]],
         ax.set_title(f"{task}: mean over {len(spec.seeds)} seeds, 95% bootstrap CI", fontsize=10)
         ax.legend(fontsize=8)
         path = folder / f"curve_{task}.png"
-        _save(fig, path)
+        save_figure(fig, path)
         files[path.name] = path
     return files
 
@@ -195,7 +178,7 @@ def _norms(aggregates: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _interval_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     final = aggregates["checkpoints"][-1]
     norms = _norms(aggregates)
     fig, axes = plt.subplots(1, len(norms), figsize=(4.5 * len(norms), 0.5 * len(spec.adapters) + 1.6),
@@ -216,12 +199,12 @@ def _interval_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) 
     fig.suptitle(f"final budget ({final['env_steps']} env steps per cell), 95% stratified bootstrap CI",
                  fontsize=9)
     path = folder / "aggregate.png"
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
 def _profile_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     prof = aggregates["performance_profile"]
     tau = np.asarray(prof["tau"])
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -237,7 +220,7 @@ def _profile_plot(folder: Path, spec: CompareSpec, aggregates: dict[str, Any]) -
     ax.set_title("performance profile at the final budget")
     ax.legend(fontsize=8)
     path = folder / "profile.png"
-    _save(fig, path)
+    save_figure(fig, path)
     return path
 
 
