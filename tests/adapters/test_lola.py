@@ -88,6 +88,37 @@ def test_lookahead_stops_at_truncation_and_counts_those_steps(model_dir: Path) -
     assert lola.sim_steps == lola.labels_used == 2 * 3
 
 
+def test_guard_plays_mu_only_while_its_paired_lookahead_beats_zero_shot(model_dir: Path) -> None:
+    lola = make(model_dir, starts=3, guard=2, lr=0.5)
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 40), lola.bfm,
+                              z_hold=1, action_map="raw", record_state=True)
+    played = []
+    for seed in range(3):
+        lola.run_episode(env, seed=seed)
+        played.append(lola.z.copy())
+        recent = lola.guard_diffs[-2:]
+        expected = lola.mu if np.mean(recent) > 0 else lola.z0
+        np.testing.assert_array_equal(lola.z, expected)
+    # one paired check per update: two more lookaheads (mu and z_0) of H=5 steps each
+    assert len(lola.guard_diffs) == lola.updates == 3 * 2 * 3
+    assert lola.sim_steps == lola.updates * (3 + 2) * 5
+    np.testing.assert_allclose(lola.z0, ZeroShotAdapter(lola.bfm, TASK, None, seed=0, samples=InferenceSet.load(
+        model_dir)).z, rtol=1e-6, atol=1e-6)
+    # both branches run here: some episodes end on mu, some fall back to z_0
+    fell_back = [bool(np.array_equal(z, lola.z0)) for z in played]
+    assert any(fell_back) and not all(fell_back), (fell_back, lola.guard_diffs)
+    with pytest.raises(ValueError, match=r"LoLAConfig.guard must be >= 0"):
+        LoLAConfig(guard=-1)
+
+
+def test_guarded_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
+    run = dict(adapter="lola", seed=3, config={**SMALL, "guard": 3}, **KW)
+    full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
+    adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)
+    resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
+    assert without_wall_time(resumed.records) == without_wall_time(full.records)
+
+
 def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     run = dict(adapter="lola", seed=3, config=SMALL, **KW)
     full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
