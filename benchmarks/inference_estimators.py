@@ -79,13 +79,16 @@ def task_latents(bfm: Any, task: str, candidates: int, seed: int) -> dict[str, d
 
     samples = bfm.samples
     r = np.asarray(labelled_rewards(bfm, samples, task), dtype=np.float64).reshape(-1)
-    b = np.asarray(bfm.backward(samples.next_obs), dtype=np.float64)
+
+    def infer(weights: np.ndarray, project: bool = True) -> np.ndarray:
+        """The model's own inference ``proj(E[w B])`` with the weights in place of rewards."""
+        return np.asarray(bfm.infer_z(samples.next_obs, weights.astype(np.float32), project=project))
 
     def proj(v: np.ndarray) -> np.ndarray:
         return np.asarray(bfm.project(np.asarray(v, dtype=np.float32).reshape(1, -1)))[0]
 
-    rows = {name: {"z": proj((b * weight(r)[:, None]).mean(0))} for name, weight in WEIGHTINGS.items()}
-    raw = (b * r[:, None]).mean(0)  # the shipped estimator before projection
+    rows = {name: {"z": infer(weight(r))} for name, weight in WEIGHTINGS.items()}
+    raw = infer(r, project=False)  # the shipped estimator before projection
     z_r = rows["E[r B] (shipped)"]["z"]
     phi = np.asarray(bfm.phi(samples.next_obs), dtype=np.float64)
     rows["least squares"] = {"z": proj((phi * r[:, None]).mean(0))}
