@@ -26,7 +26,8 @@ budget) and its reward to ``labels_used``. LoLA learns from lookahead rewards on
 real episode's rewards are not counted as labels. It needs a simulator whose state can be
 restored (``reset(options={"state": s})``); without one it cannot run.
 
-``guard`` (off by default) adds a paired check of ``proj(mu)`` against the zero-shot latent
+``select="best_episode"`` (off by default) holds one latent per real episode and evaluates the
+played latent with the best real return. ``guard`` (off by default) adds a paired check of ``proj(mu)`` against the zero-shot latent
 after each update; docs/adapters.md ("LoLA's losses on cheetah: two changes tried") has why it stays off.
 """
 
@@ -85,7 +86,22 @@ class LoLAConfig(AdapterConfig):
     fell further (-69 %, -65 % against -39 %, -59 %) and walker's gains shrank, because the
     lookahead misjudges the same latents it guards against (docs/adapters.md)."""
 
+    select: str = "mu"
+    """Which latent the real episodes play and evaluation holds. ``"mu"`` (the paper): the
+    current ``proj(mu)``, replaced after every round. ``"best_episode"`` (this project's
+    addition, off by default): each real episode holds ``proj(mu)`` as it was when the episode
+    began (the first episode: the zero-shot latent), mu keeps learning from the lookaheads, and
+    evaluation holds the played latent whose real episode returned the most so far. It uses
+    the real episodes' returns, which are already paid for and which the lookahead cannot
+    misjudge; no extra env step is taken. Its risk is the start-state noise of single
+    episodes (docs/adapters.md, "LoLA's losses on cheetah")."""
+
     def __post_init__(self) -> None:
+        if self.select not in ("mu", "best_episode"):
+            raise ValueError(f"LoLAConfig.select must be 'mu' or 'best_episode'; got {self.select!r}.")
+        if self.select != "mu" and self.guard:
+            raise ValueError("LoLAConfig.guard works with select='mu' only (best_episode already "
+                             "decides what plays); set one of them.")
         for name in ("sigma", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LoLAConfig.{name} must be > 0; got {getattr(self, name)!r}.")
@@ -163,6 +179,10 @@ class LoLAAdapter(Adapter):
         self.z0 = self.mu.copy()
         """The zero-shot latent ``proj(z_r)``, the guard's reference."""
         self.z = self.mu.copy()
+        self.played: list[np.ndarray] = []
+        """Latents held by finished real episodes (``select="best_episode"``)."""
+        self.played_returns: list[float] = []
+        """Their real episode returns, in the same order."""
         self.guard_diffs: list[float] = []
         """Paired lookahead differences ``R(proj(mu)) - R(z_0)``, one per round (guard on)."""
         self.adam_m = np.zeros(bfm.z_dim)
@@ -185,6 +205,21 @@ class LoLAAdapter(Adapter):
     def on_episode_start(self, obs: np.ndarray) -> None:
         self._episodes.append([])
         del self._episodes[: -self.config.keep_episodes]
+        if self.config.select == "best_episode":
+            self.z = self.mu.copy()
+
+    def on_episode_end(self, episode_return: float) -> dict[str, float]:
+        if self.config.select == "best_episode":
+            self.played.append(self.z.copy())
+            self.played_returns.append(float(episode_return))
+        return {}
+
+    def eval_z(self) -> np.ndarray:
+        """``select="mu"``: the current latent. ``"best_episode"``: the played latent with the
+        highest real episode return (before any episode ends: the zero-shot latent)."""
+        if self.config.select == "best_episode" and self.played:
+            return self.played[int(np.argmax(self.played_returns))].copy()
+        return self.z.copy()
 
     def observe(self, transitions: Any) -> dict[str, float]:
         """Records the visited states; every ``update_every`` real steps runs a round."""
@@ -226,7 +261,8 @@ class LoLAAdapter(Adapter):
         v_hat = self.adam_v / (1 - beta2**self.adam_t)
         self.mu = self._project(self.mu + c.lr * m_hat / (np.sqrt(v_hat) + eps))  # ascent
         self.updates += 1
-        self.z = self.mu.copy() if not c.guard else self._guarded(s0)
+        if c.select == "mu":
+            self.z = self.mu.copy() if not c.guard else self._guarded(s0)
 
     def _guarded(self, s0: np.ndarray) -> np.ndarray:
         """The latent to play after a paired check of ``proj(mu)`` against the zero-shot z."""
@@ -279,6 +315,8 @@ class LoLAAdapter(Adapter):
                       "steps": np.array(self.steps, dtype=np.int64),
                       "updates": np.array(self.updates, dtype=np.int64),
                       "guard_diffs": np.array(self.guard_diffs, dtype=np.float64),
+                      "played": np.array(self.played, dtype=np.float32).reshape(-1, self.bfm.z_dim),
+                      "played_returns": np.array(self.played_returns, dtype=np.float64),
                       "episodes": np.array(len(self._episodes), dtype=np.int64)})
         for i, episode in enumerate(self._episodes):
             state[f"episode_states/{i}"] = np.concatenate(episode) if episode else np.zeros((0, 0))
@@ -293,6 +331,8 @@ class LoLAAdapter(Adapter):
         self.steps = int(state["steps"])
         self.updates = int(state["updates"])
         self.guard_diffs = [float(x) for x in state.get("guard_diffs", np.zeros(0))]
+        self.played = [np.array(z, dtype=np.float32) for z in state.get("played", np.zeros((0, 1)))]
+        self.played_returns = [float(x) for x in state.get("played_returns", np.zeros(0))]
         self._episodes = []
         for i in range(int(state["episodes"])):
             arr = np.array(state[f"episode_states/{i}"], dtype=np.float64)

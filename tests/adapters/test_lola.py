@@ -111,6 +111,48 @@ def test_guard_plays_mu_only_while_its_paired_lookahead_beats_zero_shot(model_di
         LoLAConfig(guard=-1)
 
 
+def test_best_episode_holds_one_latent_per_episode_and_evaluates_the_best_played(model_dir: Path) -> None:
+    lola = make(model_dir, select="best_episode", lr=0.5)
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 40), lola.bfm,
+                              z_hold=1, action_map="raw", record_state=True)
+    np.testing.assert_array_equal(lola.eval_z(), lola.z0)  # nothing played yet
+    held, returns = [], []
+    original_act = lola.act
+    for seed in range(4):
+        mu_at_start = lola.mu.copy()
+        acted: list[np.ndarray] = []
+        lola.act = lambda obs, acted=acted: acted.append(original_act(obs).copy()) or acted[-1]
+        ret, _ = lola.run_episode(env, seed=seed)
+        lola.act = original_act
+        # one latent for the whole episode: mu as it was when the episode began
+        assert all(np.array_equal(z, mu_at_start) for z in acted)
+        held.append(mu_at_start)
+        returns.append(ret)
+    np.testing.assert_array_equal(held[0], lola.z0)  # the first episode plays the zero-shot z
+    assert lola.updates == 4 * 2 and not np.allclose(lola.mu, lola.z0)  # mu kept learning
+    assert lola.sim_steps == lola.updates * 3 * 5  # no extra env step
+    assert lola.played_returns == returns
+    for z, expected in zip(lola.played, held, strict=True):
+        np.testing.assert_array_equal(z, expected)
+    np.testing.assert_array_equal(lola.eval_z(), held[int(np.argmax(returns))])
+    # a better later episode takes over; evaluation never holds an unplayed latent
+    lola.on_episode_start(np.zeros(4, np.float32))
+    lola.on_episode_end(max(returns) + 1.0)
+    np.testing.assert_array_equal(lola.eval_z(), lola.mu)
+    with pytest.raises(ValueError, match=r"LoLAConfig.select must be 'mu' or 'best_episode'"):
+        LoLAConfig(select="best")
+    with pytest.raises(ValueError, match=r"guard works with select='mu' only"):
+        LoLAConfig(select="best_episode", guard=2)
+
+
+def test_best_episode_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
+    run = dict(adapter="lola", seed=3, config={**SMALL, "select": "best_episode", "lr": 0.5}, **KW)
+    full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
+    adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)
+    resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
+    assert without_wall_time(resumed.records) == without_wall_time(full.records)
+
+
 def test_guarded_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     run = dict(adapter="lola", seed=3, config={**SMALL, "guard": 3}, **KW)
     full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
