@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["aggregate_heads", "reward_weights"]
+__all__ = ["BestEpisode", "aggregate_heads", "reward_weights"]
+
+SELECT_MODES = ("mu", "best_episode")
+"""Values of the ``select`` option of ReLA and LoLA (see :class:`BestEpisode`)."""
 
 
 def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> np.ndarray:
@@ -63,3 +66,42 @@ def aggregate_heads(values: torch.Tensor, pessimism: float) -> torch.Tensor:
         return mean
     unc = (values.unsqueeze(0) - values.unsqueeze(1)).abs().sum((0, 1)) / (e * e - e)
     return mean - pessimism * unc
+
+
+class BestEpisode:
+    """Keeps the latent a real episode held and its return; evaluation takes the best.
+
+    The ``select="best_episode"`` option of ReLA and LoLA (this project's addition, not the
+    papers'): each real episode holds the adapter's latent as it was when the episode began,
+    learning goes on as usual, and evaluation holds the played latent whose real episode
+    returned the most. The returns are the real episodes' own, already within the budget; no
+    extra env step is taken. Single episodes start from different states, so a lucky start
+    can win: that is the price of taking no extra step.
+    """
+
+    def __init__(self, z_dim: int) -> None:
+        self.z_dim = int(z_dim)
+        self.played: list[np.ndarray] = []
+        """Latents held by finished real episodes."""
+        self.returns: list[float] = []
+        """Their real episode returns, in the same order."""
+
+    def add(self, z: np.ndarray, episode_return: float) -> None:
+        """Records that a finished episode held ``z`` and returned ``episode_return``."""
+        self.played.append(np.array(z, dtype=np.float32))
+        self.returns.append(float(episode_return))
+
+    def best(self, default: np.ndarray) -> np.ndarray:
+        """The played latent with the highest return (the first on ties), else ``default``."""
+        if not self.played:
+            return np.array(default, dtype=np.float32)
+        return self.played[int(np.argmax(self.returns))].copy()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"best_episode/played": np.array(self.played, dtype=np.float32).reshape(-1, self.z_dim),
+                "best_episode/returns": np.array(self.returns, dtype=np.float64)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.played = [np.array(z, dtype=np.float32)
+                       for z in state.get("best_episode/played", np.zeros((0, self.z_dim)))]
+        self.returns = [float(x) for x in state.get("best_episode/returns", np.zeros(0))]

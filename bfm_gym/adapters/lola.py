@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bfm_gym.adapters._common import aggregate_heads, reward_weights
+from bfm_gym.adapters._common import SELECT_MODES, BestEpisode, aggregate_heads, reward_weights
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["LoLAAdapter", "LoLAConfig", "loo_gradient"]
@@ -91,13 +91,14 @@ class LoLAConfig(AdapterConfig):
     current ``proj(mu)``, replaced after every round. ``"best_episode"`` (this project's
     addition, off by default): each real episode holds ``proj(mu)`` as it was when the episode
     began (the first episode: the zero-shot latent), mu keeps learning from the lookaheads, and
-    evaluation holds the played latent whose real episode returned the most so far. It uses
-    the real episodes' returns, which are already paid for and which the lookahead cannot
-    misjudge; no extra env step is taken. Its risk is the start-state noise of single
-    episodes (docs/adapters.md, "LoLA's losses on cheetah")."""
+    evaluation holds the played latent whose real episode returned the most so far
+    (:class:`~bfm_gym.adapters._common.BestEpisode`). It uses the real episodes' returns,
+    which are already paid for and which the lookahead cannot misjudge; no extra env step is
+    taken. Its risk is the start-state noise of single episodes (docs/adapters.md, "LoLA's
+    losses on cheetah")."""
 
     def __post_init__(self) -> None:
-        if self.select not in ("mu", "best_episode"):
+        if self.select not in SELECT_MODES:
             raise ValueError(f"LoLAConfig.select must be 'mu' or 'best_episode'; got {self.select!r}.")
         if self.select != "mu" and self.guard:
             raise ValueError("LoLAConfig.guard works with select='mu' only (best_episode already "
@@ -179,10 +180,8 @@ class LoLAAdapter(Adapter):
         self.z0 = self.mu.copy()
         """The zero-shot latent ``proj(z_r)``, the guard's reference."""
         self.z = self.mu.copy()
-        self.played: list[np.ndarray] = []
-        """Latents held by finished real episodes (``select="best_episode"``)."""
-        self.played_returns: list[float] = []
-        """Their real episode returns, in the same order."""
+        self.best_episode = BestEpisode(bfm.z_dim)
+        """Played latents and their real returns (``select="best_episode"``)."""
         self.guard_diffs: list[float] = []
         """Paired lookahead differences ``R(proj(mu)) - R(z_0)``, one per round (guard on)."""
         self.adam_m = np.zeros(bfm.z_dim)
@@ -210,15 +209,14 @@ class LoLAAdapter(Adapter):
 
     def on_episode_end(self, episode_return: float) -> dict[str, float]:
         if self.config.select == "best_episode":
-            self.played.append(self.z.copy())
-            self.played_returns.append(float(episode_return))
+            self.best_episode.add(self.z, episode_return)
         return {}
 
     def eval_z(self) -> np.ndarray:
         """``select="mu"``: the current latent. ``"best_episode"``: the played latent with the
         highest real episode return (before any episode ends: the zero-shot latent)."""
-        if self.config.select == "best_episode" and self.played:
-            return self.played[int(np.argmax(self.played_returns))].copy()
+        if self.config.select == "best_episode":
+            return self.best_episode.best(default=self.z)
         return self.z.copy()
 
     def observe(self, transitions: Any) -> dict[str, float]:
@@ -315,8 +313,7 @@ class LoLAAdapter(Adapter):
                       "steps": np.array(self.steps, dtype=np.int64),
                       "updates": np.array(self.updates, dtype=np.int64),
                       "guard_diffs": np.array(self.guard_diffs, dtype=np.float64),
-                      "played": np.array(self.played, dtype=np.float32).reshape(-1, self.bfm.z_dim),
-                      "played_returns": np.array(self.played_returns, dtype=np.float64),
+                      **self.best_episode.state_dict(),
                       "episodes": np.array(len(self._episodes), dtype=np.int64)})
         for i, episode in enumerate(self._episodes):
             state[f"episode_states/{i}"] = np.concatenate(episode) if episode else np.zeros((0, 0))
@@ -331,8 +328,7 @@ class LoLAAdapter(Adapter):
         self.steps = int(state["steps"])
         self.updates = int(state["updates"])
         self.guard_diffs = [float(x) for x in state.get("guard_diffs", np.zeros(0))]
-        self.played = [np.array(z, dtype=np.float32) for z in state.get("played", np.zeros((0, 1)))]
-        self.played_returns = [float(x) for x in state.get("played_returns", np.zeros(0))]
+        self.best_episode.load_state_dict(state)
         self._episodes = []
         for i in range(int(state["episodes"])):
             arr = np.array(state[f"episode_states/{i}"], dtype=np.float64)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bfm_gym.adapters._common import aggregate_heads, reward_weights
+from bfm_gym.adapters._common import SELECT_MODES, BestEpisode, aggregate_heads, reward_weights
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["ReLAAdapter", "ReLAConfig", "ResidualCritic"]
@@ -78,6 +78,13 @@ class ReLAConfig(AdapterConfig):
     """Penalty on the F heads' disagreement in ``psi^T z_r`` (0.5 = min over two heads)."""
     buffer_size: int = 1_000_000
     """Replay capacity in transitions (oldest overwritten); storage grows as it fills."""
+    select: str = "mu"
+    """Which latent the real episodes play and evaluation holds. ``"mu"`` (the paper): the
+    current z, replaced after every update round. ``"best_episode"`` (this project's
+    addition, off by default): each real episode holds z as it was when the episode began,
+    learning goes on off-policy from those episodes, and evaluation holds the played latent
+    whose real episode returned the most (:class:`~bfm_gym.adapters._common.BestEpisode`);
+    no extra env step is taken."""
 
     def __post_init__(self) -> None:
         positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
@@ -93,6 +100,8 @@ class ReLAConfig(AdapterConfig):
             raise ValueError(f"ReLAConfig.tau must be in (0, 1]; got {self.tau}.")
         if self.pessimism < 0:
             raise ValueError(f"ReLAConfig.pessimism must be >= 0; got {self.pessimism}.")
+        if self.select not in SELECT_MODES:
+            raise ValueError(f"ReLAConfig.select must be 'mu' or 'best_episode'; got {self.select!r}.")
 
 
 class ResidualCritic(nn.Module):
@@ -236,11 +245,29 @@ class ReLAAdapter(Adapter):
         self.updates = 0
         """Gradient steps taken (critic and latent)."""
         self._model = bfm  # only the BFM protocol: phi, act, psi, project (any family)
+        self.best_episode = BestEpisode(bfm.z_dim)
+        """Played latents and their real returns (``select="best_episode"``)."""
 
     # -- acting ---------------------------------------------------------------------------
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.z
+
+    def on_episode_start(self, obs: np.ndarray) -> None:
+        if self.config.select == "best_episode":
+            self.z = self._z.detach().cpu().numpy().copy()
+
+    def on_episode_end(self, episode_return: float) -> dict[str, float]:
+        if self.config.select == "best_episode":
+            self.best_episode.add(self.z, episode_return)
+        return {}
+
+    def eval_z(self) -> np.ndarray:
+        """``select="mu"``: the current latent. ``"best_episode"``: the played latent with the
+        highest real episode return (before any episode ends: the current latent)."""
+        if self.config.select == "best_episode":
+            return self.best_episode.best(default=self.z)
+        return self.z.copy()
 
     def observe(self, transitions: Any) -> dict[str, float]:
         """Stores the hold's transitions with their residual reward; runs due update rounds."""
@@ -262,7 +289,7 @@ class ReLAAdapter(Adapter):
         self.steps += n
         for _ in range(rounds * c.gradient_steps):
             self._update()
-        if rounds:
+        if rounds and c.select == "mu":
             self.z = self._z.detach().cpu().numpy().copy()
         return {}
 
@@ -320,6 +347,7 @@ class ReLAAdapter(Adapter):
         state["torch_generator"] = self.generator.get_state().numpy().copy()
         state["steps"] = np.array(self.steps, dtype=np.int64)
         state["updates"] = np.array(self.updates, dtype=np.int64)
+        state.update(self.best_episode.state_dict())
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -336,3 +364,4 @@ class ReLAAdapter(Adapter):
         self.generator.set_state(torch.as_tensor(np.asarray(state["torch_generator"]), dtype=torch.uint8))
         self.steps = int(state["steps"])
         self.updates = int(state["updates"])
+        self.best_episode.load_state_dict(state)

@@ -131,8 +131,8 @@ def test_best_episode_holds_one_latent_per_episode_and_evaluates_the_best_played
     np.testing.assert_array_equal(held[0], lola.z0)  # the first episode plays the zero-shot z
     assert lola.updates == 4 * 2 and not np.allclose(lola.mu, lola.z0)  # mu kept learning
     assert lola.sim_steps == lola.updates * 3 * 5  # no extra env step
-    assert lola.played_returns == returns
-    for z, expected in zip(lola.played, held, strict=True):
+    assert lola.best_episode.returns == returns
+    for z, expected in zip(lola.best_episode.played, held, strict=True):
         np.testing.assert_array_equal(z, expected)
     np.testing.assert_array_equal(lola.eval_z(), held[int(np.argmax(returns))])
     # a better later episode takes over; evaluation never holds an unplayed latent

@@ -87,6 +87,41 @@ def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     assert all(state[k].dtype != object for k in state.files)  # numpy arrays only
 
 
+def test_best_episode_holds_z_per_episode_and_evaluates_the_best_played(model_dir: Path) -> None:
+    bfm = BFM.load(model_dir)
+    rela = ReLAAdapter(bfm, TASK, {**FAST, "select": "best_episode"}, seed=0,
+                       samples=InferenceSet.load(model_dir))
+    z0 = rela.z.copy()
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 30),
+                              bfm, z_hold=1, action_map="raw")
+    held, returns = [], []
+    original_act = rela.act
+    for ep in range(3):
+        z_at_start = rela._z.detach().numpy().copy()
+        acted: list[np.ndarray] = []
+        rela.act = lambda obs, acted=acted: acted.append(original_act(obs).copy()) or acted[-1]
+        ret, _ = rela.run_episode(env, seed=ep)
+        rela.act = original_act
+        assert all(np.array_equal(z, z_at_start) for z in acted)  # one latent per episode
+        held.append(z_at_start)
+        returns.append(ret)
+    np.testing.assert_allclose(held[0], z0, rtol=1e-6, atol=1e-6)  # episode 1: the zero-shot z
+    assert rela.updates == 90 - FAST["warmup_steps"] + 1  # learning went on during the episodes
+    assert not np.allclose(rela._z.detach().numpy(), z0)
+    assert rela.best_episode.returns == returns
+    np.testing.assert_array_equal(rela.eval_z(), held[int(np.argmax(returns))])
+    with pytest.raises(ValueError, match=r"ReLAConfig.select must be 'mu' or 'best_episode'"):
+        ReLAConfig(select="last")
+
+
+def test_best_episode_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
+    run = dict(adapter="rela", seed=3, config={**FAST, "select": "best_episode"}, **KW)
+    full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
+    adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)
+    resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
+    assert without_wall_time(resumed.records) == without_wall_time(full.records)
+
+
 def test_config_errors_name_the_field(model_dir: Path) -> None:
     with pytest.raises(ValueError, match=r"ReLAConfig.tau"):
         ReLAConfig(tau=0.0)
