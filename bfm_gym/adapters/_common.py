@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BestEpisode", "aggregate_heads", "reward_weights"]
+__all__ = ["SELECT_MODES", "EpisodeSelection", "aggregate_heads", "reward_weights"]
 
-SELECT_MODES = ("mu", "best_episode")
-"""Values of the ``select`` option of ReLA and LoLA (see :class:`BestEpisode`)."""
+SELECT_MODES = ("mu", "best_episode", "race")
+"""Values of the ``select`` option of ReLA and LoLA (see :class:`EpisodeSelection`)."""
 
 
 def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> np.ndarray:
@@ -68,40 +68,81 @@ def aggregate_heads(values: torch.Tensor, pessimism: float) -> torch.Tensor:
     return mean - pessimism * unc
 
 
-class BestEpisode:
-    """Keeps the latent a real episode held and its return; evaluation takes the best.
+class EpisodeSelection:
+    """What the real episodes hold and what evaluation holds: the ``select`` option of ReLA
+    and LoLA (``"best_episode"`` and ``"race"`` are this project's additions, not the papers').
 
-    The ``select="best_episode"`` option of ReLA and LoLA (this project's addition, not the
-    papers'): each real episode holds the adapter's latent as it was when the episode began,
-    learning goes on as usual, and evaluation holds the played latent whose real episode
-    returned the most. The returns are the real episodes' own, already within the budget; no
-    extra env step is taken. Single episodes start from different states, so a lucky start
-    can win: that is the price of taking no extra step.
+    - ``"mu"`` (the papers): the adapter's current latent, replaced after every update, plays
+      and is evaluated; this class then does nothing.
+    - ``"best_episode"``: each real episode holds the adapter's latent as it was when the
+      episode began; evaluation holds the played latent whose real episode returned the most.
+    - ``"race"``: real episodes alternate between the zero-shot latent (episodes 0, 2, 4, ...)
+      and the adapter's current latent (1, 3, ...), each held for the whole episode; evaluation
+      holds the current latent while the mean return of its last ``window`` episodes beats the
+      mean return of all zero-shot episodes, else the zero-shot latent.
+
+    Learning goes on as usual in every mode (ReLA learns off-policy from whatever plays, LoLA
+    from its lookaheads). Both added modes read the real episodes' own returns, already inside
+    the budget: no extra env step is taken. Single episodes start from different states, so one
+    lucky start can win ``best_episode``; ``race`` averages over episodes for that reason.
+
+    Args:
+        mode: One of :data:`SELECT_MODES`.
+        zero_shot: The zero-shot latent ``(z_dim,)``.
+        window: Episodes of the current latent averaged by ``race``.
     """
 
-    def __init__(self, z_dim: int) -> None:
-        self.z_dim = int(z_dim)
+    def __init__(self, mode: str, zero_shot: np.ndarray, window: int = 3) -> None:
+        if mode not in SELECT_MODES:
+            raise ValueError(f"select must be one of {SELECT_MODES}; got {mode!r}.")
+        self.mode = mode
+        self.zero_shot = np.array(zero_shot, dtype=np.float32)
+        self.window = int(window)
         self.played: list[np.ndarray] = []
         """Latents held by finished real episodes."""
         self.returns: list[float] = []
         """Their real episode returns, in the same order."""
+        self.was_zero_shot: list[bool] = []
+        """Whether each of them was the zero-shot latent's turn (``race``)."""
+
+    def episode_latent(self, current: np.ndarray) -> np.ndarray | None:
+        """The latent the next real episode holds (None for ``mu``: the adapter decides)."""
+        if self.mode == "mu":
+            return None
+        if self.mode == "race" and len(self.played) % 2 == 0:
+            return self.zero_shot.copy()
+        return np.array(current, dtype=np.float32)
 
     def add(self, z: np.ndarray, episode_return: float) -> None:
-        """Records that a finished episode held ``z`` and returned ``episode_return``."""
+        """Records that a finished real episode held ``z`` and returned ``episode_return``."""
+        if self.mode == "mu":
+            return
+        self.was_zero_shot.append(self.mode == "race" and len(self.played) % 2 == 0)
         self.played.append(np.array(z, dtype=np.float32))
         self.returns.append(float(episode_return))
 
-    def best(self, default: np.ndarray) -> np.ndarray:
-        """The played latent with the highest return (the first on ties), else ``default``."""
-        if not self.played:
-            return np.array(default, dtype=np.float32)
-        return self.played[int(np.argmax(self.returns))].copy()
+    def eval_latent(self, current: np.ndarray) -> np.ndarray:
+        """The latent evaluation holds, given the adapter's ``current`` one."""
+        if self.mode == "mu":
+            return np.array(current, dtype=np.float32)
+        if self.mode == "best_episode":
+            if not self.played:
+                return np.array(current, dtype=np.float32)
+            return self.played[int(np.argmax(self.returns))].copy()
+        base = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if zs]
+        challenger = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if not zs]
+        if base and challenger and np.mean(challenger[-self.window:]) > np.mean(base):
+            return np.array(current, dtype=np.float32)
+        return self.zero_shot.copy()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"best_episode/played": np.array(self.played, dtype=np.float32).reshape(-1, self.z_dim),
-                "best_episode/returns": np.array(self.returns, dtype=np.float64)}
+        d = self.zero_shot.shape[0]
+        return {"select/played": np.array(self.played, dtype=np.float32).reshape(-1, d),
+                "select/returns": np.array(self.returns, dtype=np.float64),
+                "select/was_zero_shot": np.array(self.was_zero_shot, dtype=bool)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        self.played = [np.array(z, dtype=np.float32)
-                       for z in state.get("best_episode/played", np.zeros((0, self.z_dim)))]
-        self.returns = [float(x) for x in state.get("best_episode/returns", np.zeros(0))]
+        d = self.zero_shot.shape[0]
+        self.played = [np.array(z, dtype=np.float32) for z in state.get("select/played", np.zeros((0, d)))]
+        self.returns = [float(x) for x in state.get("select/returns", np.zeros(0))]
+        self.was_zero_shot = [bool(x) for x in state.get("select/was_zero_shot", np.zeros(0, bool))]

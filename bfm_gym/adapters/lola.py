@@ -26,8 +26,9 @@ budget) and its reward to ``labels_used``. LoLA learns from lookahead rewards on
 real episode's rewards are not counted as labels. It needs a simulator whose state can be
 restored (``reset(options={"state": s})``); without one it cannot run.
 
-``select="best_episode"`` (off by default) holds one latent per real episode and evaluates the
-played latent with the best real return. ``guard`` (off by default) adds a paired check of ``proj(mu)`` against the zero-shot latent
+``select`` (``"mu"`` by default, as the paper) can instead pick what the real episodes hold and
+evaluation holds from the real episodes' returns (``"best_episode"``, ``"race"``). ``guard`` (off
+by default) adds a paired check of ``proj(mu)`` against the zero-shot latent
 after each update; docs/adapters.md ("LoLA's losses on cheetah: two changes tried") has why it stays off.
 """
 
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bfm_gym.adapters._common import SELECT_MODES, BestEpisode, aggregate_heads, reward_weights
+from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, aggregate_heads, reward_weights
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["LoLAAdapter", "LoLAConfig", "loo_gradient"]
@@ -88,21 +89,25 @@ class LoLAConfig(AdapterConfig):
 
     select: str = "mu"
     """Which latent the real episodes play and evaluation holds. ``"mu"`` (the paper): the
-    current ``proj(mu)``, replaced after every round. ``"best_episode"`` (this project's
-    addition, off by default): each real episode holds ``proj(mu)`` as it was when the episode
-    began (the first episode: the zero-shot latent), mu keeps learning from the lookaheads, and
-    evaluation holds the played latent whose real episode returned the most so far
-    (:class:`~bfm_gym.adapters._common.BestEpisode`). It uses the real episodes' returns,
-    which are already paid for and which the lookahead cannot misjudge; no extra env step is
-    taken. Its risk is the start-state noise of single episodes (docs/adapters.md, "LoLA's
-    losses on cheetah")."""
+    current ``proj(mu)``, replaced after every round. This project's additions, off by default,
+    read the real episodes' returns (already paid for, and not misjudged by the lookahead; no
+    extra env step): ``"best_episode"``, each real episode holds ``proj(mu)`` from its start and
+    evaluation holds the played latent with the highest return; ``"race"``, real episodes
+    alternate between the zero-shot latent and ``proj(mu)``, and evaluation holds ``proj(mu)``
+    while its last ``select_window`` episodes average more than the zero-shot ones
+    (:class:`~bfm_gym.adapters._common.EpisodeSelection`; measured in docs/adapters.md,
+    "LoLA's losses on cheetah"). mu learns from the lookaheads in every mode."""
+    select_window: int = 3
+    """Episodes of ``proj(mu)`` averaged by ``select="race"``."""
 
     def __post_init__(self) -> None:
         if self.select not in SELECT_MODES:
-            raise ValueError(f"LoLAConfig.select must be 'mu' or 'best_episode'; got {self.select!r}.")
+            raise ValueError(f"LoLAConfig.select must be one of {SELECT_MODES}; got {self.select!r}.")
+        if self.select_window < 1:
+            raise ValueError(f"LoLAConfig.select_window must be >= 1; got {self.select_window}.")
         if self.select != "mu" and self.guard:
-            raise ValueError("LoLAConfig.guard works with select='mu' only (best_episode already "
-                             "decides what plays); set one of them.")
+            raise ValueError("LoLAConfig.guard works with select='mu' only (the other modes "
+                             "decide what plays themselves); set one of them.")
         for name in ("sigma", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LoLAConfig.{name} must be > 0; got {getattr(self, name)!r}.")
@@ -180,8 +185,8 @@ class LoLAAdapter(Adapter):
         self.z0 = self.mu.copy()
         """The zero-shot latent ``proj(z_r)``, the guard's reference."""
         self.z = self.mu.copy()
-        self.best_episode = BestEpisode(bfm.z_dim)
-        """Played latents and their real returns (``select="best_episode"``)."""
+        self.selection = EpisodeSelection(self.config.select, self.z0, self.config.select_window)
+        """Played latents and their real returns (``select`` other than ``"mu"``)."""
         self.guard_diffs: list[float] = []
         """Paired lookahead differences ``R(proj(mu)) - R(z_0)``, one per round (guard on)."""
         self.adam_m = np.zeros(bfm.z_dim)
@@ -204,20 +209,19 @@ class LoLAAdapter(Adapter):
     def on_episode_start(self, obs: np.ndarray) -> None:
         self._episodes.append([])
         del self._episodes[: -self.config.keep_episodes]
-        if self.config.select == "best_episode":
-            self.z = self.mu.copy()
+        held = self.selection.episode_latent(self.mu)
+        if held is not None:
+            self.z = held
 
     def on_episode_end(self, episode_return: float) -> dict[str, float]:
-        if self.config.select == "best_episode":
-            self.best_episode.add(self.z, episode_return)
+        self.selection.add(self.z, episode_return)
         return {}
 
     def eval_z(self) -> np.ndarray:
-        """``select="mu"``: the current latent. ``"best_episode"``: the played latent with the
-        highest real episode return (before any episode ends: the zero-shot latent)."""
-        if self.config.select == "best_episode":
-            return self.best_episode.best(default=self.z)
-        return self.z.copy()
+        """The latent evaluation holds (:class:`~bfm_gym.adapters._common.EpisodeSelection`):
+        ``mu``, the current latent; ``best_episode``, the played latent with the highest real
+        return; ``race``, ``proj(mu)`` or the zero-shot latent, whichever is ahead."""
+        return self.selection.eval_latent(self.mu if self.config.select == "race" else self.z)
 
     def observe(self, transitions: Any) -> dict[str, float]:
         """Records the visited states; every ``update_every`` real steps runs a round."""
@@ -313,7 +317,7 @@ class LoLAAdapter(Adapter):
                       "steps": np.array(self.steps, dtype=np.int64),
                       "updates": np.array(self.updates, dtype=np.int64),
                       "guard_diffs": np.array(self.guard_diffs, dtype=np.float64),
-                      **self.best_episode.state_dict(),
+                      **self.selection.state_dict(),
                       "episodes": np.array(len(self._episodes), dtype=np.int64)})
         for i, episode in enumerate(self._episodes):
             state[f"episode_states/{i}"] = np.concatenate(episode) if episode else np.zeros((0, 0))
@@ -328,7 +332,7 @@ class LoLAAdapter(Adapter):
         self.steps = int(state["steps"])
         self.updates = int(state["updates"])
         self.guard_diffs = [float(x) for x in state.get("guard_diffs", np.zeros(0))]
-        self.best_episode.load_state_dict(state)
+        self.selection.load_state_dict(state)
         self._episodes = []
         for i in range(int(state["episodes"])):
             arr = np.array(state[f"episode_states/{i}"], dtype=np.float64)

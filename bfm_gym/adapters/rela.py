@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bfm_gym.adapters._common import SELECT_MODES, BestEpisode, aggregate_heads, reward_weights
+from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, aggregate_heads, reward_weights
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["ReLAAdapter", "ReLAConfig", "ResidualCritic"]
@@ -80,11 +80,15 @@ class ReLAConfig(AdapterConfig):
     """Replay capacity in transitions (oldest overwritten); storage grows as it fills."""
     select: str = "mu"
     """Which latent the real episodes play and evaluation holds. ``"mu"`` (the paper): the
-    current z, replaced after every update round. ``"best_episode"`` (this project's
-    addition, off by default): each real episode holds z as it was when the episode began,
-    learning goes on off-policy from those episodes, and evaluation holds the played latent
-    whose real episode returned the most (:class:`~bfm_gym.adapters._common.BestEpisode`);
-    no extra env step is taken."""
+    current z, replaced after every update round. This project's additions, off by default,
+    read the real episodes' returns (no extra env step): ``"best_episode"``, each real episode
+    holds z from its start and evaluation holds the played latent with the highest return;
+    ``"race"``, real episodes alternate between the zero-shot latent and the current z, and
+    evaluation holds the current z while its last ``select_window`` episodes average more than
+    the zero-shot ones (:class:`~bfm_gym.adapters._common.EpisodeSelection`). Learning goes on
+    off-policy from whatever plays."""
+    select_window: int = 3
+    """Episodes of the current z averaged by ``select="race"``."""
 
     def __post_init__(self) -> None:
         positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
@@ -101,7 +105,9 @@ class ReLAConfig(AdapterConfig):
         if self.pessimism < 0:
             raise ValueError(f"ReLAConfig.pessimism must be >= 0; got {self.pessimism}.")
         if self.select not in SELECT_MODES:
-            raise ValueError(f"ReLAConfig.select must be 'mu' or 'best_episode'; got {self.select!r}.")
+            raise ValueError(f"ReLAConfig.select must be one of {SELECT_MODES}; got {self.select!r}.")
+        if self.select_window < 1:
+            raise ValueError(f"ReLAConfig.select_window must be >= 1; got {self.select_window}.")
 
 
 class ResidualCritic(nn.Module):
@@ -245,8 +251,8 @@ class ReLAAdapter(Adapter):
         self.updates = 0
         """Gradient steps taken (critic and latent)."""
         self._model = bfm  # only the BFM protocol: phi, act, psi, project (any family)
-        self.best_episode = BestEpisode(bfm.z_dim)
-        """Played latents and their real returns (``select="best_episode"``)."""
+        self.selection = EpisodeSelection(c.select, self.z, c.select_window)
+        """Played latents and their real returns (``select`` other than ``"mu"``)."""
 
     # -- acting ---------------------------------------------------------------------------
 
@@ -254,20 +260,20 @@ class ReLAAdapter(Adapter):
         return self.z
 
     def on_episode_start(self, obs: np.ndarray) -> None:
-        if self.config.select == "best_episode":
-            self.z = self._z.detach().cpu().numpy().copy()
+        held = self.selection.episode_latent(self._z.detach().cpu().numpy())
+        if held is not None:
+            self.z = held
 
     def on_episode_end(self, episode_return: float) -> dict[str, float]:
-        if self.config.select == "best_episode":
-            self.best_episode.add(self.z, episode_return)
+        self.selection.add(self.z, episode_return)
         return {}
 
     def eval_z(self) -> np.ndarray:
-        """``select="mu"``: the current latent. ``"best_episode"``: the played latent with the
-        highest real episode return (before any episode ends: the current latent)."""
-        if self.config.select == "best_episode":
-            return self.best_episode.best(default=self.z)
-        return self.z.copy()
+        """The latent evaluation holds (:class:`~bfm_gym.adapters._common.EpisodeSelection`):
+        ``mu``, the current z; ``best_episode``, the played latent with the highest real return;
+        ``race``, the current z or the zero-shot latent, whichever is ahead."""
+        current = self._z.detach().cpu().numpy() if self.config.select == "race" else self.z
+        return self.selection.eval_latent(current)
 
     def observe(self, transitions: Any) -> dict[str, float]:
         """Stores the hold's transitions with their residual reward; runs due update rounds."""
@@ -347,7 +353,7 @@ class ReLAAdapter(Adapter):
         state["torch_generator"] = self.generator.get_state().numpy().copy()
         state["steps"] = np.array(self.steps, dtype=np.int64)
         state["updates"] = np.array(self.updates, dtype=np.int64)
-        state.update(self.best_episode.state_dict())
+        state.update(self.selection.state_dict())
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
@@ -364,4 +370,4 @@ class ReLAAdapter(Adapter):
         self.generator.set_state(torch.as_tensor(np.asarray(state["torch_generator"]), dtype=torch.uint8))
         self.steps = int(state["steps"])
         self.updates = int(state["updates"])
-        self.best_episode.load_state_dict(state)
+        self.selection.load_state_dict(state)

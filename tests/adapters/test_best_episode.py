@@ -1,28 +1,67 @@
-"""The best-episode selection shared by ReLA and LoLA (``select="best_episode"``)."""
+"""What real episodes hold and evaluation holds under ReLA's and LoLA's ``select`` option."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bfm_gym.adapters._common import BestEpisode
+from bfm_gym.adapters._common import EpisodeSelection
+
+Z0 = np.array([1.0, 0.0, 0.0], np.float32)
 
 
-def test_best_is_the_highest_return_first_on_ties_and_survives_a_state_round_trip() -> None:
-    keep = BestEpisode(3)
-    default = np.array([1.0, 0.0, 0.0], np.float32)
-    np.testing.assert_array_equal(keep.best(default), default)  # nothing played yet
+def test_mu_mode_leaves_everything_to_the_adapter() -> None:
+    keep = EpisodeSelection("mu", Z0)
+    current = np.array([0.0, 1.0, 0.0], np.float32)
+    assert keep.episode_latent(current) is None
+    keep.add(current, 5.0)
+    assert keep.played == []
+    np.testing.assert_array_equal(keep.eval_latent(current), current)
+
+
+def test_best_episode_is_the_highest_return_first_on_ties_and_survives_a_state_round_trip() -> None:
+    keep = EpisodeSelection("best_episode", Z0)
+    current = np.array([0.0, 1.0, 0.0], np.float32)
+    np.testing.assert_array_equal(keep.eval_latent(current), current)  # nothing played yet
+    np.testing.assert_array_equal(keep.episode_latent(current), current)  # holds the current latent
     zs = [np.full(3, i, np.float32) for i in range(4)]
     for z, ret in zip(zs, [5.0, 9.0, 9.0, -1.0], strict=True):
         keep.add(z, ret)
-    np.testing.assert_array_equal(keep.best(default), zs[1])  # the first of the two 9s
-    best = keep.best(default)
+    np.testing.assert_array_equal(keep.eval_latent(current), zs[1])  # the first of the two 9s
+    best = keep.eval_latent(current)
     best[:] = 42.0  # a copy: the record is not changed through it
     np.testing.assert_array_equal(keep.played[1], zs[1])
-    again = BestEpisode(3)
+    again = EpisodeSelection("best_episode", Z0)
     again.load_state_dict(keep.state_dict())
-    assert again.returns == keep.returns
+    assert again.returns == keep.returns and again.was_zero_shot == keep.was_zero_shot
     np.testing.assert_array_equal(np.stack(again.played), np.stack(keep.played))
-    empty = BestEpisode(3)
-    empty.load_state_dict(BestEpisode(3).state_dict())  # no episode yet: still loads
+    empty = EpisodeSelection("best_episode", Z0)
+    empty.load_state_dict(EpisodeSelection("best_episode", Z0).state_dict())  # nothing yet: loads
     assert empty.played == [] and empty.returns == []
     assert all(v.dtype != object for v in keep.state_dict().values())
+
+
+def test_race_alternates_and_holds_the_current_latent_only_while_it_is_ahead() -> None:
+    keep = EpisodeSelection("race", Z0, window=2)
+    mu = np.array([0.0, 1.0, 0.0], np.float32)
+    # episodes 0, 2, 4 hold the zero-shot latent, 1, 3, 5 the current one
+    held = []
+    for ret in [10.0, 12.0, 10.0, 4.0, 10.0]:
+        z = keep.episode_latent(mu)
+        held.append(z)
+        keep.add(z, ret)
+    for i, z in enumerate(held):
+        np.testing.assert_array_equal(z, Z0 if i % 2 == 0 else mu)
+    assert keep.was_zero_shot == [True, False, True, False, True]
+    # challenger's last two (12, 4) average 8 < zero-shot's 10: the zero-shot latent
+    np.testing.assert_array_equal(keep.eval_latent(mu), Z0)
+    keep.add(keep.episode_latent(mu), 20.0)  # last two now (4, 20): 12 > 10
+    np.testing.assert_array_equal(keep.eval_latent(mu), mu)
+    keep.add(keep.episode_latent(mu), 13.0)  # zero-shot mean 10.75; still behind 12
+    np.testing.assert_array_equal(keep.eval_latent(mu), mu)
+    # before any challenger episode: the zero-shot latent
+    fresh = EpisodeSelection("race", Z0)
+    fresh.add(fresh.episode_latent(mu), 1.0)
+    np.testing.assert_array_equal(fresh.eval_latent(mu), Z0)
+    with pytest.raises(ValueError, match="select must be one of"):
+        EpisodeSelection("best", Z0)

@@ -131,22 +131,38 @@ def test_best_episode_holds_one_latent_per_episode_and_evaluates_the_best_played
     np.testing.assert_array_equal(held[0], lola.z0)  # the first episode plays the zero-shot z
     assert lola.updates == 4 * 2 and not np.allclose(lola.mu, lola.z0)  # mu kept learning
     assert lola.sim_steps == lola.updates * 3 * 5  # no extra env step
-    assert lola.best_episode.returns == returns
-    for z, expected in zip(lola.best_episode.played, held, strict=True):
+    assert lola.selection.returns == returns
+    for z, expected in zip(lola.selection.played, held, strict=True):
         np.testing.assert_array_equal(z, expected)
     np.testing.assert_array_equal(lola.eval_z(), held[int(np.argmax(returns))])
     # a better later episode takes over; evaluation never holds an unplayed latent
     lola.on_episode_start(np.zeros(4, np.float32))
     lola.on_episode_end(max(returns) + 1.0)
     np.testing.assert_array_equal(lola.eval_z(), lola.mu)
-    with pytest.raises(ValueError, match=r"LoLAConfig.select must be 'mu' or 'best_episode'"):
+    with pytest.raises(ValueError, match=r"LoLAConfig.select must be one of"):
         LoLAConfig(select="best")
     with pytest.raises(ValueError, match=r"guard works with select='mu' only"):
         LoLAConfig(select="best_episode", guard=2)
 
 
-def test_best_episode_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
-    run = dict(adapter="lola", seed=3, config={**SMALL, "select": "best_episode", "lr": 0.5}, **KW)
+def test_race_alternates_zero_shot_and_mu_and_evaluates_the_one_ahead(model_dir: Path) -> None:
+    lola = make(model_dir, select="race", select_window=2, lr=0.5)
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 40), lola.bfm,
+                              z_hold=1, action_map="raw", record_state=True)
+    for seed in range(5):
+        mu_at_start = lola.mu.copy()
+        lola.run_episode(env, seed=seed)
+        # even episodes hold the zero-shot latent, odd ones mu as it was at the episode's start
+        np.testing.assert_array_equal(lola.selection.played[-1], lola.z0 if seed % 2 == 0 else mu_at_start)
+    assert lola.updates == 5 * 2  # mu learned during every episode, whichever latent played
+    r = np.array(lola.selection.returns)
+    ahead = r[1::2][-2:].mean() > r[0::2].mean()
+    np.testing.assert_array_equal(lola.eval_z(), lola.mu if ahead else lola.z0)
+
+
+@pytest.mark.parametrize("select", ["best_episode", "race"])
+def test_selection_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path, select: str) -> None:
+    run = dict(adapter="lola", seed=3, config={**SMALL, "select": select, "lr": 0.5}, **KW)
     full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
     adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)
     resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)

@@ -108,14 +108,32 @@ def test_best_episode_holds_z_per_episode_and_evaluates_the_best_played(model_di
     np.testing.assert_allclose(held[0], z0, rtol=1e-6, atol=1e-6)  # episode 1: the zero-shot z
     assert rela.updates == 90 - FAST["warmup_steps"] + 1  # learning went on during the episodes
     assert not np.allclose(rela._z.detach().numpy(), z0)
-    assert rela.best_episode.returns == returns
+    assert rela.selection.returns == returns
     np.testing.assert_array_equal(rela.eval_z(), held[int(np.argmax(returns))])
-    with pytest.raises(ValueError, match=r"ReLAConfig.select must be 'mu' or 'best_episode'"):
+    with pytest.raises(ValueError, match=r"ReLAConfig.select must be one of"):
         ReLAConfig(select="last")
 
 
-def test_best_episode_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
-    run = dict(adapter="rela", seed=3, config={**FAST, "select": "best_episode"}, **KW)
+def test_race_alternates_zero_shot_and_z_and_evaluates_the_one_ahead(model_dir: Path) -> None:
+    bfm = BFM.load(model_dir)
+    rela = ReLAAdapter(bfm, TASK, {**FAST, "select": "race", "select_window": 1}, seed=0,
+                       samples=InferenceSet.load(model_dir))
+    z0 = rela.z.copy()
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 30),
+                              bfm, z_hold=1, action_map="raw")
+    for ep in range(4):
+        z_at_start = rela._z.detach().numpy().copy()
+        rela.run_episode(env, seed=ep)
+        np.testing.assert_array_equal(rela.selection.played[-1], z0 if ep % 2 == 0 else z_at_start)
+    r = np.array(rela.selection.returns)
+    ahead = r[3] > r[0::2].mean()
+    current = rela._z.detach().numpy()
+    np.testing.assert_array_equal(rela.eval_z(), current if ahead else z0)
+
+
+@pytest.mark.parametrize("select", ["best_episode", "race"])
+def test_selection_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path, select: str) -> None:
+    run = dict(adapter="rela", seed=3, config={**FAST, "select": select}, **KW)
     full = adapt(str(model_dir), episodes=4, out=tmp_path / "a", **run)
     adapt(str(model_dir), episodes=2, out=tmp_path / "b", **run)
     resumed = adapt(str(model_dir), episodes=4, out=tmp_path / "b", **run)
