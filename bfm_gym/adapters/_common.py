@@ -78,13 +78,15 @@ class EpisodeSelection:
       episode began; evaluation holds the played latent whose real episode returned the most.
     - ``"race"``: real episodes alternate between the zero-shot latent (episodes 0, 2, 4, ...)
       and the adapter's current latent (1, 3, ...), each held for the whole episode; evaluation
-      holds the current latent while the mean return of its last ``window`` episodes beats the
-      mean return of all zero-shot episodes, else the zero-shot latent.
+      holds the current latent while the median return of its last ``window`` episodes beats
+      the median return of all zero-shot episodes, else the zero-shot latent. Medians, because
+      one episode where the body falls over (a cheetah on its back returns 13 where it
+      otherwise returns 180) would swing a mean either way.
 
     Learning goes on as usual in every mode (ReLA learns off-policy from whatever plays, LoLA
     from its lookaheads). Both added modes read the real episodes' own returns, already inside
     the budget: no extra env step is taken. Single episodes start from different states, so one
-    lucky start can win ``best_episode``; ``race`` averages over episodes for that reason.
+    lucky start can win ``best_episode``; ``race`` compares medians over episodes for that reason.
 
     Args:
         mode: One of :data:`SELECT_MODES`.
@@ -131,7 +133,7 @@ class EpisodeSelection:
             return self.played[int(np.argmax(self.returns))].copy()
         base = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if zs]
         challenger = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if not zs]
-        if base and challenger and np.mean(challenger[-self.window:]) > np.mean(base):
+        if base and challenger and np.median(challenger[-self.window:]) > np.median(base):
             return np.array(current, dtype=np.float32)
         return self.zero_shot.copy()
 

@@ -94,11 +94,11 @@ class LoLAConfig(AdapterConfig):
     extra env step): ``"best_episode"``, each real episode holds ``proj(mu)`` from its start and
     evaluation holds the played latent with the highest return; ``"race"``, real episodes
     alternate between the zero-shot latent and ``proj(mu)``, and evaluation holds ``proj(mu)``
-    while its last ``select_window`` episodes average more than the zero-shot ones
+    while its last ``select_window`` episodes have a higher median return than the zero-shot ones
     (:class:`~bfm_gym.adapters._common.EpisodeSelection`; measured in docs/adapters.md,
     "LoLA's losses on cheetah"). mu learns from the lookaheads in every mode."""
     select_window: int = 3
-    """Episodes of ``proj(mu)`` averaged by ``select="race"``."""
+    """Episodes of ``proj(mu)`` whose median ``select="race"`` compares."""
 
     def __post_init__(self) -> None:
         if self.select not in SELECT_MODES:

@@ -84,11 +84,11 @@ class ReLAConfig(AdapterConfig):
     read the real episodes' returns (no extra env step): ``"best_episode"``, each real episode
     holds z from its start and evaluation holds the played latent with the highest return;
     ``"race"``, real episodes alternate between the zero-shot latent and the current z, and
-    evaluation holds the current z while its last ``select_window`` episodes average more than
-    the zero-shot ones (:class:`~bfm_gym.adapters._common.EpisodeSelection`). Learning goes on
+    evaluation holds the current z while its last ``select_window`` episodes have a higher
+    median return than the zero-shot ones (:class:`~bfm_gym.adapters._common.EpisodeSelection`). Learning goes on
     off-policy from whatever plays."""
     select_window: int = 3
-    """Episodes of the current z averaged by ``select="race"``."""
+    """Episodes of the current z whose median ``select="race"`` compares."""
 
     def __post_init__(self) -> None:
         positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
