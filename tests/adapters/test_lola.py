@@ -22,7 +22,7 @@ from bfm_gym.wrappers import LatentActionWrapper
 
 TASK = {"domain": "point_mass_maze", "task": "reach_top_left", "goal": None}
 KW = dict(task="reach_top_left", max_episode_steps=40, progress=False)
-SMALL = {"update_every": 20, "k": 3, "horizon": 5}
+SMALL = {"update_every": 20, "k": 3, "horizon": 5, "select": "mu"}  # the paper's rule; the other modes below
 
 
 def make(model_dir: Path, sim_steps: int = 1000, **config) -> LoLAAdapter:
@@ -143,6 +143,8 @@ def test_best_episode_holds_one_latent_per_episode_and_evaluates_the_best_played
         LoLAConfig(select="best")
     with pytest.raises(ValueError, match=r"guard works with select='mu' only"):
         LoLAConfig(select="best_episode", guard=2)
+    with pytest.raises(ValueError, match=r"add select='mu'"):
+        LoLAConfig(guard=2)  # the default select (race) decides what plays itself
 
 
 def test_race_alternates_zero_shot_and_mu_and_evaluates_the_one_ahead(model_dir: Path) -> None:
