@@ -9,7 +9,10 @@ This is what ``make demo`` runs.
 2. Zero-shot: infer the task latent z_r = normalise(E[r(s') B(s')]) from the model's
    reward-labelled inference samples and run pi(a | s, z_r) on every reach task.
 3. Adapt: LoLA (lookahead latent adaptation) improves z online on one task, counting every
-   simulated lookahead step against the budget. Every ``--eval-every`` episodes, z is frozen
+   simulated lookahead step against the budget. Its real episodes alternate between the
+   zero-shot z and the learned one, and evaluation holds the learned z once its real returns
+   beat the zero-shot z's (``select="race"``, LoLA's default), so the curve stays at the
+   zero-shot level until then. Every ``--eval-every`` episodes, z is frozen
    and scored on the same 5 start states as the zero-shot z (the maze's return depends
    mostly on the start room, so single training episodes zig-zag; the paired evaluation
    shows what z learned). OUT/adapt/curve.png draws those evaluation points against the

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SELECT_MODES", "EpisodeSelection", "aggregate_heads", "reward_weights"]
+__all__ = ["SELECT_MODES", "EpisodeSelection", "SelectsFromEpisodes", "aggregate_heads", "reward_weights"]
 
 SELECT_MODES = ("mu", "best_episode", "race")
 """Values of the ``select`` option of ReLA and LoLA (see :class:`EpisodeSelection`)."""
@@ -148,3 +148,36 @@ class EpisodeSelection:
         self.played = [np.array(z, dtype=np.float32) for z in state.get("select/played", np.zeros((0, d)))]
         self.returns = [float(x) for x in state.get("select/returns", np.zeros(0))]
         self.was_zero_shot = [bool(x) for x in state.get("select/was_zero_shot", np.zeros(0, bool))]
+
+
+class SelectsFromEpisodes:
+    """Mixin giving an adapter the ``select`` option through the episode hooks.
+
+    The adapter sets ``self.selection`` (an :class:`EpisodeSelection`) and implements
+    :meth:`learned_latent`; the mixin then decides what each real episode holds (``self.z``)
+    and what evaluation holds. Put it before :class:`~bfm_gym.adapters.base.Adapter` in the
+    bases; an adapter that overrides ``on_episode_start`` calls ``super()``.
+    """
+
+    selection: EpisodeSelection
+    z: np.ndarray
+
+    def learned_latent(self) -> np.ndarray:
+        """The adapter's current learned latent ``(z_dim,)`` on the sphere."""
+        raise NotImplementedError
+
+    def on_episode_start(self, obs: np.ndarray) -> None:
+        held = self.selection.episode_latent(self.learned_latent())
+        if held is not None:
+            self.z = held
+
+    def on_episode_end(self, episode_return: float) -> dict[str, float]:
+        self.selection.add(self.z, episode_return)
+        return {}
+
+    def eval_z(self) -> np.ndarray:
+        """The latent evaluation holds (:class:`EpisodeSelection`): ``mu``, the current
+        latent; ``best_episode``, the played latent with the highest real return; ``race``, the
+        learned latent or the zero-shot latent, whichever is ahead."""
+        current = self.learned_latent() if self.selection.mode == "race" else self.z
+        return self.selection.eval_latent(current)

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, aggregate_heads, reward_weights
+from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, SelectsFromEpisodes, aggregate_heads, reward_weights
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["LoLAAdapter", "LoLAConfig", "loo_gradient"]
@@ -151,7 +151,7 @@ def loo_gradient(returns: np.ndarray, z: np.ndarray, mu: np.ndarray, sigma: floa
     return advantage @ score / k
 
 
-class LoLAAdapter(Adapter):
+class LoLAAdapter(SelectsFromEpisodes, Adapter):
     """LoLA: leave-one-out policy gradient on a Gaussian over latents, from privileged resets.
 
     Args:
@@ -213,22 +213,13 @@ class LoLAAdapter(Adapter):
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.z
 
+    def learned_latent(self) -> np.ndarray:
+        return self.mu
+
     def on_episode_start(self, obs: np.ndarray) -> None:
         self._episodes.append([])
         del self._episodes[: -self.config.keep_episodes]
-        held = self.selection.episode_latent(self.mu)
-        if held is not None:
-            self.z = held
-
-    def on_episode_end(self, episode_return: float) -> dict[str, float]:
-        self.selection.add(self.z, episode_return)
-        return {}
-
-    def eval_z(self) -> np.ndarray:
-        """The latent evaluation holds (:class:`~bfm_gym.adapters._common.EpisodeSelection`):
-        ``mu``, the current latent; ``best_episode``, the played latent with the highest real
-        return; ``race``, ``proj(mu)`` or the zero-shot latent, whichever is ahead."""
-        return self.selection.eval_latent(self.mu if self.config.select == "race" else self.z)
+        super().on_episode_start(obs)  # select: what this episode holds
 
     def observe(self, transitions: Any) -> dict[str, float]:
         """Records the visited states; every ``update_every`` real steps runs a round."""

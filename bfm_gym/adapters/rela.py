@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, aggregate_heads, reward_weights
+from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, SelectsFromEpisodes, aggregate_heads, reward_weights
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["ReLAAdapter", "ReLAConfig", "ResidualCritic"]
@@ -210,7 +210,7 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, state: dict[str, np.ndarra
     opt.load_state_dict(sd)
 
 
-class ReLAAdapter(Adapter):
+class ReLAAdapter(SelectsFromEpisodes, Adapter):
     """ReLA: latent gradient ascent on the frozen BFM's value plus a learned residual critic.
 
     Args:
@@ -259,21 +259,8 @@ class ReLAAdapter(Adapter):
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.z
 
-    def on_episode_start(self, obs: np.ndarray) -> None:
-        held = self.selection.episode_latent(self._z.detach().cpu().numpy())
-        if held is not None:
-            self.z = held
-
-    def on_episode_end(self, episode_return: float) -> dict[str, float]:
-        self.selection.add(self.z, episode_return)
-        return {}
-
-    def eval_z(self) -> np.ndarray:
-        """The latent evaluation holds (:class:`~bfm_gym.adapters._common.EpisodeSelection`):
-        ``mu``, the current z; ``best_episode``, the played latent with the highest real return;
-        ``race``, the current z or the zero-shot latent, whichever is ahead."""
-        current = self._z.detach().cpu().numpy() if self.config.select == "race" else self.z
-        return self.selection.eval_latent(current)
+    def learned_latent(self) -> np.ndarray:
+        return self._z.detach().cpu().numpy()
 
     def observe(self, transitions: Any) -> dict[str, float]:
         """Stores the hold's transitions with their residual reward; runs due update rounds."""
