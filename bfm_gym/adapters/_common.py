@@ -11,10 +11,23 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SELECT_MODES", "EpisodeSelection", "SelectsFromEpisodes", "aggregate_heads", "reward_weights"]
+__all__ = ["SELECT_MODES", "EpisodeSelection", "SelectsFromEpisodes", "aggregate_heads", "check_select",
+           "reward_weights"]
 
 SELECT_MODES = ("mu", "best_episode", "race")
 """Values of the ``select`` option of ReLA and LoLA (see :class:`EpisodeSelection`)."""
+
+
+def check_select(owner: str, select: str, window: int) -> None:
+    """Validates a config's ``select`` and ``select_window`` fields.
+
+    Raises:
+        ValueError: Naming ``owner.select`` or ``owner.select_window``.
+    """
+    if select not in SELECT_MODES:
+        raise ValueError(f"{owner}.select must be one of {SELECT_MODES}; got {select!r}.")
+    if window < 1:
+        raise ValueError(f"{owner}.select_window must be >= 1; got {window}.")
 
 
 def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> np.ndarray:
@@ -91,12 +104,11 @@ class EpisodeSelection:
     Args:
         mode: One of :data:`SELECT_MODES`.
         zero_shot: The zero-shot latent ``(z_dim,)``.
-        window: Episodes of the current latent averaged by ``race``.
+        window: Episodes of the current latent whose median ``race`` compares.
     """
 
     def __init__(self, mode: str, zero_shot: np.ndarray, window: int = 3) -> None:
-        if mode not in SELECT_MODES:
-            raise ValueError(f"select must be one of {SELECT_MODES}; got {mode!r}.")
+        check_select("EpisodeSelection", mode, window)
         self.mode = mode
         self.zero_shot = np.array(zero_shot, dtype=np.float32)
         self.window = int(window)
@@ -104,8 +116,11 @@ class EpisodeSelection:
         """Latents held by finished real episodes."""
         self.returns: list[float] = []
         """Their real episode returns, in the same order."""
-        self.was_zero_shot: list[bool] = []
-        """Whether each of them was the zero-shot latent's turn (``race``)."""
+
+    @property
+    def was_zero_shot(self) -> list[bool]:
+        """Whether each played episode was the zero-shot latent's turn (``race``: the even ones)."""
+        return [self.mode == "race" and i % 2 == 0 for i in range(len(self.played))]
 
     def episode_latent(self, current: np.ndarray) -> np.ndarray | None:
         """The latent the next real episode holds (None for ``mu``: the adapter decides)."""
@@ -119,7 +134,6 @@ class EpisodeSelection:
         """Records that a finished real episode held ``z`` and returned ``episode_return``."""
         if self.mode == "mu":
             return
-        self.was_zero_shot.append(self.mode == "race" and len(self.played) % 2 == 0)
         self.played.append(np.array(z, dtype=np.float32))
         self.returns.append(float(episode_return))
 
@@ -131,8 +145,7 @@ class EpisodeSelection:
             if not self.played:
                 return np.array(current, dtype=np.float32)
             return self.played[int(np.argmax(self.returns))].copy()
-        base = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if zs]
-        challenger = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if not zs]
+        base, challenger = self.returns[0::2], self.returns[1::2]  # race: zero-shot turns are even
         if base and challenger and np.median(challenger[-self.window:]) > np.median(base):
             return np.array(current, dtype=np.float32)
         return self.zero_shot.copy()
@@ -140,14 +153,12 @@ class EpisodeSelection:
     def state_dict(self) -> dict[str, np.ndarray]:
         d = self.zero_shot.shape[0]
         return {"select/played": np.array(self.played, dtype=np.float32).reshape(-1, d),
-                "select/returns": np.array(self.returns, dtype=np.float64),
-                "select/was_zero_shot": np.array(self.was_zero_shot, dtype=bool)}
+                "select/returns": np.array(self.returns, dtype=np.float64)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         d = self.zero_shot.shape[0]
         self.played = [np.array(z, dtype=np.float32) for z in state.get("select/played", np.zeros((0, d)))]
         self.returns = [float(x) for x in state.get("select/returns", np.zeros(0))]
-        self.was_zero_shot = [bool(x) for x in state.get("select/was_zero_shot", np.zeros(0, bool))]
 
 
 class SelectsFromEpisodes:

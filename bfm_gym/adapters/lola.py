@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, SelectsFromEpisodes, aggregate_heads, reward_weights
+from bfm_gym.adapters._common import (EpisodeSelection, SelectsFromEpisodes, aggregate_heads, check_select,
+                                      reward_weights)
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["LoLAAdapter", "LoLAConfig", "loo_gradient"]
@@ -107,10 +108,7 @@ class LoLAConfig(AdapterConfig):
     """Episodes of ``proj(mu)`` whose median ``select="race"`` compares."""
 
     def __post_init__(self) -> None:
-        if self.select not in SELECT_MODES:
-            raise ValueError(f"LoLAConfig.select must be one of {SELECT_MODES}; got {self.select!r}.")
-        if self.select_window < 1:
-            raise ValueError(f"LoLAConfig.select_window must be >= 1; got {self.select_window}.")
+        check_select("LoLAConfig", self.select, self.select_window)
         for name in ("sigma", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LoLAConfig.{name} must be > 0; got {getattr(self, name)!r}.")

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bfm_gym.adapters._common import SELECT_MODES, EpisodeSelection, SelectsFromEpisodes, aggregate_heads, reward_weights
+from bfm_gym.adapters._common import (EpisodeSelection, SelectsFromEpisodes, aggregate_heads, check_select,
+                                      reward_weights)
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["ReLAAdapter", "ReLAConfig", "ResidualCritic"]
@@ -104,10 +105,7 @@ class ReLAConfig(AdapterConfig):
             raise ValueError(f"ReLAConfig.tau must be in (0, 1]; got {self.tau}.")
         if self.pessimism < 0:
             raise ValueError(f"ReLAConfig.pessimism must be >= 0; got {self.pessimism}.")
-        if self.select not in SELECT_MODES:
-            raise ValueError(f"ReLAConfig.select must be one of {SELECT_MODES}; got {self.select!r}.")
-        if self.select_window < 1:
-            raise ValueError(f"ReLAConfig.select_window must be >= 1; got {self.select_window}.")
+        check_select("ReLAConfig", self.select, self.select_window)
 
 
 class ResidualCritic(nn.Module):
