@@ -152,6 +152,24 @@ def test_hold_sums_rewards_and_records_transitions(bfm) -> None:
     assert info["t"] == 4  # the inner env's info of the last low-level step
 
 
+@pytest.mark.parametrize("z_hold", [1, 3])
+def test_recorded_actions_replay_the_trajectory_in_the_bare_env(bfm, z_hold: int) -> None:
+    # the recorded actions are exactly what the simulator received: replayed in the env
+    # alone from the same reset they give the wrapper's observations and rewards bit for bit
+    # (benchmarks/wrapper_throughput.py times the wrapper against such a replay)
+    env = LatentActionWrapper(make_env("walker", "run"), bfm, z_hold=z_hold)
+    env.reset(seed=3)
+    latents = np.random.default_rng(4).uniform(-1, 1, (20, bfm.z_dim)).astype(np.float32)
+    holds = [env.step(z)[4]["transitions"] for z in latents]
+    bare = make_env("walker", "run")
+    bare.reset(seed=3)
+    for tr in holds:
+        for a, r, next_obs in zip(tr.action, tr.reward, tr.next_obs, strict=True):
+            obs, reward, *_ = bare.step(a)
+            np.testing.assert_array_equal(obs, next_obs)
+            assert reward == r
+
+
 @pytest.mark.parametrize("end", ["terminate_at", "truncate_at"])
 def test_hold_stops_early_at_episode_end(bfm, end: str) -> None:
     env = LatentActionWrapper(EchoEnv(**{end: 6}), bfm, z_hold=4)
