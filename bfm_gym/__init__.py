@@ -14,12 +14,11 @@ Vocabulary used throughout (from the FB papers):
 
 from typing import Any
 
+from bfm_gym._version import __version__
 from bfm_gym.envs.registration import register_envs as _register_envs
 from bfm_gym.envs.registration import register_plugin_envs as _register_plugin_envs
 from bfm_gym.plugins.manager import on_plugins_loaded as _on_plugins_loaded
 from bfm_gym.wrappers.registration import register_latent_envs as _register_latent_envs
-
-__version__ = "0.1.0"
 
 _register_envs()
 _register_latent_envs()
@@ -36,16 +35,9 @@ def __getattr__(name: str) -> Any:
 
 
 def load(name_or_path, device: str = "cpu"):
-    """Loads a BFM by shipped name (``"walker"``) or model folder; see :mod:`bfm_gym.pretrained`."""
-    import os
-
-    from bfm_gym.errors import UserError, check_device
+    """Loads a BFM by shipped name (``"walker"``) or model folder; see :func:`bfm_gym.pretrained.load`."""
     from bfm_gym.pretrained import load as _load
 
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise UserError(f"bfm_gym.load needs a shipped model name (e.g. 'walker') or a model folder; "
-                        f"got {type(name_or_path).__name__} {name_or_path!r}.")
-    check_device(device)
     return _load(name_or_path, device=device)
 
 

@@ -9,7 +9,7 @@
   :mod:`bfm_gym.adapters.bandit`.
 
 The built-ins register through the ``register_adapters`` plugin hook
-(:mod:`bfm_gym.plugins.builtin`), exactly as a plugin's adapters do; all of them are in
+(:mod:`bfm_gym.builtin_plugin`), exactly as a plugin's adapters do; all of them are in
 ``bfm_gym.plugins.load_plugins().adapters``. The methods are described in docs/algorithms.md and
 compared in docs/adapters.md.
 """

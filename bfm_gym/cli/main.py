@@ -2,7 +2,7 @@
 
 The built-in commands (one module each in :mod:`bfm_gym.cli`: ``collect``, ``coverage``,
 ``pretrain``, ``eval``, ``export``, ``card``, ``plugins``, ``adapt``, ``tasks``, ``compare``,
-``video``) register through that hook in :mod:`bfm_gym.plugins.builtin`, exactly like a
+``video``) register through that hook in :mod:`bfm_gym.builtin_plugin`, exactly like a
 third-party plugin's. Each command is a thin layer over the Python API of the same name.
 Commands raise errors and never catch them: :class:`bfm_gym.cli.framework.BfmGroup` turns
 them into one-line messages (``-v`` or ``BFM_GYM_TRACEBACK=1`` shows the traceback), and the
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from bfm_gym import __version__
+from bfm_gym._version import __version__
 from bfm_gym.cli.framework import BfmGroup, one_line_warnings
 
 

@@ -360,7 +360,7 @@ def _load_chunks(partial: Path, n_chunks: int) -> list[dict[str, Any]]:
 def _finalize(out: Path, partial: Path, episodes: list[dict[str, Any]], run_config: dict,
               collect_seconds: float, coverage: bool, overwrite: bool,
               env_info: dict[str, Any] | None) -> None:
-    from bfm_gym import __version__
+    from bfm_gym._version import __version__
 
     domain, agent = run_config["domain"], run_config["agent"]
     building = out.with_name(f".{out.name}.building")

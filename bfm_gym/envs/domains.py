@@ -5,7 +5,7 @@ build it; tasks (:mod:`bfm_gym.envs.tasks`) are reward functions on top of it.
 Built-in domains are the four of the FB literature (URLB/ExORL): ``walker``,
 ``cheetah``, ``quadruped`` (dm_control suite) and ``point_mass_maze`` (ours). Domains
 register through the plugin hook ``register_domains`` (the built-in ones from
-:mod:`bfm_gym.plugins.builtin`); :data:`DOMAINS` is a read-only view of that registry.
+:mod:`bfm_gym.builtin_plugin`); :data:`DOMAINS` is a read-only view of that registry.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _maze_observe(physics: Any) -> Any:
 
 def builtin_domains() -> list[Domain]:
     """The built-in domains, registered through the ``register_domains`` hook by
-    :mod:`bfm_gym.plugins.builtin`. Their ``tasks`` are also the Gymnasium ids registered at
+    :mod:`bfm_gym.builtin_plugin`. Their ``tasks`` are also the Gymnasium ids registered at
     import (:mod:`bfm_gym.envs.registration`), without importing dm_control."""
     # The base task fixes the floor size and reset distribution; "run" variants get
     # the largest floor.

@@ -117,7 +117,7 @@ class Task:
 def _registry() -> dict[tuple[str, str], tuple[Any, str]]:
     """The plugin registry of tasks, ``{(domain, name): (Task or (fn, description), plugin)}``.
 
-    Built-in tasks come through the ``register_tasks`` hook too (:mod:`bfm_gym.plugins.builtin`);
+    Built-in tasks come through the ``register_tasks`` hook too (:mod:`bfm_gym.builtin_plugin`);
     :func:`register_task` adds to the same table.
     """
     from bfm_gym.plugins import load_plugins
@@ -375,7 +375,7 @@ def _quadruped_move(speed: float) -> RewardFn:
 def builtin_tasks() -> list[tuple[str, str, RewardFn, str]]:
     """The built-in tasks as ``(domain, name, reward_fn, description)`` rows.
 
-    Registered through the plugin hook ``register_tasks`` by :mod:`bfm_gym.plugins.builtin`.
+    Registered through the plugin hook ``register_tasks`` by :mod:`bfm_gym.builtin_plugin`.
     """
     from bfm_gym.envs import point_mass_maze
 

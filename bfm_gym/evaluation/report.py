@@ -41,12 +41,12 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
         "mean_over_tasks", "floor", "floor_met", "eval_seconds", "machine"}``; ``machine``
         (:func:`~bfm_gym.utils.machine.machine_summary`) says where the returns were measured.
     """
-    import bfm_gym
     from bfm_gym.envs import DOMAINS
     from bfm_gym.evaluation.zero_shot import INFERENCE_FILE, evaluate_zero_shot
+    from bfm_gym.pretrained import load
     from bfm_gym.utils.machine import machine_summary
 
-    bfm = bfm_gym.load(model)  # any registered family
+    bfm = load(model)  # any registered family
     domain = bfm.metadata.domain
     tasks = benchmark_tasks(domain)
     start = time.perf_counter()

@@ -82,21 +82,10 @@ class CheckpointError(ValueError):
 
 
 def library_version() -> str:
-    """Version of the installed bfm_gym (``"0+unknown"`` when not installed)."""
-    try:
-        import bfm_gym
+    """This bfm_gym's version (written into checkpoints and model folders)."""
+    from bfm_gym._version import __version__
 
-        version = getattr(bfm_gym, "__version__", None)
-        if isinstance(version, str):
-            return version
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
-
-        return dist_version("bfm-gym")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return __version__
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 Every hook takes a callback and the plugin calls it once per thing it adds; the
 host owns the registries. Built-in domains, agents, tasks, adapters, models and commands register through
-these same hooks (:mod:`bfm_gym.plugins.builtin`). Hook implementations must not
+these same hooks (:mod:`bfm_gym.builtin_plugin`). Hook implementations must not
 give their parameters defaults (pluggy ignores such parameters).
 """
 

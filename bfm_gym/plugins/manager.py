@@ -2,7 +2,7 @@
 
 Loading (done once, lazily, on first use of a registry):
 
-1. the built-in plugin (:mod:`bfm_gym.plugins.builtin`);
+1. the built-in plugin (:mod:`bfm_gym.builtin_plugin`);
 2. every entry point of the group ``bfm_gym``, each loaded on its own: one that
    fails to import is reported (a warning, and ``bfm-gym plugins``) and the others
    keep working. ``BFM_GYM_LOAD_PLUGINS`` (comma-separated entry-point or
@@ -38,7 +38,7 @@ from bfm_gym.plugins import hookspecs
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "bfm_gym"
-BUILTIN = "bfm_gym.plugins.builtin"
+BUILTIN = "bfm_gym.builtin_plugin"
 
 pm = pluggy.PluginManager("bfm_gym")
 pm.add_hookspecs(hookspecs)
@@ -122,7 +122,7 @@ def load_plugins() -> Registries:
     plugins: dict[str, PluginInfo] = {}
     from importlib import import_module
 
-    from bfm_gym import __version__
+    from bfm_gym._version import __version__
 
     if not pm.has_plugin("bfm_gym"):
         pm.register(import_module(BUILTIN), name="bfm_gym")

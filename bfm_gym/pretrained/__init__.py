@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def shipped_models() -> dict[str, Path]:
     """Names of the models available offline (shipped here or registered by plugins
     through ``register_models``), mapped to their folders."""
@@ -63,9 +62,15 @@ def load(name_or_path: str | os.PathLike[str], device: str = "cpu") -> Any:
     inference samples (``bfm.samples``).
 
     Raises:
+        UserError: Not a name or path, or a device this machine does not have.
         ValueError: Unknown name (the message lists shipped models).
         CheckpointError: The folder is incomplete, corrupt or of an unregistered format.
     """
+    from bfm_gym.errors import UserError, check_device
     from bfm_gym.models.registry import load_folder
 
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise UserError(f"bfm_gym.load needs a shipped model name (e.g. 'walker') or a model folder; "
+                        f"got {type(name_or_path).__name__} {name_or_path!r}.")
+    check_device(device)
     return load_folder(resolve(name_or_path), device=device)

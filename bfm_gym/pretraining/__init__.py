@@ -281,7 +281,7 @@ def pretrain(
         ValueError: Bad config or dataset; a run with another config is in ``out``; a
             family that is not registered or registers no trainer.
     """
-    from bfm_gym import __version__
+    from bfm_gym._version import __version__
     from bfm_gym.data.sources import resolve_source
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models import ModelMetadata

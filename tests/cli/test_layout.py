@@ -15,7 +15,8 @@ BUILTIN = ["adapt", "card", "collect", "compare", "coverage", "eval", "export", 
 
 
 def test_builtin_commands_come_through_the_register_commands_hook() -> None:
-    from bfm_gym.plugins import builtin, load_plugins, pm
+    from bfm_gym import builtin_plugin as builtin
+    from bfm_gym.plugins import load_plugins, pm
 
     load_plugins()
     impls = {impl.plugin_name for impl in pm.hook.register_commands.get_hookimpls()}
