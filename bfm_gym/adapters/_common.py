@@ -91,20 +91,22 @@ class EpisodeSelection:
       episode began; evaluation holds the played latent whose real episode returned the most.
     - ``"race"``: real episodes alternate between the zero-shot latent (episodes 0, 2, 4, ...)
       and the adapter's current latent (1, 3, ...), each held for the whole episode; evaluation
-      holds the current latent while the median return of its last ``window`` episodes beats
-      the median return of all zero-shot episodes, else the zero-shot latent. Medians, because
-      one episode where the body falls over (a cheetah on its back returns 13 where it
-      otherwise returns 180) would swing a mean either way.
+      holds the current latent while its last ``window`` episodes beat all zero-shot episodes
+      on both the median and the mean return, else the zero-shot latent. One episode where the
+      body falls over (a cheetah on its back returns 13 where it otherwise returns 180) swings
+      a mean either way: a median alone ignores a fall of the current latent (188, 80, 198
+      has median 188 against the zero-shot's 185, and that latent fell on the evaluation
+      starts), a mean alone rewards a fall of the zero-shot latent. Both must agree.
 
     Learning goes on as usual in every mode (ReLA learns off-policy from whatever plays, LoLA
     from its lookaheads). Both added modes read the real episodes' own returns, already inside
     the budget: no extra env step is taken. Single episodes start from different states, so one
-    lucky start can win ``best_episode``; ``race`` compares medians over episodes for that reason.
+    lucky start can win ``best_episode``; ``race`` compares several episodes for that reason.
 
     Args:
         mode: One of :data:`SELECT_MODES`.
         zero_shot: The zero-shot latent ``(z_dim,)``.
-        window: Episodes of the current latent whose median ``race`` compares.
+        window: Episodes of the current latent whose median and mean ``race`` compares.
     """
 
     def __init__(self, mode: str, zero_shot: np.ndarray, window: int = 3) -> None:
@@ -146,7 +148,9 @@ class EpisodeSelection:
                 return np.array(current, dtype=np.float32)
             return self.played[int(np.argmax(self.returns))].copy()
         base, challenger = self.returns[0::2], self.returns[1::2]  # race: zero-shot turns are even
-        if base and challenger and np.median(challenger[-self.window:]) > np.median(base):
+        recent = challenger[-self.window:]
+        if (base and recent and np.median(recent) > np.median(base)
+                and np.mean(recent) > np.mean(base)):
             return np.array(current, dtype=np.float32)
         return self.zero_shot.copy()
 

@@ -98,14 +98,14 @@ class LoLAConfig(AdapterConfig):
     ``proj(mu)`` from its start and evaluation holds the played latent with the highest return.
     ``"race"`` (the default, this project's departure from the paper): real episodes alternate
     between the zero-shot latent and ``proj(mu)``, and evaluation holds ``proj(mu)`` while its
-    last ``select_window`` episodes have a higher median return than the zero-shot ones. mu
+    last ``select_window`` episodes have a higher median and mean return than the zero-shot ones. mu
     learns from the lookaheads in every mode, and the real episodes' returns cost no extra env
     step. Measured over the 16 tasks of the four shipped models (5 seeds, 20 episodes): ``mu``
     median gain +6.2 %, mean +3.5 %, worst task -57 % (cheetah run); ``race`` +2.6 %, +8.7 %,
     worst -15 %, with evaluation curves dipping less than half as far below zero-shot on every
     model (docs/adapters.md, "Choosing from the real episodes' returns")."""
     select_window: int = 3
-    """Episodes of ``proj(mu)`` whose median ``select="race"`` compares."""
+    """Episodes of ``proj(mu)`` whose median and mean ``select="race"`` compares."""
 
     def __post_init__(self) -> None:
         check_select("LoLAConfig", self.select, self.select_window)

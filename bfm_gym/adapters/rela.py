@@ -86,14 +86,14 @@ class ReLAConfig(AdapterConfig):
     start and evaluation holds the played latent with the highest return. ``"race"`` (the
     default, this project's departure from the paper): real episodes alternate between the
     zero-shot latent and the current z, and evaluation holds the current z while its last
-    ``select_window`` episodes have a higher median return than the zero-shot ones. Learning
+    ``select_window`` episodes have a higher median and mean return than the zero-shot ones. Learning
     goes on off-policy from whatever plays, and the real episodes' returns cost no extra env
     step. Over the 16 tasks of the four shipped models (2 seeds, 20 episodes, same seeds and
     start states): ``mu`` median gain -1.5 %, mean -1.2 %, 9 tasks below zero-shot, worst -24 %
     (walker flip); ``race`` +0.4 %, +2.7 %, 1 task below, worst -12 % (maze top_right)
     (docs/adapters.md, "Choosing from the real episodes' returns")."""
     select_window: int = 3
-    """Episodes of the current z whose median ``select="race"`` compares."""
+    """Episodes of the current z whose median and mean ``select="race"`` compares."""
 
     def __post_init__(self) -> None:
         positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
