@@ -101,9 +101,10 @@ class LoLAConfig(AdapterConfig):
     last ``select_window`` episodes have a higher median and mean return than the zero-shot ones. mu
     learns from the lookaheads in every mode, and the real episodes' returns cost no extra env
     step. Measured over the 16 tasks of the four shipped models (5 seeds, 20 episodes): ``mu``
-    median gain +6.2 %, mean +3.5 %, worst task -57 % (cheetah run); ``race`` +2.6 %, +8.7 %,
-    worst -15 %, with evaluation curves dipping less than half as far below zero-shot on every
-    model (docs/adapters.md, "Choosing from the real episodes' returns")."""
+    median gain +6.2 %, mean +3.5 %, worst task -57 % (cheetah run); ``race`` +2.1 %, +9.5 %,
+    worst -1.0 % (walker flip; +2.4 %, +7.1 %, -2.0 % on five other seeds), with evaluation
+    curves dipping far less below zero-shot on every model (docs/adapters.md, "Choosing from
+    the real episodes' returns")."""
     select_window: int = 3
     """Episodes of ``proj(mu)`` whose median and mean ``select="race"`` compares."""
 

@@ -90,7 +90,7 @@ class ReLAConfig(AdapterConfig):
     goes on off-policy from whatever plays, and the real episodes' returns cost no extra env
     step. Over the 16 tasks of the four shipped models (2 seeds, 20 episodes, same seeds and
     start states): ``mu`` median gain -1.5 %, mean -1.2 %, 9 tasks below zero-shot, worst -24 %
-    (walker flip); ``race`` +0.4 %, +2.7 %, 1 task below, worst -12 % (maze top_right)
+    (walker flip); ``race`` +0.4 %, +2.9 %, 1 task below, worst -12 % (maze top_right)
     (docs/adapters.md, "Choosing from the real episodes' returns")."""
     select_window: int = 3
     """Episodes of the current z whose median and mean ``select="race"`` compares."""
