@@ -130,8 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict = {"benchmark": "race_rule_replay", "command": command(), "machine": machine(), "folders": {}}
     for root in args.compare:
-        models = {p.name if p != Path(root) else Path(root).name: replay(p, args.adapter, args.budget)
-                  for p in model_folders(Path(root))}  # fmt: skip
+        models = {p.name: replay(p, args.adapter, args.budget) for p in model_folders(Path(root))}
         bad = [m for m, r in models.items()
                if r["recorded_decisions_the_median_rule_does_not_reproduce"]
                or r["points_where_todays_rule_holds_the_learned_z_and_the_recorded_one_did_not"]]  # fmt: skip

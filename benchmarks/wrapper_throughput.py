@@ -58,6 +58,7 @@ import torch
 
 import bfm_gym
 from bfm_gym.envs import make_env
+from bfm_gym.envs.dmc_env import EPISODE_STEPS
 from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
 from bfm_gym.wrappers import LatentActionVectorEnv, LatentActionWrapper, register_latent_envs
 from bfm_gym.models.fb.fast_policy import PolicyRunner
@@ -180,10 +181,6 @@ def single_env(steps: int, repeats: int, model: BFM) -> dict:
     }
 
 
-EPISODE = 1000
-"""Walker's episode length (truncation): the matched comparison replays whole episodes."""
-
-
 def matched(steps: int, model: BFM, rounds: int) -> dict:
     """The wrapper against the env alone stepping the SAME low-level actions.
 
@@ -196,12 +193,13 @@ def matched(steps: int, model: BFM, rounds: int) -> dict:
     them from the same resets, which reproduces the wrapper's trajectory bit for bit (checked
     below on every observation), and the two are timed in paired rounds. The ratio is the
     wrapper's cost on top of the very env steps it drives."""
-    n = max(1, -(-steps // EPISODE)) * EPISODE
+    n = max(1, -(-steps // EPISODE_STEPS)) * EPISODE_STEPS  # whole episodes (walker truncates)
     rng = np.random.default_rng(3)
     latent = rng.uniform(-1, 1, (n, model.z_dim)).astype(np.float32)
-    low = rng.uniform(-1, 1, (n, 6))
+    obs_dim, action_dim = DIMS["walker"]
+    low = rng.uniform(-1, 1, (n, action_dim))
     wrapper = LatentActionWrapper(make_env("walker", "run"), model)
-    acts, seen = np.empty((n, 6), np.float32), np.empty((n, 24), np.float32)
+    acts, seen = np.empty((n, action_dim), np.float32), np.empty((n, obs_dim), np.float32)
     wrapper.reset(seed=0)
     for i, z in enumerate(latent):
         obs, _, term, trunc, info = wrapper.step(z)

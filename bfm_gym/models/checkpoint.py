@@ -56,6 +56,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from bfm_gym._version import __version__
 from bfm_gym.utils.io import write_folder_atomic
 
 __all__ = [
@@ -83,8 +84,6 @@ class CheckpointError(ValueError):
 
 def library_version() -> str:
     """This bfm_gym's version (written into checkpoints and model folders)."""
-    from bfm_gym._version import __version__
-
     return __version__
 
 

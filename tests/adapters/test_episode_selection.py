@@ -63,9 +63,9 @@ def test_race_alternates_and_holds_the_current_latent_only_while_its_median_and_
     play(200.0)  # mu's last three (153, 190, 200): median 190 > 180
     np.testing.assert_array_equal(keep.eval_latent(mu), mu)
     # cheetah run, seed 4 of the 5-seed measurement: mu fell over once (80). Its median (188)
-    # beats the zero-shot median (185) but its mean (155) does not (185): the zero-shot
-    # latent (mu, chosen there by the median alone, scored 48 against 183 on the evaluation
-    # start states)
+    # beats the zero-shot median (185) but its mean (155) does not (185), so the zero-shot
+    # latent is held (the median alone chose mu there, which then scored 48 against 183 on
+    # the evaluation start states)
     fell = EpisodeSelection("race", Z0, window=3)
     for ret in [185.0, 188.0, 188.0, 80.0, 185.0, 198.0, 181.0]:
         fell.add(fell.episode_latent(mu), ret)
