@@ -63,7 +63,9 @@ def decision_rate(domain: str, mode: str, steps: int, model_name: str | None = N
 
         bfm = load(model_name)
     else:
-        model = FBModel(FBConfig.preset(domain, "cpu"), obs_dim=obs_dim, action_dim=act_dim)
+        # z_dim 50: the size of every committed row (the maze's cpu preset has 100 since stop 27)
+        config = FBConfig.preset(domain, "cpu", z_dim=50)
+        model = FBModel(config, obs_dim=obs_dim, action_dim=act_dim)
         model.finalize(torch.randn(1024, obs_dim))
         bfm = BFM(model, ModelMetadata(domain=domain))
     cfg: dict = {"mode": mode}

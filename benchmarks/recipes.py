@@ -5,10 +5,11 @@
         --workdir runs/recipes --out benchmarks/results/recipes_maze_30k.json
 
 Each recipe changes one thing of the shipped maze recipe (width, batch, z_dim, learning
-rates, data mix); the last row is the bare ``cpu`` preset. Every recipe trains with the same
-seed for the same number of updates, in ``--stages`` equal stages; after each stage the model is evaluated
-zero-shot exactly as ``benchmarks/zero_shot.py`` does (``--episodes`` per task, the domain's
-benchmark tasks) and the CPU time spent training so far is recorded. The table reports, per
+rates, data mix); the last row is the maze's ``cpu`` preset before stop 27. Every recipe trains
+with the same seed for the same number of updates, in ``--stages`` equal stages; after each
+stage the model is evaluated zero-shot exactly as ``benchmarks/zero_shot.py`` does
+(``--episodes`` per task, the domain's benchmark tasks) and the CPU time spent training so far
+is recorded. The table reports, per
 recipe, the return after each stage, the CPU-hours it cost, and the return per CPU-hour at
 the end; the curve shows whether a recipe is still rising.
 
@@ -44,11 +45,13 @@ RECIPES: dict[str, dict] = {
     "RND data only": {"overrides": SHIPPED},
     "lr_b = lr_actor = 1e-5": {"overrides": {**SHIPPED, "lr_b": 1e-5, "lr_actor": 1e-5},
                                "extra_data": True},
-    "cpu preset": {"overrides": {}},
+    "old maze cpu preset": {"overrides": {"z_dim": 50, "lr_b": 1e-5, "lr_actor": 1e-5}},
 }
 """Recipe name -> the ``cpu`` preset's overrides, and whether ``--extra-dataset`` is mixed in.
 Each row after the first changes one thing of the shipped maze recipe (the first row); the last
-is the bare ``cpu`` preset (z_dim 50, lr 1e-5, RND data only)."""
+is the maze's ``cpu`` preset as it was until stop 27 (z_dim 50, lr 1e-5, RND data only). Since
+then the maze's ``cpu`` preset is z_dim 100 with lr 1e-4, so the first row is that preset on
+the mixed data, and every row spells its values out."""
 
 
 def slug(name: str) -> str:

@@ -23,7 +23,7 @@
    interleaved with env steps (caches cold, as in the wrapper), the latent map, the remaining
    bookkeeping, and a cProfile of the wrapper loop.
 
-The model is FBConfig.preset(domain, "cpu") (z_dim 50, actor hidden 256) with UNTRAINED
+The model is FBConfig.preset(domain, "cpu", z_dim=50) (actor hidden 256) with UNTRAINED
 weights: the cost of a forward does not depend on the weights' values. The machine may be
 shared: variants are interleaved within each repeat and the best repeat is kept, and every
 single-process variant is timed twice, by the wall clock and by this thread's CPU time
@@ -70,7 +70,9 @@ TASK = {"walker": "run", "point_mass_maze": "reach_top_left"}
 def cpu_model(domain: str) -> BFM:
     torch.manual_seed(0)
     obs_dim, action_dim = DIMS[domain]
-    model = FBModel(FBConfig.preset(domain, "cpu"), obs_dim=obs_dim, action_dim=action_dim)
+    # z_dim 50: the size of every committed row (the maze's cpu preset has z_dim 100 since stop 27)
+    config = FBConfig.preset(domain, "cpu", z_dim=50)
+    model = FBModel(config, obs_dim=obs_dim, action_dim=action_dim)
     return BFM(model, ModelMetadata(domain=domain))
 
 
@@ -458,7 +460,7 @@ def main() -> None:
             torch=torch.__version__, numpy=np.__version__, torch_threads=torch.get_num_threads()
         ),
         "bfm_gym_version": bfm_gym.__version__,
-        "model": "FBConfig.preset(domain, 'cpu'): z_dim 50, actor hidden 256, UNTRAINED weights",
+        "model": "FBConfig.preset(domain, 'cpu', z_dim=50): actor hidden 256, UNTRAINED weights",
         "goals": {
             "single": "wrapper (walker, z_hold=1) >= 0.7 x raw bfm_gym env steps/s",
             "single_same_actions": "wrapper (walker, z_hold=1) >= 0.7 x the bfm_gym env alone "

@@ -123,6 +123,7 @@ def test_presets_read_the_domain_record(monkeypatch: pytest.MonkeyPatch) -> None
     assert cpu.replace(gamma=0.98, z_dim=50) == FBConfig.preset("cheetah", "cpu")  # the size defaults
     assert FBConfig.preset("stilts", "paper").z_dim == 50  # "cpu" settings stay with that size
     assert HILPConfig.preset("stilts", "cpu").hilp_gamma == 0.9
-    assert FBConfig.preset("point_mass_maze", "cpu").lr_b == 1e-5  # the built-ins' own, on their records
+    maze = FBConfig.preset("point_mass_maze", "cpu")  # the built-ins' own, on their records
+    assert (maze.z_dim, maze.lr_b, maze.lr_actor, maze.gamma) == (100, 1e-4, 1e-4, 0.99)
     with pytest.raises(ValueError, match="did you mean 'stilts'"):
         FBConfig.preset("stilt", "cpu")
