@@ -30,6 +30,7 @@ sb3-td3-finetune.KEY=VALUE``). Writes JSON (with the command and machine) and a 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -109,9 +110,13 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ep = [r["episode"] for r in rows]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax.plot(ep, [r["eval_return"] for r in rows], "o-", label="evaluation return (probe starts)")
+    ax.plot(ep[1:], [r["train_return"] for r in rows[1:]], "x:", label="training episode return")
     ax.set_ylabel("return")
     ax.set_xlabel("training episodes")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center right")
+    sx = ax.twinx()
+    sx.plot(ep, [r["actor_shift"] for r in rows], "d--", color="tab:red")
+    sx.set_ylabel("actor shift: mean |pi(s) - a0| on the probe", color="tab:red", fontsize=8)
     bx.plot(ep, [r["q_zero_shot_actions"] for r in rows], "o-", label="Q(s, a0), probe states")
     at = [r["q_zero_shot_actions_at_target"] for r in rows]
     if all(v is not None for v in at):
@@ -132,7 +137,13 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="A field of the adapter's config, e.g. learning_rate=3e-5.")
     ap.add_argument("--out", required=True, help="JSON path (the PNG goes beside it).")
+    ap.add_argument("--replot", action="store_true", help="Only redraw the PNG of the JSON --out.")
     args = ap.parse_args()
+    out = Path(args.out)
+    if args.replot:
+        report = json.loads(out.read_text())
+        _plot(report["points"], out.with_suffix(".png"), _title(report))
+        return
     if args.episodes < 1 or args.starts < 1:
         raise SystemExit("--episodes and --starts must be >= 1.")
 
@@ -168,7 +179,6 @@ def main() -> None:
     for k in range(args.episodes):
         ret, _ = agent.run_episode(env, episode_seed(args.seed, k), learn=True)
         rows.append(_point(agent, env, probe, seeds, k + 1, ret))
-    out = Path(args.out)
     report = {
         "benchmark": "td3_critic_probe",
         "command": command(),
@@ -177,6 +187,7 @@ def main() -> None:
         "task": spec["task"],
         "adapter": ADAPTER,
         "config": agent.config.to_dict(),
+        "overrides": args.overrides,
         "seed": args.seed,
         "probe": {"start_seeds": seeds, "states": len(states),
                   "states_at_target": int(probe["at_target"].sum()),
@@ -185,9 +196,13 @@ def main() -> None:
         "points": rows,
     }
     write_report(out, report)
-    _plot(rows, out.with_suffix(".png"),
-          f"{ADAPTER} on {args.model} {spec['task']}, seed {args.seed}"
-          + (f" ({', '.join(args.overrides)})" if args.overrides else ""))
+    _plot(rows, out.with_suffix(".png"), _title(report))
+
+
+def _title(report: dict[str, Any]) -> str:
+    changed = report.get("overrides") or []
+    return (f"{report['adapter']} on {report['model']} {report['task']}, seed {report['seed']}"
+            + (f" ({', '.join(changed)})" if changed else ""))
 
 
 if __name__ == "__main__":

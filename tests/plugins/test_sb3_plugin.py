@@ -232,3 +232,67 @@ def test_learning_rate_reaches_every_optimizer(sb3: None, tiny_model_dir: Path, 
                         getattr(getattr(policy, "critic", None), "optimizer", None)) if o is not None]
     assert opts
     assert {g["lr"] for o in opts for g in o.param_groups} == {1.234e-4}
+
+
+def test_anchor_is_td3_plus_bc_around_the_bfm_policy(sb3: None, tiny_model_dir: Path) -> None:
+    """``anchor=w``: the actor's objective is ``Q_1 - w mean|Q_1| mean_j (a_j - pi_j(s, z_r))^2``.
+
+    At the BFM policy's own actions the pull is 0 (the objective is ``Q_1`` exactly); 0.3 away
+    in every action dimension it is ``w mean|Q_1| 0.09``; the critic's ``forward`` (TD targets
+    and the critic loss) is the same with and without the anchor.
+    """
+    import torch
+
+    plain = _adapter("sb3-td3-finetune", tiny_model_dir, _config("sb3-td3-finetune"))
+    anchored = _adapter("sb3-td3-finetune", tiny_model_dir, _config("sb3-td3-finetune") | {"anchor": 0.4})
+    obs = torch.as_tensor(np.asarray(plain._samples.next_obs[:64], np.float32))
+    z = torch.as_tensor(plain.z_r).expand(len(obs), -1)
+    with torch.no_grad():
+        ref = plain.bfm.model.actor(obs, z)
+        away = (ref + 0.3).clamp(-1, 1)
+        for a in (ref, away):
+            q_plain = [q.numpy() for q in plain.model.critic(obs, a)]
+            q_anch = [q.numpy() for q in anchored.model.critic(obs, a)]
+            for qp, qa in zip(q_plain, q_anch, strict=True):
+                np.testing.assert_array_equal(qp, qa)
+        q1 = plain.model.critic.q1_forward(obs, ref)
+        np.testing.assert_array_equal(anchored.model.critic.q1_forward(obs, ref).numpy(), q1.numpy())
+        q1_away = plain.model.critic.q1_forward(obs, away)
+        pull = ((away - ref) ** 2).mean(-1, keepdim=True)
+        expected = q1_away - 0.4 * q1_away.abs().mean() * pull
+        np.testing.assert_allclose(anchored.model.critic.q1_forward(obs, away).numpy(),
+                                   expected.numpy(), rtol=1e-5, atol=1e-6)
+        assert float(pull.min()) > 0.01  # the actions really were away from the policy
+    assert not any("anchor" in k for k in anchored.model.critic.state_dict())  # rebuilt, not saved
+
+
+def test_anchor_keeps_the_fine_tuned_actor_near_the_bfm_policy(sb3: None, tiny_model_dir: Path) -> None:
+    """Real TD3 updates (two 50-step episodes, the actor trains from step 21): with a strong
+    anchor the actor's actions on the inference states move less than half as far from the
+    BFM policy's as without it (same seed, same start states)."""
+    import torch
+
+    shifts = {}
+    for w in (0.0, 10.0):
+        agent = _adapter("sb3-td3-finetune", tiny_model_dir,
+                         _config("sb3-td3-finetune") | {"anchor": w, "learning_rate": 3e-3})
+        obs = np.asarray(agent._samples.next_obs[:128], np.float32)
+        before = np.stack([agent.act(o) for o in obs])
+        env = _maze_env(agent.bfm)
+        for seed in (0, 1):
+            agent.run_episode(env, seed=seed)
+        with torch.no_grad():
+            after = np.stack([agent.act(o) for o in obs])
+        shifts[w] = float(np.abs(after - before).mean())
+    assert shifts[0.0] > 0.01, f"the plain actor barely moved ({shifts[0.0]:.4f}): nothing to compare"
+    assert shifts[10.0] < 0.5 * shifts[0.0], shifts
+
+
+@pytest.mark.parametrize(("fields", "word"), [({"anchor": -0.1}, "anchor"),
+                                               ({"anchor": float("nan")}, "anchor"),
+                                               ({"anchor": 0.4, "critic": "fresh"}, "critic='bfm'")])
+def test_anchor_config_errors_name_the_fix(fields: dict, word: str) -> None:
+    from bfm_gym_sb3.adapters import TD3FinetuneConfig
+
+    with pytest.raises(ValueError, match=word):
+        TD3FinetuneConfig.from_dict(fields)

@@ -161,6 +161,23 @@ class FinetuneConfig(OffPolicyConfig):
 class TD3FinetuneConfig(FinetuneConfig, _TD3Options):
     """``sb3-td3-finetune``."""
 
+    anchor: float = 0.0
+    """Weight of a behaviour-cloning pull of the actor toward the BFM policy ``pi(s, z_r)`` it
+    started as (TD3+BC's term, scaled by the batch's mean ``|Q|``: 0.4 is TD3+BC's alpha of
+    2.5; see :class:`~bfm_gym_sb3.policies.BFMCritic`). Needs ``critic="bfm"``. 0 (default):
+    plain TD3. On sparse maze tasks the actor's first updates on replay data without a single
+    reward moved its actions by ~0.9 of the [-1, 1] range within one episode
+    (``benchmarks/td3_critic_probe.py``); the anchor is the standard remedy."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.anchor >= 0 and math.isfinite(self.anchor)):
+            raise ValueError(f"TD3FinetuneConfig.anchor must be a finite number >= 0; got {self.anchor!r}.")
+        if self.anchor and self.critic != "bfm":
+            raise ValueError(f"TD3FinetuneConfig.anchor={self.anchor} needs critic='bfm' (the anchor "
+                             f"lives in the BFM critic's actor objective); got critic={self.critic!r}. "
+                             "Set critic=bfm or anchor=0.")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SACFinetuneConfig(FinetuneConfig, _SACOptions):
@@ -569,7 +586,8 @@ class _FinetuneAdapter(SB3Adapter):
             states = np.asarray(self._samples.next_obs, np.float32)
             mean, std = states.mean(0), np.maximum(states.std(0), 1e-3)
         return BFMInit(bfm=self.bfm, z=self.z_r, critic=c.critic, q_scale=self.q_scale,  # type: ignore[arg-type]
-                       init_std=getattr(c, "init_std", 0.2), obs_mean=mean, obs_std=std)
+                       init_std=getattr(c, "init_std", 0.2), obs_mean=mean, obs_std=std,
+                       anchor=getattr(c, "anchor", 0.0))
 
     def _off_policy_kwargs(self) -> dict[str, Any]:
         c = self.config

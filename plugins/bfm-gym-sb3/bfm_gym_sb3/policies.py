@@ -62,6 +62,8 @@ class BFMInit:
         obs_mean: ``(obs_dim,)`` with ``obs_std``: a ``"distill"`` critic standardises its
             observations with these (fixed; the inference states' moments). None: raw.
         obs_std: ``(obs_dim,)``, positive.
+        anchor: TD3 with ``critic="bfm"``: weight of the pull of the actor toward the BFM
+            policy ``pi(s, z_r)`` (see :class:`BFMCritic`); 0: none.
     """
 
     bfm: Any
@@ -71,6 +73,7 @@ class BFMInit:
     init_std: float = 0.2
     obs_mean: np.ndarray | None = None
     obs_std: np.ndarray | None = None
+    anchor: float = 0.0
 
 
 class BFMActorTrunk(BaseFeaturesExtractor):
@@ -138,6 +141,14 @@ class BFMCritic(BaseModel):
 
     Has ``ContinuousCritic``'s interface: ``forward`` returns a tuple of E ``(batch, 1)``
     tensors, ``q1_forward`` the first; SB3's TD3/SAC take the min over them for targets.
+
+    **Anchor** (``init.anchor = w > 0``): ``q1_forward`` then returns the TD3 actor's
+    objective, ``Q_1(s, a) - w mean|Q_1| mean_j (a_j - pi_j(s, z_r))^2`` with ``pi`` a frozen
+    copy of the BFM actor and ``mean|Q_1|`` the batch's, held constant: TD3+BC's
+    behaviour-cloning term (Fujimoto and Gu 2021; ``w = 1 / alpha``, their alpha 2.5 is
+    ``w = 0.4``), pulling toward the policy fine-tuning started from instead of toward dataset
+    actions. SB3 calls ``q1_forward`` only for TD3's actor loss; the critic's own TD loss and
+    targets use ``forward``, which the anchor leaves alone.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, init: BFMInit,
@@ -149,6 +160,12 @@ class BFMCritic(BaseModel):
         self.register_buffer("z", torch.as_tensor(np.asarray(init.z, np.float32)).reshape(1, -1))
         self.q_scale = float(init.q_scale)
         self.n_critics = int(init.bfm.ensemble)
+        self.anchor = float(init.anchor)
+        # the frozen BFM actor of the anchor, in a tuple: not a submodule, so it is neither in
+        # the state dict (rebuilt from the BFM), nor trained, nor averaged into the target
+        self._anchor_actor: tuple[nn.Module, ...] = (
+            (copy.deepcopy(init.bfm.model.actor).requires_grad_(False).eval(),) if self.anchor else ()
+        )
 
     def _q(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         s = self.extract_features(obs, self.features_extractor)
@@ -159,7 +176,14 @@ class BFMCritic(BaseModel):
         return tuple(self._q(obs, actions).unbind(0))
 
     def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self._q(obs, actions)[0]
+        q = self._q(obs, actions)[0]
+        if not self._anchor_actor:
+            return q
+        s = self.extract_features(obs, self.features_extractor)
+        with torch.no_grad():
+            ref = self._anchor_actor[0](s, self.z.expand(s.shape[0], -1))
+        pull = ((actions - ref) ** 2).mean(-1, keepdim=True)
+        return q - self.anchor * q.abs().mean().detach() * pull
 
 
 def _check_actions(action_space: spaces.Space) -> None:
