@@ -122,7 +122,9 @@ def _plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     if all(v is not None for v in at):
         bx.plot(ep, at, "s-", label="Q(s, a0), probe states at the target")
     bx.plot(ep, [r["q_actor_actions"] for r in rows], "^-", label="Q(s, pi(s)), probe states")
-    finish_plot(fig, bx, path, xlabel="training episodes", ylabel="critic value", title=title)
+    fig.suptitle(title, fontsize=9)
+    finish_plot(fig, bx, path, xlabel="training episodes", ylabel="critic value",
+                title="the critic on the probe")
     plt.close(fig)
 
 
