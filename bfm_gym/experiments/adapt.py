@@ -46,12 +46,14 @@ import numpy as np
 
 from bfm_gym.errors import UserError, check_count, check_out_dir, check_own_folder, unknown_name
 from bfm_gym.experiments.run_folder import (
+    cpu_kinds,
     episode_seed,
     evaluation_seeds,
     resolve_task,
     zero_shot_z,
 )
 from bfm_gym.utils.io import save_npz_atomic, write_json_atomic, write_text_atomic
+from bfm_gym.utils.machine import cpu_kind
 
 __all__ = ["AdaptResult", "adapt"]
 
@@ -320,6 +322,7 @@ def adapt(
 
     env_steps = records[-1]["env_steps"] if records else 0
     start_wall = time.perf_counter() - (records[-1]["wall_s"] if records else 0.0)
+    machine = cpu_kind()  # per episode: a run resumed on another kind of CPU shows it
     bar = trange(len(records), episodes, initial=len(records), total=episodes, disable=not progress,
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
     initial = None  # the policy before any env step, on the fixed start states (row 0 keeps it)
@@ -342,7 +345,7 @@ def adapt(
         row: dict[str, Any] = {"episode": k, "return": round(ret, 4), "env_steps": env_steps,
                                "sim_steps": agent.sim_steps, "labels_used": agent.labels_used,
                                "z_change": round(moved, 5),
-                               "wall_s": round(time.perf_counter() - start_wall, 3)}
+                               "wall_s": round(time.perf_counter() - start_wall, 3), "cpu_kind": machine}
         last = (k + 1 >= episodes or (budget_steps is not None and env_steps >= budget_steps)
                 or (budget_labels is not None and agent.labels_used >= budget_labels))
         if evaluating and _eval_due(k, episodes, eval_every, thresholds, env_steps, steps, last):
@@ -539,7 +542,7 @@ def _summary(records: list[dict[str, Any]], zero_shot: dict[str, Any] | None,
     """
     returns = [r["return"] for r in records]
     level = zero_shot["mean"] if zero_shot else None
-    s: dict[str, Any] = {"episodes": len(records), "zero_shot": level,
+    s: dict[str, Any] = {"episodes": len(records), "cpu_kinds": cpu_kinds(records), "zero_shot": level,
                          "zero_shot_std": zero_shot["std"] if zero_shot else None,
                          "zero_shot_returns": zero_shot["returns"] if zero_shot else None}
     evals = [r for r in records if "eval_return" in r]

@@ -1,6 +1,7 @@
 """What a run of :func:`~bfm_gym.experiments.adapt.adapt` is made of, shared by
 ``adapt``, ``compare`` and the run videos: the task spec written to ``run.json``, the
-reset seeds of its training and evaluation episodes, and the model's inference samples.
+reset seeds of its training and evaluation episodes, the model's inference samples, and the
+CPU kinds that ran its episodes.
 
 A comparison (:mod:`bfm_gym.experiments.compare`) checks its grid with the same task
 resolution and sample lookup as the ``adapt`` runs of its cells, so a grid that plans
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["episode_seed", "evaluation_seeds", "resolve_task"]
+__all__ = ["cpu_kinds", "episode_seed", "evaluation_seeds", "resolve_task"]
 
 
 def resolve_task(domain: str, task: str | None, goal: Any) -> dict[str, Any]:
@@ -77,3 +78,14 @@ def zero_shot_z(bfm: Any, spec: dict, samples: Any) -> np.ndarray | None:
         return np.asarray(task_z(bfm, samples, spec.get("task"), goal=spec.get("goal")), dtype=np.float32)
     except ValueError:
         return None
+
+
+def cpu_kinds(records: list[dict[str, Any]]) -> list[str]:
+    """The CPU kinds (:func:`~bfm_gym.utils.machine.cpu_kind`) that ran a run's episodes.
+
+    Rollouts amplify the last bit of float32 arithmetic, which depends on the kernels the CPU
+    runs: the same seed's evaluation start states can give other returns on another kind
+    (walker stand / walk, seed 0, one avx512_bf16 VM: 699 / 562, and 712 / 408 with OpenBLAS
+    forced onto its AVX2 kernels), so paired comparisons hold within one kind. Records from
+    before this field count as none."""
+    return sorted({r["cpu_kind"] for r in records if r.get("cpu_kind")})

@@ -272,6 +272,26 @@ def _paired_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
     return md
 
 
+def _machines_md(cells: list[dict[str, Any]]) -> list[str]:
+    """Which CPU kinds ran the cells' episodes, and a warning when there is more than one:
+    rollouts from the same start states differ in the last float bits between kinds, so the
+    pairing of a comparison holds within one kind (:func:`~bfm_gym.experiments.run_folder.cpu_kinds`)."""
+    count: dict[str, int] = {}
+    for c in cells:
+        for kind in c.get("cpu_kinds") or ["not recorded"]:
+            count[kind] = count.get(kind, 0) + 1
+    if not count:
+        return []
+    line = "CPU kind of the cells' episodes: " + ", ".join(f"{k} ({n} cells)" for k, n in sorted(count.items())) + "."
+    mixed = len([k for k in count if k != "not recorded"]) > 1 or any(len(c.get("cpu_kinds") or []) > 1 for c in cells)
+    if mixed:
+        line += (" **Warning: more than one kind of CPU ran these cells.** Their float32 kernels round "
+                 "differently, and rollouts from the same start states drift apart (on walker by up to a "
+                 "quarter of the return), so cells from different kinds are not paired: rerun them on one "
+                 "kind of machine into a fresh `--out`, or compare each cell with its own zero-shot level.")
+    return [line, ""]
+
+
 def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], cells: list[dict[str, Any]],
                  aggregates: dict[str, Any], checkpoints: list[dict[str, Any]], command: str,
                  reps: int) -> dict[str, Path]:
@@ -299,7 +319,7 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
     md = [f"# Comparison: {', '.join(names[a] for a in spec.adapters)} on {', '.join(spec.tasks)}", "",
           "```", command, "```", "",
           f"Model `{spec.model}` ({spec.domain}); {len(spec.seeds)} seeds ({', '.join(map(str, spec.seeds))}); "
-          f"{len(cells)} cells.", "",
+          f"{len(cells)} cells.", "", *_machines_md(cells),
           "## Budget", "",
           f"Every cell: {spec.episodes} episodes of {spec.episode_length} env steps = **{spec.budget_steps} env "
           f"steps** (lookahead / state-reset rollouts included) and at most **{spec.budget_labels} online "

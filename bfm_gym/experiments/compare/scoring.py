@@ -20,6 +20,7 @@ from bfm_gym.evaluation.aggregate import (
 from bfm_gym.experiments.compare.spec import CompareSpec, cell_name
 from bfm_gym.experiments.compare.tuning import SELECTION_RULE, choose
 from bfm_gym.experiments.compare.unlearning import summarize_unlearning, unlearning
+from bfm_gym.experiments.run_folder import cpu_kinds
 
 __all__ = ["score", "select_settings"]
 
@@ -146,7 +147,8 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                       "over_budget_steps": max(0, last["env_steps"] - spec.budget_steps),
                       "eval_points": sum("eval_return" in r for r in recs),
                       "eval_env_steps": sum(r.get("eval_env_steps", 0) for r in recs),
-                      "wall_s": last.get("wall_s"), "config": spec.configs[variant]})
+                      "wall_s": last.get("wall_s"), "cpu_kinds": cpu_kinds(recs),
+                      "config": spec.configs[variant]})
 
     # Scores at each budget checkpoint: cell -> score (NaN when no episode ended within it).
     checkpoints = []
