@@ -7,7 +7,7 @@ run in its own resumable folder. Output folder::
     cells/{adapter}__{task}__s{seed}/   adapt's run folder of each cell
                                  ({adapter}@{key}={value}__... for each tuned setting)
     results.csv (.parquet)       one row per (adapter, task, seed, episode)
-    cells.json                   per cell: budget given and used, status
+    cells.json                   per cell: budget given and used, status, CPU kinds that ran it
     aggregates.json, .csv        IQM / mean with stratified-bootstrap 95 % CIs
     curve_{task}.png, aggregate.png, profile.png, report.md
 
