@@ -167,21 +167,24 @@ class BFMCritic(BaseModel):
             (copy.deepcopy(init.bfm.model.actor).requires_grad_(False).eval(),) if self.anchor else ()
         )
 
-    def _q(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def _q(self, s: torch.Tensor, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``(E, batch, 1)`` values of the features ``s`` with ``z`` expanded to the batch."""
+        return self.q_scale * (self.forward_map(s, actions, z) * z).sum(-1, keepdim=True)
+
+    def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.extract_features(obs, self.features_extractor)
-        z = self.z.expand(s.shape[0], -1)
-        return self.q_scale * (self.forward_map(s, actions, z) * z).sum(-1, keepdim=True)  # (E, batch, 1)
+        return s, self.z.expand(s.shape[0], -1)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self._q(obs, actions).unbind(0))
+        return tuple(self._q(*self._features(obs), actions).unbind(0))
 
     def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        q = self._q(obs, actions)[0]
+        s, z = self._features(obs)  # once, for the critic and the anchor's reference actor
+        q = self._q(s, z, actions)[0]
         if not self._anchor_actor:
             return q
-        s = self.extract_features(obs, self.features_extractor)
         with torch.no_grad():
-            ref = self._anchor_actor[0](s, self.z.expand(s.shape[0], -1))
+            ref = self._anchor_actor[0](s, z)
         pull = ((actions - ref) ** 2).mean(-1, keepdim=True)
         return q - self.anchor * q.abs().mean().detach() * pull
 
