@@ -12,7 +12,7 @@ from gymnasium.wrappers import TimeLimit
 
 from tiny_maze import without_wall_time
 
-from bfm_gym.adapters.lola import LoLAAdapter, LoLAConfig, loo_gradient
+from bfm_gym.adapters.lola import LoLAAdapter, LoLAConfig, antithetic_gradient, loo_gradient
 from bfm_gym.adapters.zero_shot import ZeroShotAdapter
 from bfm_gym.envs import make_env
 from bfm_gym.evaluation.zero_shot import InferenceSet
@@ -46,6 +46,53 @@ def test_loo_gradient_matches_explicit_loops() -> None:
     # equal returns carry no signal; the baseline removes any constant
     assert np.allclose(loo_gradient(np.full(k, 5.0), z, mu, sigma), 0.0)
     np.testing.assert_allclose(loo_gradient(returns + 7.0, z, mu, sigma), expected, rtol=1e-9)
+
+
+def test_antithetic_gradient_is_exact_for_a_linear_return_and_ignores_constants() -> None:
+    rng = np.random.default_rng(1)
+    d, sigma = 5, 0.2
+    a, mu = rng.normal(size=d), rng.normal(size=d)
+    eps = np.sqrt(d) * np.eye(d)  # an orthogonal design: E[eps eps^T] = I holds exactly
+    z = np.concatenate([mu + sigma * eps, mu - sigma * eps])
+    returns = z @ a + 3.0
+    np.testing.assert_allclose(antithetic_gradient(returns, eps, sigma), a, rtol=1e-12)
+    # a quadratic term is even in eps: it cancels within each pair
+    q = np.concatenate([returns[:d], returns[d:]]) + np.sum((z - mu) ** 2, axis=1)
+    np.testing.assert_allclose(antithetic_gradient(q, eps, sigma), a, rtol=1e-12)
+    # explicit loop on random directions
+    eps = rng.normal(size=(3, d))
+    r = rng.normal(size=6)
+    expected = sum((r[j] - r[3 + j]) * eps[j] for j in range(3)) / (2 * sigma * 3)
+    np.testing.assert_allclose(antithetic_gradient(r, eps, sigma), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="expected 6 returns for 3 pairs"):
+        antithetic_gradient(r[:5], eps, sigma)
+
+
+def test_antithetic_update_rolls_out_mirrored_pairs(model_dir: Path) -> None:
+    lola = make(model_dir, k=4, antithetic=True)
+    raw: list[np.ndarray] = []
+    project = lola._project
+
+    def spy(z: np.ndarray) -> np.ndarray:
+        if np.ndim(z) == 2:  # the drawn latents (mu alone is projected as one row)
+            raw.append(np.array(z, dtype=np.float64))
+        return project(z)
+
+    lola._project = spy  # type: ignore[method-assign]
+    env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 40), lola.bfm,
+                              z_hold=1, action_map="raw", record_state=True)
+    mu_before = lola.mu.astype(np.float64)
+    lola.run_episode(env, seed=0)
+    assert lola.updates == 2 and len(raw) == 2
+    assert lola.sim_steps == 2 * 4 * 5  # k=4 latents, H=5, as without mirroring
+    first = raw[0]
+    assert first.shape == (4, lola.bfm.z_dim)
+    # rows 2, 3 are rows 0, 1 mirrored through mu: z+ + z- = 2 mu, and the two pairs differ
+    np.testing.assert_allclose(first[:2] + first[2:], np.tile(2 * mu_before, (2, 1)), atol=1e-12)
+    assert not np.allclose(first[0], first[1])
+    assert not np.allclose(lola.mu, mu_before)
+    with pytest.raises(ValueError, match="k must be even"):
+        LoLAConfig(k=3, antithetic=True)
 
 
 def test_budget_counts_every_lookahead_step(model_dir: Path) -> None:
