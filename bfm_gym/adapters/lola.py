@@ -113,7 +113,9 @@ class LoLAConfig(AdapterConfig):
     baseline (this project's option, not the paper's; k must be even). Both members of a pair
     start from the same simulator state and the rollouts are deterministic, so the difference
     cancels everything but the effect of ``eps``: a standard variance reduction of evolution
-    strategies. Measured in docs/adapters.md ("LoLA with mirrored latents")."""
+    strategies. Measured off: on walker's two selection seeds at 50 episodes (lr 0.03) the
+    median gain was +9 % against +23 % for leave-one-out (docs/adapters.md, "LoLA with mirrored
+    latents")."""
 
     def __post_init__(self) -> None:
         check_select("LoLAConfig", self.select, self.select_window)
