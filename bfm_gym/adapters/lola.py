@@ -112,10 +112,10 @@ class LoLAConfig(AdapterConfig):
     from each pair's difference (:func:`antithetic_gradient`) instead of the leave-one-out
     baseline (this project's option, not the paper's; k must be even). Both members of a pair
     start from the same simulator state and the rollouts are deterministic, so the difference
-    cancels everything but the effect of ``eps``: a standard variance reduction of evolution
-    strategies. Measured off: on walker's two selection seeds at 50 episodes (lr 0.03) the
+    cancels the part of the return that is even in ``eps``: a standard variance reduction of
+    evolution strategies. Measured off: on walker's two selection seeds at 50 episodes (lr 0.03) the
     median gain was +9 % against +23 % for leave-one-out (docs/adapters.md, "LoLA's
-    gradient, screened again")"""
+    gradient, screened again")."""
 
     def __post_init__(self) -> None:
         check_select("LoLAConfig", self.select, self.select_window)
