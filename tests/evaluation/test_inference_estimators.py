@@ -4,29 +4,16 @@ the model's Q, and the refinement keeps the latent the critic values most."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from benchmark_script import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def estimators() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling _report
-    try:
-        spec = importlib.util.spec_from_file_location("inference_estimators",
-                                                      BENCHMARKS / "inference_estimators.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("inference_estimators")
 
 
 def test_rows_pair_with_the_zero_shot_latent_and_the_critic_is_the_models(estimators: ModuleType) -> None:

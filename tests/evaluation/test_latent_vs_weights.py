@@ -5,7 +5,6 @@ folders, and malformed entries fail with a message naming the fix."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -13,23 +12,14 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_script import BENCHMARKS, load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ROOT / "benchmarks"
 RESULTS = BENCHMARKS / "results"
 
 
 @pytest.fixture(scope="module")
 def lvw() -> ModuleType:
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling _report
-    try:
-        spec = importlib.util.spec_from_file_location("latent_vs_weights", BENCHMARKS / "latent_vs_weights.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("latent_vs_weights")
 
 
 @pytest.mark.parametrize("folder", ["compare_maze_td3", "compare_walker_td3"])
