@@ -70,6 +70,15 @@ class OptiConfig(AdapterConfig):
     warm_start: int = 0
     """Dataset labels that batch-update the estimate before the first step (0: none;
     a goal task uses the single pair (phi(g), 1))."""
+    explore_steps: int = 0
+    """Env steps at the start that play random latents instead of selecting (0: none; this
+    project's option, not the paper's). Their rewards are regressed as any other label, and
+    selection (UCB or TS) takes over afterwards. On the shipped walker model the states of
+    10 episodes of random latents identify three of the four tasks far better than the states
+    a greedy or mildly optimistic learner visits (``benchmarks/opti_identifiability.py``;
+    docs/adapters.md, "OpTI-BFM with a random-latent start")."""
+    explore_hold: int = 100
+    """Env steps each random latent of ``explore_steps`` is held."""
     geometry: Geometry = "exact"
     """How candidates and TS draws spread around the estimate: ``exact`` fills the
     confidence ellipsoid ``||w - w_hat||_V <= 2 beta`` (TS: ``N(w_hat, V^-1)``);
@@ -85,6 +94,9 @@ class OptiConfig(AdapterConfig):
             raise ValueError(f"OptiConfig.geometry must be 'exact' or 'official'; got {self.geometry!r}.")
         if self.warm_start < 0:
             raise ValueError(f"OptiConfig.warm_start must be >= 0 dataset labels; got {self.warm_start}.")
+        if self.explore_steps < 0 or self.explore_hold < 1:
+            raise ValueError(f"OptiConfig: explore_steps >= 0 and explore_hold >= 1 required; got "
+                             f"explore_steps={self.explore_steps}, explore_hold={self.explore_hold}.")
 
 
 class OptiAdapter(Adapter):
@@ -171,7 +183,11 @@ class OptiAdapter(Adapter):
         return z[int(np.argmax(scores))]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        if self.steps % self.config.reselect_every == 0:
+        c = self.config
+        if self.steps < c.explore_steps:
+            if self.steps % c.explore_hold == 0:  # a random latent, uniform on the sphere
+                self.z = self._project(self.rng.standard_normal(self.bfm.z_dim))
+        elif (self.steps - c.explore_steps) % c.reselect_every == 0:
             self.z = self.select(obs)
         self.steps += 1
         return self.z

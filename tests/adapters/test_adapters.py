@@ -214,6 +214,45 @@ def test_evaluate_policy_runs_on_an_adapter(bfm: BFM, samples: InferenceSet) -> 
     assert np.isfinite(mean) and np.isfinite(std)
 
 
+def test_opti_random_latent_start_then_selects_on_its_schedule(bfm: BFM, samples: InferenceSet) -> None:
+    """explore_steps: random latents held explore_hold steps, their labels regressed, then
+    selection every reselect_every steps counted from the end of the exploration."""
+    a = make(bfm, "opti", samples, explore_steps=25, explore_hold=10, reselect_every=10)
+    selected_at: list[int] = []
+    select = a.select
+
+    def spy(obs: np.ndarray) -> np.ndarray:
+        selected_at.append(a.steps)
+        return select(obs)
+
+    a.select = spy  # type: ignore[method-assign]
+    played = []
+    obs = np.array([0.1, -0.1, 0.0, 0.0], np.float32)
+    for _ in range(50):
+        played.append(a.act(obs).copy())
+        a.observe(_Labels(obs[None], np.ones(1)))
+    assert selected_at == [25, 35, 45]
+    changes = [t for t in range(1, 50) if not np.array_equal(played[t], played[t - 1])]
+    assert {10, 20} <= set(changes) and not set(changes) & {1, 5, 11, 24}
+    for t in (0, 10, 20):  # random latents on the sphere, each held for its 10 steps
+        assert np.isclose(np.linalg.norm(played[t]), np.sqrt(bfm.z_dim), rtol=1e-5)
+        assert all(np.array_equal(played[t], played[u]) for u in range(t, min(t + 10, 25)))
+    assert a.bandit.updates == 50  # the exploration's labels are regressed too
+    # resume in the middle of the exploration: the same latents afterwards
+    b = make(bfm, "opti", samples, explore_steps=25, explore_hold=10, reselect_every=10)
+    c = make(bfm, "opti", samples, explore_steps=25, explore_hold=10, reselect_every=10)
+    for _ in range(13):
+        b.act(obs)
+    c.load_state_dict(b.state_dict())
+    for _ in range(20):
+        np.testing.assert_array_equal(b.act(obs), c.act(obs))
+    # explore_steps=0 (the default) leaves the schedule as it was: a selection at step 0
+    d = make(bfm, "opti", samples)
+    assert np.array_equal(d.act(obs), make(bfm, "opti", samples).select(obs))
+    with pytest.raises(ValueError, match="explore_hold >= 1"):
+        make(bfm, "opti", samples, explore_hold=0)
+
+
 def test_opti_is_evaluated_on_its_estimate_not_its_exploration(
     bfm: BFM, samples: InferenceSet
 ) -> None:
