@@ -75,8 +75,12 @@ class OptiConfig(AdapterConfig):
     project's option, not the paper's). Their rewards are regressed as any other label, and
     selection (UCB or TS) takes over afterwards. On the shipped walker model the states of
     10 episodes of random latents identify three of the four tasks far better than the states
-    a greedy or mildly optimistic learner visits (``benchmarks/opti_identifiability.py``;
-    docs/adapters.md, "OpTI-BFM with a random-latent start")."""
+    a greedy or mildly optimistic learner visits (``benchmarks/opti_identifiability.py``).
+    Measured (walker, no dataset labels, 3 seeds, chosen on two selection seeds): 5000 brings
+    the estimate to 1.02 / 0.99 / 1.04 / 0.86 of the oracle on stand / walk / run / flip at 10
+    episodes, against 0.94 / 0.65 / 0.95 / 0.64 without; no help on the maze's sparse rewards.
+    Off by default: it plays 5 episodes of undirected behaviour (docs/adapters.md, "OpTI-BFM
+    with a random-latent start")."""
     explore_hold: int = 100
     """Env steps each random latent of ``explore_steps`` is held."""
     geometry: Geometry = "exact"
