@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from bfm_gym.utils.io import write_json_atomic
-from bfm_gym.utils.machine import cpu_kind
+from bfm_gym.utils.machine import blas_core, cpu_kind
 
 
 def machine(**extra: Any) -> dict[str, Any]:
-    """CPU count, kind (AVX2 / AVX-512 / native bf16), platform and Python version, plus
+    """CPU count, kind (AVX2 / AVX-512 / native bf16), OpenBLAS kernel family, platform and Python version, plus
     ``extra`` fields (threads, ...)."""
-    return {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "platform": platform.platform(),
+    return {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "blas_core": blas_core(), "platform": platform.platform(),
             "python": platform.python_version(), **extra}
 
 

@@ -53,7 +53,7 @@ from bfm_gym.experiments.run_folder import (
     zero_shot_z,
 )
 from bfm_gym.utils.io import save_npz_atomic, write_json_atomic, write_text_atomic
-from bfm_gym.utils.machine import cpu_kind
+from bfm_gym.utils.machine import numerics_kind
 
 __all__ = ["AdaptResult", "adapt"]
 
@@ -322,7 +322,7 @@ def adapt(
 
     env_steps = records[-1]["env_steps"] if records else 0
     start_wall = time.perf_counter() - (records[-1]["wall_s"] if records else 0.0)
-    machine = cpu_kind()  # per episode: a run resumed on another kind of CPU shows it
+    machine = numerics_kind()  # per episode: a run resumed on another kind of CPU shows it
     bar = trange(len(records), episodes, initial=len(records), total=episodes, disable=not progress,
                  desc=f"adapt {adapter} {spec['task'] or 'goal'}", unit="ep")
     initial = None  # the policy before any env step, on the fixed start states (row 0 keeps it)

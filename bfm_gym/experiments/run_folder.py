@@ -81,11 +81,12 @@ def zero_shot_z(bfm: Any, spec: dict, samples: Any) -> np.ndarray | None:
 
 
 def cpu_kinds(records: list[dict[str, Any]]) -> list[str]:
-    """The CPU kinds (:func:`~bfm_gym.utils.machine.cpu_kind`) that ran a run's episodes.
+    """The machines (:func:`~bfm_gym.utils.machine.numerics_kind`: CPU kind and OpenBLAS
+    kernels; the CPU kind alone in older records) that ran a run's episodes.
 
     Rollouts amplify the last bit of float32 arithmetic, which depends on the kernels the CPU
-    runs: the same seed's evaluation start states can give other returns on another kind
+    runs: the same seed's evaluation start states can give other returns on another machine
     (walker stand / walk, seed 0, one avx512_bf16 VM: 699 / 562, and 712 / 408 with OpenBLAS
-    forced onto its AVX2 kernels), so paired comparisons hold within one kind. Records from
-    before this field count as none."""
+    forced onto its AVX2 kernels), so paired comparisons hold within one machine. Records
+    from before this field count as none."""
     return sorted({r["cpu_kind"] for r in records if r.get("cpu_kind")})

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_flags", "cpu_kind", "cpu_model", "machine_summary"]
+__all__ = ["blas_core", "cpu_flags", "cpu_kind", "cpu_model", "machine_summary", "numerics_kind"]
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -40,6 +40,41 @@ def cpu_kind() -> str:
     return "avx2" if "avx2" in flags else "other"
 
 
+def blas_core() -> str | None:
+    """The kernel family numpy's OpenBLAS chose for this CPU (e.g. ``"SkylakeX"``,
+    ``"Haswell"``; ``OPENBLAS_CORETYPE`` overrides it), or None when numpy does not link a
+    ``scipy-openblas`` that reports it. Two CPUs of one :func:`cpu_kind` can run different
+    kernels, and a policy's numpy forward rounds accordingly."""
+    import ctypes
+    import glob
+    import os
+
+    import numpy as np
+
+    libs = sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
+                     "openblas_get_corename"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                core = fn()
+                return core.decode() if core else None
+    return None
+
+
+def numerics_kind() -> str:
+    """:func:`cpu_kind` with the OpenBLAS kernel family when known, e.g.
+    ``"avx512_bf16, OpenBLAS SkylakeX"``: what decides how a rollout's floats round, as far as
+    this machine can tell. Runs record it per episode (``cpu_kind`` in adapt records)."""
+    core = blas_core()
+    return f"{cpu_kind()}, OpenBLAS {core}" if core else cpu_kind()
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else :func:`platform.processor`."""
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
@@ -53,12 +88,13 @@ def _version(package: str) -> str | None:
 
 
 def machine_summary() -> dict[str, Any]:
-    """``{"cpu_model", "cpu_kind", "torch_cpu_capability", "torch", "mujoco", "numpy"}``."""
+    """``{"cpu_model", "cpu_kind", "blas_core", "torch_cpu_capability", "torch", "mujoco", "numpy"}``."""
     import torch
 
     return {
         "cpu_model": cpu_model(),
         "cpu_kind": cpu_kind(),
+        "blas_core": blas_core(),
         "torch_cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "torch": torch.__version__,
         "mujoco": _version("mujoco"),

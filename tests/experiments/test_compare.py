@@ -330,16 +330,18 @@ def test_cells_name_the_cpu_kind_that_ran_them(local_run: CompareResult) -> None
     """Every record names its CPU kind; cells.json and the report list them, and a comparison
     whose cells ran on different kinds says that they are not paired."""
     from bfm_gym.experiments.compare.report import _machines_md
-    from bfm_gym.utils.machine import cpu_kind
+    from bfm_gym.utils.machine import cpu_kind, numerics_kind
+
+    assert numerics_kind().startswith(cpu_kind())
 
     out = local_run.out
     recs = [json.loads(line) for line in (out / "cells" / CELL / "records.jsonl").read_text().splitlines()]
-    assert {r["cpu_kind"] for r in recs} == {cpu_kind()}
-    assert json.loads((out / "cells" / CELL / "summary.json").read_text())["cpu_kinds"] == [cpu_kind()]
+    assert {r["cpu_kind"] for r in recs} == {numerics_kind()}
+    assert json.loads((out / "cells" / CELL / "summary.json").read_text())["cpu_kinds"] == [numerics_kind()]
     cells = json.loads((out / "cells.json").read_text())
-    assert {tuple(c["cpu_kinds"]) for c in cells} == {(cpu_kind(),)}
+    assert {tuple(c["cpu_kinds"]) for c in cells} == {(numerics_kind(),)}
     report = (out / "report.md").read_text()
-    assert f"CPU kind of the cells' episodes: {cpu_kind()} (8 cells)." in report and "Warning" not in report
+    assert f"CPU kind of the cells' episodes: {numerics_kind()} (8 cells)." in report and "Warning" not in report
     mixed = _machines_md([{"cpu_kinds": ["avx2"]}, {"cpu_kinds": ["avx512_bf16"]}, {}])
     assert "avx2 (1 cells), avx512_bf16 (1 cells), not recorded (1 cells)" in mixed[0]
     assert "Warning: more than one kind of CPU" in mixed[0] and "not paired" in mixed[0]
