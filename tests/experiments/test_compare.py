@@ -326,6 +326,35 @@ def test_the_report_says_which_adapters_read_dataset_labels(model_dir: Path) -> 
     assert _uses_dataset_labels(warm, "opti")
 
 
+def test_time_to_oracle_follows_from_the_evaluation_rows(local_run: CompareResult) -> None:
+    """aggregates.json's time to 90 % of the oracle equals a recomputation from results.csv's
+    evaluation rows, and the report shows it."""
+    from bfm_gym.experiments.compare.time_to_oracle import summarize_time_to_oracle, time_to_fraction
+
+    out = local_run.out
+    spec = json.loads((out / "compare.json").read_text())
+    tt = json.loads((out / "aggregates.json").read_text())["time_to_oracle"]
+    assert tt["fraction"] == 0.9
+    curves: dict[tuple[str, str, int], list[tuple[int, float]]] = {}
+    oracle: dict[str, float] = {}
+    for r in local_run.rows:
+        if r["eval_return"] is None or not r["within_budget"]:
+            continue
+        oracle[r["task"]] = r["oracle"]
+        curves.setdefault((r["adapter"], r["task"], r["seed"]), []).append((r["env_steps"], r["eval_return"]))
+    assert curves
+    for adapter in spec["adapters"]:
+        expected = summarize_time_to_oracle(
+            {t: [{"seed": s, **time_to_fraction(curves.get((adapter, t, s), []), oracle[t])} for s in spec["seeds"]]
+             for t in spec["tasks"]}, spec["episode_length"])
+        assert tt["adapters"][adapter] == expected
+    report = (out / "report.md").read_text()
+    assert "## Time to 90 % of the oracle" in report
+    table = report.split("## Time to 90 % of the oracle")[1].split("\n## ")[0]
+    assert "| adapter | task | reached | episodes to reach | held to the end |" in table
+    assert table.count("\n| ") == 1 + len(spec["adapters"]) * len(spec["tasks"])  # the header and one row per cell
+
+
 def test_cells_name_the_cpu_kind_that_ran_them(local_run: CompareResult) -> None:
     """Every record names its CPU kind; cells.json and the report list them, and a comparison
     whose cells ran on different kinds says that they are not paired."""

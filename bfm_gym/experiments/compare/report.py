@@ -168,6 +168,30 @@ def _unlearning_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
     return md
 
 
+def _time_to_oracle_md(spec: CompareSpec, aggregates: dict[str, Any]) -> list[str]:
+    tt = aggregates.get("time_to_oracle")
+    if not tt:
+        return []
+    names = _labels(spec, aggregates)
+    pct = f"{100 * tt['fraction']:.0f} %"
+    md = ["", f"## Time to {pct} of the oracle", "",
+          f"From each cell's evaluation points against the task's oracle (section Normalisation): "
+          f"**reached** = cells with a point at or above {pct} of it within the budget; **episodes to "
+          f"reach** = budget (episodes' worth of env steps, lookahead included) of the first such point, "
+          f"median [min, max] over the cells that reached it; **held** = cells whose curve stays at or "
+          f"above it from some point to the end of the budget.", "",
+          "| adapter | task | reached | episodes to reach | held to the end |", "|---|---|---|---|---|"]
+    for adapter in spec.adapters:
+        for task in spec.tasks:
+            t = tt["adapters"][adapter][task]
+            e = t["reached_episodes"]
+            when = "n/a" if e is None else (_fmt(e["median"]) + (f" [{_fmt(e['min'])}, {_fmt(e['max'])}]"
+                                                                   if t["reached"] > 1 else ""))
+            md.append(f"| {names[adapter]} | {task} | {t['reached']} of {t['cells']} | {when} | "
+                      f"{t['held']} of {t['cells']} |")
+    return md
+
+
 def _norms(aggregates: dict[str, Any]) -> list[tuple[str, str]]:
     """Normalisations to show: the oracle one only when some task has a given oracle."""
     given = any(o["source"] == "--oracle" for o in aggregates["oracle"].values())
@@ -365,6 +389,7 @@ def write_report(folder: Path, spec: CompareSpec, rows: list[dict[str, Any]], ce
             md.append(f"| {cp['episodes']} / {cp['env_steps']} | {names[adapter]} | " + " | ".join(cols) + " |")
     md += _paired_md(spec, aggregates)
     md += _unlearning_md(spec, aggregates)
+    md += _time_to_oracle_md(spec, aggregates)
     md += ["", "## Final " + ("evaluation" if aggregates.get("score_source") == "evaluation" else "training")
            + " returns per task (mean over seeds)", "",
            "| adapter | " + " | ".join(spec.tasks) + " |", "|---|" + "---|" * len(spec.tasks)]

@@ -18,6 +18,7 @@ from bfm_gym.evaluation.aggregate import (
     stratified_bootstrap,
 )
 from bfm_gym.experiments.compare.spec import CompareSpec, cell_name
+from bfm_gym.experiments.compare.time_to_oracle import FRACTION, summarize_time_to_oracle, time_to_fraction
 from bfm_gym.experiments.compare.tuning import SELECTION_RULE, choose
 from bfm_gym.experiments.compare.unlearning import summarize_unlearning, unlearning
 from bfm_gym.experiments.run_folder import cpu_kinds
@@ -217,6 +218,7 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
         "selected_settings": {a: spec.setting(chosen[a]) for a in spec.adapters},
         "tuning": _tuning(spec, folder, records, chosen, reps) if spec.tune else None,
         "unlearning": _unlearning(spec, folder, records, chosen, reps) if paired else None,
+        "time_to_oracle": _time_to_oracle(spec, records, chosen, oracle) if paired else None,
         "score_window": window,
         "budget": {"episodes": spec.episodes, "episode_length": spec.episode_length,
                    "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels},
@@ -379,6 +381,25 @@ def _tuning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str
                                     "chosen": spec.setting(chosen[adapter]), "chosen_variant": chosen[adapter],
                                     "scored": scores[adapter]["scored"], "settings": settings}
     out["untuned"] = [a for a in spec.adapters if a not in spec.tune]
+    return out
+
+
+def _time_to_oracle(spec: CompareSpec, records: Mapping[str, list[dict[str, Any]]],
+                    chosen: Mapping[str, str], oracle: Mapping[str, tuple[float, str]]) -> dict[str, Any]:
+    """Per adapter (at its ``chosen`` setting, on the reported seeds) and task: when its
+    evaluation curve reaches and holds 90 % of the oracle (:mod:`.time_to_oracle`)."""
+    out: dict[str, Any] = {"fraction": FRACTION, "adapters": {}}
+    for adapter in spec.adapters:
+        per_task = {}
+        for task in spec.tasks:
+            cells = []
+            for seed in spec.seeds:
+                points = [(r["env_steps"], r["eval_return"]) for r in records.get(cell_name(chosen[adapter], task, seed), [])
+                          if "eval_return" in r and r["env_steps"] <= spec.budget_steps
+                          and r["labels_used"] <= spec.budget_labels]
+                cells.append({"seed": seed, **time_to_fraction(points, oracle[task][0])})
+            per_task[task] = cells
+        out["adapters"][adapter] = summarize_time_to_oracle(per_task, spec.episode_length)
     return out
 
 
