@@ -384,6 +384,12 @@ def _tuning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict[str
     return out
 
 
+def _eval_points(spec: CompareSpec, records: list[dict[str, Any]]) -> list[tuple[int, float]]:
+    """``(env_steps, eval_return)`` of a cell's evaluation points within the budget, in order."""
+    return [(r["env_steps"], r["eval_return"]) for r in records
+            if "eval_return" in r and r["env_steps"] <= spec.budget_steps and r["labels_used"] <= spec.budget_labels]
+
+
 def _time_to_oracle(spec: CompareSpec, records: Mapping[str, list[dict[str, Any]]],
                     chosen: Mapping[str, str], oracle: Mapping[str, tuple[float, str]]) -> dict[str, Any]:
     """Per adapter (at its ``chosen`` setting, on the reported seeds) and task: when its
@@ -394,9 +400,7 @@ def _time_to_oracle(spec: CompareSpec, records: Mapping[str, list[dict[str, Any]
         for task in spec.tasks:
             cells = []
             for seed in spec.seeds:
-                points = [(r["env_steps"], r["eval_return"]) for r in records.get(cell_name(chosen[adapter], task, seed), [])
-                          if "eval_return" in r and r["env_steps"] <= spec.budget_steps
-                          and r["labels_used"] <= spec.budget_labels]
+                points = _eval_points(spec, records.get(cell_name(chosen[adapter], task, seed), []))
                 cells.append({"seed": seed, **time_to_fraction(points, oracle[task][0])})
             per_task[task] = cells
         out["adapters"][adapter] = summarize_time_to_oracle(per_task, spec.episode_length)
@@ -414,9 +418,7 @@ def _unlearning(spec: CompareSpec, folder: Path, records: Mapping[str, list[dict
             cells = []
             for seed in spec.seeds:
                 name = cell_name(chosen[adapter], task, seed)
-                points = [(r["env_steps"], r["eval_return"]) for r in records.get(name, [])
-                          if "eval_return" in r and r["env_steps"] <= spec.budget_steps
-                          and r["labels_used"] <= spec.budget_labels]
+                points = _eval_points(spec, records.get(name, []))
                 cells.append({"seed": seed, **unlearning(points, _seed_level(folder, name))})
             per_task[task] = cells
         out[adapter] = summarize_unlearning(per_task, spec.episode_length, reps)
