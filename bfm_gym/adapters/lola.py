@@ -286,13 +286,13 @@ class LoLAAdapter(SelectsFromEpisodes, Adapter):
         s0 = states[self.rng.integers(len(states))]
         if c.antithetic:
             eps = self.rng.standard_normal((c.k // 2, self.bfm.z_dim))
-            z_raw = self.mu.astype(np.float64) + c.sigma * np.concatenate([eps, -eps])
-            returns = self.lookahead(s0, self._project(z_raw))
-            grad = antithetic_gradient(returns, eps, c.sigma)
+            noise = np.concatenate([eps, -eps])
         else:
-            z_raw = self.mu.astype(np.float64) + c.sigma * self.rng.standard_normal((c.k, self.bfm.z_dim))
-            returns = self.lookahead(s0, self._project(z_raw))
-            grad = loo_gradient(returns, z_raw, self.mu, c.sigma)
+            noise = self.rng.standard_normal((c.k, self.bfm.z_dim))
+        z_raw = self.mu.astype(np.float64) + c.sigma * noise
+        returns = self.lookahead(s0, self._project(z_raw))
+        grad = (antithetic_gradient(returns, eps, c.sigma) if c.antithetic
+                else loo_gradient(returns, z_raw, self.mu, c.sigma))
         beta1, beta2, eps = 0.9, 0.999, 1e-8
         self.adam_t += 1
         self.adam_m = beta1 * self.adam_m + (1 - beta1) * grad
