@@ -92,37 +92,34 @@ def run_scores(folder: Path, adapter: str, budget: int) -> tuple[str, dict[str, 
 
 def compare_domain(methods: dict[str, dict[str, Any]], reps: int) -> dict[str, Any]:
     """The strongest weight method of one domain and every latent method against it."""
-    def mean_over_tasks(m: dict[str, Any]) -> float:
-        per_task = [np.mean(list(v.values())) for v in m["scores"].values() if v]
-        return float(np.mean(per_task)) if per_task else float("nan")
+    # task -> mean score over seeds, per method, computed once
+    means = {k: {t: float(np.mean(list(v.values()))) for t, v in m["scores"].items() if v}
+             for k, m in methods.items()}
 
-    weights = {k: m for k, m in methods.items() if m["acts"] == "env"}
-    latent = {k: m for k, m in methods.items() if m["acts"] != "env"}
+    def mean_over_tasks(k: str) -> float:
+        return float(np.mean(list(means[k].values()))) if means[k] else float("nan")
+
+    weights = [k for k, m in methods.items() if m["acts"] == "env"]
+    latent = [k for k, m in methods.items() if m["acts"] != "env"]
     if not weights or not latent:
         raise SystemExit("each domain needs at least one weight fine-tuning entry and one latent entry.")
-    scored = [k for k in weights if math.isfinite(mean_over_tasks(weights[k]))]
+    scored = [k for k in weights if math.isfinite(mean_over_tasks(k))]
     if not scored:
         raise SystemExit("no weight fine-tuning entry has an evaluation point within the budget.")
-    strongest = max(scored, key=lambda k: mean_over_tasks(weights[k]))
-    base = weights[strongest]["scores"]
-    out: dict[str, Any] = {"strongest_weights": strongest,
-                           "weights_mean_score": {k: round(mean_over_tasks(m), 4) for k, m in weights.items()},
-                           "latent": {}}
+    strongest = max(scored, key=mean_over_tasks)
+    base = methods[strongest]["scores"]
     tasks = list(base)
-    best_latent_wins = 0
-    for task in tasks:
-        b = float(np.mean(list(base[task].values())))
-        if any(task in m["scores"] and np.mean(list(m["scores"][task].values())) > b for m in latent.values()):
-            best_latent_wins += 1
-    for name, m in latent.items():
-        won = [t for t in tasks if t in m["scores"]
-               and np.mean(list(m["scores"][t].values())) > np.mean(list(base[t].values()))]
-        poi = probability_of_improvement({t: list(v.values()) for t, v in m["scores"].items()},
+    out: dict[str, Any] = {"strongest_weights": strongest,
+                           "weights_mean_score": {k: round(mean_over_tasks(k), 4) for k in weights},
+                           "latent": {}}
+    for name in latent:
+        won = [t for t in tasks if t in means[name] and means[name][t] > means[strongest][t]]
+        poi = probability_of_improvement({t: list(v.values()) for t, v in methods[name]["scores"].items()},
                                          {t: list(v.values()) for t, v in base.items()}, reps=reps, seed=0)
-        out["latent"][name] = {"tasks_won": won, "tasks_compared": sum(t in m["scores"] for t in tasks),
-                               "p_improvement": poi.to_dict(), "mean_score": round(mean_over_tasks(m), 4)}
+        out["latent"][name] = {"tasks_won": won, "tasks_compared": sum(t in methods[name]["scores"] for t in tasks),
+                               "p_improvement": poi.to_dict(), "mean_score": round(mean_over_tasks(name), 4)}
     out["tasks"] = tasks
-    out["tasks_won_by_some_latent_method"] = best_latent_wins
+    out["tasks_won_by_some_latent_method"] = len({t for name in latent for t in out["latent"][name]["tasks_won"]})
     return out
 
 
