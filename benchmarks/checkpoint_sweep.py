@@ -13,6 +13,10 @@ a plot next to it. Steps already in ``--out`` are skipped, so a rerun resumes.
 ``--follow`` keeps polling for new checkpoints while the run trains (the trainer keeps
 only its newest two, plus multiples of ``pretrain --keep-every``); give it one thread.
 
+``--average K`` evaluates checkpoint averages instead: at each step, the uniform mean of the
+weights of the K kept checkpoints up to it (``bfm-gym export --average K``); keep every
+checkpoint (``pretrain --keep-every`` equal to ``--checkpoint-every``) to average a window.
+
 A checkpoint picked as the best of many on these episodes is biased upwards; check the
 pick on fresh episodes (``--confirm STEP``: 20 episodes per task, seed 1) before
 shipping it.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -38,17 +43,23 @@ def _steps(run: Path, every: int) -> list[int]:
     return [s for s in steps if s % every == 0]
 
 
-def evaluate(run: Path, step: int, exports: Path, episodes: int, seed: int) -> dict:
-    """Exports checkpoint ``step`` (once) and evaluates it zero-shot on every task."""
+def evaluate(run: Path, step: int, exports: Path, episodes: int, seed: int, average: int = 1,
+             weights: str = "auto") -> dict:
+    """Exports checkpoint ``step`` (once; with ``average`` > 1 the mean weights of the
+    ``average`` kept checkpoints up to it; ``weights`` as ``bfm-gym export --weights``) and
+    evaluates it zero-shot on every task."""
     from bfm_gym.evaluation.report import zero_shot_report
     from bfm_gym.pretraining import export_checkpoint
 
-    folder = exports / f"step_{step:09d}"
+    suffix = (f"_avg{average}" if average > 1 else "") + (f"_{weights}" if weights != "auto" else "")
+    folder = exports / f"step_{step:09d}{suffix}"
     if not (folder / "inference_samples.safetensors").is_file():
         exports.mkdir(parents=True, exist_ok=True)
-        export_checkpoint(run, folder, step=step)
+        shutil.rmtree(folder, ignore_errors=True)  # an export interrupted half-way
+        export_checkpoint(run, folder, step=step, average=average, weights=weights)
     report = zero_shot_report(str(folder), episodes=episodes, seed=seed)
-    return {"step": step, "model": str(folder), "episodes": episodes, "seed": seed,
+    return {"step": step, "average": average, "weights": weights, "model": str(folder),
+            "episodes": episodes, "seed": seed,
             "mean": report["mean_over_tasks"],
             "tasks": {t: round(v["mean"], 1) for t, v in report["tasks"].items()}}
 
@@ -82,11 +93,17 @@ def main() -> None:
                         help="Keep polling for new checkpoints (Ctrl-C to stop).")
     parser.add_argument("--confirm", type=int, default=None, metavar="STEP",
                         help="Re-evaluate one swept step on fresh episodes (20 per task, seed 1).")
+    parser.add_argument("--average", type=int, default=1, metavar="K",
+                        help="Evaluate the mean weights of the K kept checkpoints up to each step "
+                             "(bfm-gym export --average K); steps with fewer before them are skipped.")
+    parser.add_argument("--weights", choices=("auto", "online", "ema"), default="auto",
+                        help="A run trained with ema_tau > 0: its moving average (auto, ema) or "
+                             "the checkpoints' own weights (online).")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.every < 1:
-        parser.error("--every must be a positive number of updates")
+    if args.every < 1 or args.average < 1:
+        parser.error("--every and --average must be positive")
     if not (args.run / "training" / "run.json").is_file():
         parser.error(f"{args.run} holds no pretrain run (no training/run.json)")
     import torch
@@ -100,13 +117,18 @@ def main() -> None:
         if args.confirm not in {r["step"] for r in rows}:
             parser.error(f"step {args.confirm} is not in {args.out}; sweep it first")
         confirmed = [c for c in confirmed if c["step"] != args.confirm]
-        confirmed.append({**evaluate(args.run, args.confirm, exports, 20, 1), "command": command()})
+        confirmed.append({**evaluate(args.run, args.confirm, exports, 20, 1, args.average,
+                                   args.weights),
+                          "command": command()})
         print(confirmed[-1], flush=True)
         _write(args, rows, confirmed, report)
     while True:
-        todo = [s for s in _steps(args.run, args.every) if s not in {r["step"] for r in rows}]
+        kept = _steps(args.run, 1)
+        todo = [s for s in _steps(args.run, args.every) if s not in {r["step"] for r in rows}
+                and len([k for k in kept if k <= s]) >= args.average]
         for step in todo:
-            row = evaluate(args.run, step, exports, args.episodes, args.seed)
+            row = evaluate(args.run, step, exports, args.episodes, args.seed, args.average,
+                           args.weights)
             rows.append(row)
             rows.sort(key=lambda r: r["step"])
             print(row, flush=True)
@@ -120,7 +142,8 @@ def _write(args: argparse.Namespace, rows: list[dict], confirmed: list[dict], ol
     best = max(rows, key=lambda r: r["mean"]) if rows else None
     report = {"benchmark": "checkpoint_sweep", "command": old.get("command") or command(),
               "machine": machine(torch_threads=args.threads), "run": str(args.run),
-              "every": args.every, "checkpoints": rows,
+              "every": args.every, "average": args.average, "weights": args.weights,
+              "checkpoints": rows,
               "best_step": best["step"] if best else None, "confirmed": confirmed}
     write_report(args.out, report)
     if rows:

@@ -215,3 +215,57 @@ def test_init_from_continues_a_saved_model(maze_data: Path, tmp_path: Path) -> N
                  overrides={"z_dim": 12}, **kw)
     with pytest.raises(ValueError, match=r"is a bfm_gym\.fb model and this run trains bfm_gym\.hilp"):
         pretrain(maze_data, tmp_path / "hilp", updates=30, init_from=first, family="hilp", **kw)
+
+
+def test_export_averages_kept_checkpoints_and_refinalizes_cov(maze_data: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from bfm_gym.pretraining import export_checkpoint
+
+    out = tmp_path / "model"
+    pretrain(maze_data, out, config="tiny", updates=60, eval_every=0, checkpoint_every=20,
+             keep_every=20, inference_samples=300, progress=False, threads=1)
+    ckpt = out / "training" / "checkpoints"
+    w40, w60 = (load_file(ckpt / f"step_{s:09d}" / "model.safetensors") for s in (40, 60))
+    one = load_file(export_checkpoint(out, tmp_path / "plain", inference_samples=300) / "model.safetensors")
+    same = load_file(export_checkpoint(out, tmp_path / "avg1", average=1, inference_samples=300)
+                     / "model.safetensors")
+    assert all(np.array_equal(one[k], same[k]) for k in one)  # average=1 is the plain export
+    avg_dir = export_checkpoint(out, tmp_path / "avg2", average=2, inference_samples=300)
+    avg = load_file(avg_dir / "model.safetensors")
+    weights = [k for k in avg if k not in ("cov", "cov_samples")]
+    assert weights and all(
+        np.allclose(avg[k], (w40[k].astype(np.float64) + w60[k]) / 2, rtol=0, atol=1e-7) for k in weights)
+    assert not np.array_equal(avg[weights[0]], w60[weights[0]])
+    # cov = E[B B^T] belongs to the averaged B: finalized again, not the mean of the two covs
+    assert not np.allclose(avg["cov"], (w40["cov"] + w60["cov"]) / 2, atol=1e-6)
+    assert np.allclose(avg["cov"], avg["cov"].T, atol=1e-6)
+    bfm = bfm_gym.load(avg_dir)
+    assert bfm.metadata.extra["averaged_steps"] == [40, 60] and bfm.metadata.training_steps == 60
+    with pytest.raises(FileNotFoundError, match="average=4 needs 4 kept checkpoints"):
+        export_checkpoint(out, tmp_path / "avg4", average=4)
+    with pytest.raises(ValueError, match="average=0"):
+        export_checkpoint(out, tmp_path / "avg0", average=0)
+
+
+def test_export_reads_the_runs_moving_average(maze_data: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from bfm_gym.pretraining import export_checkpoint
+
+    out = tmp_path / "model"
+    pretrain(maze_data, out, config="tiny", overrides={"ema_tau": 0.1}, updates=30, eval_every=0,
+             checkpoint_every=30, inference_samples=300, progress=False, threads=1)
+    final = load_file(out / "model.safetensors")
+    ema = load_file(export_checkpoint(out, tmp_path / "ema", inference_samples=300) / "model.safetensors")
+    online = load_file(export_checkpoint(out, tmp_path / "online", weights="online")
+                       / "model.safetensors")
+    ckpt = load_file(out / "training" / "checkpoints" / "step_000000030" / "model.safetensors")
+    assert all(k in ("cov", "cov_samples") or np.array_equal(final[k], ema[k])
+               for k in final)  # the final model is the average, as the default export
+    assert all(k in ("cov", "cov_samples") or np.array_equal(ckpt[k], online[k])
+               for k in ckpt)
+    assert not np.array_equal(ema["actor.mlp.0.weight"], online["actor.mlp.0.weight"])
+    assert bfm_gym.load(tmp_path / "ema").metadata.extra["weight_ema"]["updates"] == 31
+    with pytest.raises(ValueError, match="choose one"):
+        export_checkpoint(out, tmp_path / "x", weights="ema", average=2)

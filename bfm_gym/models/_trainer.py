@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as files
+from .averaging import WeightEMA
 from .checkpoint import CheckpointError, ModelMetadata, library_version
 from .runtime import resolve_device, set_torch_threads, usable_cores
 from .threads import ThreadGovernor
@@ -104,6 +105,22 @@ class FamilyTrainer:
         self.noise_generator = torch.Generator(device=self.device).manual_seed(noise_seed)
         self.metadata = metadata or ModelMetadata()
         self.step = 0
+        self._ema: WeightEMA | None = None  # set up by train() / load_checkpoint when ema_tau > 0
+
+    @property
+    def ema_tau(self) -> float:
+        """The config's ``ema_tau`` (0 when the family's config has no such field: no EMA)."""
+        return float(getattr(self.config, "ema_tau", 0.0) or 0.0)
+
+    @property
+    def ema(self) -> WeightEMA | None:
+        """The weights' moving average, when ``ema_tau > 0`` and training has begun."""
+        return self._ema
+
+    def _ensure_ema(self) -> WeightEMA | None:
+        if self._ema is None and self.ema_tau > 0:
+            self._ema = WeightEMA(self.model, self.ema_tau)
+        return self._ema
 
     @property
     def threads(self) -> int:
@@ -191,6 +208,7 @@ class FamilyTrainer:
                 "architecture it was trained with (its config.json)"
             ) from err
         self._setup(fresh.to(self.device), self._setup_seeds)
+        self._ema = None  # a moving average starts from the continued weights
         self.step = int(metadata.training_steps or 0)
         return self.step
 
@@ -267,6 +285,7 @@ class FamilyTrainer:
             if latest is not None and _checkpoint_step(latest) > self.step:
                 self.load_checkpoint(latest)
                 logger.info("resumed from %s (step %d)", latest, self.step)
+        ema = self._ensure_ema()
         writer = _summary_writer(run / "tb", self.step) if run is not None else None
         bar = _progress_bar(num_updates, self.step, progress)
         history: list[dict[str, float]] = []
@@ -276,6 +295,8 @@ class FamilyTrainer:
             while self.step < num_updates:
                 t_update = time.perf_counter()
                 metrics = self.update(self.sample(replay))
+                if ema is not None:
+                    ema.update()
                 if self._governor is not None:
                     self._governor.record(time.perf_counter() - t_update)
                 sums = metrics if not sums else {k: sums[k] + v for k, v in metrics.items()}
@@ -333,29 +354,48 @@ class FamilyTrainer:
         return history
 
     # --- snapshots and models --------------------------------------------------------------------
-    def snapshot(self, replay: Any = None, finalize_samples: int = 50_000) -> Any:
+    def snapshot(self, replay: Any = None, finalize_samples: int = 50_000, *,
+                 weights: Literal["auto", "online", "ema"] = "auto") -> Any:
         """A frozen copy of the current model as the family's handle.
 
         When ``replay`` is given and the family finalizes its models (FB: ``cov = E[B B^T]``),
         that is done on up to ``finalize_samples`` of its next states (a fixed, seeded draw that
         leaves the training RNG streams untouched).
+
+        Args:
+            weights: ``"online"`` (the last update's), ``"ema"`` (the moving average; needs
+                ``ema_tau > 0``), or ``"auto"``: the average when one is kept, else online. The
+                averaged model's metadata records ``extra["weight_ema"]`` (tau, updates).
+
+        Raises:
+            ValueError: ``weights="ema"`` without a moving average, or an unknown ``weights``.
         """
+        if weights not in ("auto", "online", "ema"):
+            raise ValueError(f"snapshot: weights must be 'auto', 'online' or 'ema', got {weights!r}")
+        ema = self._ema if weights != "online" else None
+        if weights == "ema" and ema is None:
+            raise ValueError(
+                "snapshot(weights='ema'): this run keeps no moving average of its weights; train "
+                "with ema_tau > 0 (e.g. --set ema_tau=1e-4), or use weights='online'")
         with torch.random.fork_rng(devices=[]):  # the throw-away init must not touch the caller's RNG
             model = self._handle_class._folder.model_class(self.config, self.model.obs_dim, self.model.action_dim)
         model.to(self.device)
-        model.load_state_dict(self.model.state_dict())
+        model.load_state_dict(self.model.state_dict() if ema is None else ema.state_dict_of(self.model))
         model.train(False).requires_grad_(False)
         self._finalize(model, replay, finalize_samples)
-        return self._handle_class(
-            model,
-            self.metadata.replace(training_steps=self.step, bfm_gym_version=library_version()),
-        )
+        metadata = self.metadata.replace(training_steps=self.step, bfm_gym_version=library_version())
+        if ema is not None:
+            metadata = metadata.replace(extra={**metadata.extra,
+                                               "weight_ema": {"tau": ema.tau, "updates": ema.count}})
+        return self._handle_class(model, metadata)
 
     def save_model(
-        self, path: str | os.PathLike[str], replay: Any = None, finalize_samples: int = 50_000
+        self, path: str | os.PathLike[str], replay: Any = None, finalize_samples: int = 50_000, *,
+        weights: Literal["auto", "online", "ema"] = "auto",
     ) -> Path:
-        """Save the current model (finalized on ``replay`` when given) as a model folder."""
-        return self.snapshot(replay, finalize_samples).save(path)
+        """Save the current model (finalized on ``replay`` when given) as a model folder
+        (``weights``: as in :meth:`snapshot`)."""
+        return self.snapshot(replay, finalize_samples, weights=weights).save(path)
 
     # --- training checkpoints --------------------------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
@@ -370,6 +410,8 @@ class FamilyTrainer:
             tensors.update(opt_tensors)
         tensors["rng.sample"] = self.sample_generator.get_state()
         tensors["rng.noise"] = self.noise_generator.get_state()
+        if self._ema is not None:
+            tensors.update(self._ema.tensors())
         state = {
             "format": self.TRAINER_FORMAT,
             "format_version": self.TRAINER_FORMAT_VERSION,
@@ -379,6 +421,8 @@ class FamilyTrainer:
             "config": self.config.to_dict(),
             "optimizers": optimizers,
         }
+        if self._ema is not None:
+            state["ema_updates"] = self._ema.count
         path = Path(path)
         with files.write_folder_atomic(path) as tmp:
             self._handle_class._folder.write_files(
@@ -430,6 +474,9 @@ class FamilyTrainer:
                 opt.load_state_dict(files.unflatten_optimizer_state(tensors, state["optimizers"][name], name))
             self.sample_generator.set_state(tensors["rng.sample"])
             self.noise_generator.set_state(tensors["rng.noise"])
+            ema = self._ensure_ema()
+            if ema is not None:
+                ema.load_tensors(tensors, int(state["ema_updates"]))
         except (KeyError, RuntimeError, ValueError) as err:
             raise CheckpointError(
                 f"{path}: trainer state is incomplete or inconsistent ({err}); resume from an older checkpoint"

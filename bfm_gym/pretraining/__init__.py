@@ -30,7 +30,7 @@ import numpy as np
 
 from bfm_gym.utils.io import atomic_path, write_json_atomic
 
-__all__ = ["export_checkpoint", "make_config", "pretrain"]
+__all__ = ["average_checkpoint_weights", "export_checkpoint", "make_config", "pretrain"]
 
 
 GYM_PRESET_DOMAIN = "walker"
@@ -394,6 +394,8 @@ def export_checkpoint(
     *,
     step: int | None = None,
     inference_samples: int = 10_000,
+    average: int = 1,
+    weights: str = "auto",
 ) -> Path:
     """Writes a model folder from a training checkpoint of a ``pretrain`` run.
 
@@ -402,16 +404,31 @@ def export_checkpoint(
     samples drawn with the run's seed. Use it to evaluate or adapt an intermediate model
     while the run goes on.
 
+    With ``average=K`` the weights are the uniform average of the K newest kept checkpoints
+    up to ``step`` (checkpoint averaging, "SWA"; :func:`average_checkpoint_weights`), and
+    ``cov`` is finalized for the averaged B. The steps averaged are recorded in the model's
+    metadata (``extra["averaged_steps"]``).
+
+    A run trained with ``ema_tau > 0`` keeps a moving average of its weights in every
+    checkpoint; ``weights="auto"`` exports it (as ``pretrain``'s final model does),
+    ``"online"`` the last update's weights.
+
     Args:
         model_dir: The ``--out`` folder of a ``pretrain`` run (holds ``training/``).
         out: New model folder.
         step: Checkpoint step (default: the newest; the trainer keeps the last two, and
             those at multiples of ``pretrain(keep_every=...)``).
         inference_samples: Dataset next-states shipped for z inference.
+        average: Checkpoints averaged (1: the checkpoint's own weights).
+        weights: ``"auto"``, ``"online"`` or ``"ema"`` (see above); averaging checkpoints
+            averages their online weights.
 
     Raises:
-        FileNotFoundError: No run, or no checkpoint at ``step`` (the message lists them).
+        FileNotFoundError: No run, no checkpoint at ``step``, or fewer than ``average`` kept
+            checkpoints up to it (the message lists them).
         FileExistsError: ``out`` exists and is not empty.
+        ValueError: ``average < 1``, ``weights="ema"`` for a run without a moving average or
+            together with ``average > 1``.
     """
     from bfm_gym.evaluation.zero_shot import InferenceSet
     from bfm_gym.models._trainer import list_checkpoints
@@ -429,16 +446,52 @@ def export_checkpoint(
     if step not in steps:
         raise FileNotFoundError(f"No checkpoint at step {step} in {run / 'checkpoints'}; "
                                 f"available: {', '.join(map(str, steps))}.")
+    if average < 1:
+        raise ValueError(f"average={average}: give the number of checkpoints to average (>= 1).")
+    if average > 1 and weights == "ema":
+        raise ValueError("average > 1 averages the checkpoints' online weights; "
+                         "weights='ema' reads one checkpoint's moving average: choose one.")
+    window = [s for s in steps if s <= step][-average:]
+    if len(window) < average:
+        raise FileNotFoundError(
+            f"average={average} needs {average} kept checkpoints up to step {step}; "
+            f"{run / 'checkpoints'} holds {', '.join(map(str, steps))}. Keep more "
+            "(pretrain --keep-every) or average fewer.")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose another folder.")
     trainer_class = trainer_for(info["spec"].get("family", "fb"))
     trainer = trainer_class.from_checkpoint(run / "checkpoints" / f"step_{step:09d}", device="cpu",
                                             threads=None)
+    if average > 1:
+        folders = [run / "checkpoints" / f"step_{s:09d}" for s in window]
+        averaged = average_checkpoint_weights(trainer_class, folders)
+        trainer.model.load_state_dict(averaged)
+        trainer.metadata = trainer.metadata.replace(
+            extra={**trainer.metadata.extra, "averaged_steps": window})
     transitions = _load_datasets([Path(d) for d in info["dataset"]])
     replay = trainer_class.replay_from(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples,
                                             seed=int(info["spec"]["seed"]))
-    trainer.save_model(out, replay)
+    trainer.save_model(out, replay, weights="online" if average > 1 else weights)  # type: ignore[arg-type]
     samples.save(out)
     return out
+
+
+def average_checkpoint_weights(trainer_class: Any, folders: list[Path]) -> dict[str, Any]:
+    """The uniform average of the models saved in ``folders`` (checkpoints of one run;
+    :func:`~bfm_gym.models.averaging.average_state_dicts`).
+
+    Raises:
+        CheckpointError: A folder that is not a model of the family, or models whose tensors
+            differ in names or shapes (another run's or another config's checkpoint).
+    """
+    from bfm_gym.models.averaging import average_state_dicts
+    from bfm_gym.models.checkpoint import CheckpointError
+
+    states = [trainer_class._handle_class._folder.load(f, device="cpu")[0].state_dict()
+              for f in folders]
+    try:
+        return average_state_dicts(states)
+    except ValueError as err:
+        raise CheckpointError(f"{', '.join(map(str, folders))}: {err}") from err

@@ -75,6 +75,11 @@ class FBConfig(FamilyConfig):
     """Fraction of training z drawn as proj(B(g)) with g a shuffled next observation of the batch."""
     fb_pessimism: float = 0.0
     """Penalty on the F-head disagreement in the FB target (0 = plain ensemble mean)."""
+    ema_tau: float = 0.0
+    """> 0: keep an exponential moving average of the weights (rate ``ema_tau`` per update,
+    horizon ~1/ema_tau updates; :class:`~bfm_gym.models.averaging.WeightEMA`) beside the online
+    ones; exported models, evaluations during training and the run's final model then use
+    the averaged weights. 0 = off. Training itself is unchanged."""
 
     # --- actor ----------------------------------------------------------------------------------
     actor_std: float = 0.2
@@ -120,7 +125,7 @@ class FBConfig(FamilyConfig):
         check_ints(self, ("batch_size",), 2, " (the FB loss needs off-diagonal pairs)")
         check_range(self, ("gamma",), "(0, 1)")
         check_range(self, ("lr_f", "lr_b", "lr_actor", "actor_std", "awr_beta", "awr_weight_clip"), "> 0")
-        check_range(self, ("tau", "train_goal_ratio"), "[0, 1]")
+        check_range(self, ("tau", "train_goal_ratio", "ema_tau"), "[0, 1]")
         check_range(self, ("ortho_coef", "fb_pessimism", "actor_pessimism", "stddev_clip"), ">= 0")
         check_choices(self)
         if self.ar_blocks > self.z_dim:
