@@ -89,3 +89,17 @@ def test_average_state_dicts_means_floats_and_rejects_other_shapes() -> None:
         average_state_dicts([a, {"w": torch.zeros(3), "n": torch.tensor(1)}])
     with pytest.raises(ValueError, match="no states"):
         average_state_dicts([])
+
+
+def test_hilp_keeps_a_moving_average_too() -> None:
+    from hilp_testdata import point_walks
+
+    from bfm_gym.models.hilp import GoalReplay, HILPConfig, HILPTrainer
+
+    config = HILPConfig.preset("point_mass_maze", "tiny", ema_tau=0.1)
+    trainer = HILPTrainer(config, 2, 2, device="cpu", seed=0, threads=None)
+    trainer.train(GoalReplay(**point_walks()), 12, progress=False)
+    snap = trainer.snapshot()
+    assert snap.metadata.extra["weight_ema"] == {"tau": 0.1, "updates": 13}
+    name = next(n for n, _ in trainer.model.named_parameters())
+    assert not torch.equal(snap.model.state_dict()[name], trainer.model.state_dict()[name])

@@ -82,6 +82,10 @@ class HILPConfig(FamilyConfig):
     """Adam learning rate of the actor (official ``lr: 1e-4``)."""
     sf_tau: float = 0.01
     """Polyak rate of psi's target network (official ``sf_target_tau: 0.01``)."""
+    ema_tau: float = 0.0
+    """> 0: keep a moving average of the weights for export, as FB's ``ema_tau`` (this
+    project's; :class:`~bfm_gym.models.averaging.WeightEMA`); ``phi_mean``, itself a running
+    mean, stays the online one. 0 = off."""
     batch_size: int = 1024
     """Transitions per update (official ``batch_size: 1024``)."""
     mix_ratio: float = 0.5
@@ -112,7 +116,8 @@ class HILPConfig(FamilyConfig):
         check_ints(self, ("sf_embedding_layers", "actor_embedding_layers", "batch_size"), 2)
         check_even(self, ("sf_hidden_dim", "actor_hidden_dim"), " (the embeddings output h/2 units)")
         check_range(self, ("gamma", "hilp_gamma", "expectile", "future"), "(0, 1)")
-        check_range(self, ("phi_tau", "sf_tau", "mean_rate", "p_random_goal", "mix_ratio"), "[0, 1]")
+        check_range(self, ("phi_tau", "sf_tau", "mean_rate", "p_random_goal", "mix_ratio", "ema_tau"),
+                    "[0, 1]")
         check_range(self, ("lr_phi", "lr_sf", "lr_actor", "actor_std"), "> 0")
         check_range(self, ("stddev_clip", "actor_pessimism"), ">= 0")
         for name in ("q_loss", "fused_adam"):
