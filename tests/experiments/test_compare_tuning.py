@@ -145,7 +145,7 @@ def test_rerun_reuses_every_setting_and_chooses_the_same(tuned: object) -> None:
     again = compare("point_mass_maze", "reach_top_left", "zero-shot,rela", out=res.out, seeds=1, episodes=2,
                     max_episode_steps=100, workers=1, bootstrap_reps=200, progress=False,
                     config={"rela": RELA}, tune={"lr": ["0.5", "1e-5"]})
-    assert {c["status"] for c in again.cells} == {"skipped"} and len(again.cells) == 3
+    assert {c["status"] for c in again.cells} == {"reused"} and len(again.cells) == 3
     assert again.aggregates["tuning"] == res.aggregates["tuning"]
     assert again.aggregates["checkpoints"] == res.aggregates["checkpoints"]
 

@@ -141,7 +141,7 @@ def score(folder: Path, spec: CompareSpec, records: dict[str, list[dict[str, Any
                          "wall_s": r.get("wall_s")})
         last = recs[-1] if recs else {"env_steps": 0, "labels_used": 0, "sim_steps": 0, "wall_s": 0.0}
         cells.append({"cell": name, "adapter": adapter, **tags, "task": task, "seed": seed,
-                      "status": "ran" if name in ran else "skipped", "episodes": len(recs),
+                      "status": "ran" if name in ran else "reused", "episodes": len(recs),
                       "budget_steps": spec.budget_steps, "budget_labels": spec.budget_labels,
                       "env_steps": last["env_steps"], "sim_steps": last.get("sim_steps", 0),
                       "labels_used": last["labels_used"],

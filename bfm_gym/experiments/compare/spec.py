@@ -132,7 +132,8 @@ class CompareResult:
     rows: list[dict[str, Any]]
     """One dict per (adapter, task, seed, episode); the columns of ``results.csv``."""
     cells: list[dict[str, Any]]
-    """Per cell: budgets given and used, status (``ran``/``skipped``)."""
+    """Per cell: budgets given and used, status (``ran`` this time, or ``reused``: found complete
+    in ``out`` from an earlier run and not run again)."""
     aggregates: dict[str, Any]
     """The contents of ``aggregates.json``."""
     files: dict[str, Path] = field(default_factory=dict)
