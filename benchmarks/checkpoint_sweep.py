@@ -140,7 +140,8 @@ def main() -> None:
 
 def _write(args: argparse.Namespace, rows: list[dict], confirmed: list[dict], old: dict) -> None:
     best = max(rows, key=lambda r: r["mean"]) if rows else None
-    report = {"benchmark": "checkpoint_sweep", "command": old.get("command") or command(),
+    # fields added to an earlier result by hand (training command, data) are kept
+    report = {**old, "benchmark": "checkpoint_sweep", "command": old.get("command") or command(),
               "machine": machine(torch_threads=args.threads), "run": str(args.run),
               "every": args.every, "average": args.average, "weights": args.weights,
               "checkpoints": rows,
