@@ -54,8 +54,7 @@ class WeightEMA:
     def update(self) -> None:
         """Fold the online parameters' current values into the average."""
         self.count += 1
-        torch._foreach_lerp_(self.averaged, [p.detach() for p in self._online],
-                             max(self.tau, 1.0 / self.count))
+        torch._foreach_lerp_(self.averaged, self._online, max(self.tau, 1.0 / self.count))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The averaged parameters keyed ``ema.<parameter name>`` (a checkpoint's entries)."""

@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -395,7 +395,7 @@ def export_checkpoint(
     step: int | None = None,
     inference_samples: int = 10_000,
     average: int = 1,
-    weights: str = "auto",
+    weights: Literal["auto", "online", "ema"] = "auto",
 ) -> Path:
     """Writes a model folder from a training checkpoint of a ``pretrain`` run.
 
@@ -473,7 +473,7 @@ def export_checkpoint(
     replay = trainer_class.replay_from(transitions)
     samples = InferenceSet.from_transitions(transitions, n=inference_samples,
                                             seed=int(info["spec"]["seed"]))
-    trainer.save_model(out, replay, weights="online" if average > 1 else weights)  # type: ignore[arg-type]
+    trainer.save_model(out, replay, weights="online" if average > 1 else weights)
     samples.save(out)
     return out
 
