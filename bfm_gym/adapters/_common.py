@@ -18,16 +18,21 @@ SELECT_MODES = ("mu", "best_episode", "race")
 """Values of the ``select`` option of ReLA and LoLA (see :class:`EpisodeSelection`)."""
 
 
-def check_select(owner: str, select: str, window: int) -> None:
-    """Validates a config's ``select`` and ``select_window`` fields.
+def check_select(owner: str, select: str, window: int, base: int = 0) -> None:
+    """Validates a config's ``select``, ``select_window`` and ``select_base`` fields.
 
     Raises:
-        ValueError: Naming ``owner.select`` or ``owner.select_window``.
+        ValueError: Naming ``owner.select``, ``owner.select_window`` or ``owner.select_base``.
     """
     if select not in SELECT_MODES:
         raise ValueError(f"{owner}.select must be one of {SELECT_MODES}; got {select!r}.")
     if window < 1:
         raise ValueError(f"{owner}.select_window must be >= 1; got {window}.")
+    if base < 0:
+        raise ValueError(
+            f"{owner}.select_base must be >= 0 (0: the zero-shot latent plays every other real "
+            f"episode throughout); got {base}."
+        )
 
 
 def reward_weights(bfm: Any, samples: Any, task: dict[str, Any], owner: str) -> np.ndarray:
@@ -90,7 +95,9 @@ class EpisodeSelection:
     - ``"best_episode"``: each real episode holds the adapter's latent as it was when the
       episode began; evaluation holds the played latent whose real episode returned the most.
     - ``"race"``: real episodes alternate between the zero-shot latent (episodes 0, 2, 4, ...)
-      and the adapter's current latent (1, 3, ...), each held for the whole episode; evaluation
+      and the adapter's current latent (1, 3, ...), each held for the whole episode (with
+      ``base`` > 0 the zero-shot latent stops playing after ``base`` episodes, and every later
+      episode plays the current latent); evaluation
       holds the current latent while its last ``window`` episodes beat all zero-shot episodes
       on both the median and the mean return, else the zero-shot latent. One episode where the
       body falls over (a cheetah on its back returns 13 where it otherwise returns 180) swings
@@ -107,28 +114,35 @@ class EpisodeSelection:
         mode: One of :data:`SELECT_MODES`.
         zero_shot: The zero-shot latent ``(z_dim,)``.
         window: Episodes of the current latent whose median and mean ``race`` compares.
+        base: ``race`` only: zero-shot episodes after which the zero-shot latent stops playing
+            (0: it plays every other episode throughout).
     """
 
-    def __init__(self, mode: str, zero_shot: np.ndarray, window: int = 3) -> None:
-        check_select("EpisodeSelection", mode, window)
+    def __init__(self, mode: str, zero_shot: np.ndarray, window: int = 3, base: int = 0) -> None:
+        check_select("EpisodeSelection", mode, window, base)
         self.mode = mode
         self.zero_shot = np.array(zero_shot, dtype=np.float32)
         self.window = int(window)
+        self.base = int(base)
         self.played: list[np.ndarray] = []
         """Latents held by finished real episodes."""
         self.returns: list[float] = []
         """Their real episode returns, in the same order."""
+        self.was_zero_shot: list[bool] = []
+        """Whether each played episode was the zero-shot latent's turn (``race``)."""
 
-    @property
-    def was_zero_shot(self) -> list[bool]:
-        """Whether each played episode was the zero-shot latent's turn (``race``: the even ones)."""
-        return [self.mode == "race" and i % 2 == 0 for i in range(len(self.played))]
+    def _zero_shot_turn(self) -> bool:
+        """Whether the next real episode is the zero-shot latent's (``race``)."""
+        if self.mode != "race":
+            return False
+        n = len(self.played)
+        return n % 2 == 0 and (self.base == 0 or sum(self.was_zero_shot) < self.base)
 
     def episode_latent(self, current: np.ndarray) -> np.ndarray | None:
         """The latent the next real episode holds (None for ``mu``: the adapter decides)."""
         if self.mode == "mu":
             return None
-        if self.mode == "race" and len(self.played) % 2 == 0:
+        if self._zero_shot_turn():
             return self.zero_shot.copy()
         return np.array(current, dtype=np.float32)
 
@@ -136,6 +150,7 @@ class EpisodeSelection:
         """Records that a finished real episode held ``z`` and returned ``episode_return``."""
         if self.mode == "mu":
             return
+        self.was_zero_shot.append(self._zero_shot_turn())
         self.played.append(np.array(z, dtype=np.float32))
         self.returns.append(float(episode_return))
 
@@ -147,7 +162,8 @@ class EpisodeSelection:
             if not self.played:
                 return np.array(current, dtype=np.float32)
             return self.played[int(np.argmax(self.returns))].copy()
-        base, challenger = self.returns[0::2], self.returns[1::2]  # race: zero-shot turns are even
+        base = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if zs]
+        challenger = [r for r, zs in zip(self.returns, self.was_zero_shot, strict=True) if not zs]
         recent = challenger[-self.window:]
         if (base and recent and np.median(recent) > np.median(base)
                 and np.mean(recent) > np.mean(base)):
@@ -157,12 +173,17 @@ class EpisodeSelection:
     def state_dict(self) -> dict[str, np.ndarray]:
         d = self.zero_shot.shape[0]
         return {"select/played": np.array(self.played, dtype=np.float32).reshape(-1, d),
-                "select/returns": np.array(self.returns, dtype=np.float64)}
+                "select/returns": np.array(self.returns, dtype=np.float64),
+                "select/was_zero_shot": np.array(self.was_zero_shot, dtype=bool)}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         d = self.zero_shot.shape[0]
         self.played = [np.array(z, dtype=np.float32) for z in state.get("select/played", np.zeros((0, d)))]
         self.returns = [float(x) for x in state.get("select/returns", np.zeros(0))]
+        if "select/was_zero_shot" in state:
+            self.was_zero_shot = [bool(x) for x in state["select/was_zero_shot"]]
+        else:  # saved before the flags were stored: race's zero-shot turns were the even ones
+            self.was_zero_shot = [self.mode == "race" and i % 2 == 0 for i in range(len(self.played))]
 
 
 class SelectsFromEpisodes:

@@ -107,6 +107,11 @@ class LoLAConfig(AdapterConfig):
     the real episodes' returns")."""
     select_window: int = 3
     """Episodes of ``proj(mu)`` whose median and mean ``select="race"`` compares."""
+    select_base: int = 0
+    """``select="race"`` only: zero-shot episodes after which the zero-shot latent stops
+    playing, so that every later real episode plays ``proj(mu)`` (0: it plays every other episode
+    throughout). Evaluation still compares the last ``select_window`` episodes with all
+    zero-shot ones."""
     antithetic: bool = False
     """Draw the k latents as k/2 mirrored pairs ``mu +- sigma eps`` and estimate the gradient
     from each pair's difference (:func:`antithetic_gradient`) instead of the leave-one-out
@@ -118,7 +123,7 @@ class LoLAConfig(AdapterConfig):
     gradient, screened again")."""
 
     def __post_init__(self) -> None:
-        check_select("LoLAConfig", self.select, self.select_window)
+        check_select("LoLAConfig", self.select, self.select_window, self.select_base)
         for name in ("sigma", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LoLAConfig.{name} must be > 0; got {getattr(self, name)!r}.")
@@ -226,7 +231,9 @@ class LoLAAdapter(SelectsFromEpisodes, Adapter):
         self.z0 = self.mu.copy()
         """The zero-shot latent ``proj(z_r)``, the guard's reference."""
         self.z = self.mu.copy()
-        self.selection = EpisodeSelection(self.config.select, self.z0, self.config.select_window)
+        self.selection = EpisodeSelection(
+            self.config.select, self.z0, self.config.select_window, self.config.select_base
+        )
         """Played latents and their real returns (``select`` other than ``"mu"``)."""
         self.guard_diffs: list[float] = []
         """Paired lookahead differences ``R(proj(mu)) - R(z_0)``, one per round (guard on)."""

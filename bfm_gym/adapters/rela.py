@@ -94,6 +94,11 @@ class ReLAConfig(AdapterConfig):
     (docs/adapters.md, "Choosing from the real episodes' returns")."""
     select_window: int = 3
     """Episodes of the current z whose median and mean ``select="race"`` compares."""
+    select_base: int = 0
+    """``select="race"`` only: zero-shot episodes after which the zero-shot latent stops
+    playing, so that every later real episode plays the current z (0: it plays every other
+    episode throughout). Evaluation still compares the last ``select_window`` episodes with all
+    zero-shot ones."""
 
     def __post_init__(self) -> None:
         positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
@@ -109,7 +114,7 @@ class ReLAConfig(AdapterConfig):
             raise ValueError(f"ReLAConfig.tau must be in (0, 1]; got {self.tau}.")
         if self.pessimism < 0:
             raise ValueError(f"ReLAConfig.pessimism must be >= 0; got {self.pessimism}.")
-        check_select("ReLAConfig", self.select, self.select_window)
+        check_select("ReLAConfig", self.select, self.select_window, self.select_base)
 
 
 class ResidualCritic(nn.Module):
@@ -253,7 +258,7 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         self.updates = 0
         """Gradient steps taken (critic and latent)."""
         self._model = bfm  # only the BFM protocol: phi, act, psi, project (any family)
-        self.selection = EpisodeSelection(c.select, self.z, c.select_window)
+        self.selection = EpisodeSelection(c.select, self.z, c.select_window, c.select_base)
         """Played latents and their real returns (``select`` other than ``"mu"``)."""
 
     # -- acting ---------------------------------------------------------------------------

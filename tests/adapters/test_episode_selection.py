@@ -81,3 +81,46 @@ def test_race_alternates_and_holds_the_current_latent_only_while_its_median_and_
     np.testing.assert_array_equal(fresh.eval_latent(mu), Z0)
     with pytest.raises(ValueError, match="select must be one of"):
         EpisodeSelection("best", Z0)
+
+
+def test_race_with_a_base_stops_playing_the_zero_shot_latent_after_base_episodes() -> None:
+    mu = np.array([0.0, 1.0, 0.0], np.float32)
+    keep = EpisodeSelection("race", Z0, window=2, base=2)
+    returns = [100.0, 90.0, 110.0, 120.0, 130.0, 95.0, 125.0]
+    for ret in returns:
+        keep.add(keep.episode_latent(mu), ret)
+    # zero-shot turns 0 and 2, then mu every episode
+    assert keep.was_zero_shot == [True, False, True, False, False, False, False]
+    for z, zs in zip(keep.played, keep.was_zero_shot, strict=True):
+        np.testing.assert_array_equal(z, Z0 if zs else mu)
+    # zero-shot returns (100, 110): median and mean 105; mu's last two (95, 125): 110 -> mu
+    np.testing.assert_array_equal(keep.eval_latent(mu), mu)
+    keep.add(keep.episode_latent(mu), 80.0)  # (125, 80): mean 102.5 < 105 -> zero-shot
+    np.testing.assert_array_equal(keep.eval_latent(mu), Z0)
+    # the flags survive a save and load, and a state saved before they existed loads as parity
+    again = EpisodeSelection("race", Z0, window=2, base=2)
+    again.load_state_dict(keep.state_dict())
+    assert again.was_zero_shot == keep.was_zero_shot
+    np.testing.assert_array_equal(again.episode_latent(mu), mu)
+    old = {k: v for k, v in keep.state_dict().items() if k != "select/was_zero_shot"}
+    legacy = EpisodeSelection("race", Z0, window=2)
+    legacy.load_state_dict(old)
+    assert legacy.was_zero_shot == [i % 2 == 0 for i in range(len(returns) + 1)]
+    # base=0 (the default) alternates throughout
+    plain = EpisodeSelection("race", Z0)
+    for ret in returns:
+        plain.add(plain.episode_latent(mu), ret)
+    assert plain.was_zero_shot == [i % 2 == 0 for i in range(len(returns))]
+    with pytest.raises(ValueError, match="select_base must be >= 0"):
+        EpisodeSelection("race", Z0, base=-1)
+
+
+@pytest.mark.parametrize("config", ["lola", "rela"])
+def test_configs_check_select_base(config: str) -> None:
+    from bfm_gym.adapters.lola import LoLAConfig
+    from bfm_gym.adapters.rela import ReLAConfig
+
+    cls = LoLAConfig if config == "lola" else ReLAConfig
+    assert cls(select_base=3).select_base == 3
+    with pytest.raises(ValueError, match=f"{cls.__name__}.select_base must be >= 0"):
+        cls(select_base=-2)
