@@ -1,4 +1,5 @@
-"""Does a model move, or does it only stand? Zero-shot returns next to what the body does.
+"""Does a model move, or does it only stand? Zero-shot returns next to what the body does,
+and how alike the tasks' inferred latents are (cosines: one latent, one policy).
 
 Locomotion tasks of the DMC suite pay part of their reward for standing upright at zero
 speed (quadruped walk and run: about half), so a return alone does not tell a gait from a
@@ -58,6 +59,17 @@ def uniform_policy(rng: np.random.Generator, action_dim: int) -> Callable[[np.nd
     return lambda obs: rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
 
 
+def latent_cosines(latents: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
+    """Cosine between the inferred latents of every pair of tasks. Two tasks whose latents
+    point the same way (cosine near 1) get the same policy: on data where both rewards are
+    close to linear in one feature (cheetah walk and run are both a ramp in forward speed below
+    2 m/s), the zero-shot return of one is tied to the other's."""
+    names = list(latents)
+    unit = {t: np.asarray(z, np.float64) / max(float(np.linalg.norm(z)), 1e-12) for t, z in latents.items()}
+    return {(a, b): round(float(unit[a] @ unit[b]), 3)
+            for i, a in enumerate(names) for b in names[i + 1:]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="Shipped name or model folder.")
@@ -79,8 +91,10 @@ def main() -> None:
     if domain not in BODY:
         raise SystemExit(f"gait_check knows the bodies of {sorted(BODY)}; {args.model} is a {domain} model")
     rows: dict[str, Any] = {}
-    for task in args.tasks.split(","):
-        z = task_z(bfm, bfm.samples, task)
+    tasks = args.tasks.split(",")
+    latents = {task: task_z(bfm, bfm.samples, task) for task in tasks}
+    for task in tasks:
+        z = latents[task]
         zero_shot = [rollout(domain, task, lambda obs, z=z: bfm.act(obs, z), s, args.settle)
                      for s in range(args.episodes)]
         uniform = uniform_policy(np.random.default_rng(0), bfm.action_dim)
@@ -95,8 +109,12 @@ def main() -> None:
         print(task, rows[task]["zero_shot"]["mean_return"],
               {k: rows[task]["zero_shot"][f"mean_{k}"] for k in BODY[domain]},
               "random", rows[task]["random_actions"]["mean_return"], flush=True)
+    cosines = latent_cosines(latents)
+    for pair, value in cosines.items():
+        print(f"cos(z_{pair[0]}, z_{pair[1]}) = {value:+.3f}")
     write_report(args.out, {"benchmark": "gait_check", "command": command(), "machine": machine(torch_threads=1),
-                            "model": args.model, "domain": domain, "settle_steps": args.settle, "tasks": rows})
+                            "model": args.model, "domain": domain, "settle_steps": args.settle, "tasks": rows,
+                            "latent_cosines": {f"{a},{b}": v for (a, b), v in cosines.items()}})
 
 
 if __name__ == "__main__":
