@@ -308,6 +308,10 @@ class FBAgent:
                 pi_action = sample_action(mu, c.actor_std, c.stddev_clip, actor_noise)
                 qs = (self._frozen_forward_map(obs, pi_action, z).float() * z).sum(-1)  # (E, N)
                 loss, q = td3_actor_loss(qs, c.actor_pessimism)
+                if c.actor_bc > 0:
+                    bc = (mu.float() - action).square().mean()
+                    loss = loss / q.abs().mean().detach().clamp_min(1e-6) + c.actor_bc * bc
+                    return loss, {"actor_loss": loss.detach(), "q": q.mean().detach(), "actor_bc_mse": bc.detach()}
                 return loss, {"actor_loss": loss.detach(), "q": q.mean().detach()}
             # AWR (docs/algorithms.md#fb-aware-aw): A = Q(s, a_data, z) - Q(s, a_pi, z), Q = ensemble mean of F^T z.
             # Q(s, a_data, z) reuses F(s, a, z) from the FB step (pre-update F, no extra pass).

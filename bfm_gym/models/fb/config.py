@@ -88,6 +88,14 @@ class FBConfig(FamilyConfig):
     """The actor noise is clipped to [-stddev_clip, stddev_clip] before the action clip to [-1, 1]."""
     actor_pessimism: float = 0.5
     """Penalty on the F-head disagreement of Q in the TD3 actor loss (0.5: min of 2 heads)."""
+    actor_bc: float = 0.0
+    """Behaviour-cloning weight of the TD3 actor loss (this project's option, TD3+BC's form,
+    Fujimoto & Gu 2021; 0 = off, the FB papers' loss). With ``actor_bc > 0`` the loss is
+    ``-Q / mean|Q| + actor_bc * mean((pi_mean(s, z) - a_data)^2)``: Q divided by its batch mean
+    magnitude (no gradient through the divisor), so the weight has no unit (TD3+BC's alpha 2.5
+    is ``actor_bc = 0.4``). It keeps the actor near the dataset's actions, where F was trained,
+    against an actor that drifts to actions F overvalues (on cheetah RND data the plain actor
+    settled on constant saturated actions that hold the body still within 10-15k updates)."""
     actor_loss: Literal["td3", "awr"] = "td3"
     """"td3": maximise mean_k Q_k - actor_pessimism * unc; "awr": FB-AWARE
     advantage-weighted likelihood of dataset actions (docs/algorithms.md#fb-actor, #fb-aware-aw)."""
@@ -126,8 +134,14 @@ class FBConfig(FamilyConfig):
         check_range(self, ("gamma",), "(0, 1)")
         check_range(self, ("lr_f", "lr_b", "lr_actor", "actor_std", "awr_beta", "awr_weight_clip"), "> 0")
         check_range(self, ("tau", "train_goal_ratio", "ema_tau"), "[0, 1]")
-        check_range(self, ("ortho_coef", "fb_pessimism", "actor_pessimism", "stddev_clip"), ">= 0")
+        check_range(self, ("ortho_coef", "fb_pessimism", "actor_pessimism", "stddev_clip", "actor_bc"), ">= 0")
         check_choices(self)
+        if self.actor_bc > 0 and self.actor_loss != "td3":
+            raise ValueError(
+                f"FBConfig.actor_bc ({self.actor_bc}) weights a term of the TD3 actor loss; with "
+                f"actor_loss={self.actor_loss!r} (already a weighted likelihood of dataset actions) "
+                "set actor_bc=0."
+            )
         if self.ar_blocks > self.z_dim:
             raise ValueError(
                 f"FBConfig.ar_blocks ({self.ar_blocks}) cannot exceed z_dim ({self.z_dim}): every block needs >= 1 dimension"
