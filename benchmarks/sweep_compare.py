@@ -1,11 +1,12 @@
-"""Several checkpoint sweeps of one run side by side: online weights vs weight averages.
+"""Checkpoint sweeps side by side (one run's weight averages, or recipes on one dataset).
 
     python benchmarks/sweep_compare.py online=SWEEP.json ema=SWEEP_EMA.json avg4=SWEEP_AVG4.json \
         --from-step 60000 --out benchmarks/results/walker_weight_averaging.json
 
-Each ``LABEL=JSON`` is a ``benchmarks/checkpoint_sweep.py`` result (the same run, exported
-as ``--weights online``, ``--weights ema`` or ``--average K``). Every sweep scores the same
-episodes (seed and episodes per task), so at each step the sweeps are paired. Over the
+Each ``LABEL=JSON`` is a ``benchmarks/checkpoint_sweep.py`` result (one run exported as
+``--weights online``, ``--weights ema`` or ``--average K``, or several runs on the same data,
+e.g. with and without ``actor_bc``). Every sweep scores the same episodes (seed and episodes
+per task), so at each step the sweeps are paired. Over the
 steps at or after ``--from-step`` that every sweep scored, this writes per sweep: the mean,
 median, minimum and maximum of the zero-shot mean over tasks, the mean absolute change
 between neighbouring checkpoints (how much the curve swings), the best step, and how many
@@ -73,7 +74,8 @@ def summarise(curves: dict[str, dict[int, dict]], from_step: int, floor: float |
             "curves": {k: [round(float(v), 1) for v in means[k]] for k in labels}}
 
 
-def plot(result: dict, path: Path, floor: float | None) -> None:
+def plot(result: dict, path: Path, floor: float | None,
+         title: str = "one run's checkpoints: online weights vs weight averages") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,7 +88,7 @@ def plot(result: dict, path: Path, floor: float | None) -> None:
         ax.axhline(floor, color="k", ls=":", lw=1, label=f"floor {floor:g}")
     n, seed = result["episodes"]
     finish_plot(fig, ax, path, xlabel="updates", ylabel=f"zero-shot mean over tasks ({n} episodes/task, seed {seed})",
-                title="one run's checkpoints: online weights vs weight averages")
+                title=title)
 
 
 def main() -> None:
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--from-step", type=int, default=0)
     parser.add_argument("--floor", type=float, default=None)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--title", default="one run's checkpoints: online weights vs weight averages")
     args = parser.parse_args()
     curves = _curves(args.sweeps)
     try:
@@ -106,7 +109,7 @@ def main() -> None:
               "sweeps": dict(pair.partition("=")[::2] for pair in args.sweeps),
               "from_step": args.from_step, "floor": args.floor, **result}
     write_report(args.out, report)
-    plot(result, args.out.with_suffix(".png"), args.floor)
+    plot(result, args.out.with_suffix(".png"), args.floor, args.title)
     for label, row in result["summary"].items():
         print(label, row)
 
