@@ -1,5 +1,7 @@
 """Does a model move, or does it only stand? Zero-shot returns next to what the body does,
-and how alike the tasks' inferred latents are (cosines: one latent, one policy).
+how alike the tasks' inferred latents are (cosines: one latent, one policy), and whether the
+policy still varies its actions (``action_spread``: the per-joint standard deviation over an
+episode, mean over joints; near 0 when the actor has collapsed onto one action vector).
 
 Locomotion tasks of the DMC suite pay part of their reward for standing upright at zero
 speed (quadruped walk and run: about half), so a return alone does not tell a gait from a
@@ -43,15 +45,22 @@ def rollout(domain: str, task: str, act: Callable[[np.ndarray], np.ndarray], see
     env = make_env(domain, task)
     obs, _ = env.reset(seed=seed)
     total, trace = 0.0, {k: [] for k in BODY[domain]}
+    actions = []
     done = False
     while not done:
-        obs, r, terminated, truncated, _ = env.step(act(obs))
+        action = act(obs)
+        actions.append(np.asarray(action, np.float64))
+        obs, r, terminated, truncated, _ = env.step(action)
         total += float(r)
         for key, read in BODY[domain].items():
             trace[key].append(read(env.unwrapped.physics))
         done = terminated or truncated
     env.close()
-    return {"return": round(total, 1), **{k: round(float(np.mean(v[settle:])), 3) for k, v in trace.items()}}
+    a = np.clip(np.stack(actions[settle:]), -1.0, 1.0)
+    return {"return": round(total, 1), **{k: round(float(np.mean(v[settle:])), 3) for k, v in trace.items()},
+            # a policy stuck on one action vector: spread near 0 on every joint
+            "action_spread": round(float(a.std(0).mean()), 3),
+            "action_saturated": round(float((np.abs(a) > 0.99).mean()), 3)}
 
 
 def uniform_policy(rng: np.random.Generator, action_dim: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -102,12 +111,13 @@ def main() -> None:
         rows[task] = {
             "zero_shot": {"episodes": zero_shot,
                           "mean_return": round(float(np.mean([e["return"] for e in zero_shot])), 1),
-                          **{f"mean_{k}": round(float(np.mean([e[k] for e in zero_shot])), 3) for k in BODY[domain]}},
+                          **{f"mean_{k}": round(float(np.mean([e[k] for e in zero_shot])), 3)
+                             for k in (*BODY[domain], "action_spread", "action_saturated")}},
             "random_actions": {"returns": [e["return"] for e in random],
                                "mean_return": round(float(np.mean([e["return"] for e in random])), 1)},
         }
         print(task, rows[task]["zero_shot"]["mean_return"],
-              {k: rows[task]["zero_shot"][f"mean_{k}"] for k in BODY[domain]},
+              {k: rows[task]["zero_shot"][f"mean_{k}"] for k in (*BODY[domain], "action_spread")},
               "random", rows[task]["random_actions"]["mean_return"], flush=True)
     cosines = latent_cosines(latents)
     for pair, value in cosines.items():
