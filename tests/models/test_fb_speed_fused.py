@@ -97,3 +97,21 @@ def test_plain_ops_form_matches_the_fused_function(shape: tuple, dtype: torch.dt
     plain = _layer_norm_tanh_ops(x, w, b, 1e-5)
     assert fused.dtype == plain.dtype == dtype
     torch.testing.assert_close(fused, plain, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("heads", [1, 2, 3])
+def test_ensembles_of_any_size_match_plain_autograd(heads: int) -> None:
+    """One head is an ensemble too: weight ``(1, 1, dim)``, not a single LayerNorm's ``(dim,)``
+    (a backward that told the two apart by the number of saved tensors mixed them up)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(heads, 16, 8, generator=g, requires_grad=True)
+    w = (1 + 0.3 * torch.randn(heads, 1, 8, generator=g)).requires_grad_(True)
+    b = (0.3 * torch.randn(heads, 1, 8, generator=g)).requires_grad_(True)
+    up = torch.randn(heads, 16, 8, generator=g)
+    fused = _LayerNormTanh.apply(x, w, b, 1e-5)
+    grads = torch.autograd.grad(fused, (x, w, b), up)
+    ref = _reference(x, w, b)
+    ref_grads = torch.autograd.grad(ref, (x, w, b), up)
+    torch.testing.assert_close(fused, ref, rtol=0, atol=1e-6)
+    for a, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)

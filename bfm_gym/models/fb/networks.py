@@ -107,11 +107,13 @@ class _LayerNormTanh(torch.autograd.Function):
         if weight.dim() == 1:  # one LayerNorm
             t, mean, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
             t = t.tanh_()
-            ctx.save_for_backward(x, mean, rstd, weight, bias, t)
+            ctx.save_for_backward(x, weight, bias, t, mean, rstd)
+            ctx.heads = 0  # type: ignore[attr-defined]
             ctx.in_dtype = in_dtype  # type: ignore[attr-defined]
             return t.to(in_dtype)
         out, saved = _norm_tanh_heads(x, weight, bias, eps, in_dtype)
         ctx.save_for_backward(x, weight, bias, *saved)
+        ctx.heads = x.shape[0]  # type: ignore[attr-defined]
         ctx.in_dtype = in_dtype  # type: ignore[attr-defined]
         return out
 
@@ -119,22 +121,20 @@ class _LayerNormTanh(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
-        saved = ctx.saved_tensors  # type: ignore[attr-defined]
+        x, weight, bias, *rest = ctx.saved_tensors  # type: ignore[attr-defined]
         need_x, need_w, need_b, _ = ctx.needs_input_grad  # type: ignore[attr-defined]
         mask = [need_x, need_w, need_b]
-        in_dtype = ctx.in_dtype  # type: ignore[attr-defined]
-        x, shape = saved[0], (saved[0].shape[-1],)
+        in_dtype, heads = ctx.in_dtype, ctx.heads  # type: ignore[attr-defined]
+        shape = (x.shape[-1],)
         grad = grad.to(x.dtype)
-        if len(saved) == 6:  # one LayerNorm
-            _, mean, rstd, weight, bias, t = saved
+        if heads == 0:  # one LayerNorm
+            t, mean, rstd = rest
             gt = torch.ops.aten.tanh_backward(grad, t)
             gx, gw, gb = torch.ops.aten.native_layer_norm_backward(
                 gt, x, shape, mean, rstd, weight, bias, mask
             )
             return (gx.to(in_dtype) if gx is not None else None), gw, gb, None
-        weight, bias = saved[1], saved[2]
-        heads = x.shape[0]
-        ts, means, rstds = saved[3 : 3 + heads], saved[3 + heads : 3 + 2 * heads], saved[3 + 2 * heads :]
+        ts, means, rstds = rest[:heads], rest[heads : 2 * heads], rest[2 * heads :]
         gx = torch.empty(x.shape, dtype=in_dtype, device=x.device) if need_x else None
         gws, gbs = [], []
         for e in range(heads):
