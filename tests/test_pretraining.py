@@ -231,7 +231,19 @@ def test_export_averages_kept_checkpoints_and_refinalizes_cov(maze_data: Path, t
     same = load_file(export_checkpoint(out, tmp_path / "avg1", average=1, inference_samples=300)
                      / "model.safetensors")
     assert all(np.array_equal(one[k], same[k]) for k in one)  # average=1 is the plain export
-    avg_dir = export_checkpoint(out, tmp_path / "avg2", average=2, inference_samples=300)
+    from bfm_gym.models.checkpoint import ModelFolder
+
+    reads, real_load = [], ModelFolder.load
+
+    def counting_load(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(Path(path).name)
+        return real_load(self, path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ModelFolder, "load", counting_load)
+        avg_dir = export_checkpoint(out, tmp_path / "avg2", average=2, inference_samples=300)
+    # the newest checkpoint is loaded once (as the trainer), only the older one for the average
+    assert reads.count("step_000000060") == 1 and reads.count("step_000000040") == 1, reads
     avg = load_file(avg_dir / "model.safetensors")
     weights = [k for k in avg if k not in ("cov", "cov_samples")]
     assert weights and all(

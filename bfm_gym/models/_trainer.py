@@ -432,8 +432,13 @@ class FamilyTrainer:
             (tmp / "trainer.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         return path
 
-    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+    def load_checkpoint(self, path: str | os.PathLike[str], *, loaded: tuple[Any, Any] | None = None) -> None:
         """Restore weights, targets, optimisers, RNG states and step from :meth:`save_checkpoint`.
+
+        Args:
+            path: The checkpoint folder.
+            loaded: ``(model, metadata)`` of this folder when the caller has already read them
+                (:meth:`from_checkpoint`), so the model file is not read twice.
 
         Raises:
             CheckpointError: Unreadable checkpoint, or one trained with another config or dims.
@@ -459,7 +464,7 @@ class FamilyTrainer:
                 f"{path} was trained with another config ({'; '.join(diffs[:5])}); "
                 f"use {type(self).__name__}.from_checkpoint(path) to continue it, or a new out_dir for this config"
             )
-        model, metadata = self._handle_class._folder.load(path, device="cpu")
+        model, metadata = loaded or self._handle_class._folder.load(path, device="cpu")
         if (model.obs_dim, model.action_dim) != (self.model.obs_dim, self.model.action_dim):
             raise CheckpointError(
                 f"{path}: checkpoint has obs_dim={model.obs_dim}, action_dim={model.action_dim}, trainer has "
@@ -506,7 +511,7 @@ class FamilyTrainer:
             metadata=metadata,
             threads=threads,
         )
-        trainer.load_checkpoint(path)
+        trainer.load_checkpoint(path, loaded=(model, metadata))
         return trainer
 
 

@@ -465,7 +465,9 @@ def export_checkpoint(
                                             threads=None)
     if average > 1:
         folders = [run / "checkpoints" / f"step_{s:09d}" for s in window]
-        averaged = average_checkpoint_weights(trainer_class, folders)
+        # the newest checkpoint is already loaded: average its weights, do not read it twice
+        averaged = average_checkpoint_weights(trainer_class, folders,
+                                              loaded={folders[-1]: trainer.model.state_dict()})
         trainer.model.load_state_dict(averaged)
         trainer.metadata = trainer.metadata.replace(
             extra={**trainer.metadata.extra, "averaged_steps": window})
@@ -478,9 +480,13 @@ def export_checkpoint(
     return out
 
 
-def average_checkpoint_weights(trainer_class: Any, folders: list[Path]) -> dict[str, Any]:
+def average_checkpoint_weights(trainer_class: Any, folders: list[Path],
+                               loaded: dict[Path, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The uniform average of the models saved in ``folders`` (checkpoints of one run;
     :func:`~bfm_gym.models.averaging.average_state_dicts`).
+
+    ``loaded`` maps folders whose model state the caller already holds to that state, which
+    is used instead of reading the folder again (the order of the average is ``folders``'s).
 
     Raises:
         CheckpointError: A folder that is not a model of the family, or models whose tensors
@@ -489,7 +495,9 @@ def average_checkpoint_weights(trainer_class: Any, folders: list[Path]) -> dict[
     from bfm_gym.models.averaging import average_state_dicts
     from bfm_gym.models.checkpoint import CheckpointError
 
-    states = [trainer_class._handle_class._folder.load(f, device="cpu")[0].state_dict()
+    loaded = loaded or {}
+    states = [loaded[f] if f in loaded
+              else trainer_class._handle_class._folder.load(f, device="cpu")[0].state_dict()
               for f in folders]
     try:
         return average_state_dicts(states)
