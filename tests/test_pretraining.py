@@ -44,6 +44,39 @@ def test_pretrain_writes_loadable_model_and_resumes(maze_data: Path, tmp_path: P
                  progress=False)
 
 
+def test_a_run_begun_under_an_earlier_preset_resumes_with_its_recorded_config(
+        maze_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rerunning the same command resumes even after the preset's defaults changed (here
+    ema_tau), with the config the run recorded; a field the command sets itself is a new run."""
+    import dataclasses
+
+    import bfm_gym.pretraining as pretraining
+
+    out = tmp_path / "model"
+    kwargs = dict(config="tiny", eval_every=0, checkpoint_every=20, inference_samples=300,
+                  progress=False, threads=1)
+    pretrain(maze_data, out, updates=20, **kwargs)
+    recorded = json.loads((out / "training" / "run.json").read_text())["spec"]["config"]
+    assert recorded["ema_tau"] == 0.0
+    real = pretraining.make_config
+
+    def newer_preset(*args, **kw):  # type: ignore[no-untyped-def]
+        cfg = real(*args, **kw)
+        return cfg if "ema_tau" in (kw.get("overrides") or (args[2] if len(args) > 2 else None) or {}) \
+            else dataclasses.replace(cfg, ema_tau=1e-3)
+
+    monkeypatch.setattr(pretraining, "make_config", newer_preset)
+    with pytest.warns(UserWarning, match=r"earlier 'tiny' preset \(ema_tau: 0.001 -> 0.0"):
+        pretrain(maze_data, out, updates=40, **kwargs)
+    assert bfm_gym.load(out).metadata.training_steps == 40
+    assert json.loads((out / "training" / "run.json").read_text())["spec"]["config"] == recorded
+    # the same field set on the command line is another run, and so is a preset-drift plus a seed change
+    with pytest.raises(ValueError, match="another dataset, config or seed"):
+        pretrain(maze_data, out, updates=60, overrides={"ema_tau": 1e-3}, **kwargs)
+    with pytest.raises(ValueError, match="another dataset, config or seed"):
+        pretrain(maze_data, out, updates=60, seed=1, **kwargs)
+
+
 def test_zero_shot_eval_for_task_goal_and_user_reward(maze_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
     pretrain(maze_data, out, config="tiny", updates=20, eval_every=0, checkpoint_every=0,

@@ -121,7 +121,8 @@ def builtin_domains() -> list[Domain]:
     # actor, lr 1e-6, and discount 0.99); the maze's cpu size keeps z_dim 100 and B and actor at
     # the cpu size's 1e-4, the recipe that measured best per CPU-hour (see FBConfig.preset). HILP's representation discount is the official README's per
     # domain (walker 0.96, else 0.98), quadruped uses its Q loss, and the maze (no official
-    # command) discounts at 0.99 like FB.
+    # command) discounts at 0.99 like FB. Cheetah's cpu size adds a moving average of the weights
+    # and the actor's behaviour-cloning term: the recipe of the shipped cheetah (FBConfig.preset).
     return [
         Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators",
                observe=walker_observe, tasks=("stand", "walk", "run", "flip"), floor=450.0,
@@ -129,7 +130,8 @@ def builtin_domains() -> list[Domain]:
                presets={"fb": {"paper": {"z_dim": 100}}, "hilp": {"hilp_gamma": 0.96}}),
         Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
                observe=cheetah_observe, tasks=("walk", "run", "walk_backward", "run_backward"), floor=400.0,
-               coverage=CoverageAxis("forward velocity [m/s]", lambda o: o[:, 8])),
+               coverage=CoverageAxis("forward velocity [m/s]", lambda o: o[:, 8]),
+               presets={"fb": {"cpu": {"ema_tau": 1e-4, "actor_bc": 0.1}}}),
         Domain("quadruped", _suite_loader("quadruped", "run"), "3-D four-legged body, 12 actuators",
                observe=quadruped_observe, tasks=("stand", "walk", "run", "jump"), floor=550.0,
                coverage=CoverageAxis("torso upright (cos of tilt)", lambda o: o[:, 47]),

@@ -225,6 +225,32 @@ def _spec_diff(previous: Any, current: dict[str, Any]) -> str:
     return "; ".join(diffs[:4]) or "differs"
 
 
+def _preset_drift(previous: Any, current: dict[str, Any], config: Any,
+                  overrides: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The recorded config of a run begun under an earlier version of the same preset, or None.
+
+    A rerun of the same command must resume even when a preset's defaults changed since the run
+    began (e.g. a domain's ``cpu`` preset gained ``ema_tau``). That is the case when ``config``
+    names a preset, the dataset, seed and every other part of the spec are the same, and every
+    config field that differs is one the command does not set itself (``overrides``). A field
+    the command sets, or any other difference, is a different run: None.
+    """
+    if not (isinstance(config, str) and config in ("paper", "cpu", "tiny")):
+        return None
+    if not isinstance(previous, dict) or not isinstance(previous.get("config"), dict):
+        return None
+    if {k: v for k, v in previous.items() if k != "config"} != {
+            k: v for k, v in current.items() if k != "config"}:
+        return None
+    before, now = previous["config"], current["config"]
+    if set(before) != set(now):
+        return None
+    changed = {k for k in now if before[k] != now[k]}
+    if not changed or changed & set(overrides or {}):
+        return None
+    return dict(before)
+
+
 def pretrain(
     dataset: str | os.PathLike[str] | list[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -323,10 +349,20 @@ def pretrain(
     if run_json.is_file():
         previous = _comparable_spec(json.loads(run_json.read_text()).get("spec"), type(cfg))
         if previous != run_spec:
-            raise ValueError(
-                f"{out} holds a run with another dataset, config or seed ({_spec_diff(previous, run_spec)}); "
-                "pass --overwrite to replace it, or choose another --out."
-            )
+            drifted = _preset_drift(previous, run_spec, config, overrides)
+            if drifted is None:
+                raise ValueError(
+                    f"{out} holds a run with another dataset, config or seed ({_spec_diff(previous, run_spec)}); "
+                    "pass --overwrite to replace it, or choose another --out."
+                )
+            import warnings
+
+            warnings.warn(
+                f"{out} was begun under an earlier {config!r} preset ({_spec_diff(run_spec, previous)}, "
+                "as recorded); it resumes with its recorded config. Pass --overwrite to start it "
+                "again under today's preset.", UserWarning, stacklevel=2)
+            cfg = type(cfg).from_dict(drifted)
+            run_spec["config"] = cfg.to_dict()
     elif out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not a bfm_gym training run; choose another --out.")
     run.mkdir(parents=True, exist_ok=True)

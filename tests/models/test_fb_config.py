@@ -120,10 +120,14 @@ def test_presets_read_the_domain_record(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(load_plugins().domains, "stilts", (stilts, "a-plugin"))
     cpu = FBConfig.preset("stilts", "cpu")
     assert (cpu.gamma, cpu.z_dim) == (0.9, 32)
-    assert cpu.replace(gamma=0.98, z_dim=50) == FBConfig.preset("cheetah", "cpu")  # the size defaults
+    assert cpu.replace(gamma=0.98, z_dim=50) == FBConfig.preset("quadruped", "cpu")  # the size defaults
     assert FBConfig.preset("stilts", "paper").z_dim == 50  # "cpu" settings stay with that size
     assert HILPConfig.preset("stilts", "cpu").hilp_gamma == 0.9
     maze = FBConfig.preset("point_mass_maze", "cpu")  # the built-ins' own, on their records
     assert (maze.z_dim, maze.lr_b, maze.lr_actor, maze.gamma) == (100, 1e-4, 1e-4, 0.99)
+    cheetah = FBConfig.preset("cheetah", "cpu")  # the shipped cheetah's recipe, at the cpu size only
+    assert (cheetah.ema_tau, cheetah.actor_bc) == (1e-4, 0.1)
+    assert cheetah.replace(ema_tau=0.0, actor_bc=0.0) == FBConfig.preset("quadruped", "cpu")
+    assert FBConfig.preset("cheetah", "paper").actor_bc == 0.0
     with pytest.raises(ValueError, match="did you mean 'stilts'"):
         FBConfig.preset("stilt", "cpu")
