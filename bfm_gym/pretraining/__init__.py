@@ -53,13 +53,14 @@ def make_config(domain: str, config: str | os.PathLike[str] | Any = "cpu",
     """
     import dataclasses
 
+    from bfm_gym.models._config import PRESET_SIZES
     from bfm_gym.models.registry import trainer_for
 
     config_class = trainer_for(family).config_class
 
     if isinstance(config, config_class):
         base = config
-    elif str(config) in ("paper", "cpu", "tiny"):
+    elif str(config) in PRESET_SIZES:
         from bfm_gym.envs.gym_env import is_gym_domain
 
         # Gymnasium envs have no preset of their own: walker's sizes (gamma 0.98)
@@ -235,7 +236,9 @@ def _preset_drift(previous: Any, current: dict[str, Any], config: Any,
     config field that differs is one the command does not set itself (``overrides``). A field
     the command sets, or any other difference, is a different run: None.
     """
-    if not (isinstance(config, str) and config in ("paper", "cpu", "tiny")):
+    from bfm_gym.models._config import PRESET_SIZES
+
+    if not (isinstance(config, str) and config in PRESET_SIZES):
         return None
     if not isinstance(previous, dict) or not isinstance(previous.get("config"), dict):
         return None

@@ -28,12 +28,14 @@ def test_gradients_are_exact_in_float64(shape: tuple) -> None:
     torch.testing.assert_close(_LayerNormTanh.apply(x, w, b, 1e-5), _reference(x, w, b))
 
 
-def test_fp32_outputs_and_gradients_match_the_modules() -> None:
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 64, 32, generator=g, requires_grad=True)
-    w = (1 + 0.3 * torch.randn(2, 1, 32, generator=g)).requires_grad_(True)
-    b = (0.3 * torch.randn(2, 1, 32, generator=g)).requires_grad_(True)
-    up = torch.randn(2, 64, 32, generator=g)
+def _check_fp32_against_plain_autograd(heads: int, rows: int, dim: int, seed: int) -> None:
+    """Output and gradients of the fused ensemble LayerNorm-tanh against :func:`_reference` on
+    random fp32 inputs ``(heads, rows, dim)`` and per-head affine ``(heads, 1, dim)``."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(heads, rows, dim, generator=g, requires_grad=True)
+    w = (1 + 0.3 * torch.randn(heads, 1, dim, generator=g)).requires_grad_(True)
+    b = (0.3 * torch.randn(heads, 1, dim, generator=g)).requires_grad_(True)
+    up = torch.randn(heads, rows, dim, generator=g)
     fused = _LayerNormTanh.apply(x, w, b, 1e-5)
     grads = torch.autograd.grad(fused, (x, w, b), up)
     ref = _reference(x, w, b)
@@ -41,6 +43,10 @@ def test_fp32_outputs_and_gradients_match_the_modules() -> None:
     torch.testing.assert_close(fused, ref, rtol=0, atol=1e-6)
     for a, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+
+
+def test_fp32_outputs_and_gradients_match_the_modules() -> None:
+    _check_fp32_against_plain_autograd(heads=2, rows=64, dim=32, seed=1)
 
 
 def test_bf16_autocast_is_no_less_accurate_than_the_unfused_ops() -> None:
@@ -103,15 +109,4 @@ def test_plain_ops_form_matches_the_fused_function(shape: tuple, dtype: torch.dt
 def test_ensembles_of_any_size_match_plain_autograd(heads: int) -> None:
     """One head is an ensemble too: weight ``(1, 1, dim)``, not a single LayerNorm's ``(dim,)``
     (a backward that told the two apart by the number of saved tensors mixed them up)."""
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(heads, 16, 8, generator=g, requires_grad=True)
-    w = (1 + 0.3 * torch.randn(heads, 1, 8, generator=g)).requires_grad_(True)
-    b = (0.3 * torch.randn(heads, 1, 8, generator=g)).requires_grad_(True)
-    up = torch.randn(heads, 16, 8, generator=g)
-    fused = _LayerNormTanh.apply(x, w, b, 1e-5)
-    grads = torch.autograd.grad(fused, (x, w, b), up)
-    ref = _reference(x, w, b)
-    ref_grads = torch.autograd.grad(ref, (x, w, b), up)
-    torch.testing.assert_close(fused, ref, rtol=0, atol=1e-6)
-    for a, r in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+    _check_fp32_against_plain_autograd(heads=heads, rows=16, dim=8, seed=7)
