@@ -11,7 +11,8 @@ policy, the same procedure as ``bfm-gym card`` and ``benchmarks/zero_shot.py``) 
 records the returns in ``--out`` (JSON, rewritten atomically after each checkpoint) and
 a plot next to it. Steps already in ``--out`` are skipped, so a rerun resumes.
 ``--follow`` keeps polling for new checkpoints while the run trains (the trainer keeps
-only its newest two, plus multiples of ``pretrain --keep-every``); give it one thread.
+only its newest two, plus multiples of ``pretrain --keep-every``); give it one thread. It may
+start before the run does: it then waits for the run's ``training/run.json``.
 
 ``--average K`` evaluates checkpoint averages instead: at each step, the uniform mean of the
 weights of the K kept checkpoints up to it (``bfm-gym export --average K``); keep every
@@ -104,7 +105,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.every < 1 or args.average < 1:
         parser.error("--every and --average must be positive")
-    if not (args.run / "training" / "run.json").is_file():
+    run_json = args.run / "training" / "run.json"
+    if args.follow and args.confirm is None:
+        wait_for_run(run_json)
+    if not run_json.is_file():
         parser.error(f"{args.run} holds no pretrain run (no training/run.json)")
     import torch
 
@@ -136,6 +140,15 @@ def main() -> None:
         if args.confirm is not None or not args.follow:
             break
         time.sleep(60)
+
+
+def wait_for_run(run_json: Path, poll_s: float = 10.0) -> None:
+    """Blocks until ``run_json`` exists: ``--follow`` started next to the pretrain command
+    waits for it to write its run record instead of failing."""
+    if not run_json.is_file():
+        print(f"waiting for {run_json} (the pretrain run has not started yet)", flush=True)
+    while not run_json.is_file():
+        time.sleep(poll_s)
 
 
 def _write(args: argparse.Namespace, rows: list[dict], confirmed: list[dict], old: dict) -> None:
