@@ -21,7 +21,8 @@ from bfm_gym.plugins import load_plugins
 from bfm_gym.pretrained import resolve, shipped_models
 
 SHIPPED = {"point_mass_maze": "point_mass_maze", "walker": "walker", "quadruped": "quadruped",
-           "cheetah": "cheetah", "point_mass_maze-hilp": "point_mass_maze", "walker-hilp": "walker"}
+           "cheetah": "cheetah", "point_mass_maze-hilp": "point_mass_maze", "walker-hilp": "walker",
+           "walker-256": "walker"}
 """Models this version ships, name -> domain; a model listed here and missing from the package fails."""
 
 
@@ -70,8 +71,9 @@ does not solve the maze at that budget (zero-shot mean 3.7)."""
 
 
 def test_the_hilp_walker_model_has_the_fb_walker_budget() -> None:
-    """The HILP half of the walker FB-vs-HILP comparison: same data command, same 115k updates."""
-    hilp, fb = bfm_gym.load("walker-hilp"), bfm_gym.load("walker")
+    """The HILP half of the walker FB-vs-HILP comparison: same data command, same 115k updates
+    as its FB half, the walker shipped until stop 40 (now ``walker-256``)."""
+    hilp, fb = bfm_gym.load("walker-hilp"), bfm_gym.load("walker-256")
     assert hilp.family == "bfm_gym.hilp" and fb.family == "bfm_gym.fb"
     assert hilp.metadata.training_steps == fb.metadata.training_steps == 115_000
     card = (resolve("walker-hilp") / "MODEL_CARD.md").read_text()
