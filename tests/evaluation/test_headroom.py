@@ -1,5 +1,7 @@
-"""Latent headroom (:mod:`bfm_gym.evaluation.headroom`) on the shipped walker model, episodes cut
-to 30 steps: the search keeps the zero-shot z in its first population, scores every candidate on
+"""Latent headroom (:mod:`bfm_gym.evaluation.headroom`) on the shipped ``walker-256`` model,
+episodes cut to 30 steps (its 256-wide actor runs on the numpy path, whose rows are bitwise the
+same alone or in a batch, so equal latents give equal returns; the 512-wide ``walker``'s batched
+torch path rounds per batch): the search keeps the zero-shot z in its first population, scores every candidate on
 the same start states, and validates on start states it never searched on."""
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def walker():  # type: ignore[no-untyped-def]
     from bfm_gym.envs.gym_env import env_info_of, make_task_env
     from bfm_gym.evaluation.zero_shot import task_z
 
-    bfm = bfm_gym.load("walker")
+    bfm = bfm_gym.load("walker-256")
 
     def make() -> gym.Env:
         return gym.wrappers.TimeLimit(make_task_env("walker", "run", env_info=env_info_of(bfm)), STEPS)
