@@ -43,7 +43,8 @@ Either way the results are the same, bit for bit, as with ``workers=1`` and as N
 2^19 weights: every shipped model except the 512-wide ``walker``). A larger actor runs on
 torch, whose batched products round differently for different batch sizes: then the vector
 env matches separate wrappers only up to float32 rounding of the actions, and trajectories
-part after a while (``workers=k`` still equals ``workers=1`` bit for bit). Neither paid on the 2-core VM this was measured on
+part after a while (``workers=k`` still equals ``workers=1`` bit for bit). Neither parallel
+mode paid on the 2-core VM this was measured on
 (``benchmarks/wrapper_throughput.py``; README, Measurements): workers need idle cores, and
 threads lose to GIL hand-offs what the overlapped physics gains. ``workers="auto"`` takes
 one worker per CPU this process may use that the load average leaves idle (at most N and 4;

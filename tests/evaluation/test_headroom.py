@@ -1,8 +1,8 @@
 """Latent headroom (:mod:`bfm_gym.evaluation.headroom`) on the shipped ``walker-256`` model,
 episodes cut to 30 steps (its 256-wide actor runs on the numpy path, whose rows are bitwise the
 same alone or in a batch, so equal latents give equal returns; the 512-wide ``walker``'s batched
-torch path rounds per batch): the search keeps the zero-shot z in its first population, scores every candidate on
-the same start states, and validates on start states it never searched on."""
+torch path rounds per batch): the search keeps the zero-shot z in its first population, scores
+every candidate on the same start states, and validates on start states it never searched on."""
 
 from __future__ import annotations
 
