@@ -125,7 +125,7 @@ def builtin_domains() -> list[Domain]:
     # and the actor's behaviour-cloning term: the recipe of the shipped cheetah (FBConfig.preset).
     return [
         Domain("walker", _suite_loader("walker", "run"), "planar biped, 6 actuators",
-               observe=walker_observe, tasks=("stand", "walk", "run", "flip"), floor=450.0,
+               observe=walker_observe, tasks=("stand", "walk", "run", "flip"), floor=550.0,
                coverage=CoverageAxis("torso height [m]", lambda o: o[:, 14]),
                presets={"fb": {"paper": {"z_dim": 100}}, "hilp": {"hilp_gamma": 0.96}}),
         Domain("cheetah", _suite_loader("cheetah", "run"), "planar runner, 6 actuators",
@@ -138,7 +138,7 @@ def builtin_domains() -> list[Domain]:
                presets={"hilp": {"q_loss": True}}),
         Domain("point_mass_maze", _maze_load, "point mass in a four-room maze, 2 actuators", True,
                _maze_observe, tasks=("reach_top_left", "reach_top_right", "reach_bottom_left",
-                                      "reach_bottom_right"), floor=500.0,
+                                      "reach_bottom_right"), floor=600.0,
                coverage=CoverageAxis("positions", lambda o: o[:, :2], extent=(-0.3, 0.3)),
                presets={"fb": {"gamma": 0.99, "paper": {"z_dim": 100, "lr_b": 1e-6, "lr_actor": 1e-6},
                                "cpu": {"z_dim": 100}},
