@@ -4,8 +4,8 @@ Two modes:
 
 * ``--models walker,point_mass_maze`` (shipped names or model folders): evaluates
   each model on every task of its domain with its shipped inference samples and
-  checks the quality floors (maze: mean over the four reach tasks >= 600; walker:
-  mean over stand/walk/run/flip >= 550; cheetah >= 400; quadruped >= 550: issue 18).
+  checks each domain's quality floor on the mean over its benchmark tasks (``Domain.floor``
+  in ``bfm_gym/envs/domains.py``, the one place the floors are set).
 * ``--compare-variants --dataset DIR --updates N``: trains plain FB, AR-FB
   (``ar_blocks=2``), FB-AW (``actor_loss=awr``) and FB-AWARE (both) on the same
   data with the same budget and seed, then evaluates each the same way (``--dataset``
