@@ -81,6 +81,7 @@ UNIMPORTABLE_REWARD = "<unimportable reward_fn>"
 """Recorded as ``reward_fn`` for a callable that cannot be imported back by name."""
 
 _ZERO_NORM = 1e-12  # below this an action has no direction (F.normalize's clamp)
+_HAS_VECDOT = hasattr(np, "vecdot")  # numpy >= 2
 _ALL_ACTIONS: tuple[str, ...] = ("sphere", "raw")
 
 
@@ -139,7 +140,7 @@ class LatentEnvFacts:
 
     def _init_latent(self, env: gym.Env, bfm: BFM, *, z_hold: ZHold, action_map: str, strict: bool,
                      reward: RewardFn | None, record_state: bool, record_transitions: bool,
-                     batch: int, owner: str) -> None:
+                     batch: int, owner: str, exact: bool = True) -> None:
         """The setup both share: checks the options against ``env`` (the first inner env) and
         keeps them, with the action map and a policy runner for ``batch`` observations."""
         self._bfm = bfm
@@ -156,6 +157,10 @@ class LatentEnvFacts:
         self._record_state = bool(record_state)
         self._record_transitions = bool(record_transitions)
         self._runner = bfm.policy_runner(batch=batch)
+        if not exact:  # an optional capability of a family's runner (FB's and HILP's have it)
+            switch = getattr(self._runner, "use_matrix_products", None)
+            if callable(switch):
+                switch()
 
     @property
     def model(self) -> BFM:
@@ -573,6 +578,13 @@ class ActionMap:
             a = self._out_of_box(a)
         if out is None:
             out = np.empty(a.shape, np.float32)
+        if len(self.blocks) == 1 and self.bounded and a.ndim == 2 and _HAS_VECDOT:
+            # every row at once, bitwise as project_row: vecdot runs np.dot's kernel per row,
+            # the scale is float64 (as math.sqrt) cast to float32 by the multiply (tested)
+            n2 = np.vecdot(a, a).astype(np.float64)
+            if (n2 > _ZERO_NORM**2).all():
+                np.multiply(a, (self.radii[0] / np.sqrt(n2)).astype(np.float32)[:, None], out=out)
+                return out
         for row, dst in zip(a, out, strict=True):
             self.project_row(row, dst)
         return out

@@ -244,3 +244,22 @@ def test_tasks_named_after_dm_control_tasks_give_its_reward(domain: str, task: s
     for _ in range(60):
         timestep = env.step(rng.uniform(spec.minimum, spec.maximum))
         assert reward_fn(env.physics) == pytest.approx(timestep.reward, abs=1e-9)
+
+
+def test_diverged_simulation_raises_physics_error_naming_the_warning() -> None:
+    """A step whose MuJoCo integration warns (here: NaN velocities) raises dm_control's
+    PhysicsError naming the warning, and a reset (which clears MuJoCo's counters) makes the
+    env usable again."""
+    from dm_control.rl.control import PhysicsError
+
+    env = make_env("walker", "run")
+    env.reset(seed=0)
+    env.unwrapped.physics.data.qvel[:] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(PhysicsError, match="mjWARN_BAD"):
+            env.step(np.zeros(6))
+    env.reset(seed=0)
+    assert not env.unwrapped._warnings.any()
+    assert np.isfinite(env.step(np.zeros(6))[0]).all()
+    env.close()

@@ -294,3 +294,54 @@ def test_one_step_hold_transitions_match_the_vector_env(bfm, record_state: bool)
 
 def _reward_x(obs, action, next_obs, info) -> float:
     return float(next_obs[0] - obs[0]) + float(action.sum())
+
+
+def test_exact_false_uses_matrix_products_and_agrees_to_rounding(bfm) -> None:
+    """exact=False: one matrix product per layer for all envs ("numpy-batched"); each env's
+    action equals a single wrapper's (row-wise) action for the same observation and latent up
+    to float32 rounding, and the default path stays bitwise row-wise."""
+    n = 6
+    fast = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(n)], bfm, exact=False)
+    exact = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(n)], bfm)
+    assert fast._runner.path == "numpy-batched" and exact._runner.path == "numpy"
+    one = bfm.policy_runner(batch=1)
+    assert not one.use_matrix_products()  # a single row has nothing to batch
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(20):
+        obs = rng.standard_normal((n, bfm.obs_dim)).astype(np.float32)
+        z = np.asarray(bfm.project(rng.standard_normal((n, bfm.z_dim)).astype(np.float32)))
+        rows = []
+        for i in range(n):
+            one.obs[0], one.z[0] = obs[i], z[i]
+            rows.append(one().copy())
+        for env in (fast, exact):
+            env._runner.obs[:], env._runner.z[:] = obs, z
+        assert np.array_equal(exact._runner(), np.concatenate(rows))
+        worst = max(worst, float(np.abs(fast._runner() - np.concatenate(rows)).max()))
+    assert 0.0 < worst < 1e-5
+    obs_f, *_ = fast.reset(seed=0)
+    obs_e, *_ = exact.reset(seed=0)
+    actions = rng.uniform(-1, 1, (n, bfm.z_dim)).astype(np.float32)
+    step_f, step_e = fast.step(actions), exact.step(actions)
+    assert np.array_equal(obs_f, obs_e)
+    np.testing.assert_allclose(step_f[0], step_e[0], atol=1e-4)
+    np.testing.assert_array_equal(step_f[4]["z"], step_e[4]["z"])
+    fast.close()
+    exact.close()
+
+
+def test_batched_latent_map_is_bitwise_the_row_map(bfm) -> None:
+    """ActionMap.to_z projects all rows in one pass; every row is bitwise project_row's, also
+    when a row without a direction sends the batch down the per-row path."""
+    env = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(4)], bfm)
+    amap = env._map
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-1, 1, (64, bfm.z_dim)).astype(np.float32)
+    a[3] *= 1e-3
+    rows = np.stack([amap.project_row(r, np.empty(bfm.z_dim, np.float32)) for r in a])
+    assert np.array_equal(amap.to_z(a), rows)
+    a[5] = 0.0
+    rows[5] = amap.project_row(a[5], np.empty(bfm.z_dim, np.float32))
+    assert np.array_equal(amap.to_z(a), rows)
+    env.close()

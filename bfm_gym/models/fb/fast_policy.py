@@ -70,7 +70,8 @@ class PolicyRunner:
     Attributes:
         obs: ``(batch, obs_dim)`` float32 numpy view to write observations into.
         z: ``(batch, z_dim)`` float32 numpy view to write (projected) latents into.
-        path: ``"numpy"``, ``"torch-fused"`` or ``"module"`` (``model.actor``).
+        path: ``"numpy"``, ``"numpy-batched"`` (after :meth:`use_matrix_products`),
+            ``"torch-fused"`` or ``"module"`` (``model.actor``).
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class PolicyRunner:
         self.obs = x_np[:, :od]
         self.z = x_np[:, od : od + zd]
         self._weights: _FusedWeights | None = None
-        self._numpy: _NumpyFused | None = None
+        self._numpy: _NumpyFused | _NumpyBatched | None = None
         if backend != "module" and self._on_cpu:
             self._weights = _FusedWeights.build(model.actor, od, zd)
             small = sum(p.numel() for p in model.actor.parameters()) <= _NUMPY_MAX_WEIGHTS
@@ -114,6 +115,19 @@ class PolicyRunner:
             else "torch-fused" if self._weights is not None
             else "module"
         )  # fmt: skip
+
+    def use_matrix_products(self) -> bool:
+        """Switches the numpy path to one matrix product per layer for all rows
+        (:class:`_NumpyBatched`): about twice as fast at 8 rows, but a row's action then agrees
+        with a 1-row runner's only up to float32 rounding (the row-wise default is bitwise the
+        same whatever the batch). Returns whether the switch happened (False on the torch
+        paths, which already use matrix products, and for a batch of 1)."""
+        if self._numpy is None or self.batch < 2:
+            return False
+        if not isinstance(self._numpy, _NumpyBatched):
+            self._numpy = _NumpyBatched(self._numpy)
+            self.path = "numpy-batched"
+        return True
 
     def __call__(self) -> np.ndarray:
         """``(batch, action_dim)`` float32 policy means for the rows of :attr:`obs` / :attr:`z`.
@@ -799,3 +813,52 @@ def _vecdot(y: np.ndarray) -> np.ndarray:
     if hasattr(np, "vecdot"):
         return np.vecdot(y, y)
     return np.einsum("...i,...i->...", y, y)  # pragma: no cover - numpy 1.x
+
+
+class _NumpyBatched:
+    """:class:`_NumpyFused`'s forward with one matrix product per layer for all rows.
+
+    Same weights and input buffer; the rows of each layer go through one ``(batch, in) @ (in,
+    out)`` product (per branch for the embedding layers) instead of ``batch`` vector-matrix
+    products. OpenBLAS sums a matrix product's terms in another order than a vector-matrix
+    one, so a row's action agrees with :class:`_NumpyFused`'s only up to float32 rounding
+    (tested: within 1e-5); what it buys is speed at batch >= 4, where reading each weight
+    matrix once instead of once per row halves the forward (8 rows of the "cpu" preset:
+    ~35 us instead of ~75 us on the 2-core dev VM).
+    """
+
+    def __init__(self, fused: _NumpyFused) -> None:
+        n, h = fused.y.shape[0], fused.yv.shape[2]
+        self.x = fused.x[:, 0, :]  # (n, od + zd + 1), shared with the row-wise path
+        self.w_in, self.eps, self.ln_w, self.ln_b = fused.w_in, fused.eps, fused.ln_w, fused.ln_b
+        self.y = np.empty((n, 2 * h), np.float32)
+        self.yv = self.y.reshape(n, 2, h)
+        self.var = np.empty((n, 2), np.float32)
+        self.var3 = self.var[:, :, None]
+        self.scale = np.empty((n, 2, h), np.float32)
+        # embedding layers branch-major: (2, n, in + 1) inputs ending in 1, (2, in + 1, out) weights
+        bufs = [np.ones((2, n, w.shape[1]), np.float32) for _, w, _ in fused.embed]
+        mlp_bufs = [np.ones((n, w.shape[0]), np.float32) for _, w in fused.mlp]
+        self.tanh_in = bufs[0][:, :, :-1].transpose(1, 0, 2)  # (n, 2, h) view
+        first = mlp_bufs[0][:, :-1]
+        # the last embedding layer writes cat([s, sz]) of the first mlp input, branch-major
+        embed_dst = [b[:, :, :-1] for b in bufs[1:]] + [first.reshape(n, 2, -1).transpose(1, 0, 2)]
+        self.out = np.empty((n, fused.mlp[-1][1].shape[1]), np.float32)
+        mlp_dst = [b[:, :-1] for b in mlp_bufs[1:]] + [self.out]
+        self.layers = [(b, w, d) for b, (_, w, _), d in zip(bufs, fused.embed, embed_dst, strict=True)]
+        self.layers += [(b, w, d) for b, (_, w), d in zip(mlp_bufs, fused.mlp, mlp_dst, strict=True)]
+
+    def run(self) -> np.ndarray:
+        """The same ~14 numpy calls as :meth:`_NumpyFused.run`, on matrices of rows."""
+        yv, var = self.yv, self.var
+        np.matmul(self.x, self.w_in, out=self.y)
+        _sum_squares(yv, var)
+        var += self.eps
+        np.sqrt(var, out=var)
+        np.divide(self.ln_w, self.var3, out=self.scale)
+        yv *= self.scale
+        yv += self.ln_b
+        np.tanh(yv, out=self.tanh_in)
+        dst = _relu_layers(self.layers)
+        np.tanh(dst, out=dst)
+        return self.out
