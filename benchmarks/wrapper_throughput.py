@@ -10,7 +10,8 @@
 2. Vector: 8 walker envs in ``LatentActionVectorEnv`` (one batched forward per step) against 8
    separate wrappers stepped in turn, with every simulator in this process (``workers=1``)
    and with the simulators split over 2 processes (``workers=2``, this one and one forked
-   worker). Goal: >= 2x. Repeated on point_mass_maze, whose env step is much cheaper, so the
+   worker) or 2 threads, each also with ``exact=False`` (one matrix product per layer for
+   all rows). Goal: >= 2x. Repeated on point_mass_maze, whose env step is much cheaper, so the
    policy's share (what batching can save) is larger.
 3. The same single-env ratio against the env stepping the SAME low-level actions
    (:func:`matched`): the wrapper's actions are recorded and replayed in the env alone,
@@ -301,6 +302,11 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
                                 workers=2, parallel="processes")  # fmt: skip
     thr = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
                                 workers=2, parallel="threads")  # fmt: skip
+    # exact=False: one matrix product per layer for all rows (actions to float32 rounding)
+    mat = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
+                                exact=False)  # fmt: skip
+    mat_thr = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
+                                    exact=False, workers=2, parallel="threads")  # fmt: skip
     singles = [LatentActionWrapper(make_env(domain, task), model) for _ in range(num_envs)]
     cpu: dict[str, list[float]] = {"vector": [], "separate_wrappers": []}
 
@@ -328,11 +334,14 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
     raw = make_env(domain, task)
     low = rng.uniform(-1, 1, (steps, DIMS[domain][1]))
     runs: dict[str, list[float]] = {"vector": [], "vector_workers2": [], "vector_threads2": [],
+                                    "vector_exact_false": [], "vector_exact_false_threads2": [],
                                     "separate_wrappers": [], "raw_env": []}  # fmt: skip
     for _ in range(repeats):
         runs["vector"].append(run_vec(vec, "vector"))
         runs["vector_workers2"].append(run_vec(par, None))
         runs["vector_threads2"].append(run_vec(thr, None))
+        runs["vector_exact_false"].append(run_vec(mat, None))
+        runs["vector_exact_false_threads2"].append(run_vec(mat_thr, None))
         runs["separate_wrappers"].append(run_singles())
         runs["raw_env"].append(steps_per_s(raw.step, lambda: raw.reset(seed=0), low))
     n = latent.shape[0]
@@ -341,11 +350,16 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
                                       lambda: [e.reset(seed=i) for i, e in enumerate(singles)], latent, num_envs),
          "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
          "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs),
-         "vector_threads2": Stepper(thr.step, lambda: thr.reset(seed=0), latent, num_envs)},
+         "vector_threads2": Stepper(thr.step, lambda: thr.reset(seed=0), latent, num_envs),
+         "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs),
+         "vector_exact_false_threads2": Stepper(mat_thr.step, lambda: mat_thr.reset(seed=0),
+                                                latent, num_envs)},
         rounds=max(20, repeats * 6), block=max(10, min(n, 2000 // num_envs)), ref="separate_wrappers",
     )  # fmt: skip
     par.close()
     thr.close()
+    mat.close()
+    mat_thr.close()
     best = {k: round(max(v), 1) for k, v in runs.items()}
     best_cpu = {k: round(max(v), 1) for k, v in cpu.items()}
     return {
@@ -354,6 +368,8 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
         "speedup_vector_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector"]["median"],
         "speedup_vector_workers2_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_workers2"]["median"],
         "speedup_vector_threads2_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_threads2"]["median"],
+        "speedup_vector_exact_false_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_exact_false"]["median"],
+        "speedup_vector_exact_false_threads2_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_exact_false_threads2"]["median"],
         "env_steps_per_s": best,
         "all_repeats_env_steps_per_s": {k: [round(x, 1) for x in v] for k, v in runs.items()},
         "env_steps_per_cpu_s": best_cpu,
@@ -536,6 +552,9 @@ def main() -> None:
             "needs a second idle core (see machine.load_average_* and "
             "machine.runnable_tasks_at_start: on a machine whose cores are taken it "
             "only adds the pipe round trips).",
+            "vector_exact_false*: LatentActionVectorEnv(exact=False), the numpy policy as one "
+            "matrix product per layer for all envs instead of one vector-matrix product per env "
+            "(actions equal to a single wrapper's up to float32 rounding, not bitwise).",
         ],
     }
     report["goal_met"] = {
@@ -557,6 +576,9 @@ def main() -> None:
             "speedup_vector_threads2_vs_separate_paired_median_wall"] >= 2.0,
         "vector_point_mass_maze_threads2_paired_median_wall": report["vector"]["point_mass_maze"][
             "speedup_vector_threads2_vs_separate_paired_median_wall"] >= 2.0,
+        **{f"vector_{d}_exact_false{t}_paired_median_wall": report["vector"][d][
+            f"speedup_vector_exact_false{t}_vs_separate_paired_median_wall"] >= 2.0
+           for d in ("walker", "point_mass_maze") for t in ("", "_threads2")},
         "vector_walker": report["vector"]["walker"]["speedup_vector_vs_separate"] >= 2.0,
         "vector_point_mass_maze": report["vector"]["point_mass_maze"]["speedup_vector_vs_separate"]
         >= 2.0,

@@ -433,6 +433,26 @@ def test_large_actor_uses_torch() -> None:
     assert PolicyRunner(model, 1).path == "torch-fused"
 
 
+def test_shipped_512_wide_walker_runs_the_numpy_path_and_agrees_with_its_actor() -> None:
+    """The shipped walker (512 wide, ~5.8e5 actor weights) is under the numpy limit; its
+    fused numpy forward matches ``model.actor`` to float32 rounding, one row or a batch."""
+    import bfm_gym
+
+    handle = bfm_gym.load("walker")
+    model = handle._model
+    assert sum(p.numel() for p in model.actor.parameters()) > 1 << 19
+    rng = np.random.default_rng(0)
+    for batch in (1, 8):
+        runner = handle.policy_runner(batch=batch)
+        assert runner.path == "numpy"
+        obs = rng.normal(size=(batch, model.obs_dim)).astype(np.float32)
+        z = model.project(torch.randn(batch, model.z_dim)).numpy()
+        runner.obs[:], runner.z[:] = obs, z
+        with torch.inference_mode():
+            ref = model.actor(torch.as_tensor(obs), torch.as_tensor(z)).numpy()
+        np.testing.assert_allclose(runner(), ref, atol=1e-4, rtol=0)
+
+
 def test_spec_of_an_in_memory_model_asks_for_a_path(bfm) -> None:
     env = LatentActionWrapper(gym.make("bfm_gym/walker-run-v0"), bfm)
     json.loads(env.spec.to_json())  # serialises
