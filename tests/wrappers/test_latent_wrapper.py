@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import bfm_gym  # noqa: F401  (registers ids)
+import bfm_gym  # (also registers the ids)
 from bfm_gym.envs import make_env
 from bfm_gym.models.fb.fast_policy import PolicyRunner
 from bfm_gym.wrappers.latent import UNSAVED_MODEL, HoldTransitions, LatentActionWrapper, wrap
@@ -436,8 +436,6 @@ def test_large_actor_uses_torch() -> None:
 def test_shipped_512_wide_walker_runs_the_numpy_path_and_agrees_with_its_actor() -> None:
     """The shipped walker (512 wide, ~5.8e5 actor weights) is under the numpy limit; its
     fused numpy forward matches ``model.actor`` to float32 rounding, one row or a batch."""
-    import bfm_gym
-
     handle = bfm_gym.load("walker")
     model = handle._model
     assert sum(p.numel() for p in model.actor.parameters()) > 1 << 19
