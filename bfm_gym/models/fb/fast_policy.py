@@ -829,7 +829,7 @@ class _NumpyBatched:
     one, so a row's action agrees with :class:`_NumpyFused`'s only up to float32 rounding
     (tested: within 1e-5); what it buys is speed at batch >= 4, where reading each weight
     matrix once instead of once per row halves the forward (8 rows of the "cpu" preset:
-    ~35 us instead of ~75 us on the 2-core dev VM).
+    ~40 us instead of ~71 us on the 2-core avx512_bf16 VM).
     """
 
     def __init__(self, fused: _NumpyFused) -> None:
@@ -849,21 +849,10 @@ class _NumpyBatched:
         # the last embedding layer writes cat([s, sz]) of the first mlp input, branch-major
         embed_dst = [b[:, :, :-1] for b in bufs[1:]] + [first.reshape(n, 2, -1).transpose(1, 0, 2)]
         self.out = np.empty((n, fused.mlp[-1][1].shape[1]), np.float32)
+        self.out2d = self.out  # what run returns
         mlp_dst = [b[:, :-1] for b in mlp_bufs[1:]] + [self.out]
         self.layers = [(b, w, d) for b, (_, w, _), d in zip(bufs, fused.embed, embed_dst, strict=True)]
         self.layers += [(b, w, d) for b, (_, w), d in zip(mlp_bufs, fused.mlp, mlp_dst, strict=True)]
 
-    def run(self) -> np.ndarray:
-        """The same ~14 numpy calls as :meth:`_NumpyFused.run`, on matrices of rows."""
-        yv, var = self.yv, self.var
-        np.matmul(self.x, self.w_in, out=self.y)
-        _sum_squares(yv, var)
-        var += self.eps
-        np.sqrt(var, out=var)
-        np.divide(self.ln_w, self.var3, out=self.scale)
-        yv *= self.scale
-        yv += self.ln_b
-        np.tanh(yv, out=self.tanh_in)
-        dst = _relu_layers(self.layers)
-        np.tanh(dst, out=dst)
-        return self.out
+    # the same ~14 numpy calls as _NumpyFused's, on these (batch, features) buffers
+    run = _NumpyFused.run
