@@ -144,6 +144,11 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
 
         if not envs:
             raise ValueError("LatentActionVectorEnv needs at least one env.")
+        if not isinstance(exact, (bool, np.bool_)):
+            raise ValueError(
+                f"LatentActionVectorEnv: exact must be True (bitwise the single wrapper's actions) "
+                f"or False (one matrix product per layer, faster); got {exact!r}."
+            )
         self.envs = [e if isinstance(e, gym.Env) else e() for e in envs]
         self.num_envs = len(self.envs)
         bfm, _ = resolve_model(model, device=device)

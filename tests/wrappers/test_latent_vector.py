@@ -329,6 +329,8 @@ def test_exact_false_uses_matrix_products_and_agrees_to_rounding(bfm) -> None:
     np.testing.assert_array_equal(step_f[4]["z"], step_e[4]["z"])
     fast.close()
     exact.close()
+    with pytest.raises(ValueError, match="exact must be True"):
+        LatentActionVectorEnv([make_inner_env("walker", "run")], bfm, exact="no")
 
 
 def test_batched_latent_map_is_bitwise_the_row_map(bfm) -> None:
