@@ -112,7 +112,7 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
             :class:`LatentActionWrapper` computes for the same observation and latent (the
             numpy policy path evaluates the rows one vector-matrix product at a time). False:
             one matrix product per layer for all envs, about twice as fast a forward at 8 envs
-            (the vector env of 8 maze envs steps ~1.2x faster), with actions equal to a single
+            (the vector env of 8 maze envs steps ~1.1x faster), with actions equal to a single
             wrapper's up to float32 rounding (within 1e-5, tested), so trajectories part from
             separate wrappers' after a while. Families whose runner has no
             ``use_matrix_products`` ignore it.
