@@ -456,3 +456,18 @@ def test_spec_of_an_in_memory_model_asks_for_a_path(bfm) -> None:
     json.loads(env.spec.to_json())  # serialises
     with pytest.raises(ValueError, match=r"in-memory BFM.*bfm\.save\(path\)"):
         gym.make(env.spec)
+
+
+def test_policy_path_returns_benchmark_plays_each_path_reproducibly() -> None:
+    """benchmarks/policy_path_returns.py: a path replays the same episode bit for bit, the
+    numpy and torch paths are the ones asked for, and Welch's t is the textbook one."""
+    from benchmark_script import load_benchmark
+
+    bench = load_benchmark("policy_path_returns")
+    handle = bfm_gym.load("walker")
+    z = np.asarray(handle.project(np.ones(handle.z_dim, np.float32)), np.float32)
+    one = bench.play(handle, "walker", "stand", z, "numpy", 1, 7)
+    assert one == bench.play(handle, "walker", "stand", z, "numpy", 1, 7)
+    assert len(bench.play(handle, "walker", "stand", z, "torch-fused", 1, 7)) == 1
+    assert bench.welch_t([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 0.0
+    assert bench.welch_t([2.0, 3.0, 4.0], [1.0, 2.0, 3.0]) == pytest.approx(1 / math.sqrt(2 / 3))
