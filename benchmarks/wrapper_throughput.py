@@ -388,6 +388,31 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
     }
 
 
+def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
+    """The vector env against separate wrappers with the shipped walker (512 wide, 5.8e5 actor
+    weights: its forward is a larger share of a step than the cpu preset's), paired rounds."""
+    model = bfm_gym.load("walker")
+    rng = np.random.default_rng(2)
+    latent = rng.uniform(-1, 1, (max(1, steps // num_envs), num_envs, model.z_dim)).astype(np.float32)
+    vec = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model)
+    mat = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model,
+                                exact=False)  # fmt: skip
+    singles = [LatentActionWrapper(make_env("walker", "run"), model) for _ in range(num_envs)]
+    pair = paired(
+        {"separate_wrappers": Stepper(lambda a: [_step_reset(e, ai) for e, ai in zip(singles, a, strict=True)] and (0, 0, False, False),
+                                      lambda: [e.reset(seed=i) for i, e in enumerate(singles)], latent, num_envs),
+         "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
+         "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs)},
+        rounds=rounds, block=max(10, min(latent.shape[0], 1000 // num_envs)), ref="separate_wrappers",
+    )  # fmt: skip
+    paths = {"vector": vec._runner.path, "vector_exact_false": mat._runner.path,
+             "separate_wrappers": singles[0]._runner.path}  # fmt: skip
+    vec.close()
+    mat.close()
+    return {"model": "bfm_gym.load('walker'): 512 wide, trained", "num_envs": num_envs,
+            "paired": pair, "policy_backend": paths}
+
+
 def _step_reset(env, a):
     out = env.step(a)
     if out[2] or out[3]:
@@ -509,6 +534,9 @@ def main() -> None:
         d: vector(d, args.num_envs, args.steps, args.repeats) for d in ("walker", "point_mass_maze")
     }
     print("vector", json.dumps(report["vector"]), flush=True)
+    report["vector_shipped_walker"] = vector_shipped_walker(
+        args.num_envs, args.steps, max(20, args.repeats * 6))
+    print("vector shipped walker", json.dumps(report["vector_shipped_walker"]["paired"]), flush=True)
     report["where_the_time_goes_walker"] = breakdown(args.steps, model)
     print("breakdown", json.dumps(report["where_the_time_goes_walker"]["us_per_step"]), flush=True)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -579,6 +607,9 @@ def main() -> None:
         **{f"vector_{d}_exact_false{t}_paired_median_wall": report["vector"][d][
             f"speedup_vector_exact_false{t}_vs_separate_paired_median_wall"] >= 2.0
            for d in ("walker", "point_mass_maze") for t in ("", "_threads2")},
+        **{f"vector_shipped_walker_{k}_paired_median_wall": v["median"] >= 2.0
+           for k, v in report["vector_shipped_walker"]["paired"][
+               "speed_vs_separate_wrappers_wall"].items()},
         "vector_walker": report["vector"]["walker"]["speedup_vector_vs_separate"] >= 2.0,
         "vector_point_mass_maze": report["vector"]["point_mass_maze"]["speedup_vector_vs_separate"]
         >= 2.0,
