@@ -346,8 +346,7 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
         runs["raw_env"].append(steps_per_s(raw.step, lambda: raw.reset(seed=0), low))
     n = latent.shape[0]
     pair = paired(
-        {"separate_wrappers": Stepper(lambda a: [_step_reset(e, ai) for e, ai in zip(singles, a, strict=True)] and (0, 0, False, False),
-                                      lambda: [e.reset(seed=i) for i, e in enumerate(singles)], latent, num_envs),
+        {"separate_wrappers": _separate_stepper(singles, latent),
          "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
          "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs),
          "vector_threads2": Stepper(thr.step, lambda: thr.reset(seed=0), latent, num_envs),
@@ -399,8 +398,7 @@ def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
                                 exact=False)  # fmt: skip
     singles = [LatentActionWrapper(make_env("walker", "run"), model) for _ in range(num_envs)]
     pair = paired(
-        {"separate_wrappers": Stepper(lambda a: [_step_reset(e, ai) for e, ai in zip(singles, a, strict=True)] and (0, 0, False, False),
-                                      lambda: [e.reset(seed=i) for i, e in enumerate(singles)], latent, num_envs),
+        {"separate_wrappers": _separate_stepper(singles, latent),
          "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
          "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs)},
         rounds=rounds, block=max(10, min(latent.shape[0], 1000 // num_envs)), ref="separate_wrappers",
@@ -411,6 +409,18 @@ def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
     mat.close()
     return {"model": "bfm_gym.load('walker'): 512 wide, trained", "num_envs": num_envs,
             "paired": pair, "policy_backend": paths}
+
+
+def _separate_stepper(singles: list, latent: np.ndarray) -> Stepper:
+    """A :class:`Stepper` stepping the separate wrappers in turn, one latent row each (the
+    reference of the vector env's paired rounds)."""
+    def step(a: np.ndarray) -> tuple:
+        for env, ai in zip(singles, a, strict=True):
+            _step_reset(env, ai)
+        return 0, 0, False, False
+
+    return Stepper(step, lambda: [e.reset(seed=i) for i, e in enumerate(singles)], latent,
+                   len(singles))
 
 
 def _step_reset(env, a):
