@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from bfm_gym.utils.io import write_json_atomic
+from bfm_gym.utils.blas import blas_threads
 from bfm_gym.utils.machine import blas_core, cpu_kind
 
 
 def machine(**extra: Any) -> dict[str, Any]:
-    """CPU count, kind (AVX2 / AVX-512 / native bf16), OpenBLAS kernel family, platform and Python version, plus
-    ``extra`` fields (threads, ...)."""
-    return {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "blas_core": blas_core(), "platform": platform.platform(),
+    """CPU count, kind (AVX2 / AVX-512 / native bf16), OpenBLAS kernel family and thread count, platform and Python
+    version, plus ``extra`` fields (threads, ...)."""
+    return {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "blas_core": blas_core(), "blas_threads": blas_threads(),
+            "platform": platform.platform(),
             "python": platform.python_version(), **extra}
 
 

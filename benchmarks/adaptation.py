@@ -30,11 +30,16 @@ from _cpu import machine_info
 from _report import command, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-# One BLAS thread: on 2 shared cores a second BLAS thread halves the decision rate.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+
+from bfm_gym.utils.blas import set_blas_threads
+
+# One OpenBLAS thread, set at run time: _cpu and _report import numpy, and OpenBLAS reads
+# OPENBLAS_NUM_THREADS only when numpy is first imported (bfm_gym.utils.blas). Until stop 43
+# this file set that variable here instead, too late: its AVX2 "1 thread" runs used two.
+set_blas_threads(1)
 
 DIMS = {"walker": (24, 6), "cheetah": (17, 6), "quadruped": (78, 12), "point_mass_maze": (4, 2)}
 

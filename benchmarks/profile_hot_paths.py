@@ -35,9 +35,13 @@ from pathlib import Path
 from _report import command, write_report
 from _cpu import machine_info
 
+from bfm_gym.utils.blas import set_blas_threads
+
 os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# One OpenBLAS thread, set at run time: _cpu / _report import numpy above, and OpenBLAS reads
+# OPENBLAS_NUM_THREADS only when numpy is first imported (bfm_gym.utils.blas).
+set_blas_threads(1)
 
 # the per-step calls whose samples are summarised (setup and imports are left out)
 ROOTS = {

@@ -46,25 +46,15 @@ def blas_core() -> str | None:
     ``scipy-openblas`` that reports it. Two CPUs of one :func:`cpu_kind` can run different
     kernels, and a policy's numpy forward rounds accordingly."""
     import ctypes
-    import glob
-    import os
 
-    import numpy as np
+    from bfm_gym.utils.blas import openblas_function
 
-    libs = sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")))
-    for path in libs:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_",
-                     "openblas_get_corename"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                fn.restype = ctypes.c_char_p
-                core = fn()
-                return core.decode() if core else None
-    return None
+    fn = openblas_function("get_corename")
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    core = fn()
+    return core.decode() if core else None
 
 
 def numerics_kind() -> str:
@@ -88,13 +78,18 @@ def _version(package: str) -> str | None:
 
 
 def machine_summary() -> dict[str, Any]:
-    """``{"cpu_model", "cpu_kind", "blas_core", "torch_cpu_capability", "torch", "mujoco", "numpy"}``."""
+    """``{"cpu_model", "cpu_kind", "blas_core", "blas_threads", "torch_cpu_capability", "torch",
+    "mujoco", "numpy"}`` (``blas_threads``: numpy's OpenBLAS thread count now,
+    :func:`bfm_gym.utils.blas.blas_threads`)."""
     import torch
+
+    from bfm_gym.utils.blas import blas_threads
 
     return {
         "cpu_model": cpu_model(),
         "cpu_kind": cpu_kind(),
         "blas_core": blas_core(),
+        "blas_threads": blas_threads(),
         "torch_cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "torch": torch.__version__,
         "mujoco": _version("mujoco"),

@@ -16,14 +16,19 @@ def forwarded_env() -> dict[str, str]:
 
 
 def _init_worker(env: Mapping[str, str], parent: int | None = None) -> None:
-    """Process-pool initializer: plugin settings, one torch thread, and a watchdog that
-    ends the worker when ``compare`` itself dies (``kill``, ``kill -9``, a crash): an
-    orphaned worker would otherwise keep writing into a cell that the next run resumes."""
+    """Process-pool initializer: plugin settings, one torch and one OpenBLAS thread (set at
+    run time: the environment variable is read only where numpy is not imported yet), and a
+    watchdog that ends the worker when ``compare`` itself dies (``kill``, ``kill -9``, a
+    crash): an orphaned worker would otherwise keep writing into a cell that the next run
+    resumes."""
     os.environ.update(env)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
+    from bfm_gym.utils.blas import set_blas_threads
+
     torch.set_num_threads(1)
+    set_blas_threads(1)
     if parent is not None:
         import threading
 
@@ -49,8 +54,10 @@ def run_cell(job: Mapping[str, Any]) -> dict[str, Any]:
     import torch
 
     from bfm_gym.experiments.adapt import adapt
+    from bfm_gym.utils.blas import set_blas_threads
 
     torch.set_num_threads(1)
+    set_blas_threads(1)  # a Ray worker has no pool initializer
     res = adapt(job["model"], job["task"], job["adapter"], episodes=job["episodes"], seed=job["seed"],
                 out=job["folder"], config=job["config"], max_episode_steps=job["max_episode_steps"],
                 budget_steps=job["budget_steps"], budget_labels=job["budget_labels"],
@@ -62,11 +69,15 @@ def run_cell(job: Mapping[str, Any]) -> dict[str, Any]:
 def _run_inline(job: Mapping[str, Any]) -> dict[str, Any]:
     import torch
 
-    threads = torch.get_num_threads()
+    from bfm_gym.utils.blas import blas_threads, set_blas_threads
+
+    threads, blas = torch.get_num_threads(), blas_threads()
     try:
         return run_cell({**job, "env": {}})
     finally:
         torch.set_num_threads(threads)
+        if blas is not None:
+            set_blas_threads(blas)
 
 
 Poll = Callable[[Mapping[str, Any]], None]

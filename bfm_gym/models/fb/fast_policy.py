@@ -47,6 +47,7 @@ import torch.nn.functional as F_
 from torch import nn
 
 from bfm_gym.models.fb.networks import Tanh
+from bfm_gym.utils.blas import call_with_one_blas_thread
 
 if TYPE_CHECKING:
     from bfm_gym.models.fb.model import FBModel
@@ -522,7 +523,11 @@ class FBFeatures:
 
     def phi_many(self, obs: np.ndarray) -> np.ndarray:
         """:meth:`phi` of ``n`` states ``(n, obs_dim)`` -> ``(n, d)`` float32, in one pass of
-        batched matmuls (equal to ``n`` calls of :meth:`phi` up to float32 rounding)."""
+        batched matmuls (equal to ``n`` calls of :meth:`phi` up to float32 rounding), with one
+        BLAS thread (:mod:`bfm_gym.utils.blas`)."""
+        return call_with_one_blas_thread(self._phi_many, obs)
+
+    def _phi_many(self, obs: np.ndarray) -> np.ndarray:
         rows = np.asarray(obs, dtype=np.float32)
         x = np.concatenate([rows, np.ones((len(rows), 1), np.float32)], axis=1)
         h = x @ self._b_w0  # centred, scaled, bias included
@@ -543,9 +548,9 @@ class FBFeatures:
         Everything that depends on s alone is computed once, on one row: the actor's
         ``embed_s`` branch and its share of the first MLP layer, and the s columns of the
         first layers of the actor's ``embed_sz`` and of both F embeddings."""
-        if self.backend == "numpy":
-            return self._np_psi.run(np.asarray(obs, dtype=np.float32),
-                                    np.ascontiguousarray(z, dtype=np.float32))  # fmt: skip
+        if self.backend == "numpy":  # one BLAS thread: bfm_gym.utils.blas
+            return call_with_one_blas_thread(self._np_psi.run, np.asarray(obs, dtype=np.float32),
+                                             np.ascontiguousarray(z, dtype=np.float32))  # fmt: skip
         with torch.inference_mode():
             st = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))[None]
             zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
@@ -854,5 +859,9 @@ class _NumpyBatched:
         self.layers = [(b, w, d) for b, (_, w, _), d in zip(bufs, fused.embed, embed_dst, strict=True)]
         self.layers += [(b, w, d) for b, (_, w), d in zip(mlp_bufs, fused.mlp, mlp_dst, strict=True)]
 
-    # the same ~14 numpy calls as _NumpyFused's, on these (batch, features) buffers
-    run = _NumpyFused.run
+    def run(self) -> np.ndarray:
+        """The same ~14 numpy calls as :meth:`_NumpyFused.run`, on these ``(batch, features)``
+        buffers, with one BLAS thread: OpenBLAS splits products of 8 rows and more over its
+        threads, whose spinning between calls slows the env steps in between
+        (:mod:`bfm_gym.utils.blas`)."""
+        return call_with_one_blas_thread(_NumpyFused.run, self)

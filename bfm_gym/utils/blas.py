@@ -1,0 +1,137 @@
+"""numpy's OpenBLAS thread count, read and set while the process runs.
+
+OpenBLAS reads ``OPENBLAS_NUM_THREADS`` (or ``OMP_NUM_THREADS``) once, when numpy is first
+imported. A script that sets the variable after anything imported numpy (bfm_gym does, and so
+do most libraries) keeps OpenBLAS's default: one thread per core. On the 2-core development VM
+that default cost the numpy paths in two ways (measured with ``benchmarks/adaptation.py
+--decision-rate``, AVX2 VM):
+
+* **Speed.** A product of 128 candidate rows (OpTI-BFM's successor features) is split over
+  two threads, and the helper thread spins between calls. Inside a loop that also runs the
+  policy, one thread took OpTI-BFM's UCB decisions from 2,078 to 3,015 per second on the
+  ``cpu``-size walker and halved the CPU time per decision on the shipped walker.
+* **Reproducibility.** The threaded product rounds differently: the same 128-row product
+  was not bitwise the same with one and with two threads, so candidate scores depended on
+  how many cores the machine had.
+
+:func:`one_blas_thread` runs a block with one OpenBLAS thread and restores the caller's count
+afterwards (:func:`call_with_one_blas_thread` is its per-step form); the fast numpy paths
+whose products span many rows (:mod:`bfm_gym.models.fb.fast_policy`: OpTI-BFM's features,
+the vector env's ``exact=False`` forward) run under it, and so do ``compare``'s workers. Where numpy does not link a ``scipy-openblas`` that exposes the thread
+setter (another BLAS, an old wheel), every function here is a no-op and reports None/False.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+__all__ = ["blas_threads", "call_with_one_blas_thread", "one_blas_thread", "openblas_function", "set_blas_threads"]
+
+T = TypeVar("T")
+
+_PREFIXES = ("scipy_openblas_", "openblas_")
+_SUFFIXES = ("64_", "")
+
+
+@functools.cache
+def _openblas_libs() -> tuple[ctypes.CDLL, ...]:
+    import numpy as np
+
+    found = []
+    here = os.path.dirname(np.__file__)
+    for path in sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas*"))):
+        try:
+            found.append(ctypes.CDLL(path))
+        except OSError:  # pragma: no cover - a broken wheel
+            continue
+    return tuple(found)
+
+
+@functools.cache
+def openblas_function(name: str) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """numpy's OpenBLAS function ``name`` (without prefix and suffix, e.g. ``"get_corename"``),
+    or None. Wheels name it ``scipy_openblas_<name>64_`` (numpy >= 2) or ``openblas_<name>``."""
+    for lib in _openblas_libs():
+        for prefix in _PREFIXES:
+            for suffix in _SUFFIXES:
+                fn = getattr(lib, f"{prefix}{name}{suffix}", None)
+                if fn is not None:
+                    return fn
+    return None
+
+
+@functools.cache
+def _getter_setter() -> tuple[ctypes._CFuncPtr, ctypes._CFuncPtr] | None:  # type: ignore[name-defined]
+    get, put = openblas_function("get_num_threads"), openblas_function("set_num_threads")
+    if get is None or put is None:
+        return None
+    get.restype, get.argtypes = ctypes.c_int, []
+    put.restype, put.argtypes = None, [ctypes.c_int]
+    return get, put
+
+
+def blas_threads() -> int | None:
+    """The number of threads numpy's OpenBLAS uses now, or None where it cannot be read."""
+    gs = _getter_setter()
+    return None if gs is None else int(gs[0]())
+
+
+def set_blas_threads(n: int) -> bool:
+    """Sets numpy's OpenBLAS thread count for this process (takes effect at once, unlike the
+    environment variables). Returns False where it cannot be set.
+
+    Raises:
+        ValueError: ``n`` is not a positive int.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_blas_threads: n must be a positive int, got {n!r}.")
+    gs = _getter_setter()
+    if gs is None:
+        return False
+    gs[1](n)
+    return True
+
+
+def call_with_one_blas_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with one OpenBLAS thread, the previous count restored afterwards (also
+    when ``fn`` raises): one C call when the count already is 1, three otherwise (well under
+    a microsecond each). The per-step form of :func:`one_blas_thread`."""
+    gs = _getter_setter()
+    prev = 1 if gs is None else gs[0]()
+    if prev == 1:
+        return fn(*args)
+    gs[1](1)  # type: ignore[index]
+    try:
+        return fn(*args)
+    finally:
+        gs[1](prev)  # type: ignore[index]
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Runs the block with one OpenBLAS thread, then restores the previous count (also when
+    the block raises).
+
+    Example:
+        >>> import numpy as np
+        >>> with one_blas_thread():
+        ...     y = np.ones((128, 64), np.float32) @ np.ones((64, 64), np.float32)
+        >>> float(y[0, 0])
+        64.0
+    """
+    gs = _getter_setter()
+    prev = 1 if gs is None else gs[0]()
+    if prev == 1:
+        yield
+        return
+    gs[1](1)  # type: ignore[index]
+    try:
+        yield
+    finally:
+        gs[1](prev)  # type: ignore[index]
