@@ -523,7 +523,7 @@ def main() -> None:
     report["single_env_walker_same_actions"] = {
         "untrained_cpu_preset": matched(args.steps, model, args.matched_rounds),
         "shipped_walker": matched(args.steps, shipped, args.matched_rounds),
-        "shipped_walker_model": "bfm_gym.load('walker'): the cpu preset's architecture, trained",
+        "shipped_walker_model": "bfm_gym.load('walker'): 512 wide (stop 40), trained",
     }
     same = report["single_env_walker_same_actions"]
     print("same actions", json.dumps({k: v["ratio_wrapper_vs_env_same_actions_paired_median_wall"]

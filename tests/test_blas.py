@@ -59,15 +59,25 @@ def test_psi_does_not_depend_on_the_callers_blas_threads(two_blas_threads: int) 
     np.testing.assert_array_equal(fast.phi_many(states), phi_two)
 
 
-def test_vector_env_matrix_products_run_on_one_blas_thread(two_blas_threads: int,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """The vector env's ``exact=False`` forward pins one thread for its products and gives the
-    caller's count back."""
+@pytest.mark.parametrize(("model", "rows", "matrix_products", "pinned"), [
+    ("walker", 8, False, True),  # the vector env's default forward: OpenBLAS threads 8 rows
+    ("walker", 8, True, True),  # its exact=False forward
+    ("point_mass_maze", 8, True, True),
+    ("walker", 1, False, False),  # one row of 513 x 512 is not threaded: no switch, no cost
+    ("point_mass_maze", 1, False, False),
+])
+def test_policy_runner_blas_threads(two_blas_threads: int, monkeypatch: pytest.MonkeyPatch, model: str,
+                                    rows: int, matrix_products: bool, pinned: bool) -> None:
+    """A policy forward whose products OpenBLAS would thread (several rows, or a layer of 2^19
+    weights) runs them on one thread and gives the caller's count back; one row of a smaller
+    actor leaves the count alone."""
     import bfm_gym
     from bfm_gym.models.fb.fast_policy import PolicyRunner
 
-    runner = PolicyRunner(bfm_gym.load("walker").model, 8)
-    assert runner.use_matrix_products()
+    runner = PolicyRunner(bfm_gym.load(model).model, rows)
+    assert runner.path == "numpy"
+    if matrix_products:
+        assert runner.use_matrix_products()
     seen = []
     original = np.matmul
 
@@ -78,7 +88,7 @@ def test_vector_env_matrix_products_run_on_one_blas_thread(two_blas_threads: int
     monkeypatch.setattr(np, "matmul", spy)
     runner()
     monkeypatch.undo()
-    assert len(seen) >= 4 and set(seen) == {1}
+    assert len(seen) >= 4 and set(seen) == ({1} if pinned else {two_blas_threads})
     assert blas_threads() == two_blas_threads
 
 

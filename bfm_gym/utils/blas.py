@@ -6,19 +6,22 @@ do most libraries) keeps OpenBLAS's default: one thread per core. On the 2-core 
 that default cost the numpy paths in two ways (measured with ``benchmarks/adaptation.py
 --decision-rate``, AVX2 VM):
 
-* **Speed.** A product of 128 candidate rows (OpTI-BFM's successor features) is split over
-  two threads, and the helper thread spins between calls. Inside a loop that also runs the
-  policy, one thread took OpTI-BFM's UCB decisions from 2,078 to 3,015 per second on the
-  ``cpu``-size walker and halved the CPU time per decision on the shipped walker.
-* **Reproducibility.** The threaded product rounds differently: the same 128-row product
-  was not bitwise the same with one and with two threads, so candidate scores depended on
-  how many cores the machine had.
+* **CPU.** Products of several rows (OpTI-BFM's 128 candidates, a vector env's batch) are
+  split over two threads, and the helper thread keeps spinning for a while after each call.
+  OpTI-BFM's decisions then cost twice the CPU time for the same wall-clock rate (shipped
+  walker: 1,252 and 1,278 decisions/s, 630 against 1,278 per CPU-second), CPU that a
+  ``compare`` worker on the other core loses.
+* **Reproducibility.** The threaded product rounds differently: OpTI-BFM's 128-candidate
+  successor features differed by up to 7e-5 between one and two threads, so candidate scores
+  depended on how many cores the machine had.
 
 :func:`one_blas_thread` runs a block with one OpenBLAS thread and restores the caller's count
 afterwards (:func:`call_with_one_blas_thread` is its per-step form); the fast numpy paths
-whose products span many rows (:mod:`bfm_gym.models.fb.fast_policy`: OpTI-BFM's features,
-the vector env's ``exact=False`` forward) run under it, and so do ``compare``'s workers. Where numpy does not link a ``scipy-openblas`` that exposes the thread
-setter (another BLAS, an old wheel), every function here is a no-op and reports None/False.
+whose products OpenBLAS would thread (:mod:`bfm_gym.models.fb.fast_policy`: OpTI-BFM's
+features, policy forwards of several rows such as the vector env's) run under it, and
+``compare``'s workers set one thread for good. Where numpy does not link a ``scipy-openblas``
+that exposes the thread setter (another BLAS, an old wheel), every function here is a no-op
+and reports None/False.
 """
 
 from __future__ import annotations

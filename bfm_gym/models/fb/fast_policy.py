@@ -58,6 +58,13 @@ _CHECK_ATOL = 1e-4
 _NUMPY_MAX_WEIGHTS = 1 << 21
 """Largest actor (in weights) run by the numpy path; the "cpu" preset has ~2.4e5, the 512-wide
 shipped walker ~5.8e5."""
+_BLAS_THREADED_LAYER = 1 << 19
+"""Weights of one layer from which OpenBLAS threads even a one-row product. A runner of 2 rows
+or more, or with such a layer, runs its forward with one BLAS thread (:mod:`bfm_gym.utils.blas`).
+Measured with numpy 2.4's OpenBLAS 0.3.31 on the 2-core AVX2 VM, two threads allowed: every
+product of 2 rows and more (2 x 257 x 256 included, stacked or not) was threaded, one row of a
+513 x 512 layer was not, one row of 1025 x 1024 was. A threaded product's helper thread keeps
+spinning after it returns, on the core that the env step between two forwards needs."""
 
 
 class PolicyRunner:
@@ -103,11 +110,13 @@ class PolicyRunner:
         self.z = x_np[:, od : od + zd]
         self._weights: _FusedWeights | None = None
         self._numpy: _NumpyFused | _NumpyBatched | None = None
+        self._one_blas_thread = False  # see _BLAS_THREADED_LAYER
         if backend != "module" and self._on_cpu:
             self._weights = _FusedWeights.build(model.actor, od, zd)
             small = sum(p.numel() for p in model.actor.parameters()) <= _NUMPY_MAX_WEIGHTS
             if self._weights is not None and (backend == "numpy" or (backend == "auto" and small)):
                 self._numpy = _NumpyFused(self._weights, x_np)
+                self._one_blas_thread = self.batch > 1 or self._numpy.largest_layer() >= _BLAS_THREADED_LAYER
             if self._weights is not None and not self._agrees_with_actor():
                 warnings.warn(
                     "PolicyRunner: the fused actor disagrees with model.actor; using "
@@ -141,6 +150,8 @@ class PolicyRunner:
         The result is a view of an internal buffer, overwritten by the next call.
         """
         if self._numpy is not None:
+            if self._one_blas_thread:
+                return call_with_one_blas_thread(self._numpy.run)
             return self._numpy.run()
         with torch.inference_mode():
             if self._weights is not None:
@@ -297,6 +308,10 @@ class _NumpyFused:
         self.layers = [(b, wt, d) for (b, wt, _), d in zip(self.embed, embed_dst, strict=True)]
         self.layers += [(b, wt, d) for (b, wt), d in zip(self.mlp, mlp_dst, strict=True)]
         self.tanh_in = self.embed[0][2][:, :, 0, :]
+
+    def largest_layer(self) -> int:
+        """Weights (bias row included) of this forward's largest layer."""
+        return max(w.shape[-2] * w.shape[-1] for w in [self.w_in] + [w for _, w, _ in self.layers])
 
     def run(self) -> np.ndarray:
         """~14 numpy calls: the input layer, the LayerNorm (sum of squares, rsqrt, one scale
@@ -859,9 +874,5 @@ class _NumpyBatched:
         self.layers = [(b, w, d) for b, (_, w, _), d in zip(bufs, fused.embed, embed_dst, strict=True)]
         self.layers += [(b, w, d) for b, (_, w), d in zip(mlp_bufs, fused.mlp, mlp_dst, strict=True)]
 
-    def run(self) -> np.ndarray:
-        """The same ~14 numpy calls as :meth:`_NumpyFused.run`, on these ``(batch, features)``
-        buffers, with one BLAS thread: OpenBLAS splits products of 8 rows and more over its
-        threads, whose spinning between calls slows the env steps in between
-        (:mod:`bfm_gym.utils.blas`)."""
-        return call_with_one_blas_thread(_NumpyFused.run, self)
+    # the same ~14 numpy calls as _NumpyFused's, on these (batch, features) buffers
+    run = _NumpyFused.run
