@@ -106,3 +106,19 @@ def test_compare_workers_use_one_blas_thread(two_blas_threads: int, monkeypatch:
         assert blas_threads() == 1
     finally:
         torch.set_num_threads(torch_threads)
+
+
+@pytest.mark.parametrize("script", ["adaptation", "profile_hot_paths"])
+def test_one_thread_benchmarks_set_it_and_record_it(two_blas_threads: int, script: str) -> None:
+    """The benchmarks that time one thread set OpenBLAS's count at run time (their own imports
+    load numpy first, so an environment variable would come too late) and the machine record
+    of every benchmark JSON says what it was."""
+    from benchmark_script import load_benchmark
+
+    from bfm_gym.utils.machine import machine_summary
+
+    load_benchmark(script)
+    assert blas_threads() == 1
+    assert machine_summary()["blas_threads"] == 1
+    report = load_benchmark("_report")
+    assert report.machine()["blas_threads"] == 1
