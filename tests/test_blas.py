@@ -25,6 +25,11 @@ def test_set_and_restore(two_blas_threads: int) -> None:
     with one_blas_thread():
         inside.append(blas_threads())
     assert inside == [1] and blas_threads() == two_blas_threads
+    with one_blas_thread():
+        with one_blas_thread():
+            inside.append(blas_threads())
+        inside.append(blas_threads())  # the inner block does not restore the outer one's count
+    assert inside == [1, 1, 1] and blas_threads() == two_blas_threads
     with pytest.raises(RuntimeError, match="boom"), one_blas_thread():
         raise RuntimeError("boom")
     assert blas_threads() == two_blas_threads  # restored after an error too

@@ -30,8 +30,7 @@ import ctypes
 import functools
 import glob
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = ["blas_threads", "call_with_one_blas_thread", "one_blas_thread", "openblas_function", "set_blas_threads"]
@@ -101,25 +100,39 @@ def set_blas_threads(n: int) -> bool:
     return True
 
 
-def call_with_one_blas_thread(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` with one OpenBLAS thread, the previous count restored afterwards (also
-    when ``fn`` raises): one C call when the count already is 1, three otherwise (well under
-    a microsecond each). The per-step form of :func:`one_blas_thread`."""
+def _pin_one() -> int | None:
+    """Sets one thread; returns the count to restore, None where nothing changed."""
     gs = _getter_setter()
-    prev = 1 if gs is None else gs[0]()
+    if gs is None:
+        return None
+    prev = gs[0]()
     if prev == 1:
+        return None
+    gs[1](1)
+    return prev
+
+
+def _restore(prev: int | None) -> None:
+    if prev is not None:
+        _getter_setter()[1](prev)  # type: ignore[index]
+
+
+def call_with_one_blas_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` under :func:`one_blas_thread`, without a ``with`` block's cost: one C
+    call when the count already is 1, three otherwise (well under a microsecond each). The
+    per-step form."""
+    prev = _pin_one()
+    if prev is None:
         return fn(*args)
-    gs[1](1)  # type: ignore[index]
     try:
         return fn(*args)
     finally:
-        gs[1](prev)  # type: ignore[index]
+        _restore(prev)
 
 
-@contextmanager
-def one_blas_thread() -> Iterator[None]:
+class one_blas_thread:  # lower case: used like a function, ``with one_blas_thread():``
     """Runs the block with one OpenBLAS thread, then restores the previous count (also when
-    the block raises).
+    the block raises); a nested block leaves the count to the outer one.
 
     Example:
         >>> import numpy as np
@@ -128,13 +141,11 @@ def one_blas_thread() -> Iterator[None]:
         >>> float(y[0, 0])
         64.0
     """
-    gs = _getter_setter()
-    prev = 1 if gs is None else gs[0]()
-    if prev == 1:
-        yield
-        return
-    gs[1](1)  # type: ignore[index]
-    try:
-        yield
-    finally:
-        gs[1](prev)  # type: ignore[index]
+
+    __slots__ = ("_prev",)
+
+    def __enter__(self) -> None:
+        self._prev = _pin_one()
+
+    def __exit__(self, *exc: object) -> None:
+        _restore(self._prev)
