@@ -259,6 +259,8 @@ def test_state_reset_refused_when_unsupported(bfm) -> None:
     "action,match",
     [
         (np.full(8, np.nan, np.float32), "NaN or inf"),
+        (np.array([0.5] * 3 + [np.nan] + [0.5] * 4, np.float32), "NaN or inf"),  # one NaN, in box
+        (np.array([-np.inf] + [0.0] * 7, np.float32), "NaN or inf"),
         (np.array([np.inf] + [0.0] * 7), "NaN or inf"),
         (np.zeros(7, np.float32), r"shape \(7,\) received; expected shape \(8,\)"),
         (np.zeros((1, 8), np.float32), r"shape \(1, 8\) received"),
@@ -266,7 +268,7 @@ def test_state_reset_refused_when_unsupported(bfm) -> None:
         (np.zeros(8, np.complex64), "dtype complex64 received"),
         ("fast", "dtype <U4 received"),
     ],
-    ids=["nan", "inf", "short", "batched", "strings", "complex", "str"],
+    ids=["nan", "one_nan", "minus_inf_float32", "inf", "short", "batched", "strings", "complex", "str"],
 )
 def test_bad_actions_raise_value_error(bfm, action, match: str) -> None:
     env = LatentActionWrapper(EchoEnv(), bfm)
