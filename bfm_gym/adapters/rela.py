@@ -73,6 +73,10 @@ class ReLAConfig(AdapterConfig):
     gradient_steps: int = 1
     """Critic + latent gradient steps per round (update-to-data ratio =
     gradient_steps / update_every)."""
+    critic_steps: int = 1
+    """Critic TD steps per latent step (each on its own minibatch, with its Polyak step): more
+    than 1 fits ``Q_res`` more closely before z follows its gradient (this project's option;
+    1: the paper's one critic step per latent step)."""
     tau: float = 0.005
     """Polyak rate of the residual critic's target network (this project's choice: TD3's)."""
     pessimism: float = 0.5
@@ -104,6 +108,7 @@ class ReLAConfig(AdapterConfig):
         positive = {"hidden_dim": self.hidden_dim, "hidden_layers": self.hidden_layers,
                     "lr_z": self.lr_z, "lr_q": self.lr_q, "batch_size": self.batch_size,
                     "update_every": self.update_every, "gradient_steps": self.gradient_steps,
+                    "critic_steps": self.critic_steps,
                     "buffer_size": self.buffer_size}
         for name, value in positive.items():
             if not value > 0:
@@ -300,11 +305,30 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         return net(obs, action, z if self.config.q_uses_z else None)
 
     def _update(self) -> None:
-        """One TD step of the residual critic, one ascent step of z, one Polyak step."""
-        c, model = self.config, self._model
-        idx = torch.randint(self.buffer.size, (c.batch_size,), generator=self.generator,
+        """``critic_steps`` TD steps of the residual critic (each followed by a Polyak step but
+        the last), one ascent step of z on the last minibatch, one Polyak step."""
+        for _ in range(self.config.critic_steps - 1):
+            self._critic_step(self._sample())
+            self._polyak()
+        batch = self._sample()
+        self._critic_step(batch)
+        self._latent_step(batch)
+        self._polyak()
+        self.updates += 1
+
+    def _sample(self) -> dict[str, torch.Tensor]:
+        idx = torch.randint(self.buffer.size, (self.config.batch_size,), generator=self.generator,
                             device=self.z_r.device)
-        batch = self.buffer.sample(idx)
+        return self.buffer.sample(idx)
+
+    def _polyak(self) -> None:
+        with torch.no_grad():
+            for p, p_targ in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True):
+                p_targ.lerp_(p, self.config.tau)
+
+    def _critic_step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One TD step of ``Q_res`` on ``batch``."""
+        c, model = self.config, self._model
         obs, next_obs = batch["obs"], batch["next_obs"]
 
         # residual critic: y = (r - phi(s')^T z_r) + gamma * Q_res_targ(s', pi(s', z))
@@ -318,6 +342,10 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         q_loss.backward()
         self.q_optimizer.step()
 
+    def _latent_step(self, batch: dict[str, torch.Tensor]) -> None:
+        """One ascent step of z on ``batch``'s states, projected back onto the sphere."""
+        c, model = self.config, self._model
+        obs = batch["obs"]
         # latent: ascend J(z) = E_s[agg_k psi_k(s, pi(s,z), z)^T z_r + Q_res(s, pi(s,z))]
         z = model.project(self._z).expand(c.batch_size, -1)
         action = model.act(obs, z, grad=True)
@@ -329,9 +357,6 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         self.z_optimizer.step()
         with torch.no_grad():
             self._z.copy_(model.project(self._z))
-            for p, p_targ in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True):
-                p_targ.lerp_(p, c.tau)
-        self.updates += 1
 
     # -- persistence ----------------------------------------------------------------------
 

@@ -87,6 +87,29 @@ def test_resume_equals_uninterrupted(model_dir: Path, tmp_path: Path) -> None:
     assert all(state[k].dtype != object for k in state.files)  # numpy arrays only
 
 
+def test_critic_steps_fit_the_critic_more_per_latent_step(model_dir: Path) -> None:
+    """``critic_steps=k``: k critic TD steps (k minibatches, k Polyak steps) per latent step."""
+    bfm, samples = BFM.load(model_dir), InferenceSet.load(model_dir)
+
+    def run(k: int) -> ReLAAdapter:
+        rela = ReLAAdapter(bfm, TASK, {**FAST, "critic_steps": k}, seed=0, samples=samples)
+        env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 20),
+                                  bfm, z_hold=1, action_map="raw")
+        rela.run_episode(env, seed=0)
+        return rela
+
+    one, three = run(1), run(3)
+    steps = 20 - FAST["warmup_steps"] + 1
+    assert one.updates == three.updates == steps
+    q_steps = lambda r: int(r.q_optimizer.state_dict()["state"][0]["step"])  # noqa: E731
+    z_steps = lambda r: int(r.z_optimizer.state_dict()["state"][0]["step"])  # noqa: E731
+    assert (q_steps(one), z_steps(one)) == (steps, steps)
+    assert (q_steps(three), z_steps(three)) == (3 * steps, steps)
+    assert not np.allclose(one.learned_latent(), three.learned_latent())  # a different critic
+    with pytest.raises(ValueError, match=r"ReLAConfig.critic_steps must be > 0"):
+        ReLAConfig(critic_steps=0)
+
+
 def test_best_episode_holds_z_per_episode_and_evaluates_the_best_played(model_dir: Path) -> None:
     bfm = BFM.load(model_dir)
     rela = ReLAAdapter(bfm, TASK, {**FAST, "select": "best_episode"}, seed=0,
