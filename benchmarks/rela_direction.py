@@ -16,7 +16,11 @@ its own replay buffer:
   d = 50);
 * both terms' values at the zero-shot and at the best latent, against the real returns the
   headroom search measured for them: does the guide rank the better latent higher?
-* the angles from the zero-shot latent to the learned and to the best latent.
+* the angles from the zero-shot latent to the learned and to the best latent, and which term
+  the move from the zero-shot to the learned latent followed (cosine with each gradient);
+* a probe in real episodes: the zero-shot latent turned by a few degrees along F's gradient
+  and toward the best latent, each played from the same start states, scored by the task's
+  reward and by its projection ``phi(s')^T z_r``: does climbing F's value raise either?
 
     python benchmarks/rela_direction.py --run runs/cmp-walker-rela \\
         --headroom benchmarks/results/latent_headroom_walker_stop40_large.json
@@ -36,6 +40,7 @@ from _report import command, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -105,9 +110,15 @@ def cell_report(agent: ReLAAdapter, best: dict[str, Any], batches: int, batch_si
         obs = agent.buffer.sample(idx)["obs"]
         rows.append({name: terms(agent, z, obs, pessimism) for name, z in
                      (("zero_shot", z0), ("learned", z_learned), ("best", z_best))})  # fmt: skip
+    g_f0 = np.mean([r["zero_shot"]["g_f"] for r in rows], axis=0)
+    g_q0 = np.mean([r["zero_shot"]["g_q"] for r in rows], axis=0)
+    moved = toward(z0, z_learned) if angle(z0, z_learned) > 1e-3 else np.zeros_like(z0)
     out: dict[str, Any] = {
         "angle_zero_shot_to_learned_deg": round(angle(z0, z_learned), 2),
         "angle_zero_shot_to_best_deg": round(angle(z0, z_best), 2),
+        "angle_learned_to_best_deg": round(angle(z_learned, z_best), 2),
+        "cos_move_with_f_term": round(cosine(moved, g_f0), 3),
+        "cos_move_with_critic_term": round(cosine(moved, g_q0), 3),
         "headroom_returns": {"zero_shot": best["zero_shot_return"], "best": best["best_return"],
                              "gain": best["gain"]},
         "guide_values": {
@@ -139,6 +150,61 @@ def cell_report(agent: ReLAAdapter, best: dict[str, Any], batches: int, batch_si
     return out
 
 
+def rotate(z: np.ndarray, direction: np.ndarray, degrees: float) -> np.ndarray:
+    """``z`` turned by ``degrees`` along the unit tangent ``direction``, on z's sphere."""
+    u = z / np.linalg.norm(z)
+    t = math.radians(degrees)
+    return (np.linalg.norm(z) * (math.cos(t) * u + math.sin(t) * direction)).astype(np.float32)
+
+
+class _ProjectedReward(gym.Wrapper):
+    """The task's reward replaced by its projection on the features, ``phi(s')^T z_r`` (what
+    F's value is the value of)."""
+
+    def __init__(self, env: Any, model: Any, z_r: np.ndarray) -> None:
+        super().__init__(env)
+        self._model, self._z_r = model, z_r
+
+    def step(self, action: Any) -> Any:
+        obs, _, terminated, truncated, info = self.env.step(action)
+        phi = np.asarray(self._model.phi(np.asarray(obs, np.float32)[None]))[0]
+        return obs, float(phi @ self._z_r), terminated, truncated, info
+
+
+def probe(model: Any, task: str, z0: np.ndarray, directions: dict[str, np.ndarray],
+          degrees: list[float], seeds: list[int], z_r: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """Returns of the zero-shot latent turned by each angle along each direction, from the same
+    start states (one batched policy call per step for every latent and start): of the task's
+    reward, and of its projection ``phi^T z_r``."""
+    from bfm_gym.envs.gym_env import env_info_of, make_task_env
+    from bfm_gym.evaluation.headroom import latent_returns
+
+    names = [("zero_shot", 0.0)] + [(n, a) for n in directions for a in degrees]
+    zs = np.stack([z0] + [rotate(z0, directions[n], a) for n, a in names[1:]])
+    domain = model.metadata.domain
+
+    def make_env() -> Any:
+        return make_task_env(domain, task, env_info=env_info_of(model))
+
+    out: dict[str, Any] = {"start_seeds": seeds}
+    for reward, env_fn in (
+        ("task_reward", make_env),
+        ("projected_reward", lambda: _ProjectedReward(make_env(), model, z_r)),
+    ):
+        returns = latent_returns(model, env_fn, zs, seeds)
+        base = returns[0]
+        part: dict[str, Any] = {"zero_shot_return": round(float(base.mean()), 1)}
+        for (name, deg), r in zip(names[1:], returns[1:], strict=True):
+            diff = r - base
+            part.setdefault(name, {})[f"{deg:g}deg"] = {
+                "return": round(float(r.mean()), 1),
+                "gain": round(float(diff.mean() / max(abs(base.mean()), 1e-9)), 4),
+                "paired_diff_se": round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 1),
+            }
+        out[reward] = part
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -158,6 +224,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         type=float,
         default=None,
         help="aggregate F's heads with this pessimism (default: each run's; 0: mean)",
+    )
+    parser.add_argument(
+        "--probe-degrees",
+        default="5,10,20",
+        help="turn the zero-shot latent this far along F's gradient and toward the "
+        "best latent, and play it ('' : no probe)",
+    )
+    parser.add_argument(
+        "--probe-seeds", type=int, default=10, help="start states per probed latent"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rela_direction.json"))
     args = parser.parse_args(argv)
@@ -191,6 +266,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{g['cos_total_to_best']:+.2f}; |g_F| {g['f_term_norm']:.3g} |g_Q| "
             f"{g['critic_term_norm']:.3g}; ranks best higher: {r['guide_ranks_best_higher']}"
         )
+    degrees = [float(x) for x in args.probe_degrees.split(",") if x.strip()]
+    if degrees:  # once per task: z0 and F's gradient at z0 do not depend on the seed's buffer much
+        report["probes"] = {}
+        for cell in cells:
+            task = json.loads((cell / "run.json").read_text())["task"]["task"]
+            key = f"{model.metadata.domain}-{task}"
+            if key not in headroom or key in report["probes"]:
+                continue
+            agent = restore(cell, model)
+            z0 = np.asarray(model.project(agent.z_r.numpy()), dtype=np.float32)
+            gen = torch.Generator().manual_seed(args.seed)
+            obs = agent.buffer.sample(torch.randint(agent.buffer.size, (4 * args.batch_size,),
+                                                    generator=gen))["obs"]  # fmt: skip
+            t = terms(agent, z0, obs, args.pessimism)
+            best = np.asarray(model.project(np.asarray(headroom[key]["best_z"], np.float32)))
+            directions = {"along_f_term_gradient": t["g_f"] / np.linalg.norm(t["g_f"]),
+                          "toward_best_latent": toward(z0, best)}  # fmt: skip
+            seeds = list(range(10_000, 10_000 + args.probe_seeds))
+            report["probes"][key] = probe(
+                model, task, z0, directions, degrees, seeds, agent.z_r.numpy()
+            )
+            print(key, json.dumps(report["probes"][key]))
     write_report(args.out, report)
     return report
 

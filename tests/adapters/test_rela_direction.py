@@ -98,3 +98,23 @@ def test_restore_gives_the_saved_adapter(
     for a, b in zip(restored.critic.parameters(), trained.critic.parameters(), strict=True):
         assert torch.equal(a, b)
     assert restored.buffer.size == trained.buffer.size
+
+
+def test_probe_turns_on_the_sphere_and_scores_the_projected_reward(trained: ReLAAdapter) -> None:
+    rd = load_benchmark("rela_direction")
+    model = trained.bfm
+    z0 = np.asarray(model.project(trained.z_r.numpy()), dtype=np.float32)
+    v = rd.toward(z0, -np.roll(z0, 1))
+    for deg in (5.0, 20.0):
+        z = rd.rotate(z0, v, deg)
+        assert np.linalg.norm(z) == pytest.approx(np.linalg.norm(z0), rel=1e-5)
+        assert rd.angle(z0, z) == pytest.approx(deg, abs=1e-2)
+    env = rd._ProjectedReward(make_env("point_mass_maze", "reach_top_left"), model,
+                              trained.z_r.numpy())  # fmt: skip
+    env.reset(seed=0)
+    obs, r, *_ = env.step(np.zeros(2, np.float32))
+    phi = np.asarray(model.phi(obs[None]))[0]
+    assert r == pytest.approx(float(phi @ trained.z_r.numpy()), rel=1e-5)
+    out = rd.probe(model, "reach_top_left", z0, {"v": v}, [10.0], [0, 1], trained.z_r.numpy())
+    assert set(out) == {"start_seeds", "task_reward", "projected_reward"}
+    assert out["task_reward"]["v"]["10deg"]["return"] >= 0  # maze rewards are in [0, 1]
