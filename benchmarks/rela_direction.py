@@ -103,6 +103,13 @@ def cell_report(agent: ReLAAdapter, best: dict[str, Any], batches: int, batch_si
     z0 = np.asarray(model.project(agent.z_r.numpy()), dtype=np.float32)
     z_learned = agent.learned_latent()
     z_best = np.asarray(model.project(np.asarray(best["best_z"], np.float32)), dtype=np.float32)
+    if "zero_shot_z" in best:  # the search's zero-shot latent must be this model's
+        same = cosine(z0, np.asarray(best["zero_shot_z"], np.float64))
+        if same < 0.99:
+            raise SystemExit(
+                f"The headroom JSON's zero-shot latent is not this model's (cosine {same:.3f}): "
+                "pass the latent_headroom.py JSON of the model the compare run used."
+            )
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for _ in range(batches):

@@ -82,6 +82,17 @@ def test_direction_is_the_great_circle_and_the_report_adds_up(trained: ReLAAdapt
         g = report[f"gradient_at_{name}"]
         assert -1 <= g["cos_total_to_best"] <= 1 and g["f_term_norm"] >= 0
     assert math.isfinite(report["guide_values"]["best"]["f_term"])
+    z0 = np.asarray(trained.bfm.project(trained.z_r.numpy()))
+    same = {**best, "zero_shot_z": z0.tolist()}
+    assert (
+        rd.cell_report(trained, same, batches=1, batch_size=8, seed=0)[
+            "angle_zero_shot_to_best_deg"
+        ]
+        > 90
+    )
+    other = {**best, "zero_shot_z": rd.toward(z0, -np.roll(z0, 1)).tolist()}  # orthogonal to z0
+    with pytest.raises(SystemExit, match="not this model's"):
+        rd.cell_report(trained, other, batches=1, batch_size=8, seed=0)
 
 
 def test_restore_gives_the_saved_adapter(
