@@ -77,6 +77,12 @@ class ReLAConfig(AdapterConfig):
     """Critic TD steps per latent step (each on its own minibatch, with its Polyak step): more
     than 1 fits ``Q_res`` more closely before z follows its gradient (this project's option;
     1: the paper's one critic step per latent step)."""
+    f_weight: float = 1.0
+    """Weight of F's value ``psi^T z_r`` in the objective z climbs (1: the paper's ``J``; 0:
+    z climbs the residual critic alone; the critic's target is unchanged). On the stop-40 walker
+    F's value gradient at the zero-shot latent points away from the better latents
+    (``benchmarks/rela_direction.py``; docs/adapters.md), so this option measures what the
+    critic alone finds."""
     tau: float = 0.005
     """Polyak rate of the residual critic's target network (this project's choice: TD3's)."""
     pessimism: float = 0.5
@@ -117,6 +123,8 @@ class ReLAConfig(AdapterConfig):
             raise ValueError(f"ReLAConfig.warmup_steps must be >= 0; got {self.warmup_steps}.")
         if not 0 < self.tau <= 1:
             raise ValueError(f"ReLAConfig.tau must be in (0, 1]; got {self.tau}.")
+        if not 0.0 <= self.f_weight <= 1.0:
+            raise ValueError(f"ReLAConfig.f_weight must be in [0, 1]; got {self.f_weight}.")
         if self.pessimism < 0:
             raise ValueError(f"ReLAConfig.pessimism must be >= 0; got {self.pessimism}.")
         check_select("ReLAConfig", self.select, self.select_window, self.select_base)
@@ -346,12 +354,15 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         """One ascent step of z on ``batch``'s states, projected back onto the sphere."""
         c, model = self.config, self._model
         obs = batch["obs"]
-        # latent: ascend J(z) = E_s[agg_k psi_k(s, pi(s,z), z)^T z_r + Q_res(s, pi(s,z))]
+        # latent: ascend J(z) = E_s[f_weight agg_k psi_k(s, pi(s,z), z)^T z_r + Q_res(s, pi(s,z))]
         z = model.project(self._z).expand(c.batch_size, -1)
         action = model.act(obs, z, grad=True)
-        value = aggregate_heads((model.psi(obs, z, action, grad=True) * self.z_r).sum(-1),
-                                c.pessimism)
-        objective = (value + self._q_res(self.critic, obs, action, z)).mean()
+        per_state = self._q_res(self.critic, obs, action, z)
+        if c.f_weight > 0:
+            value = aggregate_heads((model.psi(obs, z, action, grad=True) * self.z_r).sum(-1),
+                                    c.pessimism)
+            per_state = per_state + (value if c.f_weight == 1 else c.f_weight * value)
+        objective = per_state.mean()
         (grad,) = torch.autograd.grad(-objective, [self._z])  # only z: the critic is fit by TD
         self._z.grad = grad
         self.z_optimizer.step()

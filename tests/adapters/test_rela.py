@@ -110,6 +110,25 @@ def test_critic_steps_fit_the_critic_more_per_latent_step(model_dir: Path) -> No
         ReLAConfig(critic_steps=0)
 
 
+def test_f_weight_zero_climbs_the_critic_alone(model_dir: Path) -> None:
+    """``f_weight=0``: z follows the residual critic only. The critic's output layer starts at
+    zero, so before any critic step its gradient is zero and z stays; F's term moves it."""
+    bfm, samples = BFM.load(model_dir), InferenceSet.load(model_dir)
+    moved = {}
+    for w in (0.0, 0.5, 1.0):
+        rela = ReLAAdapter(bfm, TASK, {**FAST, "f_weight": w}, seed=0, samples=samples)
+        env = LatentActionWrapper(TimeLimit(make_env("point_mass_maze", "reach_top_left"), 5),
+                                  bfm, z_hold=1, action_map="raw")
+        rela.run_episode(env, seed=0)  # 5 steps: still warming up, buffer filled
+        z0 = rela.learned_latent().copy()
+        rela._latent_step(rela._sample())
+        moved[w] = float(np.abs(rela.learned_latent() - z0).max())
+    assert moved[0.0] == 0.0
+    assert moved[0.5] > 0 and moved[1.0] > 0
+    with pytest.raises(ValueError, match=r"ReLAConfig.f_weight must be in \[0, 1\]"):
+        ReLAConfig(f_weight=1.5)
+
+
 def test_best_episode_holds_z_per_episode_and_evaluates_the_best_played(model_dir: Path) -> None:
     bfm = BFM.load(model_dir)
     rela = ReLAAdapter(bfm, TASK, {**FAST, "select": "best_episode"}, seed=0,
