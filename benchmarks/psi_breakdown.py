@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 import bfm_gym
-from bfm_gym.models.fb.fast_policy import FBFeatures
+from bfm_gym.models.fb.fast_policy import FBFeatures, _vecdot
 from bfm_gym.utils.blas import set_blas_threads
 
 
@@ -65,7 +65,7 @@ def _ln_tanh(
     clock: _Clock, tag: str, y: np.ndarray, lnw: np.ndarray, lnb: np.ndarray, eps: np.float32
 ) -> None:
     """``_NumpyPsi._ln_tanh``, op by op."""
-    var = np.vecdot(y, y) if hasattr(np, "vecdot") else np.einsum("...i,...i->...", y, y)
+    var = _vecdot(y)
     var += eps
     np.sqrt(var, out=var)
     y *= lnw / var[..., None]

@@ -45,7 +45,6 @@ import numpy as np
 import torch
 
 import bfm_gym
-from bfm_gym.adapters._common import aggregate_heads
 from bfm_gym.adapters.rela import ReLAAdapter
 from bfm_gym.experiments.run_folder import resolve_task
 
@@ -62,23 +61,17 @@ def restore(cell: Path, model: Any) -> ReLAAdapter:
 
 def terms(agent: ReLAAdapter, z: np.ndarray, obs: torch.Tensor,
           pessimism: float | None = None) -> dict[str, Any]:  # fmt: skip
-    """Both terms of ReLA's objective at ``proj(z)`` on ``obs``: values and tangent gradients
-    (the F heads aggregated with ``pessimism``, by default the adapter's)."""
-    model = agent.bfm
-    pessimism = agent.config.pessimism if pessimism is None else pessimism
+    """Both terms of ReLA's objective at ``proj(z)`` on ``obs`` (``ReLAAdapter.objective_terms``,
+    averaged over the states): values and tangent gradients."""
     leaf = torch.as_tensor(z, dtype=torch.float32).clone().requires_grad_(True)
-    zz = model.project(leaf).expand(len(obs), -1)
-    action = model.act(obs, zz, grad=True)
-    f_term = aggregate_heads((model.psi(obs, zz, action, grad=True) * agent.z_r).sum(-1),
-                             pessimism).mean()  # fmt: skip
-    q_term = agent._q_res(agent.critic, obs, action, zz).mean()
+    value, q_res = agent.objective_terms(obs, leaf, pessimism=pessimism)
+    f_term, q_term = value.mean(), q_res.mean()
     g_f = torch.autograd.grad(f_term, leaf, retain_graph=True)[0]
-    g_q = torch.autograd.grad(q_term, leaf, allow_unused=True)[0]
+    g_q = torch.autograd.grad(q_term, leaf)[0]
     unit = leaf.detach() / leaf.detach().norm()
     tangent = lambda g: (g - (g @ unit) * unit).numpy()  # noqa: E731
-    zero = torch.zeros_like(leaf)
-    return {"f_value": float(f_term.detach()), "q_value": float(q_term.detach()), "g_f": tangent(g_f),
-            "g_q": tangent(g_q if g_q is not None else zero)}  # fmt: skip
+    return {"f_value": float(f_term.detach()), "q_value": float(q_term.detach()),
+            "g_f": tangent(g_f), "g_q": tangent(g_q)}  # fmt: skip
 
 
 def toward(z: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -256,6 +249,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               "pessimism": args.pessimism,
                               "random_direction_cos_spread": round(1 / math.sqrt(model.z_dim - 1), 3),
                               "cells": {}}  # fmt: skip
+    degrees = [float(x) for x in args.probe_degrees.split(",") if x.strip()]
+    if degrees:
+        report["probes"] = {}
     for cell in cells:
         task = json.loads((cell / "run.json").read_text())["task"]["task"]
         key = f"{model.metadata.domain}-{task}"
@@ -273,15 +269,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{g['cos_total_to_best']:+.2f}; |g_F| {g['f_term_norm']:.3g} |g_Q| "
             f"{g['critic_term_norm']:.3g}; ranks best higher: {r['guide_ranks_best_higher']}"
         )
-    degrees = [float(x) for x in args.probe_degrees.split(",") if x.strip()]
-    if degrees:  # once per task: z0 and F's gradient at z0 do not depend on the seed's buffer much
-        report["probes"] = {}
-        for cell in cells:
-            task = json.loads((cell / "run.json").read_text())["task"]["task"]
-            key = f"{model.metadata.domain}-{task}"
-            if key not in headroom or key in report["probes"]:
-                continue
-            agent = restore(cell, model)
+        # once per task, on its first cell: z0 and F's gradient at z0 hardly depend on the buffer
+        if degrees and key not in report["probes"]:
             z0 = np.asarray(model.project(agent.z_r.numpy()), dtype=np.float32)
             gen = torch.Generator().manual_seed(args.seed)
             obs = agent.buffer.sample(torch.randint(agent.buffer.size, (4 * args.batch_size,),
@@ -291,9 +280,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             directions = {"along_f_term_gradient": t["g_f"] / np.linalg.norm(t["g_f"]),
                           "toward_best_latent": toward(z0, best)}  # fmt: skip
             seeds = list(range(10_000, 10_000 + args.probe_seeds))
-            report["probes"][key] = probe(
-                model, task, z0, directions, degrees, seeds, agent.z_r.numpy()
-            )
+            report["probes"][key] = probe(model, task, z0, directions, degrees, seeds,
+                                          agent.z_r.numpy())  # fmt: skip
             print(key, json.dumps(report["probes"][key]))
     write_report(args.out, report)
     return report

@@ -350,17 +350,29 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         q_loss.backward()
         self.q_optimizer.step()
 
+    def objective_terms(self, obs: torch.Tensor, z: torch.Tensor, *, with_f: bool = True,
+                        pessimism: float | None = None) -> tuple[torch.Tensor | None, torch.Tensor]:  # fmt: skip
+        """Per state of ``obs``, the two terms of the objective z climbs, at ``proj(z)`` and
+        differentiable in ``z``: F's value ``agg_k psi_k(s, pi(s, z), z)^T z_r`` (None unless
+        ``with_f``; heads aggregated with ``pessimism``, by default the config's) and
+        ``Q_res(s, pi(s, z))``. The latent step and ``benchmarks/rela_direction.py`` use it."""
+        model = self._model
+        zz = model.project(z).expand(len(obs), -1)
+        action = model.act(obs, zz, grad=True)
+        q_res = self._q_res(self.critic, obs, action, zz)
+        if not with_f:
+            return None, q_res
+        agg = self.config.pessimism if pessimism is None else pessimism
+        value = aggregate_heads((model.psi(obs, zz, action, grad=True) * self.z_r).sum(-1), agg)
+        return value, q_res
+
     def _latent_step(self, batch: dict[str, torch.Tensor]) -> None:
         """One ascent step of z on ``batch``'s states, projected back onto the sphere."""
         c, model = self.config, self._model
         obs = batch["obs"]
         # latent: ascend J(z) = E_s[f_weight agg_k psi_k(s, pi(s,z), z)^T z_r + Q_res(s, pi(s,z))]
-        z = model.project(self._z).expand(c.batch_size, -1)
-        action = model.act(obs, z, grad=True)
-        per_state = self._q_res(self.critic, obs, action, z)
-        if c.f_weight > 0:
-            value = aggregate_heads((model.psi(obs, z, action, grad=True) * self.z_r).sum(-1),
-                                    c.pessimism)
+        value, per_state = self.objective_terms(obs, self._z, with_f=c.f_weight > 0)
+        if value is not None:
             per_state = per_state + (value if c.f_weight == 1 else c.f_weight * value)
         objective = per_state.mean()
         (grad,) = torch.autograd.grad(-objective, [self._z])  # only z: the critic is fit by TD
