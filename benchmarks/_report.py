@@ -3,6 +3,7 @@ it, and an atomic JSON write (a killed benchmark never leaves half a result file
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -49,3 +50,18 @@ def finish_plot(fig: Any, ax: Any, path: str | Path, *, xlabel: str, ylabel: str
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def adapter_gains(compare: Path | None) -> dict[str, dict[str, float]]:
+    """``{adapter: {domain-task: paired gain}}`` from a multi-model comparison's families.json."""
+    if compare is None:
+        return {}
+    table = json.loads((compare / "families.json").read_text())
+    out: dict[str, dict[str, float]] = {}
+    for adapter, per_model in table.get("gains", {}).items():
+        if adapter == "zero-shot":
+            continue
+        for label, cell in per_model.items():
+            if label != "all":
+                out.setdefault(adapter, {}).update(cell.get("per_task") or {})
+    return out

@@ -35,24 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _report import command, machine, write_report
+from _report import adapter_gains, command, machine, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-def _adapter_gains(compare: Path | None) -> dict[str, dict[str, float]]:
-    """``{adapter: {domain-task: paired gain}}`` from a multi-model comparison's families.json."""
-    if compare is None:
-        return {}
-    table = json.loads((compare / "families.json").read_text())
-    out: dict[str, dict[str, float]] = {}
-    for adapter, per_model in table.get("gains", {}).items():
-        if adapter == "zero-shot":
-            continue
-        for label, cell in per_model.items():
-            if label != "all":
-                out.setdefault(adapter, {}).update(cell.get("per_task") or {})
-    return out
 
 
 def run_task(model: str, bfm: Any, task: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +158,7 @@ def main() -> None:
             print(f"{key}: zero-shot {r['zero_shot_return']:.1f} -> best {r['best_return']:.1f} "
                   f"({100 * (r['gain'] or 0):+.1f} %, {r['seconds']:.0f} s)")
             _write(args, rows, {})
-    gains = _adapter_gains(args.compare)
+    gains = adapter_gains(args.compare)
     _write(args, rows, gains)
     plot(rows, gains, args.out.with_suffix(".png"))
 

@@ -46,6 +46,7 @@ import torch
 
 import bfm_gym
 from bfm_gym.adapters.rela import ReLAAdapter
+from bfm_gym.evaluation.gradient_check import rotate
 from bfm_gym.experiments.run_folder import resolve_task
 
 
@@ -148,13 +149,6 @@ def cell_report(agent: ReLAAdapter, best: dict[str, Any], batches: int, batch_si
                 for i, a in enumerate(rows) for b in rows[i + 1:]])), 3) if len(rows) > 1 else None,
         }  # fmt: skip
     return out
-
-
-def rotate(z: np.ndarray, direction: np.ndarray, degrees: float) -> np.ndarray:
-    """``z`` turned by ``degrees`` along the unit tangent ``direction``, on z's sphere."""
-    u = z / np.linalg.norm(z)
-    t = math.radians(degrees)
-    return (np.linalg.norm(z) * (math.cos(t) * u + math.sin(t) * direction)).astype(np.float32)
 
 
 class _ProjectedReward(gym.Wrapper):

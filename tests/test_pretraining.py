@@ -134,12 +134,19 @@ def test_cli_pretrain_and_eval(maze_data: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "r.json").read_text())["task"].startswith("reach@")
     (tmp_path / "notes.md").write_text("## How this run went\nchosen at step 20\n")
     proc = run("card", str(out), "--episodes", "1", "--command", "bfm-gym pretrain ...",
-               "--notes", str(tmp_path / "notes.md"))
+               "--notes", str(tmp_path / "notes.md"), "--gradient-check", "--gradient-seeds", "2")
     assert proc.returncode == 0, proc.stderr
     card = (out / "MODEL_CARD.md").read_text()
     assert "bfm-gym pretrain ..." in card and "| reach_top_left |" in card
     assert card.rstrip().endswith("chosen at step 20")
     report = json.loads((out / "zero_shot.json").read_text())
+    # the gradient check's table, one row per task with a zero-shot latent, in the card and JSON
+    checked = report["gradient_check"]
+    assert checked and set(checked) <= set(report["tasks"])
+    assert "## Does F's value gradient lead to better policies?" in card
+    for task, row in checked.items():
+        assert row["seeds"] == [2000, 2001] and f"| {task} | " in card.split("## Does F's")[1]
+        assert f"{task:<22}F's gradient: {row['verdict']}" in proc.stdout
     assert report["floor"] == 600.0 and set(report["tasks"]) >= {"reach_top_left"}
     from bfm_gym.utils.machine import cpu_kind
 

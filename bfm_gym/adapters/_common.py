@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 __all__ = ["SELECT_MODES", "EpisodeSelection", "SelectsFromEpisodes", "aggregate_heads", "check_select",
-           "reward_weights"]
+           "reward_weights", "weighted_value"]
 
 SELECT_MODES = ("mu", "best_episode", "race")
 """Values of the ``select`` option of ReLA and LoLA (see :class:`EpisodeSelection`)."""
@@ -84,6 +84,26 @@ def aggregate_heads(values: torch.Tensor, pessimism: float) -> torch.Tensor:
         return mean
     unc = (values.unsqueeze(0) - values.unsqueeze(1)).abs().sum((0, 1)) / (e * e - e)
     return mean - pessimism * unc
+
+
+def weighted_value(bfm: Any, obs: torch.Tensor, z: torch.Tensor, action: torch.Tensor,
+                   weights: torch.Tensor, pessimism: float) -> torch.Tensor:  # fmt: skip
+    """F's value of the reward with weights ``weights`` for ``pi_z`` taking ``action``:
+    ``agg_k psi_k(s, a, z)^T weights`` per state, differentiable (heads aggregated by
+    :func:`aggregate_heads`). ReLA's latent step climbs it; ``gradient_check`` tests its slope.
+
+    Args:
+        bfm: The frozen model.
+        obs: ``(batch, obs_dim)``.
+        z: ``(batch, z_dim)`` latents on the sphere.
+        action: ``(batch, action_dim)``.
+        weights: ``(z_dim,)`` reward weights (``phi^T weights ~ r``).
+        pessimism: Head aggregation (0: mean).
+
+    Returns:
+        ``(batch,)``.
+    """
+    return aggregate_heads((bfm.psi(obs, z, action, grad=True) * weights).sum(-1), pessimism)
 
 
 class EpisodeSelection:

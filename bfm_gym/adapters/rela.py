@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bfm_gym.adapters._common import (EpisodeSelection, SelectsFromEpisodes, aggregate_heads, check_select,
-                                      reward_weights)
+from bfm_gym.adapters._common import (EpisodeSelection, SelectsFromEpisodes, check_select,
+                                      reward_weights, weighted_value)
 from bfm_gym.adapters.base import Adapter, AdapterConfig, AdapterNeeds
 
 __all__ = ["ReLAAdapter", "ReLAConfig", "ResidualCritic"]
@@ -363,7 +363,7 @@ class ReLAAdapter(SelectsFromEpisodes, Adapter):
         if not with_f:
             return None, q_res
         agg = self.config.pessimism if pessimism is None else pessimism
-        value = aggregate_heads((model.psi(obs, zz, action, grad=True) * self.z_r).sum(-1), agg)
+        value = weighted_value(model, obs, zz, action, self.z_r, agg)
         return value, q_res
 
     def _latent_step(self, batch: dict[str, torch.Tensor]) -> None:

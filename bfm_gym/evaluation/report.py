@@ -81,6 +81,68 @@ def zero_shot_report(model: str | os.PathLike[str], episodes: int = 10, seed: in
     return row
 
 
+def gradient_check_report(model: str | os.PathLike[str], seeds: int = 10, seed: int = 0,
+                          degrees: tuple[float, ...] = (5.0, 10.0)) -> dict[str, Any]:
+    """:func:`~bfm_gym.evaluation.gradient_check.gradient_check` on every benchmark task of a
+    model (start states ``2000 .. 2000 + seeds - 1``): ``{task: GradientCheck as a dict}``. A
+    task whose reward never appears in the inference samples has no weights and is left out."""
+    from bfm_gym.envs.gym_env import env_info_of, make_task_env
+    from bfm_gym.evaluation.gradient_check import gradient_check
+    from bfm_gym.models.inference import reward_z
+    from bfm_gym.pretrained import load
+
+    bfm = load(model)
+    domain = bfm.metadata.domain
+    rows: dict[str, Any] = {}
+    for task in benchmark_tasks(domain):
+        try:
+            weights = reward_z(bfm, task=task, project=False)
+        except ValueError:  # no reward in the samples: no zero-shot latent to turn
+            continue
+        rows[task] = gradient_check(
+            bfm, lambda task=task: make_task_env(domain, task, env_info=env_info_of(bfm)), weights,
+            task=task, degrees=degrees, seeds=range(2000, 2000 + seeds), seed=seed).to_dict()
+    return rows
+
+
+def _over_random(row: dict[str, Any]) -> str:
+    if row.get("gain_over_random") is None:
+        return "not run"
+    lo, hi = row["gain_over_random_ci95"]
+    return (f"{row['versus_random']}: {100 * row['gain_over_random']:+.1f} % "
+            f"({100 * lo:+.1f} to {100 * hi:+.1f})")
+
+
+def _gradient_section(rows: dict[str, Any]) -> str:
+    if not rows:
+        return ""
+    first = next(iter(rows.values()))
+    k = int(np.argmin(first["degrees"]))
+    deg = first["degrees"][k]
+    lines = "\n".join(
+        f"| {t} | {100 * r['f_slope_per_degree']:.2f} % | {100 * r['f_predicted_gain'][k]:+.1f} % | "
+        f"{100 * r['gain'][k]:+.1f} % ({100 * r['gain_ci95'][k][0]:+.1f} to {100 * r['gain_ci95'][k][1]:+.1f}) | "
+        f"{r['verdict']} | {_over_random(r)} |"
+        for t, r in rows.items()
+    )
+    return f"""
+## Does F's value gradient lead to better policies?
+
+For a perfect model F's value of a task is highest at the task's zero-shot latent, so its
+gradient there is zero. Per task: F's slope at the zero-shot latent, what F predicts for a
+{deg:g} degree turn along its gradient, and what {len(first['seeds'])} paired episodes measured
+(95 % interval). "downhill": a gradient adapter (ReLA) that climbs F's value loses on this
+task; latent search on real returns (LoLA) does not depend on it. The last column compares
+the turn along F's gradient with the same turn along random directions (the zero-shot latent
+may sit on a peak every turn descends): "better" means F's direction is informative.
+Command: `bfm-gym card --gradient-check`.
+
+| task | F's predicted gain per degree | F's predicted gain, {deg:g} degrees | measured gain | verdict | against random turns |
+|---|---|---|---|---|---|
+{lines}
+"""
+
+
 def write_model_card(model_dir: str | os.PathLike[str], report: dict[str, Any], *,
                      command: str, dataset_command: str, wall_time: str, notes: str = "") -> Path:
     """Writes ``MODEL_CARD.md`` and ``zero_shot.json`` into a model folder."""
@@ -136,7 +198,7 @@ Command: `bfm-gym card {folder}` (or `python benchmarks/zero_shot.py --models {f
 | task | mean return | 95% CI |
 |---|---|---|
 {rows}
-{floor}
+{floor}{_gradient_section(report.get("gradient_check", {}))}
 {notes}
 """
     return write_text_atomic(folder / "MODEL_CARD.md", text)
