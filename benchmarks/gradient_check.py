@@ -45,7 +45,8 @@ import numpy as np
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"degrees": args.degrees, "seeds": args.seeds, "state_episodes": args.state_episodes,
             "max_states": args.max_states, "pessimism": args.pessimism,
-            "random_directions": args.random_directions, "seed": args.seed}  # fmt: skip
+            "random_directions": args.random_directions, "path": args.path,
+            "seed": args.seed}  # fmt: skip
 
 
 def rank_correlation(x: list[float], y: list[float]) -> float | None:
@@ -112,7 +113,7 @@ def run_task(bfm: Any, task: str, args: argparse.Namespace,
         task=f"{domain}-{task}", degrees=[float(d) for d in args.degrees.split(",")],
         seeds=range(2000, 2000 + args.seeds), state_episodes=args.state_episodes,
         max_states=args.max_states, pessimism=args.pessimism,
-        random_directions=args.random_directions, seed=args.seed)  # fmt: skip
+        random_directions=args.random_directions, path=args.path, seed=args.seed)  # fmt: skip
     row = result.to_dict()
     z0 = np.asarray(bfm.project(weights), np.float64)
     row["cos_f_direction_to_best_latent"] = cos_to_best(
@@ -137,6 +138,7 @@ def summarise(rows: dict[str, dict[str, Any]], gains: dict[str, dict[str, float]
             r["gain"][first[k]] for k, r in rows.items()), 4),
         "versus_random": {v: sum(r.get("versus_random") == v for r in rows.values())
                           for v in ("better", "unclear", "worse")},
+        "median_random_degrees": _median([a for r in rows.values() for a in r.get("random_degrees", [])]),
         "median_random_gain": _median([g for r in rows.values() for g in r.get("random_gain", [])]),
         "median_gain_over_random": _median([r["gain_over_random"] for r in rows.values()
                                             if r.get("gain_over_random") is not None]),
@@ -197,10 +199,11 @@ def plot(rows: dict[str, dict[str, Any]], gains: dict[str, dict[str, float]], pa
         y = [100 * rows[k]["gain"][first[k]] for k in mine]
         ax.plot(x, y, "o", label=domain)
         lims = [min([lims[0], *x, *y]), max([lims[1], *x, *y])]
-    ax.plot(lims, lims, color="grey", lw=0.8, ls="--", label="as good as a random turn")
-    ax.set_xlabel(f"mean measured gain of {deg:g} degree turns in random directions (%)")
+    ax.plot(lims, lims, color="grey", lw=0.8, ls="--", label="as good as random turns")
+    ax.set_xlabel("mean measured gain of random turns changing the actions as much (%)")
     ax.set_ylabel(f"measured gain of the {deg:g} degree turn along F's gradient (%)")
-    ax.set_title("F's direction against random directions (the control)", fontsize=9)
+    ax.set_title("F's direction against random ones, equal action change (the control)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     for ax, (adapter, per_task) in zip(axes[0][2:], gains.items(), strict=True):
         for domain in domains:
@@ -231,6 +234,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="head aggregation of F's value (0.5: ReLA's default)")
     parser.add_argument("--random-directions", type=int, default=4,
                         help="random tangent directions turned by the smallest angle (the control)")
+    parser.add_argument("--path", choices=("full", "action"), default="full",
+                        help="how z enters F's value: 'full' (ReLA's objective) or 'action' "
+                        "(F held at the zero-shot latent: the deterministic policy gradient)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", type=Path, default=None,
                         help="a multi-model bfm-gym compare folder (families.json)")
@@ -265,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{key}: F predicts {100 * r['f_predicted_gain'][0]:+.1f} %, measured "
                   f"{100 * r['gain'][0]:+.1f} % [{100 * r['gain_ci95'][0][0]:+.1f}, "
                   f"{100 * r['gain_ci95'][0][1]:+.1f}] at {r['degrees'][0]:g} deg: {r['verdict']}, "
-                  f"{r['versus_random']} than random turns ({r['random_gain']}); "
+                  f"against random turns: {r['versus_random']} ({r['random_gain']}); "
                   f"cos to best {r['cos_f_direction_to_best_latent']} ({r['seconds']:.0f} s)")
             _write(args, rows, {}, z_dim)
     wanted = [a.strip() for a in args.adapters.split(",") if a.strip()]

@@ -26,9 +26,11 @@ paired gains over the zero-shot latent with 95 % bootstrap intervals. The verdic
 * ``"unclear"``: the interval holds 0.
 
 A control separates F's error from the shape of the real return: the zero-shot latent may sit
-on a peak that every turn descends. So the same smallest turn is also played along
-``random_directions`` random tangent directions, and ``versus_random`` says whether F's
-direction did better than them (``"better"`` / ``"worse"``: the paired interval of the
+on a peak that every turn descends, and F's gradient may point where the policy is most
+sensitive, so that an equal angle changes behaviour more along it. So ``random_directions``
+random tangent directions are each turned as far as changes the policy's actions (root mean
+square over the check's states) as much as F's smallest turn does, and played from the same
+start states; ``versus_random`` says whether F's direction did better than them (``"better"`` / ``"worse"``: the paired interval of the
 difference excludes 0; ``"unclear"``). For an informative gradient it is ``"better"`` even
 where the verdict is ``"downhill"``.
 
@@ -54,6 +56,7 @@ from bfm_gym.evaluation.rollout import rollout_returns
 __all__ = ["GradientCheck", "f_value", "gradient_check", "rotate"]
 
 Verdict = Literal["uphill", "downhill", "unclear"]
+GradPath = Literal["full", "action"]
 Versus = Literal["better", "worse", "unclear"]
 
 
@@ -77,13 +80,19 @@ class GradientCheck:
         verdict: ``"uphill"``, ``"downhill"`` or ``"unclear"`` (module docstring), read on the
             smallest turn.
         seeds: Reset seeds of the paired episodes.
-        random_gain: Per random tangent direction, the measured gain of the smallest turn.
+        action_change: How much the smallest turn along F's gradient changes the policy's
+            actions on the check's states (root mean square of the action difference's norm).
+        random_degrees: Per random tangent direction, the turn that changes the actions as
+            much (the control is matched on behaviour, not on angle: F's gradient may point
+            where the policy is most sensitive).
+        random_gain: Per random direction, the measured gain of that turn.
         random_f_predicted_gain: Per random direction, F's predicted gain of that turn.
         gain_over_random: The smallest turn's gain along F's direction minus the mean gain of
             the random directions' turns (paired per start state; None without them).
         gain_over_random_ci95: Its 95 % bootstrap interval (None without random directions).
         versus_random: ``"better"``, ``"worse"`` or ``"unclear"`` (module docstring; None
             without random directions).
+        path: How z entered F's value (``"full"`` or ``"action"``; see :func:`gradient_check`).
         direction: The unit tangent direction at the zero-shot latent the turns followed
             (F's value gradient, normalised).
     """
@@ -100,11 +109,14 @@ class GradientCheck:
     gain_ci95: list[tuple[float, float]]
     verdict: Verdict
     seeds: list[int]
+    action_change: float
+    random_degrees: list[float]
     random_gain: list[float]
     random_f_predicted_gain: list[float]
     gain_over_random: float | None
     gain_over_random_ci95: tuple[float, float] | None
     versus_random: Versus | None
+    path: GradPath
     direction: list[float]
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,14 +132,22 @@ def rotate(z: np.ndarray, direction: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def f_value(bfm: Any, obs: torch.Tensor, z: torch.Tensor, weights: torch.Tensor,
-            pessimism: float = 0.5) -> torch.Tensor:  # fmt: skip
+            pessimism: float = 0.5, critic_z: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """``V_F(z)`` per state of ``obs``: ``agg_k psi_k(s, pi(s, proj z), proj z)^T weights``,
     differentiable in ``z`` (the value ReLA's latent step climbs,
-    :func:`~bfm_gym.adapters._common.weighted_value`)."""
+    :func:`~bfm_gym.adapters._common.weighted_value`).
+
+    With ``critic_z``, F is conditioned on ``proj(critic_z)`` instead of ``proj(z)``, so ``z``
+    enters through the action alone: ``agg_k psi_k(s, pi(s, proj z), proj critic_z)^T
+    weights``, the deterministic policy gradient's path (``path="action"`` of
+    :func:`gradient_check`)."""
     from bfm_gym.adapters._common import weighted_value
 
     zz = bfm.project(z).expand(len(obs), -1)
-    return weighted_value(bfm, obs, zz, bfm.act(obs, zz, grad=True), weights, pessimism)
+    action = bfm.act(obs, zz, grad=True)
+    if critic_z is not None:
+        zz = bfm.project(critic_z).expand(len(obs), -1)
+    return weighted_value(bfm, obs, zz, action, weights, pessimism)
 
 
 def _on_policy_states(bfm: Any, make_env: Callable[[], Any], z: np.ndarray, episodes: int,
@@ -146,6 +166,36 @@ def _on_policy_states(bfm: Any, make_env: Callable[[], Any], z: np.ndarray, epis
 
     rollout_returns(make_env, policy, episodes, seed)
     return np.concatenate(seen).astype(np.float32)
+
+
+def _action_change(bfm: Any, obs: torch.Tensor, z0: np.ndarray, z: np.ndarray) -> float:
+    """Root mean square over ``obs`` of ``||pi(s, z) - pi(s, z0)||``: how much turning the
+    latent from ``z0`` to ``z`` changes what the policy does."""
+    def actions(latent: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = bfm.act(obs, torch.as_tensor(latent, dtype=torch.float32, device=bfm.device))
+        out = out.cpu().numpy() if isinstance(out, torch.Tensor) else out
+        return np.array(out, dtype=np.float64)
+
+    diff = actions(z) - actions(z0)
+    return float(np.sqrt((diff**2).sum(-1).mean()))
+
+
+def _matching_angle(bfm: Any, obs: torch.Tensor, z0: np.ndarray, direction: np.ndarray,
+                    target: float, max_degrees: float = 60.0) -> float:  # fmt: skip
+    """The turn along ``direction`` (degrees, at most ``max_degrees``) whose action change
+    (:func:`_action_change`) equals ``target``, by bisection (the change grows with the angle
+    near ``z0``; where it never reaches ``target`` the largest turn is returned)."""
+    lo, hi = 0.0, max_degrees
+    if _action_change(bfm, obs, z0, rotate(z0, direction, hi)) <= target:
+        return hi
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        if _action_change(bfm, obs, z0, rotate(z0, direction, mid)) < target:
+            lo = mid
+        else:
+            hi = mid
+    return round(0.5 * (lo + hi), 3)
 
 
 def _random_tangent(u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -174,6 +224,7 @@ def gradient_check(
     max_states: int = 2048,
     pessimism: float = 0.5,
     random_directions: int = 4,
+    path: GradPath = "full",
     seed: int = 0,
 ) -> GradientCheck:
     """Turns the zero-shot latent along F's value gradient and plays it (module docstring).
@@ -193,6 +244,11 @@ def gradient_check(
             ReLA's default).
         random_directions: Random tangent directions turned by the smallest angle as a
             control (0: none).
+        path: How z enters F's value. ``"full"`` (ReLA's objective): through the action and
+            F's latent input, ``psi(s, pi(s, z), z)``. ``"action"``: through the action alone,
+            F held at the zero-shot latent, ``psi(s, pi(s, z), z_0)`` (the deterministic policy
+            gradient of F's critic for the task, the path an actor's training shapes); F's
+            predictions are then this critic's values of the turned policy's actions.
         seed: Seed of the state subset, of the states' episodes, of the random directions and
             of the bootstrap.
 
@@ -210,6 +266,8 @@ def gradient_check(
         raise ValueError("Need at least 2 seeds, state_episodes >= 1, max_states >= 1 and "
                          f"random_directions >= 0; got {len(seeds)}, {state_episodes}, "
                          f"{max_states}, {random_directions}.")  # fmt: skip
+    if path not in ("full", "action"):
+        raise ValueError(f"path must be 'full' or 'action'; got {path!r}.")
     z0 = np.asarray(bfm.project(w), dtype=np.float32)
     states = _on_policy_states(bfm, make_env, z0, state_episodes, seed)
     if len(states) > max_states:
@@ -218,7 +276,8 @@ def gradient_check(
     obs = torch.as_tensor(states, device=bfm.device)
     w_t = torch.as_tensor(w, device=bfm.device)
     leaf = torch.as_tensor(z0, device=bfm.device).clone().requires_grad_(True)
-    value = f_value(bfm, obs, leaf, w_t, pessimism).mean()
+    fixed = torch.as_tensor(z0, device=bfm.device) if path == "action" else None
+    value = f_value(bfm, obs, leaf, w_t, pessimism, fixed).mean()
     (grad,) = torch.autograd.grad(value, leaf)
     g = grad.detach().cpu().numpy().astype(np.float64)
     u = z0 / np.linalg.norm(z0)
@@ -231,11 +290,14 @@ def gradient_check(
     norm_dir = tangent / norm if norm > 0 else _random_tangent(u, rng)  # exactly flat: F has no say
     radius = float(np.linalg.norm(z0))
     first = int(np.argmin(degs))
+    # the control turns as far as changes the policy's actions as much as F's smallest turn
+    target = _action_change(bfm, obs, z0, rotate(z0, norm_dir, degs[first]))
+    matched = [_matching_angle(bfm, obs, z0, r, target) for r in randoms]
     zs = np.stack([z0] + [rotate(z0, norm_dir, d) for d in degs]
-                  + [rotate(z0, r, degs[first]) for r in randoms])  # fmt: skip
+                  + [rotate(z0, r, a) for r, a in zip(randoms, matched, strict=True)])  # fmt: skip
     with torch.no_grad():
         predicted = [(float(f_value(bfm, obs, torch.as_tensor(z, device=bfm.device), w_t,
-                                    pessimism).mean()) - v0) / scale for z in zs[1:]]  # fmt: skip
+                                    pessimism, fixed).mean()) - v0) / scale for z in zs[1:]]  # fmt: skip
     returns = latent_returns(bfm, make_env, zs, list(seeds))
     base = returns[0]
     zs_ret = float(base.mean())
@@ -269,10 +331,13 @@ def gradient_check(
         gain_ci95=cis[: len(degs)],
         verdict=verdict,
         seeds=[int(s) for s in seeds],
+        action_change=round(target, 5),
+        random_degrees=[float(a) for a in matched],
         random_gain=gains[len(degs):],
         random_f_predicted_gain=[round(p, 4) for p in predicted[len(degs):]],
         gain_over_random=over,
         gain_over_random_ci95=over_ci,
         versus_random=versus,
+        path=path,
         direction=[round(float(x), 6) for x in norm_dir],
     )

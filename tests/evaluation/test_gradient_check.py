@@ -55,9 +55,10 @@ def _states(bfm, make, z0: np.ndarray, seed: int = 0) -> torch.Tensor:  # type: 
     return torch.as_tensor(np.concatenate(states))
 
 
-def _value(bfm, obs, z, w) -> float:  # type: ignore[no-untyped-def]
+def _value(bfm, obs, z, w, critic_z=None) -> float:  # type: ignore[no-untyped-def]
+    fixed = None if critic_z is None else torch.as_tensor(critic_z, dtype=torch.float32)
     with torch.no_grad():
-        return float(f_value(bfm, obs, torch.as_tensor(z), torch.as_tensor(w)).mean())
+        return float(f_value(bfm, obs, torch.as_tensor(z), torch.as_tensor(w), 0.5, fixed).mean())
 
 
 def test_direction_is_the_steepest_ascent_on_the_sphere(setup) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +89,35 @@ def test_direction_is_the_steepest_ascent_on_the_sphere(setup) -> None:  # type:
     other -= (other @ z0) / (z0 @ z0) * z0
     other /= np.linalg.norm(other)
     assert slope(other) == pytest.approx(along * float(other @ d), rel=0.1, abs=0.02 * along)
+
+
+def test_action_path_holds_f_at_the_zero_shot_latent(setup) -> None:  # type: ignore[no-untyped-def]
+    _, bfm, make, w = setup
+    r = gradient_check(bfm, make, w, degrees=[1.0], seeds=[0, 1], state_episodes=1,
+                       max_states=500, random_directions=0, path="action")  # fmt: skip
+    full = gradient_check(bfm, make, w, degrees=[1.0], seeds=[0, 1], state_episodes=1,
+                          max_states=500, random_directions=0)  # fmt: skip
+    assert r.path == "action" and full.path == "full"
+    z0 = np.asarray(bfm.project(w), np.float64)
+    obs = _states(bfm, make, z0)
+    assert r.f_value == pytest.approx(full.f_value, rel=1e-5)  # same value at z0 itself
+    d = np.asarray(r.direction)
+    assert float(d @ np.asarray(full.direction)) < 0.999  # another gradient
+    eps, radius = 0.05, float(np.linalg.norm(z0))
+
+    def slope(direction: np.ndarray) -> float:
+        up = _value(bfm, obs, rotate(z0, direction, eps), w, critic_z=z0)
+        down = _value(bfm, obs, rotate(z0, direction, -eps), w, critic_z=z0)
+        return (up - down) / (2 * math.radians(eps) * radius)
+
+    assert slope(d) * radius * math.pi / 180 / abs(r.f_value) == pytest.approx(
+        r.f_slope_per_degree, rel=0.05)
+    # F's prediction for the turn is the fixed critic's value of the turned policy's actions
+    turned = rotate(z0, d, 1.0)
+    expected = (_value(bfm, obs, turned, w, critic_z=z0) - r.f_value) / abs(r.f_value)
+    assert r.f_predicted_gain[0] == pytest.approx(expected, abs=2e-4)
+    with pytest.raises(ValueError, match="path must be 'full' or 'action'"):
+        gradient_check(bfm, make, w, seeds=[0, 1], path="both")  # type: ignore[arg-type]
 
 
 def test_value_is_relas_f_term(setup) -> None:  # type: ignore[no-untyped-def]
@@ -126,15 +156,26 @@ def test_predictions_and_paired_gains(setup) -> None:  # type: ignore[no-untyped
         predicted = (_value(bfm, obs, zs[k + 1], w) - r.f_value) / abs(r.f_value)
         assert r.f_predicted_gain[k] == pytest.approx(predicted, abs=2e-4)
     assert r.f_predicted_gain[1] > 0  # a small enough turn along the gradient climbs F's value
-    # the control: two random tangent directions turned by the smallest angle (5 degrees)
-    assert len(r.random_gain) == len(r.random_f_predicted_gain) == 2
+    # the control: two random tangent directions, each turned as far as changes the actions as
+    # much as F's 5 degree turn does
+    assert len(r.random_gain) == len(r.random_f_predicted_gain) == len(r.random_degrees) == 2
+
+    def change(z: np.ndarray) -> float:
+        with torch.no_grad():
+            diff = bfm.act(obs, torch.as_tensor(z)) - bfm.act(obs, torch.as_tensor(z0))
+        return float(diff.pow(2).sum(-1).mean().sqrt())
+
+    assert r.action_change == pytest.approx(change(zs[2]), rel=1e-3)
     rng = np.random.default_rng(1)
     u = z0.astype(np.float64) / np.linalg.norm(z0)
     randoms = []
-    for _ in range(2):
+    for k in range(2):
         v = rng.standard_normal(len(u))
         v -= (v @ u) * u
-        randoms.append(rotate(z0, v / np.linalg.norm(v), 5.0))
+        randoms.append(rotate(z0, v / np.linalg.norm(v), r.random_degrees[k]))
+        assert 0 < r.random_degrees[k] <= 60
+        if r.random_degrees[k] < 60:
+            assert change(randoms[k]) == pytest.approx(r.action_change, rel=1e-3)
     control = latent_returns(bfm, make, np.stack(randoms), seeds)
     scale = max(abs(returns[0].mean()), 1e-9)
     for k in range(2):
