@@ -129,6 +129,30 @@ def test_f_weight_zero_climbs_the_critic_alone(model_dir: Path) -> None:
         ReLAConfig(f_weight=1.5)
 
 
+def test_f_path_action_takes_the_gradient_through_the_action_alone(model_dir: Path) -> None:
+    """``f_path="action"``: the same value of F's term, but its gradient in z is the one with
+    F's latent input held fixed (the gradient check's ``path="action"``), not the full one."""
+    from bfm_gym.evaluation.gradient_check import f_value
+
+    bfm, samples = BFM.load(model_dir), InferenceSet.load(model_dir)
+    obs = torch.rand(32, bfm.obs_dim) * 0.6 - 0.3
+    grads, values = {}, {}
+    for path in ("full", "action"):
+        rela = ReLAAdapter(bfm, TASK, {**FAST, "f_path": path}, seed=0, samples=samples)
+        z = torch.as_tensor(rela.learned_latent()).clone().requires_grad_(True)
+        value, _ = rela.objective_terms(obs, z)
+        (grads[path],) = torch.autograd.grad(value.mean(), z)
+        values[path] = value.detach()
+    assert torch.equal(values["full"], values["action"])
+    z = torch.as_tensor(rela.learned_latent()).clone().requires_grad_(True)
+    held = f_value(bfm, obs, z, rela.z_r, rela.config.pessimism, critic_z=z.detach().clone())
+    (expected,) = torch.autograd.grad(held.mean(), z)
+    torch.testing.assert_close(grads["action"], expected)
+    assert not torch.allclose(grads["action"], grads["full"])
+    with pytest.raises(ValueError, match="ReLAConfig.f_path must be 'full' or 'action'"):
+        ReLAConfig(f_path="both")
+
+
 def test_best_episode_holds_z_per_episode_and_evaluates_the_best_played(model_dir: Path) -> None:
     bfm = BFM.load(model_dir)
     rela = ReLAAdapter(bfm, TASK, {**FAST, "select": "best_episode"}, seed=0,
