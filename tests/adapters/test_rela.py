@@ -149,7 +149,7 @@ def test_f_path_action_takes_the_gradient_through_the_action_alone(model_dir: Pa
     (expected,) = torch.autograd.grad(held.mean(), z)
     torch.testing.assert_close(grads["action"], expected)
     assert not torch.allclose(grads["action"], grads["full"])
-    with pytest.raises(ValueError, match="ReLAConfig.f_path must be 'full' or 'action'"):
+    with pytest.raises(ValueError, match=r"ReLAConfig\.f_path must be 'full' or 'action'"):
         ReLAConfig(f_path="both")
 
 
