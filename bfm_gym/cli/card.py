@@ -23,8 +23,9 @@ from bfm_gym.cli.framework import COUNT, SEED, BfmCommand
               help="Also test, per task, whether turning z along F's value gradient raises the "
                    "real return (what a gradient adapter such as ReLA climbs; "
                    "bfm_gym.evaluation.gradient_check).")
-@click.option("--gradient-seeds", type=COUNT, default=10, show_default=True,
-              help="Paired start states per latent of the gradient check.")
+@click.option("--gradient-seeds", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Paired start states per latent of the gradient check (at least 2: its "
+                   "intervals are over paired differences).")
 def card(model_dir: Path, episodes: int, seed: int, train_command: str, dataset_command: str,
          wall_time: str, notes_file: Path | None, gradient_check: bool, gradient_seeds: int) -> None:
     """Evaluate MODEL_DIR on every task of its domain; write MODEL_CARD.md + zero_shot.json."""

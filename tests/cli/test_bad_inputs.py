@@ -136,6 +136,8 @@ TABLE: list[tuple[str, list[str], int, list[str]]] = [
     ("export-out-is-file", ["export", "{folder}", "--out", "{file}"], 2, ["--out", "not a folder"]),
     ("card-missing", ["card", "{tmp}/nope"], 1, ["nope"]),
     ("card-episodes-0", ["card", "{folder}", "--episodes", "0"], 2, ["--episodes"]),
+    ("card-gradient-seeds-1", ["card", "{folder}", "--gradient-check", "--gradient-seeds", "1"], 2,
+     ["--gradient-seeds"]),
     # adapt
     ("adapt-episodes-0", [*ADAPT, "--episodes", "0", "--out", "{tmp}/a1"], 2, ["--episodes", "0"]),
     ("adapt-episodes-negative", [*ADAPT, "--episodes", "-3", "--out", "{tmp}/a2"], 2, ["--episodes", "-3"]),
