@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pessimism", type=float, default=0.5,
                         help="head aggregation of F's value (0.5: ReLA's default)")
     parser.add_argument("--random-directions", type=int, default=4,
-                        help="random tangent directions turned by the smallest angle (the control)")
+                        help="random tangent directions of the control, each turned as far as "
+                        "changes the actions as much as the smallest turn along F's gradient")
     parser.add_argument("--path", choices=("full", "action"), default="full",
                         help="how z enters F's value: 'full' (ReLA's objective) or 'action' "
                         "(F held at the zero-shot latent: the deterministic policy gradient)")  # fmt: skip

@@ -168,30 +168,34 @@ def _on_policy_states(bfm: Any, make_env: Callable[[], Any], z: np.ndarray, epis
     return np.concatenate(seen).astype(np.float32)
 
 
-def _action_change(bfm: Any, obs: torch.Tensor, z0: np.ndarray, z: np.ndarray) -> float:
-    """Root mean square over ``obs`` of ``||pi(s, z) - pi(s, z0)||``: how much turning the
-    latent from ``z0`` to ``z`` changes what the policy does."""
-    def actions(latent: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = bfm.act(obs, torch.as_tensor(latent, dtype=torch.float32, device=bfm.device))
-        out = out.cpu().numpy() if isinstance(out, torch.Tensor) else out
-        return np.array(out, dtype=np.float64)
+def _actions(bfm: Any, obs: torch.Tensor, z: np.ndarray) -> np.ndarray:
+    """``pi(s, z)`` on every state of ``obs``, float64."""
+    with torch.no_grad():
+        out = bfm.act(obs, torch.as_tensor(z, dtype=torch.float32, device=bfm.device))
+    out = out.cpu().numpy() if isinstance(out, torch.Tensor) else out
+    return np.array(out, dtype=np.float64)
 
-    diff = actions(z) - actions(z0)
+
+def _action_change(bfm: Any, obs: torch.Tensor, base: np.ndarray, z: np.ndarray) -> float:
+    """Root mean square over ``obs`` of ``||pi(s, z) - base||``, ``base`` the zero-shot
+    latent's actions (:func:`_actions`): how much turning the latent to ``z`` changes what the
+    policy does."""
+    diff = _actions(bfm, obs, z) - base
     return float(np.sqrt((diff**2).sum(-1).mean()))
 
 
-def _matching_angle(bfm: Any, obs: torch.Tensor, z0: np.ndarray, direction: np.ndarray,
-                    target: float, max_degrees: float = 60.0) -> float:  # fmt: skip
-    """The turn along ``direction`` (degrees, at most ``max_degrees``) whose action change
-    (:func:`_action_change`) equals ``target``, by bisection (the change grows with the angle
-    near ``z0``; where it never reaches ``target`` the largest turn is returned)."""
+def _matching_angle(bfm: Any, obs: torch.Tensor, z0: np.ndarray, base: np.ndarray,
+                    direction: np.ndarray, target: float, max_degrees: float = 60.0) -> float:  # fmt: skip
+    """The turn of ``z0`` along ``direction`` (degrees, at most ``max_degrees``) whose action
+    change (:func:`_action_change` against ``base``, ``z0``'s actions) equals ``target``, by
+    bisection (the change grows with the angle near ``z0``; where it never reaches ``target``
+    the largest turn is returned)."""
     lo, hi = 0.0, max_degrees
-    if _action_change(bfm, obs, z0, rotate(z0, direction, hi)) <= target:
+    if _action_change(bfm, obs, base, rotate(z0, direction, hi)) <= target:
         return hi
     for _ in range(24):
         mid = 0.5 * (lo + hi)
-        if _action_change(bfm, obs, z0, rotate(z0, direction, mid)) < target:
+        if _action_change(bfm, obs, base, rotate(z0, direction, mid)) < target:
             lo = mid
         else:
             hi = mid
@@ -206,8 +210,10 @@ def _random_tangent(u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _paired_gain(diff: np.ndarray, scale: float, seed: int) -> tuple[float, tuple[float, float]]:
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(len(diff), size=(10_000, len(diff)))].mean(axis=1)
+    """Mean paired difference over ``scale`` with its 95 % percentile-bootstrap interval."""
+    from bfm_gym.evaluation.aggregate import bootstrap_replicates
+
+    means = bootstrap_replicates({"diff": diff}, "mean", reps=10_000, seed=seed)
     lo, hi = np.quantile(means, [0.025, 0.975])
     return float(diff.mean() / scale), (float(lo / scale), float(hi / scale))
 
@@ -242,8 +248,9 @@ def gradient_check(
         max_states: At most this many of those states (a random subset) enter ``V_F``.
         pessimism: Head aggregation of ``V_F`` (0: mean; 0.5 with two heads: their min,
             ReLA's default).
-        random_directions: Random tangent directions turned by the smallest angle as a
-            control (0: none).
+        random_directions: Random tangent directions of the control, each turned as far as
+            changes the policy's actions as much as the smallest turn along F's gradient
+            (0: none).
         path: How z enters F's value. ``"full"`` (ReLA's objective): through the action and
             F's latent input, ``psi(s, pi(s, z), z)``. ``"action"``: through the action alone,
             F held at the zero-shot latent, ``psi(s, pi(s, z), z_0)`` (the deterministic policy
@@ -291,8 +298,9 @@ def gradient_check(
     radius = float(np.linalg.norm(z0))
     first = int(np.argmin(degs))
     # the control turns as far as changes the policy's actions as much as F's smallest turn
-    target = _action_change(bfm, obs, z0, rotate(z0, norm_dir, degs[first]))
-    matched = [_matching_angle(bfm, obs, z0, r, target) for r in randoms]
+    base = _actions(bfm, obs, z0)
+    target = _action_change(bfm, obs, base, rotate(z0, norm_dir, degs[first]))
+    matched = [_matching_angle(bfm, obs, z0, base, r, target) for r in randoms]
     zs = np.stack([z0] + [rotate(z0, norm_dir, d) for d in degs]
                   + [rotate(z0, r, a) for r, a in zip(randoms, matched, strict=True)])  # fmt: skip
     with torch.no_grad():

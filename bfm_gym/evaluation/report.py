@@ -133,8 +133,9 @@ gradient there is zero. Per task: F's slope at the zero-shot latent, what F pred
 {deg:g} degree turn along its gradient, and what {len(first['seeds'])} paired episodes measured
 (95 % interval). "downhill": a gradient adapter (ReLA) that climbs F's value loses on this
 task; latent search on real returns (LoLA) does not depend on it. The last column compares
-the turn along F's gradient with the same turn along random directions (the zero-shot latent
-may sit on a peak every turn descends): "better" means F's direction is informative.
+the turn along F's gradient with turns along random directions that change the policy's
+actions as much (the zero-shot latent may sit on a peak every turn descends): "better" means
+F's direction is informative.
 Command: `bfm-gym card --gradient-check`.
 
 | task | F's predicted gain per degree | F's predicted gain, {deg:g} degrees | measured gain | verdict | against random turns |
