@@ -22,11 +22,15 @@ moved envs are never stepped; every call reaches the live env through the pool.
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing as mp
+import platform
 import queue
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -90,12 +94,20 @@ def _do(envs: dict[int, gym.Env], cmd: str, payload: Any) -> Any:
     raise ValueError(f"unknown pool command {cmd!r}")
 
 
-def _worker(conn: Any, envs: dict[int, gym.Env]) -> None:
+def _worker(conn: Any, envs: dict[int, gym.Env], channel: _StepChannel | None) -> None:
+    seen = 0  # the last step taken from the channel
     while True:
         try:
-            cmd, payload = conn.recv()
+            msg = conn.recv() if channel is None else channel.next_message(conn, seen)
         except (EOFError, OSError):  # parent gone
             break
+        if msg is None:  # a step in shared memory
+            seen += 1
+            channel.serve(envs, conn)  # type: ignore[union-attr]
+            continue
+        cmd, payload = msg
+        if cmd == "wake":
+            continue
         if cmd == "close":
             for env in envs.values():
                 env.close()
@@ -104,11 +116,7 @@ def _worker(conn: Any, envs: dict[int, gym.Env]) -> None:
         try:
             conn.send(("ok", _do(envs, cmd, payload)))
         except Exception as exc:  # sent back and raised again in the parent
-            try:
-                conn.send(("error", (exc, traceback.format_exc())))
-            except Exception:  # an exception that does not pickle
-                conn.send(("error", (RuntimeError(f"{type(exc).__name__}: {exc}"),
-                                     traceback.format_exc())))
+            _send_error(conn, exc)
     conn.close()
 
 
@@ -208,7 +216,7 @@ class ProcessPool:
     """Envs split in ``workers`` contiguous chunks: the first here, each other one in a
     forked worker process (see the module docstring)."""
 
-    def __init__(self, envs: list[gym.Env], workers: int) -> None:
+    def __init__(self, envs: list[gym.Env], workers: int, spin: bool | None = None) -> None:
         if "fork" not in mp.get_all_start_methods():
             raise ValueError(
                 f"LatentActionVectorEnv(workers={workers}) forks worker processes, which this "
@@ -221,11 +229,16 @@ class ProcessPool:
         self._local = {i: envs[i] for i in chunks[0]}
         self._conns: dict[int, Any] = {}
         self._procs: list[Any] = []
+        self._channels: dict[int, _StepChannel] = {}
         ctx = mp.get_context("fork")
         for k, chunk in enumerate(chunks[1:], 1):
             self._owner[chunk] = k
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, {i: envs[i] for i in chunk}),
+            channel = _StepChannel(envs[chunk[0]], chunk) if (
+                SPIN_HANDOFF if spin is None else spin) else None  # fmt: skip
+            if channel is not None:
+                self._channels[k] = channel
+            proc = ctx.Process(target=_worker, args=(child, {i: envs[i] for i in chunk}, channel),
                                daemon=True, name=f"bfm-gym-latent-vec-{k}")  # fmt: skip
             proc.start()
             child.close()
@@ -246,16 +259,27 @@ class ProcessPool:
 
     def step(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> list[StepResult]:
         by_worker = _by_owner(self._owner, idx, actions)
+        posted: dict[int, bool] = {}  # worker -> its step went through shared memory
         for k, (ids, acts) in by_worker.items():
             if k:
-                self._conns[k].send(("step", (ids, acts, want_state)))
+                channel = self._channels.get(k)
+                posted[k] = channel is not None and channel.post(ids, acts, want_state)
+                if posted[k]:
+                    if channel.ctrl[_SLEEPING]:  # type: ignore[union-attr]
+                        self._conns[k].send(("wake", None))
+                else:
+                    self._conns[k].send(("step", (ids, acts, want_state)))
         results: dict[int, StepResult] = {}
         if 0 in by_worker:  # our own chunk while the workers step theirs
             ids, acts = by_worker[0]
             results.update(zip(ids, _step_envs(self._local, ids, acts, want_state), strict=True))
         for k, (ids, _) in by_worker.items():
             if k:
-                results.update(zip(ids, self._recv(k), strict=True))
+                channel = self._channels.get(k)
+                if posted[k] and channel.wait(self._procs[k - 1].is_alive):  # type: ignore[union-attr]
+                    results.update(zip(ids, channel.results(ids, want_state), strict=True))  # type: ignore[union-attr]
+                else:
+                    results.update(zip(ids, self._recv(k), strict=True))
         return [results[i] for i in idx]
 
     def run(self, i: int, cmd: str, payload: Any) -> Any:
@@ -282,3 +306,191 @@ class ProcessPool:
             proc.join(timeout=5)
             if proc.is_alive():  # pragma: no cover - a worker stuck in an env's close
                 proc.terminate()
+
+
+# -- the shared-memory step channel of a worker process ----------------------------------------
+
+SPIN_HANDOFF = platform.machine().lower() in ("x86_64", "amd64")
+"""Whether worker processes take their steps through shared memory, both sides spinning. The
+results are published with plain stores, in order, then a counter: x86-64 keeps stores in
+order (and loads in order), so the reader that sees the counter sees the results. Other CPUs
+may reorder them and use the pipe for every step."""
+
+_SPIN_S = 0.005
+"""How long a worker spins for its next step before it sleeps on the pipe (seconds): longer
+than the gap between two low-level steps (the policy forward and the bookkeeping), short
+enough that a vector env left alone does not keep a core busy."""
+
+_SLEEP_POLL_S = 0.002
+"""A sleeping worker wakes at least this often to look at the step counter (the parent also
+sends a wake-up message when it sees the sleeping flag; this bounds a wake-up that crosses it)."""
+
+_STEP, _DONE, _SLEEPING, _COUNT, _WANT_STATE, _VIA_PIPE, _ACT_DTYPE = range(7)
+_HEADER = 7
+_ACT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class _StepChannel:
+    """Shared memory through which one worker process gets its envs' actions and returns their
+    step results: a header of counters, the envs' global indices, and one row per env of its
+    chunk for the action, the observation, the reward, the two flags and (for transition
+    records with states) the simulator state.
+
+    A step goes this way when every action is a float32 or float64 array of the action space's
+    shape, and comes back this way when every observation is an array of the observation space's
+    shape and dtype and every info is empty (dm_control and MuJoCo envs); otherwise the worker
+    sends that step's results through the pipe, as without the channel, and says so in the
+    header. Rows are copied in and out byte for byte, so results are the same either way."""
+
+    def __init__(self, env: gym.Env, chunk: list[int]) -> None:
+        self.first, n = chunk[0], len(chunk)
+        self.act_shape = tuple(env.action_space.shape or ())
+        space = env.observation_space
+        obs = (space.dtype, (n, *space.shape)) if isinstance(space, gym.spaces.Box) else None
+        try:
+            dim = _state(env).shape
+        except Exception:  # no get_state(): state records go through the pipe
+            dim = ()
+        state = (np.float64, (n, dim[0])) if len(dim) == 1 else None
+        specs = [(np.int64, (_HEADER + n,)), (np.float64, (n,)), (np.bool_, (n, 2)),
+                 obs or (np.uint8, (1,)), state or (np.uint8, (1,))]
+        specs += [(d, (n, *self.act_shape)) for d in _ACT_DTYPES]
+        self._memory = _SharedMemory(specs)
+        arrays = self._memory.arrays
+        self.ctrl, self.reward, self.flags = arrays[0], arrays[1], arrays[2]
+        self.obs: np.ndarray | None = arrays[3] if obs else None
+        self.state: np.ndarray | None = arrays[4] if state else None
+        self.acts = arrays[5:]
+        self.posted = 0  # the parent's step counter
+
+    # parent side
+    def post(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> bool:
+        """Writes a step for the worker; False (nothing written) when it cannot go this way."""
+        if self.obs is None or (want_state and self.state is None):
+            return False
+        code = None
+        for a in actions:
+            if not (isinstance(a, np.ndarray) and a.shape == self.act_shape
+                    and a.dtype in _ACT_DTYPES):  # fmt: skip
+                return False
+            c = _ACT_DTYPES.index(a.dtype)
+            if code is not None and c != code:
+                return False
+            code = c
+        ctrl, rows = self.ctrl, self.acts[code or 0]
+        for j, (i, a) in enumerate(zip(idx, actions, strict=True)):
+            ctrl[_HEADER + j] = i
+            rows[i - self.first] = a
+        ctrl[_COUNT], ctrl[_WANT_STATE], ctrl[_ACT_DTYPE] = len(idx), want_state, code or 0
+        self.posted += 1
+        ctrl[_STEP] = self.posted  # published last
+        return True
+
+    def wait(self, alive: Callable[[], bool]) -> bool:
+        """Spins until the worker has answered the posted step; True when the results are in
+        the rows, False when they (or an error) come through the pipe."""
+        ctrl, posted, spins = self.ctrl, self.posted, 0
+        while ctrl[_DONE] != posted:
+            spins += 1
+            if spins & 1023 == 0:
+                if not alive():
+                    return False  # the pipe read reports the dead worker
+                if spins > 16384:
+                    time.sleep(0)  # let a worker that shares this core run
+        return not ctrl[_VIA_PIPE]
+
+    def results(self, idx: list[int], want_state: bool) -> list[StepResult]:
+        obs, reward, flags, state = self.obs, self.reward, self.flags, self.state
+        assert obs is not None
+        out = []
+        for i in idx:
+            j = i - self.first
+            out.append((obs[j].copy(), float(reward[j]), bool(flags[j, 0]), bool(flags[j, 1]), {},
+                        state[j].copy() if want_state and state is not None else None))
+        return out
+
+    # worker side
+    def serve(self, envs: dict[int, gym.Env], conn: Any) -> None:
+        """Steps the posted envs and answers, in the rows or through the pipe."""
+        ctrl = self.ctrl
+        m, want_state = int(ctrl[_COUNT]), bool(ctrl[_WANT_STATE])
+        idx = [int(i) for i in ctrl[_HEADER:_HEADER + m]]
+        rows = self.acts[int(ctrl[_ACT_DTYPE])]
+        try:
+            out = _step_envs(envs, idx, [rows[i - self.first].copy() for i in idx], want_state)
+            if self._fits(out, want_state):
+                for i, (o, r, te, tr, _, s) in zip(idx, out, strict=True):
+                    j = i - self.first
+                    self.obs[j] = o  # type: ignore[index]
+                    self.reward[j] = r
+                    self.flags[j, 0], self.flags[j, 1] = bool(te), bool(tr)
+                    if s is not None:
+                        self.state[j] = s  # type: ignore[index]
+                ctrl[_VIA_PIPE] = 0
+            else:
+                conn.send(("ok", out))
+                ctrl[_VIA_PIPE] = 1
+        except Exception as exc:  # sent back and raised again in the parent
+            _send_error(conn, exc)
+            ctrl[_VIA_PIPE] = 1
+        ctrl[_DONE] = ctrl[_STEP]  # published last
+
+    def _fits(self, out: list[StepResult], want_state: bool) -> bool:
+        obs, state = self.obs, self.state
+        assert obs is not None
+        for o, r, _, _, info, s in out:
+            if not (type(info) is dict and not info and isinstance(o, np.ndarray)
+                    and o.shape == obs.shape[1:] and o.dtype == obs.dtype
+                    and isinstance(r, (float, int, np.floating, np.integer))):  # fmt: skip
+                return False
+            if want_state and not (state is not None and s is not None
+                                   and s.shape == state.shape[1:]):  # fmt: skip
+                return False
+        return True
+
+    def next_message(self, conn: Any, seen: int) -> Any:
+        """Waits for the next step (returns None) or pipe message (returns it): spins for
+        :data:`_SPIN_S`, then sleeps on the pipe, flagged so that the parent wakes it."""
+        ctrl, spins = self.ctrl, 0
+        deadline = time.perf_counter() + _SPIN_S
+        while ctrl[_STEP] == seen:
+            spins += 1
+            if spins & 255 == 0:
+                if conn.poll():
+                    return conn.recv()
+                if time.perf_counter() > deadline:
+                    break
+        else:
+            return None
+        ctrl[_SLEEPING] = 1
+        try:
+            while ctrl[_STEP] == seen:
+                if conn.poll(_SLEEP_POLL_S):
+                    return conn.recv()
+            return None
+        finally:
+            ctrl[_SLEEPING] = 0
+
+
+class _SharedMemory:
+    """Arrays carved out of one anonymous shared mapping that forked processes inherit. Each
+    channel has its own mapping, never reused while any process maps it (the multiprocessing
+    heap would hand a freed block to the next channel while the old worker still reads it)."""
+
+    def __init__(self, specs: list[tuple[Any, tuple[int, ...]]]) -> None:
+        sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for dtype, shape in specs]
+        offsets = np.cumsum([0] + [-(-size // 64) * 64 for size in sizes])  # 64-byte aligned
+        self._map = mmap.mmap(-1, max(64, int(offsets[-1])))
+        self.arrays = [
+            np.frombuffer(self._map, dtype=dtype, count=int(np.prod(shape)),
+                          offset=int(off)).reshape(shape)
+            for (dtype, shape), off in zip(specs, offsets[:-1], strict=True)
+        ]  # fmt: skip
+
+
+def _send_error(conn: Any, exc: BaseException) -> None:
+    try:
+        conn.send(("error", (exc, traceback.format_exc())))
+    except Exception:  # an exception that does not pickle
+        conn.send(("error", (RuntimeError(f"{type(exc).__name__}: {exc}"),
+                             traceback.format_exc())))
