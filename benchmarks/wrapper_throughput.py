@@ -10,7 +10,8 @@
 2. Vector: 8 walker envs in ``LatentActionVectorEnv`` (one batched forward per step) against 8
    separate wrappers stepped in turn, with every simulator in this process (``workers=1``)
    and with the simulators split over 2 processes (``workers=2``, this one and one forked
-   worker) or 2 threads, each also with ``exact=False`` (one matrix product per layer for
+   worker; its steps handed over through shared memory, and, for comparison, through the
+   pipe) or 2 threads, each also with ``exact=False`` (one matrix product per layer for
    all rows). Goal: >= 2x. Repeated on point_mass_maze, whose env step is much cheaper, so the
    policy's share (what batching can save) is larger.
 3. The same single-env ratio against the env stepping the SAME low-level actions
@@ -36,7 +37,7 @@ of every variant back to back, and the median of the per-round ratios, which hol
 load changes during the run (best-of-repeats does not). The JSON records the CPU kind
 (AVX2 / AVX-512 / native bf16), the load average and the runnable tasks.
 
-    python benchmarks/wrapper_throughput.py [--steps 3000] [--repeats 5] [--only-matched]
+    python benchmarks/wrapper_throughput.py [--steps 3000] [--repeats 5] [--only-matched | --only-vector]
 """
 
 from __future__ import annotations
@@ -300,6 +301,8 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
     vec = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model)
     par = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
                                 workers=2, parallel="processes")  # fmt: skip
+    par_pipe = pipe_handoff(lambda: LatentActionVectorEnv(
+        [make_env(domain, task) for _ in range(num_envs)], model, workers=2))  # fmt: skip
     thr = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
                                 workers=2, parallel="threads")  # fmt: skip
     # exact=False: one matrix product per layer for all rows (actions to float32 rounding)
@@ -333,12 +336,14 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
 
     raw = make_env(domain, task)
     low = rng.uniform(-1, 1, (steps, DIMS[domain][1]))
-    runs: dict[str, list[float]] = {"vector": [], "vector_workers2": [], "vector_threads2": [],
+    runs: dict[str, list[float]] = {"vector": [], "vector_workers2": [],
+                                    "vector_workers2_pipe": [], "vector_threads2": [],
                                     "vector_exact_false": [], "vector_exact_false_threads2": [],
                                     "separate_wrappers": [], "raw_env": []}  # fmt: skip
     for _ in range(repeats):
         runs["vector"].append(run_vec(vec, "vector"))
         runs["vector_workers2"].append(run_vec(par, None))
+        runs["vector_workers2_pipe"].append(run_vec(par_pipe, None))
         runs["vector_threads2"].append(run_vec(thr, None))
         runs["vector_exact_false"].append(run_vec(mat, None))
         runs["vector_exact_false_threads2"].append(run_vec(mat_thr, None))
@@ -349,6 +354,8 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
         {"separate_wrappers": _separate_stepper(singles, latent),
          "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
          "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs),
+         "vector_workers2_pipe": Stepper(par_pipe.step, lambda: par_pipe.reset(seed=0), latent,
+                                         num_envs),
          "vector_threads2": Stepper(thr.step, lambda: thr.reset(seed=0), latent, num_envs),
          "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs),
          "vector_exact_false_threads2": Stepper(mat_thr.step, lambda: mat_thr.reset(seed=0),
@@ -356,6 +363,7 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
         rounds=max(20, repeats * 6), block=max(10, min(n, 2000 // num_envs)), ref="separate_wrappers",
     )  # fmt: skip
     par.close()
+    par_pipe.close()
     thr.close()
     mat.close()
     mat_thr.close()
@@ -366,6 +374,7 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
         "paired": pair,
         "speedup_vector_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector"]["median"],
         "speedup_vector_workers2_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_workers2"]["median"],
+        "speedup_vector_workers2_pipe_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_workers2_pipe"]["median"],
         "speedup_vector_threads2_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_threads2"]["median"],
         "speedup_vector_exact_false_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_exact_false"]["median"],
         "speedup_vector_exact_false_threads2_vs_separate_paired_median_wall": pair["speed_vs_separate_wrappers_wall"]["vector_exact_false_threads2"]["median"],
@@ -396,19 +405,35 @@ def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
     vec = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model)
     mat = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model,
                                 exact=False)  # fmt: skip
+    par = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model,
+                                workers=2)  # fmt: skip
     singles = [LatentActionWrapper(make_env("walker", "run"), model) for _ in range(num_envs)]
     pair = paired(
         {"separate_wrappers": _separate_stepper(singles, latent),
          "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
-         "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs)},
+         "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs),
+         "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs)},
         rounds=rounds, block=max(10, min(latent.shape[0], 1000 // num_envs)), ref="separate_wrappers",
     )  # fmt: skip
     paths = {"vector": vec._runner.path, "vector_exact_false": mat._runner.path,
              "separate_wrappers": singles[0]._runner.path}  # fmt: skip
     vec.close()
     mat.close()
+    par.close()
     return {"model": "bfm_gym.load('walker'): 512 wide, trained", "num_envs": num_envs,
             "paired": pair, "policy_backend": paths}
+
+
+def pipe_handoff(build):
+    """``build()`` with worker processes that take every step through their pipe (the hand-off
+    before stop 47) instead of shared memory, for the side-by-side comparison."""
+    from bfm_gym.wrappers import _pool
+
+    saved, _pool.SPIN_HANDOFF = _pool.SPIN_HANDOFF, False
+    try:
+        return build()
+    finally:
+        _pool.SPIN_HANDOFF = saved
 
 
 def _separate_stepper(singles: list, latent: np.ndarray) -> Stepper:
@@ -489,6 +514,49 @@ def breakdown(steps: int, model: BFM) -> dict:
     return {"us_per_step": us, "cprofile_top_tottime": us_profile}
 
 
+def run_vector(report: dict, args: argparse.Namespace) -> None:
+    """The vector-env comparisons of both domains and of the shipped walker, into ``report``."""
+    report["vector"] = {
+        d: vector(d, args.num_envs, args.steps, args.repeats) for d in ("walker", "point_mass_maze")
+    }
+    print("vector", json.dumps({d: v["paired"] for d, v in report["vector"].items()}), flush=True)
+    report["vector_shipped_walker"] = vector_shipped_walker(
+        args.num_envs, args.steps, max(20, args.repeats * 6))
+    print("vector shipped walker", json.dumps(report["vector_shipped_walker"]["paired"]), flush=True)
+
+
+def vector_goals(report: dict) -> dict[str, bool]:
+    """Whether each vector-env variant reaches 2x separate wrappers."""
+    return {
+        "vector_walker_paired_median_wall": report["vector"]["walker"][
+            "speedup_vector_vs_separate_paired_median_wall"] >= 2.0,
+        "vector_point_mass_maze_paired_median_wall": report["vector"]["point_mass_maze"][
+            "speedup_vector_vs_separate_paired_median_wall"] >= 2.0,
+        "vector_walker_workers2": report["vector"]["walker"]["speedup_vector_workers2_vs_separate"]
+        >= 2.0,
+        "vector_point_mass_maze_workers2": report["vector"]["point_mass_maze"][
+            "speedup_vector_workers2_vs_separate"
+        ]
+        >= 2.0,
+        **{f"vector_{d}_workers2{h}_paired_median_wall": report["vector"][d][
+            f"speedup_vector_workers2{h}_vs_separate_paired_median_wall"] >= 2.0
+           for d in ("walker", "point_mass_maze") for h in ("", "_pipe")},
+        "vector_walker_threads2_paired_median_wall": report["vector"]["walker"][
+            "speedup_vector_threads2_vs_separate_paired_median_wall"] >= 2.0,
+        "vector_point_mass_maze_threads2_paired_median_wall": report["vector"]["point_mass_maze"][
+            "speedup_vector_threads2_vs_separate_paired_median_wall"] >= 2.0,
+        **{f"vector_{d}_exact_false{t}_paired_median_wall": report["vector"][d][
+            f"speedup_vector_exact_false{t}_vs_separate_paired_median_wall"] >= 2.0
+           for d in ("walker", "point_mass_maze") for t in ("", "_threads2")},
+        **{f"vector_shipped_walker_{k}_paired_median_wall": v["median"] >= 2.0
+           for k, v in report["vector_shipped_walker"]["paired"][
+               "speed_vs_separate_wrappers_wall"].items()},
+        "vector_walker": report["vector"]["walker"]["speedup_vector_vs_separate"] >= 2.0,
+        "vector_point_mass_maze": report["vector"]["point_mass_maze"]["speedup_vector_vs_separate"]
+        >= 2.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
@@ -498,6 +566,8 @@ def main() -> None:
                         help="paired rounds of the same-actions comparison (per model)")
     parser.add_argument("--only-matched", action="store_true",
                         help="run the same-actions comparison only (both models)")
+    parser.add_argument("--only-vector", action="store_true",
+                        help="run the vector-env comparisons only (both domains, shipped walker)")
     parser.add_argument("--out", default="benchmarks/results/wrapper_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -519,6 +589,12 @@ def main() -> None:
             "vector": f"vector env with {args.num_envs} envs >= 2 x {args.num_envs} separate wrappers",
         },
     }
+    if args.only_vector:
+        run_vector(report, args)
+        report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        report["goal_met"] = vector_goals(report)
+        write_report(args.out, report)
+        return
     shipped = bfm_gym.load("walker")
     report["single_env_walker_same_actions"] = {
         "untrained_cpu_preset": matched(args.steps, model, args.matched_rounds),
@@ -540,13 +616,7 @@ def main() -> None:
         return
     report["single_env_walker_z_hold_1"] = single_env(args.steps, args.repeats, model)
     print("single", json.dumps(report["single_env_walker_z_hold_1"]["steps_per_s"]), flush=True)
-    report["vector"] = {
-        d: vector(d, args.num_envs, args.steps, args.repeats) for d in ("walker", "point_mass_maze")
-    }
-    print("vector", json.dumps(report["vector"]), flush=True)
-    report["vector_shipped_walker"] = vector_shipped_walker(
-        args.num_envs, args.steps, max(20, args.repeats * 6))
-    print("vector shipped walker", json.dumps(report["vector_shipped_walker"]["paired"]), flush=True)
+    run_vector(report, args)
     report["where_the_time_goes_walker"] = breakdown(args.steps, model)
     print("breakdown", json.dumps(report["where_the_time_goes_walker"]["us_per_step"]), flush=True)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -586,10 +656,13 @@ def main() -> None:
             "env step dominates, on point_mass_maze (a cheap step) batching saves more. "
             "workers=2 (vector_workers2: parallel='processes'; vector_threads2: "
             "parallel='threads', MuJoCo integrating without the GIL) steps half of the "
-            "simulators at the same time; it "
+            "simulators at the same time. The worker process takes its steps through shared "
+            "memory, both processes spinning on a step counter (since stop 47); "
+            "vector_workers2_pipe is the same pool with every step sent through the pipe "
+            "(pickled, the worker woken by the kernel), as before. It "
             "needs a second idle core (see machine.load_average_* and "
-            "machine.runnable_tasks_at_start: on a machine whose cores are taken it "
-            "only adds the pipe round trips).",
+            "machine.runnable_tasks_at_start: on a machine whose cores are taken the spinning "
+            "process and the worker share a core).",
             "vector_exact_false*: LatentActionVectorEnv(exact=False), the numpy policy as one "
             "matrix product per layer for all envs instead of one vector-matrix product per env "
             "(actions equal to a single wrapper's up to float32 rounding, not bitwise).",
@@ -598,31 +671,9 @@ def main() -> None:
     report["goal_met"] = {
         **goal_same,
         "single_paired_median_wall": single["ratio_wrapper_vs_raw_paired_median_wall"] >= 0.7,
-        "vector_walker_paired_median_wall": report["vector"]["walker"][
-            "speedup_vector_vs_separate_paired_median_wall"] >= 2.0,
-        "vector_point_mass_maze_paired_median_wall": report["vector"]["point_mass_maze"][
-            "speedup_vector_vs_separate_paired_median_wall"] >= 2.0,
         "single": single["ratio_wrapper_vs_raw"] >= 0.7,
         "single_cpu_time": single["ratio_wrapper_vs_raw_cpu_time"] >= 0.7,
-        "vector_walker_workers2": report["vector"]["walker"]["speedup_vector_workers2_vs_separate"]
-        >= 2.0,
-        "vector_point_mass_maze_workers2": report["vector"]["point_mass_maze"][
-            "speedup_vector_workers2_vs_separate"
-        ]
-        >= 2.0,
-        "vector_walker_threads2_paired_median_wall": report["vector"]["walker"][
-            "speedup_vector_threads2_vs_separate_paired_median_wall"] >= 2.0,
-        "vector_point_mass_maze_threads2_paired_median_wall": report["vector"]["point_mass_maze"][
-            "speedup_vector_threads2_vs_separate_paired_median_wall"] >= 2.0,
-        **{f"vector_{d}_exact_false{t}_paired_median_wall": report["vector"][d][
-            f"speedup_vector_exact_false{t}_vs_separate_paired_median_wall"] >= 2.0
-           for d in ("walker", "point_mass_maze") for t in ("", "_threads2")},
-        **{f"vector_shipped_walker_{k}_paired_median_wall": v["median"] >= 2.0
-           for k, v in report["vector_shipped_walker"]["paired"][
-               "speed_vs_separate_wrappers_wall"].items()},
-        "vector_walker": report["vector"]["walker"]["speedup_vector_vs_separate"] >= 2.0,
-        "vector_point_mass_maze": report["vector"]["point_mass_maze"]["speedup_vector_vs_separate"]
-        >= 2.0,
+        **vector_goals(report),
     }
     write_report(args.out, report)
 

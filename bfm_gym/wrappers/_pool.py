@@ -18,6 +18,21 @@ observations, rewards, flags and infos are the same, bit for bit (a test checks 
 Workers are forked (``fork`` start method): they inherit the envs as built here, nothing is
 pickled on the way in, and they run no torch op. After the fork the parent's copies of the
 moved envs are never stepped; every call reaches the live env through the pool.
+
+A low-level step is a few hundred microseconds of work split over the processes, so how it
+is handed over matters. Through the pipe, the actions and results are pickled and the
+worker, blocked in ``recv``, is woken by the kernel: together about what stepping the
+chunk in parallel saves on a 2-core VM. On x86-64 each worker therefore has a
+:class:`_StepChannel`: one shared mapping holding the actions, observations, rewards, flags
+and states of its envs and a step counter. The parent writes the actions and bumps the
+counter; the worker, spinning on it, steps its envs, writes the results and bumps a second
+counter, on which the parent spins after stepping its own chunk. A worker that has seen no
+step for 5 ms sleeps on its pipe instead (the parent wakes it), so an idle vector env costs
+no core. Commands other than steps, and steps whose results do not fit the rows (non-empty
+infos, observations of another shape), go through the pipe as before. Walker, 8 envs, 2
+processes, against 8 separate wrappers (paired rounds on the 2-core AVX2 VM): shared memory
+~1.8-1.9x, the pipe ~1.5x (``benchmarks/wrapper_throughput.py --only-vector``; README,
+Measurements).
 """
 
 from __future__ import annotations

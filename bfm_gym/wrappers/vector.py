@@ -28,7 +28,9 @@ Parallel simulators: ``workers=k`` (default 1: every env steps here, one after t
 splits the envs in k contiguous chunks that step at the same time, while the policy forward
 stays one batched call here (:mod:`bfm_gym.wrappers._pool`).
 ``parallel="processes"`` (default): the first chunk stays here and one worker process is
-forked per other chunk, at the price of a pipe round trip per low-level step; ``self.envs``
+forked per other chunk, each low-level step handed over through shared memory on x86-64
+(both processes spin on a step counter while the worker is busy or just finished; it sleeps
+after 5 ms without a step) and through a pipe elsewhere; ``self.envs``
 then holds this process's copies, which only the first chunk's envs keep up to date (reach
 the live envs through :meth:`call`, :meth:`get_attr` and :meth:`set_attr`), and rendering
 needs ``workers=1`` or threads. Forked workers run only the inner envs (checked after
@@ -47,10 +49,13 @@ independent of the batch), about half the forward's time at 8 envs, with actions
 single wrapper's up to float32 rounding. A larger actor runs on
 torch, whose batched products round differently for different batch sizes: then the vector
 env matches separate wrappers only up to float32 rounding of the actions, and trajectories
-part after a while (``workers=k`` still equals ``workers=1`` bit for bit). Neither parallel
-mode paid on the 2-core VM this was measured on
-(``benchmarks/wrapper_throughput.py``; README, Measurements): workers need idle cores, and
-threads lose to GIL hand-offs what the overlapped physics gains. ``workers="auto"`` takes
+part after a while (``workers=k`` still equals ``workers=1`` bit for bit). On the 2-core
+AVX2 VM with both cores idle, 8 envs against 8 separate wrappers (paired rounds,
+``benchmarks/wrapper_throughput.py --only-vector``; README, Measurements): ``workers=2`` with
+processes 1.81x on walker (``workers=1``: 1.35x; threads: 1.48x, their GIL hand-offs cost
+what the overlapped physics gains), 2.09x on the maze (1.92x), 2.15x with the shipped
+512-wide walker (1.78x). Workers need idle cores: a spinning process that shares its core
+with the worker slows both. ``workers="auto"`` takes
 one worker per CPU this process may use that the load average leaves idle (at most N and 4;
 1 when none is idle).
 """

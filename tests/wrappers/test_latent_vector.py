@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from bfm_gym.wrappers import _pool
 from bfm_gym.wrappers.latent import LatentActionWrapper
 from bfm_gym.wrappers.registration import make_inner_env, make_latent_env
 from bfm_gym.wrappers.vector import LatentActionVectorEnv, make_latent_vector_env
@@ -347,3 +351,98 @@ def test_batched_latent_map_is_bitwise_the_row_map(bfm) -> None:
     rows[5] = amap.project_row(a[5], np.empty(bfm.z_dim, np.float32))
     assert np.array_equal(amap.to_z(a), rows)
     env.close()
+
+
+class _InfoEveryOther(gym.Wrapper):
+    """Puts a non-empty info on every other step (such a step cannot use the shared rows)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.steps = 0
+
+    def step(self, action):
+        obs, r, te, tr, info = self.env.step(action)
+        self.steps += 1
+        return obs, r, te, tr, ({**info, "odd": self.steps} if self.steps % 2 else info)
+
+
+def _pool_steps(pool, n: int, steps: int, want_state: bool, pause: float = 0.0) -> list:
+    rng = np.random.default_rng(4)
+    for i in range(n):
+        pool.run(i, "reset", (i, i, None))
+    out = []
+    for _ in range(steps):
+        acts = [a for a in rng.uniform(-1, 1, (n, 6)).astype(np.float32)]  # walker: 6 actions
+        out.append(pool.step(list(range(n)), acts, want_state))
+        if pause:
+            time.sleep(pause)
+    return out
+
+
+@pytest.mark.parametrize("spin", [True, False], ids=["shared-memory", "pipe"])
+def test_worker_process_steps_are_bitwise_the_local_ones(spin: bool) -> None:
+    """Steps handed to a worker through shared memory (or the pipe) give the local results byte
+    for byte: observations, rewards, flags, infos (an info that does not fit the rows comes
+    through the pipe) and states; a worker that slept between steps is woken."""
+    if spin and not _pool.SPIN_HANDOFF:
+        pytest.skip("shared-memory hand-off runs on x86-64 only")
+
+    def envs():
+        return [make_inner_env("walker", "run", max_inner_steps=40) for _ in range(2)] + [
+            _InfoEveryOther(make_inner_env("walker", "run", max_inner_steps=40))
+            for _ in range(2)]  # fmt: skip
+
+    local = _pool.LocalPool(envs())
+    ref = _pool_steps(local, 4, 6, True) + _pool_steps(local, 4, 3, False)
+    pool = _pool.ProcessPool(envs(), 2, spin=spin)
+    try:
+        assert (1 in pool._channels) is spin  # worker 1 steps the info-making envs 2 and 3
+        got = _pool_steps(pool, 4, 6, True) + _pool_steps(pool, 4, 3, False, pause=0.02)
+        if spin:
+            channel = pool._channels[1]
+            assert channel.posted == 9 and channel.ctrl[_pool._VIA_PIPE] == 1  # odd info: pipe
+            assert channel.ctrl[_pool._SLEEPING] == 1  # asleep after the last pause
+        assert data_equivalence(got, ref, exact=True)
+        assert [r[2][4] for r in got] == [{"odd": k} if k % 2 else {} for k in range(1, 10)]
+    finally:
+        pool.close()
+        local.close()
+
+
+def test_worker_process_errors_and_death_reach_the_caller() -> None:
+    """An env's error in a shared-memory step comes back as itself; a worker that died is named."""
+    pool = _pool.ProcessPool([make_inner_env("walker", "run"),
+                              _Exploding(make_inner_env("walker", "run"))], 2)  # fmt: skip
+    try:
+        _pool_steps(pool, 2, 2, False)
+        with pytest.raises(RuntimeError, match="simulator diverged"):
+            pool.step([0, 1], [np.zeros(6, np.float32)] * 2, False)
+        pool._procs[0].kill()
+        pool._procs[0].join()
+        with pytest.raises(RuntimeError, match="worker process 1 died"):
+            pool.step([0, 1], [np.zeros(6, np.float32)] * 2, False)
+    finally:
+        pool.close()
+
+
+def test_dropped_vector_envs_leave_new_ones_alone(bfm) -> None:
+    """Worker processes of vector envs dropped without close() never read a newer env's shared
+    memory (each channel has its own mapping): the new env still equals separate stepping."""
+    actions = np.random.default_rng(5).uniform(-1, 1, (4, 8)).astype(np.float32)
+    for _ in range(3):
+        old = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(4)], bfm,
+                                    workers=2)  # fmt: skip
+        old.reset(seed=0)
+        old.step(actions)
+        del old
+        gc.collect()
+    vec = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(4)], bfm,
+                                workers=2)  # fmt: skip
+    ref = LatentActionVectorEnv([make_inner_env("walker", "run") for _ in range(4)], bfm)
+    try:
+        assert data_equivalence(vec.reset(seed=1), ref.reset(seed=1), exact=True)
+        for _ in range(4):
+            assert data_equivalence(vec.step(actions), ref.step(actions), exact=True)
+    finally:
+        vec.close()
+        ref.close()
