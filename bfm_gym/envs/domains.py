@@ -11,6 +11,7 @@ register through the plugin hook ``register_domains`` (the built-in ones from
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,10 +87,25 @@ class Domain:
         return {**mine, **dict(sized.get(size, {}))}
 
 
+class _DropSetTotalMassNotice(logging.Filter):
+    """Drops MuJoCo's notice that the ``settotalmass`` compiler attribute is deprecated: it
+    comes from dm_control's own ``cheetah.xml``, on every cheetah env built, and a user can do
+    nothing about it. Other absl messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "settotalmass" not in record.getMessage()
+
+
+_SETTOTALMASS_FILTER = _DropSetTotalMassNotice()
+
+
 def _suite_loader(domain: str, base_task: str) -> Callable[[Any], Any]:
     def load(random: Any) -> Any:
         from dm_control import suite
 
+        absl_logger = logging.getLogger("absl")
+        if _SETTOTALMASS_FILTER not in absl_logger.filters:
+            absl_logger.addFilter(_SETTOTALMASS_FILTER)
         return suite.load(domain, base_task, task_kwargs={"random": random})
 
     return load
