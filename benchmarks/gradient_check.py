@@ -91,12 +91,10 @@ def cos_to_best(bfm: Any, z0: np.ndarray, direction: np.ndarray,
     if not mine:
         return None
     row = mine[-1]
-    best = np.asarray(bfm.project(np.asarray(row["best_z"], np.float32)), np.float64)
-    u = z0 / np.linalg.norm(z0)
-    v = best - (best @ u) * u
-    if np.linalg.norm(v) < 1e-6:
-        return None
-    return round(float(direction @ v / np.linalg.norm(v)), 3)
+    from bfm_gym.evaluation.gradient_check import toward
+
+    to_best = toward(z0, np.asarray(bfm.project(np.asarray(row["best_z"], np.float32))))
+    return None if to_best is None else round(float(direction @ to_best), 3)
 
 
 def run_task(bfm: Any, task: str, args: argparse.Namespace,

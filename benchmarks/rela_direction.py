@@ -46,7 +46,7 @@ import torch
 
 import bfm_gym
 from bfm_gym.adapters.rela import ReLAAdapter
-from bfm_gym.evaluation.gradient_check import rotate
+from bfm_gym.evaluation.gradient_check import rotate, toward
 from bfm_gym.experiments.run_folder import resolve_task
 
 
@@ -73,13 +73,6 @@ def terms(agent: ReLAAdapter, z: np.ndarray, obs: torch.Tensor,
     tangent = lambda g: (g - (g @ unit) * unit).numpy()  # noqa: E731
     return {"f_value": float(f_term.detach()), "q_value": float(q_term.detach()),
             "g_f": tangent(g_f), "g_q": tangent(g_q)}  # fmt: skip
-
-
-def toward(z: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Unit tangent direction at ``z`` of the great circle to ``target``."""
-    u = z / np.linalg.norm(z)
-    v = target - (target @ u) * u
-    return v / np.linalg.norm(v)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -136,6 +129,7 @@ def cell_report(agent: ReLAAdapter, best: dict[str, Any], batches: int, batch_si
     }  # fmt: skip
     for name, z in (("zero_shot", z0), ("learned", z_learned)):
         d = toward(z, z_best)
+        d = np.zeros_like(z) if d is None else d  # the search kept z: no direction, cosines 0
         g_f = np.mean([r[name]["g_f"] for r in rows], axis=0)
         g_q = np.mean([r[name]["g_q"] for r in rows], axis=0)
         out[f"gradient_at_{name}"] = {
@@ -271,8 +265,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                     generator=gen))["obs"]  # fmt: skip
             t = terms(agent, z0, obs, args.pessimism)
             best = np.asarray(model.project(np.asarray(headroom[key]["best_z"], np.float32)))
-            directions = {"along_f_term_gradient": t["g_f"] / np.linalg.norm(t["g_f"]),
-                          "toward_best_latent": toward(z0, best)}  # fmt: skip
+            directions = {"along_f_term_gradient": t["g_f"] / np.linalg.norm(t["g_f"])}
+            to_best = toward(z0, best)
+            if to_best is not None:  # the search found a latent other than the zero-shot one
+                directions["toward_best_latent"] = to_best
             seeds = list(range(10_000, 10_000 + args.probe_seeds))
             report["probes"][key] = probe(model, task, z0, directions, degrees, seeds,
                                           agent.z_r.numpy())  # fmt: skip

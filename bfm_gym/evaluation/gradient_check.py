@@ -53,7 +53,7 @@ import torch
 from bfm_gym.evaluation.headroom import latent_returns
 from bfm_gym.evaluation.rollout import rollout_returns
 
-__all__ = ["GradientCheck", "f_value", "gradient_check", "rotate"]
+__all__ = ["GradientCheck", "f_value", "gradient_check", "rotate", "toward"]
 
 Verdict = Literal["uphill", "downhill", "unclear"]
 GradPath = Literal["full", "action"]
@@ -129,6 +129,16 @@ def rotate(z: np.ndarray, direction: np.ndarray, degrees: float) -> np.ndarray:
     u = z / np.linalg.norm(z)
     t = math.radians(degrees)
     return (np.linalg.norm(z) * (math.cos(t) * u + math.sin(t) * np.asarray(direction))).astype(np.float32)
+
+
+def toward(z: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """The unit tangent direction at ``z`` of the great circle to ``target`` (what
+    :func:`rotate` turns along); None when ``target`` lies on z's own line."""
+    z, target = np.asarray(z, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    u = z / np.linalg.norm(z)
+    v = target - (target @ u) * u
+    norm = np.linalg.norm(v)
+    return None if norm < 1e-6 * np.linalg.norm(target) else v / norm
 
 
 def f_value(bfm: Any, obs: torch.Tensor, z: torch.Tensor, weights: torch.Tensor,

@@ -237,3 +237,19 @@ def test_benchmark_script_resumes_and_correlates(setup, tmp_path: Path) -> None:
     # rerunning the same command keeps the finished task (same settings) instead of replaying it
     again = gc.main(argv)
     assert again["tasks"][key]["seconds"] == row["seconds"]
+
+
+def test_toward_is_the_tangent_that_rotate_turns_along() -> None:
+    """Turning z along ``toward(z, target)`` by the angle between them reaches target's
+    direction; a target on z's own line has no direction."""
+    from bfm_gym.evaluation.gradient_check import rotate, toward
+
+    rng = np.random.default_rng(3)
+    z, target = rng.standard_normal(8), rng.standard_normal(8)
+    d = toward(z, target)
+    assert d is not None and abs(d @ z) < 1e-9 and abs(np.linalg.norm(d) - 1) < 1e-9
+    deg = np.degrees(np.arccos(z @ target / (np.linalg.norm(z) * np.linalg.norm(target))))
+    turned = rotate(z, d, float(deg))
+    np.testing.assert_allclose(turned / np.linalg.norm(turned),
+                               target / np.linalg.norm(target), atol=1e-5)  # fmt: skip
+    assert toward(z, -2.5 * z) is None
