@@ -49,6 +49,7 @@ import os
 import pstats
 import time
 from pathlib import Path
+from typing import Any
 
 from _cpu import machine_info
 from _report import write_report
@@ -424,6 +425,79 @@ def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
             "paired": pair, "policy_backend": paths}
 
 
+def _step_alone(domain: str, task: str, steps: int, out: Any = None) -> float:
+    """Microseconds per env step of one bfm_gym env stepping random actions (sent to ``out``
+    when it runs in a child process)."""
+    env = make_env(domain, task)
+    env.reset(seed=0)
+    actions = np.random.default_rng(3).uniform(-1, 1, (steps, DIMS[domain][1])).astype(np.float32)
+    for a in actions[: steps // 10]:  # warm-up
+        _step_reset(env, a)
+    start = time.perf_counter()
+    for a in actions:
+        _step_reset(env, a)
+    us = (time.perf_counter() - start) / steps * 1e6
+    if out is not None:
+        out.put(us)
+    return us
+
+
+def workers2_breakdown(domain: str, num_envs: int, steps: int, rounds: int = 6) -> dict:
+    """Where a ``workers=2`` step goes: per vector step, the time this process spends waiting
+    for the worker after stepping its own chunk (the rest is its own envs, the policy forward
+    and the bookkeeping), and how much two simulators stepping at once on the two cores slow
+    each other (one env alone, then two processes each stepping one)."""
+    import multiprocessing as mp
+
+    model = cpu_model(domain)
+    task = TASK[domain]
+    rng = np.random.default_rng(4)
+    latent = rng.uniform(-1, 1, (max(1, steps // num_envs), num_envs, model.z_dim)).astype(np.float32)
+    vec = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model, workers=2)
+    channel = vec._pool._channels.get(1)
+    waited = [0.0]
+    if channel is not None:
+        inner_wait = channel.wait
+
+        def timed_wait(alive):
+            t = time.perf_counter()
+            try:
+                return inner_wait(alive)
+            finally:
+                waited[0] += time.perf_counter() - t
+
+        channel.wait = timed_wait
+    per_step, wait = [], []
+    vec.reset(seed=0)
+    for _ in range(rounds):
+        waited[0] = 0.0
+        start = time.perf_counter()
+        for a in latent:
+            vec.step(a)
+        per_step.append((time.perf_counter() - start) / len(latent) * 1e6)
+        wait.append(waited[0] / len(latent) * 1e6)
+    vec.close()
+    ctx = mp.get_context("fork")
+    alone, together = [], []
+    for _ in range(3):
+        alone.append(_step_alone(domain, task, steps))
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_step_alone, args=(domain, task, steps, q)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        together.extend(q.get() for _ in procs)
+        for p in procs:
+            p.join()
+    return {
+        "domain": domain, "num_envs": num_envs, "handoff": "shared memory" if channel else "pipe",
+        "us_per_vector_step": [round(x, 1) for x in per_step],
+        "us_waiting_for_the_worker_per_vector_step": [round(x, 1) for x in wait],
+        "us_per_env_step_one_simulator_alone": [round(x, 1) for x in alone],
+        "us_per_env_step_two_simulators_at_once": [round(x, 1) for x in together],
+        "slow_down_two_at_once_median": round(float(np.median(together) / np.median(alone)), 3),
+    }
+
+
 def pipe_handoff(build):
     """``build()`` with worker processes that take every step through their pipe (the hand-off
     before stop 47) instead of shared memory, for the side-by-side comparison."""
@@ -523,6 +597,9 @@ def run_vector(report: dict, args: argparse.Namespace) -> None:
     report["vector_shipped_walker"] = vector_shipped_walker(
         args.num_envs, args.steps, max(20, args.repeats * 6))
     print("vector shipped walker", json.dumps(report["vector_shipped_walker"]["paired"]), flush=True)
+    report["workers2_where_the_time_goes"] = {
+        d: workers2_breakdown(d, args.num_envs, args.steps) for d in ("walker", "point_mass_maze")}
+    print("workers=2 breakdown", json.dumps(report["workers2_where_the_time_goes"]), flush=True)
 
 
 def vector_goals(report: dict) -> dict[str, bool]:
