@@ -10,6 +10,10 @@ shared.
     python benchmarks/profile_hot_paths.py --out benchmarks/results/profile_hot_paths.json
     python benchmarks/profile_hot_paths.py --target wrapper --steps 6000   # child mode (no py-spy)
 
+``vector_workers2`` profiles the vector env of 8 walker envs with ``workers=2`` and its forked
+worker (``py-spy --subprocesses``): the parent's step and the worker's loop are summarised
+apart (``worker_process``), so the share of each spent waiting for the other shows.
+
 It also profiles one FB update of the walker ``cpu`` preset (the default path of
 ``benchmarks/fb_update_speed.py``) with ``torch.profiler``: the top ops by self CPU time.
 ``--fb-only`` profiles only the FB update, for the ``fast`` and ``naive`` variants, and adds an
@@ -48,7 +52,11 @@ ROOTS = {
     "wrapper": ("LatentActionWrapper.step",),
     "opti": ("OptiAdapter.act", "OptiAdapter.observe"),
     "opti_every_step": ("OptiAdapter.act", "OptiAdapter.observe"),
+    "vector_workers2": ("LatentActionVectorEnv.step",),
 }
+WORKER_ROOTS = {"vector_workers2": ("_worker",)}
+"""Targets with a worker process (profiled with ``--subprocesses``): the roots of its loop,
+summarised on their own."""
 
 
 def wrapper_loop(steps: int) -> None:
@@ -67,6 +75,25 @@ def wrapper_loop(steps: int) -> None:
         out = env.step(z)
         if out[2] or out[3]:
             env.reset()
+
+
+def vector_loop(steps: int, num_envs: int = 8) -> None:
+    """The vector env of 8 walker envs with ``workers=2`` (one forked worker, shared-memory
+    hand-off), a new random latent per env every step."""
+    import numpy as np
+
+    from wrapper_throughput import cpu_model
+    from bfm_gym.envs import make_env
+    from bfm_gym.wrappers import LatentActionVectorEnv
+
+    model = cpu_model("walker")
+    vec = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model,
+                                workers=2)  # fmt: skip
+    latent = np.random.default_rng(0).uniform(-1, 1, (steps // num_envs, num_envs, model.z_dim))
+    vec.reset(seed=0)
+    for z in latent.astype(np.float32):
+        vec.step(z)
+    vec.close()
 
 
 def opti_loop(steps: int, reselect_every: int) -> None:
@@ -185,6 +212,8 @@ def main() -> None:
     parser.add_argument("--fb-only", action="store_true",
                         help="Only the FB update: torch.profiler and op census, fast and naive.")
     parser.add_argument("--fb-updates", type=int, default=6)
+    parser.add_argument("--targets", default=",".join(ROOTS),
+                        help="comma-separated py-spy targets (default: all)")
     args = parser.parse_args()
     import torch
 
@@ -201,6 +230,9 @@ def main() -> None:
     if args.target == "wrapper":
         wrapper_loop(args.steps)
         return
+    if args.target == "vector_workers2":
+        vector_loop(args.steps)
+        return
     if args.target is not None:
         opti_loop(args.opti_steps, 1 if args.target == "opti_every_step" else 10)
         return
@@ -209,19 +241,24 @@ def main() -> None:
         raise SystemExit("py-spy not found: pip install py-spy (into this venv).")
     report: dict = {"benchmark": "profile_hot_paths", "command": command(),
                     "machine": machine_info(torch_threads=1), "profiles": {}}
-    for target, roots in ROOTS.items():
+    for target in args.targets.split(","):
+        roots = ROOTS[target]
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.txt"
             start = time.perf_counter()
-            subprocess.run([spy, "record", "--native", "--format", "raw", "-r", str(args.rate),
-                            "-o", str(raw), "--", sys.executable, __file__, "--target", target,
-                            "--steps", str(args.steps), "--opti-steps", str(args.opti_steps)],
-                           check=True, capture_output=True)
+            sub = ["--subprocesses"] if target in WORKER_ROOTS else []
+            subprocess.run([spy, "record", "--native", *sub, "--format", "raw", "-r",
+                            str(args.rate), "-o", str(raw), "--", sys.executable, __file__,
+                            "--target", target, "--steps", str(args.steps), "--opti-steps",
+                            str(args.opti_steps)], check=True, capture_output=True)  # fmt: skip
             summary = summarize(raw, roots)
+            if target in WORKER_ROOTS:
+                summary["worker_process"] = summarize(raw, WORKER_ROOTS[target])
         summary["wall_s"] = round(time.perf_counter() - start, 1)
         report["profiles"][target] = summary
         print(target, summary["inclusive"][:8], flush=True)
-    report["fb_update_torch_profiler"] = fb_update_profile()
+    if args.targets == ",".join(ROOTS):
+        report["fb_update_torch_profiler"] = fb_update_profile()
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_report(args.out, report)
 
