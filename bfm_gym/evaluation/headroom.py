@@ -90,6 +90,13 @@ class HeadroomResult:
         return d
 
 
+MAX_LOCKSTEP_ENVS = 256
+"""Most episodes :func:`latent_returns` runs side by side (one env each): more latents than fit
+run a group of whole latents at a time. 560 quadruped envs at once took ~11 GB. Up to this
+many, the episodes run in one batch as they always did, so earlier results reproduce bit for
+bit (a group's batched policy forward may round differently from a larger batch's)."""
+
+
 def latent_returns(bfm: Any, make_env: Callable[[], Any], zs: np.ndarray,
                    seeds: Sequence[int]) -> np.ndarray:
     """Returns ``(len(zs), len(seeds))``: the return of ``pi(s, z_i)`` from reset seed ``seeds[j]``
@@ -98,6 +105,10 @@ def latent_returns(bfm: Any, make_env: Callable[[], Any], zs: np.ndarray,
     if zs.ndim != 2 or zs.shape[1] != bfm.z_dim:
         raise ValueError(f"zs must be (n, {bfm.z_dim}); got shape {zs.shape}.")
     k = len(seeds)
+    if len(zs) > 1 and len(zs) * k > MAX_LOCKSTEP_ENVS:  # a few latents at a time
+        group = max(1, MAX_LOCKSTEP_ENVS // k)
+        return np.concatenate([latent_returns(bfm, make_env, zs[i : i + group], seeds)
+                               for i in range(0, len(zs), group)])  # fmt: skip
     rows = np.repeat(zs, k, axis=0)
     returns = rollout_returns(make_env, lambda obs: bfm.act(obs, rows[: len(obs)]), len(rows),
                               seeds=[int(s) for s in seeds] * len(zs))

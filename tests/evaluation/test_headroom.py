@@ -55,6 +55,32 @@ def test_latent_returns_pairs_every_latent_with_every_start(walker) -> None:  # 
         latent_returns(bfm, make, zs[:, :10], [0])
 
 
+def test_latent_returns_runs_many_episodes_a_few_latents_at_a_time(walker, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Above MAX_LOCKSTEP_ENVS episodes, whole latents run a group at a time (bounded memory),
+    each latent paired with every start state as in one batch."""
+    from bfm_gym.evaluation import headroom
+
+    bfm, make, z0 = walker
+    zs = np.concatenate([z0[None], bfm.sample_z(4, seed=5)]).astype(np.float32)
+    together = headroom.latent_returns(bfm, make, zs, [2, 6])
+    live, peak = [0], [0]
+
+    class Counted(gym.Wrapper):
+        def close(self) -> None:
+            live[0] -= 1
+            super().close()
+
+    def counting_make() -> gym.Env:
+        live[0] += 1
+        peak[0] = max(peak[0], live[0])
+        return Counted(make())
+
+    monkeypatch.setattr(headroom, "MAX_LOCKSTEP_ENVS", 4)  # 2 latents x 2 starts per group
+    grouped = headroom.latent_returns(bfm, counting_make, zs, [2, 6])
+    np.testing.assert_allclose(grouped, together, rtol=1e-4)  # batched torch rounds per batch
+    assert peak[0] == 4 and live[0] == 0  # never more than a group's envs at once
+
+
 def test_search_starts_at_zero_shot_and_validates_on_fresh_starts(walker) -> None:  # type: ignore[no-untyped-def]
     from bfm_gym.evaluation.headroom import latent_headroom, latent_returns
 
