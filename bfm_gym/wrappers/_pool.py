@@ -31,7 +31,7 @@ step for 5 ms sleeps on its pipe instead (the parent wakes it), so an idle vecto
 no core. Commands other than steps, and steps whose results do not fit the rows (non-empty
 infos, observations of another shape), go through the pipe as before. Walker, 8 envs, 2
 processes, against 8 separate wrappers (paired rounds on the 2-core AVX2 VM): shared memory
-~1.8-1.9x, the pipe ~1.5x (``benchmarks/wrapper_throughput.py --only-vector``; README,
+1.76-1.81x, the pipe 1.29-1.35x (``benchmarks/wrapper_throughput.py --only-vector``; README,
 Measurements).
 """
 
