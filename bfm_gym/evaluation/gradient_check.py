@@ -308,9 +308,9 @@ def gradient_check(
     radius = float(np.linalg.norm(z0))
     first = int(np.argmin(degs))
     # the control turns as far as changes the policy's actions as much as F's smallest turn
-    base = _actions(bfm, obs, z0)
-    target = _action_change(bfm, obs, base, rotate(z0, norm_dir, degs[first]))
-    matched = [_matching_angle(bfm, obs, z0, base, r, target) for r in randoms]
+    z0_actions = _actions(bfm, obs, z0)
+    target = _action_change(bfm, obs, z0_actions, rotate(z0, norm_dir, degs[first]))
+    matched = [_matching_angle(bfm, obs, z0, z0_actions, r, target) for r in randoms]
     zs = np.stack([z0] + [rotate(z0, norm_dir, d) for d in degs]
                   + [rotate(z0, r, a) for r, a in zip(randoms, matched, strict=True)])  # fmt: skip
     with torch.no_grad():

@@ -110,14 +110,12 @@ def _do(envs: dict[int, gym.Env], cmd: str, payload: Any) -> Any:
 
 
 def _worker(conn: Any, envs: dict[int, gym.Env], channel: _StepChannel | None) -> None:
-    seen = 0  # the last step taken from the channel
     while True:
         try:
-            msg = conn.recv() if channel is None else channel.next_message(conn, seen)
+            msg = conn.recv() if channel is None else channel.next_message(conn)
         except (EOFError, OSError):  # parent gone
             break
         if msg is None:  # a step in shared memory
-            seen += 1
             channel.serve(envs, conn)  # type: ignore[union-attr]
             continue
         cmd, payload = msg
@@ -463,10 +461,13 @@ class _StepChannel:
                 return False
         return True
 
-    def next_message(self, conn: Any, seen: int) -> Any:
+    def next_message(self, conn: Any) -> Any:
         """Waits for the next step (returns None) or pipe message (returns it): spins for
-        :data:`_SPIN_S`, then sleeps on the pipe, flagged so that the parent wakes it."""
+        :data:`_SPIN_S`, then sleeps on the pipe, flagged so that the parent wakes it. A step
+        is new while the step counter differs from the done counter, which only this side
+        (the worker) writes."""
         ctrl, spins = self.ctrl, 0
+        seen = int(ctrl[_DONE])
         deadline = time.perf_counter() + _SPIN_S
         while ctrl[_STEP] == seen:
             spins += 1
