@@ -60,6 +60,12 @@ class PolicyRunnerLike(Protocol):
         """``(batch, action_dim)`` float32 policy means (may be a reused buffer)."""
         ...
 
+    # Optional capabilities, looked up with getattr (a family may leave them out):
+    # ``use_matrix_products() -> bool`` trades bitwise row independence for speed
+    # (``LatentActionVectorEnv(exact=False)``); ``independent_rows: bool`` says that each row's
+    # action is bitwise the same whatever the batch and that a call runs no torch op, so a
+    # vector env's worker processes may compute their own envs' rows.
+
 
 @runtime_checkable
 class BFM(Protocol):

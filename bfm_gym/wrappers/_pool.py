@@ -29,10 +29,16 @@ counter; the worker, spinning on it, steps its envs, writes the results and bump
 counter, on which the parent spins after stepping its own chunk. A worker that has seen no
 step for 5 ms sleeps on its pipe instead (the parent wakes it), so an idle vector env costs
 no core. Commands other than steps, and steps whose results do not fit the rows (non-empty
-infos, observations of another shape), go through the pipe as before. Walker, 8 envs, 2
-processes, against 8 separate wrappers (paired rounds on the 2-core AVX2 VM): shared memory
-1.76-1.81x, the pipe 1.29-1.35x (``benchmarks/wrapper_throughput.py --only-vector``; README,
-Measurements).
+infos, observations of another shape), go through the pipe as before.
+
+With the channel, a vector env whose policy rows are bitwise independent of the batch (the
+numpy runner, ``exact=True``) also hands each worker its chunk's share of the policy forward
+(:meth:`ProcessPool.act_and_step`, :class:`ChunkPolicy`): the parent writes the chunk's
+observation and latent rows, the worker evaluates them with a runner of its own (built here
+before the fork; a call is numpy only), steps its envs and writes back the env actions with
+the results, while the parent does the same for the first chunk. Without it the parent ran the
+forward for every env while the worker waited. Measured against 8 separate wrappers and
+per-step timings: README, Measurements (``benchmarks/wrapper_throughput.py --only-vector``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -53,6 +60,18 @@ import numpy as np
 
 StepResult = tuple[Any, Any, Any, Any, dict[str, Any], "np.ndarray | None"]
 """``(next_obs, reward, terminated, truncated, info, state_or_None)`` of one env step."""
+
+
+@dataclass(frozen=True)
+class ChunkPolicy:
+    """How a process computes its own envs' actions (:meth:`ProcessPool.act_and_step`).
+
+    ``runner(batch)`` builds a policy runner for ``batch`` rows whose rows are bitwise those of
+    any other batch and whose calls run no torch op (``independent_rows``): the pool builds
+    one per chunk before forking. ``to_env`` maps a row of pi's output to the env's action."""
+
+    runner: Callable[[int], Any]
+    to_env: Callable[[np.ndarray], np.ndarray]
 
 
 def _state(env: gym.Env) -> np.ndarray:
@@ -229,7 +248,8 @@ class ProcessPool:
     """Envs split in ``workers`` contiguous chunks: the first here, each other one in a
     forked worker process (see the module docstring)."""
 
-    def __init__(self, envs: list[gym.Env], workers: int, spin: bool | None = None) -> None:
+    def __init__(self, envs: list[gym.Env], workers: int, spin: bool | None = None,
+                 policy: ChunkPolicy | None = None) -> None:  # fmt: skip
         if "fork" not in mp.get_all_start_methods():
             raise ValueError(
                 f"LatentActionVectorEnv(workers={workers}) forks worker processes, which this "
@@ -244,6 +264,9 @@ class ProcessPool:
         self._procs: list[Any] = []
         self._channels: dict[int, _StepChannel] = {}
         ctx = mp.get_context("fork")
+        self._policy: ChunkPolicy | None = None  # set when every worker computes its own rows
+        self._local_runner: Any = None
+        channel_policies = []
         for k, chunk in enumerate(chunks[1:], 1):
             self._owner[chunk] = k
             parent, child = ctx.Pipe()
@@ -251,12 +274,22 @@ class ProcessPool:
                 SPIN_HANDOFF if spin is None else spin) else None  # fmt: skip
             if channel is not None:
                 self._channels[k] = channel
+                if policy is not None:
+                    channel_policies.append(channel.add_policy(policy, len(chunk)))
             proc = ctx.Process(target=_worker, args=(child, {i: envs[i] for i in chunk}, channel),
                                daemon=True, name=f"bfm-gym-latent-vec-{k}")  # fmt: skip
             proc.start()
             child.close()
             self._conns[k], self._procs = parent, [*self._procs, proc]
+        if policy is not None and len(channel_policies) == len(chunks) - 1 and all(channel_policies):
+            self._policy = policy
+            self._local_runner = policy.runner(len(chunks[0]))
         self._closed = False
+
+    @property
+    def computes_actions(self) -> bool:
+        """Whether :meth:`act_and_step` runs: every worker computes its own envs' policy rows."""
+        return self._policy is not None
 
     def _recv(self, k: int) -> Any:
         try:
@@ -294,6 +327,47 @@ class ProcessPool:
                 else:
                     results.update(zip(ids, self._recv(k), strict=True))
         return [results[i] for i in idx]
+
+    def act_and_step(self, idx: list[int], obs: np.ndarray, z: np.ndarray, want_state: bool,
+                     ) -> tuple[list[np.ndarray], list[StepResult]] | None:  # fmt: skip
+        """Computes the envs' actions from the rows ``obs`` and ``z`` (every env's, in env
+        order) and steps them: each process evaluates the policy rows of its own chunk, so the
+        forward is split like the simulators. Returns the env actions and the step results of
+        ``idx``, or None (nothing done) when a step cannot go this way (states asked of envs
+        whose states do not fit the rows)."""
+        policy = self._policy
+        assert policy is not None
+        by_worker = _by_owner(self._owner, idx, [None] * len(idx))
+        for k in by_worker:
+            if k and want_state and self._channels[k].state is None:
+                return None
+        for k, (ids, _) in by_worker.items():
+            if k:
+                channel = self._channels[k]
+                channel.post_rows(ids, obs, z, want_state)
+                if channel.ctrl[_SLEEPING]:
+                    self._conns[k].send(("wake", None))
+        acts: dict[int, np.ndarray] = {}
+        results: dict[int, StepResult] = {}
+        if 0 in by_worker:  # our own chunk's rows and simulators while the workers do theirs
+            ids, _ = by_worker[0]
+            runner, m = self._local_runner, len(self._local)
+            runner.obs[:] = obs[:m]
+            runner.z[:] = z[:m]
+            rows = runner()
+            mine = [policy.to_env(rows[i]) for i in ids]
+            acts.update(zip(ids, mine, strict=True))
+            results.update(zip(ids, _step_envs(self._local, ids, mine, want_state), strict=True))
+        for k, (ids, _) in by_worker.items():
+            if k:
+                channel = self._channels[k]
+                if channel.wait(self._procs[k - 1].is_alive):
+                    out, theirs = channel.results(ids, want_state), channel.actions(ids)
+                else:
+                    out, theirs = self._recv(k)
+                results.update(zip(ids, out, strict=True))
+                acts.update(zip(ids, theirs, strict=True))
+        return [acts[i] for i in idx], [results[i] for i in idx]
 
     def run(self, i: int, cmd: str, payload: Any) -> Any:
         k = int(self._owner[i])
@@ -338,8 +412,8 @@ _SLEEP_POLL_S = 0.002
 """A sleeping worker wakes at least this often to look at the step counter (the parent also
 sends a wake-up message when it sees the sleeping flag; this bounds a wake-up that crosses it)."""
 
-_STEP, _DONE, _SLEEPING, _COUNT, _WANT_STATE, _VIA_PIPE, _ACT_DTYPE = range(7)
-_HEADER = 7
+_STEP, _DONE, _SLEEPING, _COUNT, _WANT_STATE, _VIA_PIPE, _ACT_DTYPE, _POLICY = range(8)
+_HEADER = 8
 _ACT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -375,6 +449,23 @@ class _StepChannel:
         self.state: np.ndarray | None = arrays[4] if state else None
         self.acts = arrays[5:]
         self.posted = 0  # the parent's step counter
+        self.policy: ChunkPolicy | None = None
+        self._runner: Any = None  # the worker's runner for this chunk's rows
+        self.pi_obs: np.ndarray | None = None  # (n, obs_dim) policy inputs, float32
+        self.pi_z: np.ndarray | None = None  # (n, z_dim)
+
+    def add_policy(self, policy: ChunkPolicy, n: int) -> bool:
+        """Lets the worker compute this chunk's actions (rows for pi's inputs in a second
+        mapping, a runner built here, before the fork). False (nothing added) when the step
+        results cannot come back through the rows."""
+        if self.obs is None:
+            return False
+        runner = policy.runner(n)
+        dims = (runner.obs.shape[1], runner.z.shape[1])
+        self._pi_memory = _SharedMemory([(np.float32, (n, dims[0])), (np.float32, (n, dims[1]))])
+        self.pi_obs, self.pi_z = self._pi_memory.arrays
+        self.policy, self._runner = policy, runner
+        return True
 
     # parent side
     def post(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> bool:
@@ -395,9 +486,28 @@ class _StepChannel:
             ctrl[_HEADER + j] = i
             rows[i - self.first] = a
         ctrl[_COUNT], ctrl[_WANT_STATE], ctrl[_ACT_DTYPE] = len(idx), want_state, code or 0
+        ctrl[_POLICY] = 0
         self.posted += 1
         ctrl[_STEP] = self.posted  # published last
         return True
+
+    def post_rows(self, idx: list[int], obs: np.ndarray, z: np.ndarray, want_state: bool) -> None:
+        """Writes a step whose actions the worker computes from this chunk's rows of pi's
+        inputs ``obs`` and ``z`` (every env's rows, in env order)."""
+        ctrl, lo = self.ctrl, self.first
+        hi = lo + self.pi_obs.shape[0]  # type: ignore[union-attr]
+        self.pi_obs[:] = obs[lo:hi]  # type: ignore[index]
+        self.pi_z[:] = z[lo:hi]  # type: ignore[index]
+        for j, i in enumerate(idx):
+            ctrl[_HEADER + j] = i
+        ctrl[_COUNT], ctrl[_WANT_STATE], ctrl[_POLICY] = len(idx), want_state, 1
+        self.posted += 1
+        ctrl[_STEP] = self.posted  # published last
+
+    def actions(self, idx: list[int]) -> list[np.ndarray]:
+        """The env actions the worker computed and wrote in the rows (after :meth:`wait`)."""
+        rows = self.acts[int(self.ctrl[_ACT_DTYPE])]
+        return [rows[i - self.first].copy() for i in idx]
 
     def wait(self, alive: Callable[[], bool]) -> bool:
         """Spins until the worker has answered the posted step; True when the results are in
@@ -428,10 +538,18 @@ class _StepChannel:
         ctrl = self.ctrl
         m, want_state = int(ctrl[_COUNT]), bool(ctrl[_WANT_STATE])
         idx = [int(i) for i in ctrl[_HEADER:_HEADER + m]]
-        rows = self.acts[int(ctrl[_ACT_DTYPE])]
+        own_policy = bool(ctrl[_POLICY])
         try:
-            out = _step_envs(envs, idx, [rows[i - self.first].copy() for i in idx], want_state)
-            if self._fits(out, want_state):
+            if own_policy:
+                actions = self._actions(idx)
+            else:
+                rows = self.acts[int(ctrl[_ACT_DTYPE])]
+                actions = [rows[i - self.first].copy() for i in idx]
+            out = _step_envs(envs, idx, actions, want_state)
+            if own_policy and not self._keep_actions(idx, actions):
+                conn.send(("ok", (out, actions)))
+                ctrl[_VIA_PIPE] = 1
+            elif self._fits(out, want_state):
                 for i, (o, r, te, tr, _, s) in zip(idx, out, strict=True):
                     j = i - self.first
                     self.obs[j] = o  # type: ignore[index]
@@ -441,12 +559,35 @@ class _StepChannel:
                         self.state[j] = s  # type: ignore[index]
                 ctrl[_VIA_PIPE] = 0
             else:
-                conn.send(("ok", out))
+                conn.send(("ok", (out, actions) if own_policy else out))
                 ctrl[_VIA_PIPE] = 1
         except Exception as exc:  # sent back and raised again in the parent
             _send_error(conn, exc)
             ctrl[_VIA_PIPE] = 1
         ctrl[_DONE] = ctrl[_STEP]  # published last
+
+    def _actions(self, idx: list[int]) -> list[np.ndarray]:
+        """This chunk's env actions from pi's rows, computed here in the worker."""
+        runner, policy = self._runner, self.policy
+        assert policy is not None
+        runner.obs[:] = self.pi_obs
+        runner.z[:] = self.pi_z
+        rows = runner()
+        return [policy.to_env(rows[i - self.first]) for i in idx]
+
+    def _keep_actions(self, idx: list[int], actions: list[np.ndarray]) -> bool:
+        """Writes the computed actions in the rows for the parent; False when they do not fit."""
+        dtype = actions[0].dtype if actions else _ACT_DTYPES[0]
+        if dtype not in _ACT_DTYPES or any(
+            a.dtype != dtype or a.shape != self.act_shape for a in actions
+        ):
+            return False
+        code = _ACT_DTYPES.index(dtype)
+        rows = self.acts[code]
+        for i, a in zip(idx, actions, strict=True):
+            rows[i - self.first] = a
+        self.ctrl[_ACT_DTYPE] = code
+        return True
 
     def _fits(self, out: list[StepResult], want_state: bool) -> bool:
         obs, state = self.obs, self.state

@@ -25,19 +25,21 @@ over all N rows, then every env still in its hold steps once; an env whose episo
 early while the others finish their hold.
 
 Parallel simulators: ``workers=k`` (default 1: every env steps here, one after the other)
-splits the envs in k contiguous chunks that step at the same time, while the policy forward
-stays one batched call here (:mod:`bfm_gym.wrappers._pool`).
+splits the envs in k contiguous chunks that step at the same time (:mod:`bfm_gym.wrappers._pool`).
 ``parallel="processes"`` (default): the first chunk stays here and one worker process is
 forked per other chunk, each low-level step handed over through shared memory on x86-64
 (both processes spin on a step counter while the worker is busy or just finished; it sleeps
-after 5 ms without a step) and through a pipe elsewhere; ``self.envs``
+after 5 ms without a step) and through a pipe elsewhere. With the shared memory, ``exact=True``
+and a runner whose rows are bitwise independent of the batch (``independent_rows``: the numpy
+path), each process also computes its own chunk's policy rows, so the forward is split like
+the simulators; otherwise it is one batched call here. ``self.envs``
 then holds this process's copies, which only the first chunk's envs keep up to date (reach
 the live envs through :meth:`call`, :meth:`get_attr` and :meth:`set_attr`), and rendering
 needs ``workers=1`` or threads. Forked workers run only the inner envs (checked after
 multi-threaded torch ops in this process); an inner env whose own step runs torch ops could
 hang in a forked worker, as ``"async"`` above: use threads for such envs.
-``parallel="threads"``: the first chunk steps in the calling thread, each other chunk in a
-thread of its own; MuJoCo releases the GIL while it integrates, so the chunks' physics can
+``parallel="threads"``: the policy forward is one batched call here; the first chunk steps
+in the calling thread, each other chunk in a thread of its own; MuJoCo releases the GIL while it integrates, so the chunks' physics can
 overlap while their Python code takes turns. The envs stay in this process (``self.envs``
 are the live envs; rendering works).
 Either way the results are the same, bit for bit, as with ``workers=1`` and as N separate
@@ -71,7 +73,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from bfm_gym.wrappers._pool import LocalPool, ProcessPool, ThreadPool
+from bfm_gym.wrappers._pool import ChunkPolicy, LocalPool, ProcessPool, ThreadPool
 from bfm_gym.wrappers.latent import (
     HoldTransitions,
     InnerEnvSpec,
@@ -191,9 +193,13 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
                 f"{self.render_mode!r}: rendering needs workers=1 or parallel='threads'."
             )
         self._pool: LocalPool | ThreadPool | ProcessPool = LocalPool(self.envs)
-        if k > 1:
-            pool_cls = ThreadPool if parallel == "threads" else ProcessPool
-            self._pool = pool_cls(self.envs, k)
+        if k > 1 and parallel == "threads":
+            self._pool = ThreadPool(self.envs, k)
+        elif k > 1:
+            # each process computes its own envs' policy rows when that is bitwise the same
+            rowwise = exact and getattr(self._runner, "independent_rows", False) is True
+            policy = ChunkPolicy(bfm.policy_runner, self._inner.to_env_action) if rowwise else None
+            self._pool = ProcessPool(self.envs, k, policy=policy)
         self._obs: list[Any] = [None] * self.num_envs
         space = self.single_observation_space
         self._obs_rows_are_batch = (
@@ -309,10 +315,16 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
         reward_fn, to_env, hold = self._reward_fn, self._inner.to_env_action, self._hold
         want_state = rec is not None and self._record_state
         active = stepped
+        split = isinstance(pool, ProcessPool) and pool.computes_actions
         while active:
-            acts = runner()  # one batched forward for every env still in its hold
-            env_acts = [to_env(acts[i]) for i in active]
-            results = pool.step(active, env_acts, want_state)  # the simulators, maybe in parallel
+            # every process evaluates its own envs' rows and steps them
+            done = pool.act_and_step(active, obs_rows, runner.z, want_state) if split else None
+            if done is not None:
+                env_acts, results = done
+            else:
+                acts = runner()  # one batched forward for every env still in its hold
+                env_acts = [to_env(acts[i]) for i in active]
+                results = pool.step(active, env_acts, want_state)  # simulators, maybe in parallel
             still = []
             for i, act, (next_obs, r, te, tr, info, state) in zip(
                 active, env_acts, results, strict=True

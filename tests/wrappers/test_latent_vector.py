@@ -446,3 +446,87 @@ def test_dropped_vector_envs_leave_new_ones_alone(bfm) -> None:
     finally:
         vec.close()
         ref.close()
+
+
+def _own_rows_steps(pool, runner, to_env, n: int, steps: int, want_state: bool) -> list:
+    """Steps where the actions come from pi's rows: ``pool.act_and_step`` for a pool that
+    computes them, else one full-batch forward here and ``pool.step``."""
+    rng = np.random.default_rng(6)
+    runner.obs[:] = np.stack([pool.run(i, "reset", (i, i, None))[0] for i in range(n)])
+    out = []
+    for k in range(steps):
+        runner.z[:] = rng.normal(size=runner.z.shape).astype(np.float32)
+        idx = list(range(n)) if k % 3 else [0, 2, 3]  # some steps leave an env out
+        if isinstance(pool, _pool.ProcessPool) and pool.computes_actions:
+            acts, results = pool.act_and_step(idx, runner.obs, runner.z, want_state)
+        else:
+            rows = runner()
+            acts = [to_env(rows[i]) for i in idx]
+            results = pool.step(idx, acts, want_state)
+        for i, (o, *_rest) in zip(idx, results, strict=True):
+            runner.obs[i] = o
+        out.append((acts, results))
+    return out
+
+
+@pytest.mark.parametrize("to_env_dtype", [np.float32, np.float16], ids=["rows", "pipe"])
+def test_worker_processes_compute_their_own_policy_rows_bitwise(bfm, to_env_dtype) -> None:
+    """With a row-independent runner each process evaluates its own chunk's policy rows: the
+    actions and step results are byte for byte those of one full-batch forward and local
+    stepping, also when the actions (float16 here) or an info cannot use the shared rows and
+    come back through the pipe."""
+    if not _pool.SPIN_HANDOFF:
+        pytest.skip("worker-side policy rows need the shared-memory hand-off (x86-64)")
+    runner = bfm.policy_runner(batch=4)
+    assert runner.independent_rows
+
+    def to_env(a: np.ndarray) -> np.ndarray:
+        return a.astype(to_env_dtype)
+
+    def envs():
+        return [make_inner_env("walker", "run", max_inner_steps=40) for _ in range(3)] + [
+            _InfoEveryOther(make_inner_env("walker", "run", max_inner_steps=40))]
+
+    local = _pool.LocalPool(envs())
+    ref = _own_rows_steps(local, runner, to_env, 4, 7, True)
+    pool = _pool.ProcessPool(envs(), 2, policy=_pool.ChunkPolicy(bfm.policy_runner, to_env))
+    try:
+        assert pool.computes_actions
+        got = _own_rows_steps(pool, bfm.policy_runner(batch=4), to_env, 4, 7, True)
+        assert data_equivalence(got, ref, exact=True)
+        assert all(a.dtype == to_env_dtype for acts, _ in got for a in acts)
+        assert pool._channels[1].ctrl[_pool._POLICY] == 1
+    finally:
+        pool.close()
+        local.close()
+
+
+def test_vector_env_splits_the_forward_only_when_rows_are_bitwise(bfm) -> None:
+    """``workers=2`` processes compute their own rows with the row-wise numpy runner; with
+    ``exact=False`` (matrix products: a row depends on the batch) or threads the forward stays
+    one batched call in this process. All three equal ``workers=1`` (exact) or agree to
+    rounding (``exact=False``)."""
+    envs = lambda: [make_inner_env("walker", "run", max_inner_steps=c) for c in (6, 9, 7, 8)]  # noqa: E731
+    split = LatentActionVectorEnv(envs(), bfm, workers=2)
+    batched = LatentActionVectorEnv(envs(), bfm, workers=2, exact=False)
+    threads = LatentActionVectorEnv(envs(), bfm, workers=2, parallel="threads")
+    ref = LatentActionVectorEnv(envs(), bfm)
+    try:
+        assert split._pool.computes_actions is _pool.SPIN_HANDOFF
+        assert not batched._pool.computes_actions
+        assert not hasattr(threads._pool, "computes_actions")
+        rng = np.random.default_rng(7)
+        outs = [env.reset(seed=3) for env in (split, threads, ref)]
+        assert data_equivalence(outs[0], outs[2], exact=True)
+        assert data_equivalence(outs[1], outs[2], exact=True)
+        batched.reset(seed=3)
+        for k in range(12):
+            a = rng.uniform(-1, 1, (4, bfm.z_dim)).astype(np.float32)
+            want = ref.step(a)
+            assert data_equivalence(split.step(a), want, exact=True)
+            assert data_equivalence(threads.step(a), want, exact=True)
+            if k == 0:  # later, the rounding differences grow along the trajectories
+                np.testing.assert_allclose(batched.step(a)[0], want[0], atol=1e-4)
+    finally:
+        for env in (split, batched, threads, ref):
+            env.close()

@@ -131,6 +131,14 @@ class PolicyRunner:
             else "module"
         )  # fmt: skip
 
+    @property
+    def independent_rows(self) -> bool:
+        """Whether each row's action is bitwise the same whatever the batch and a call runs
+        numpy only (no torch op): then a runner built for a subset of the rows computes them
+        exactly as this one, even in a forked process (the vector env's worker processes do).
+        True on the row-wise numpy path."""
+        return isinstance(self._numpy, _NumpyFused)
+
     def use_matrix_products(self) -> bool:
         """Switches the numpy path to one matrix product per layer for all rows
         (:class:`_NumpyBatched`): about twice as fast at 8 rows, but a row's action then agrees
