@@ -124,6 +124,18 @@ class HoldTransitions:
 
     __hash__ = None  # type: ignore[assignment]
 
+    @classmethod
+    def _of_views(
+        cls, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+        terminated: np.ndarray, truncated: np.ndarray, next_state: np.ndarray | None,
+    ) -> HoldTransitions:  # fmt: skip
+        """The same object as the constructor's, built without the frozen dataclass's one
+        ``object.__setattr__`` per field (the vector env builds one per env and step)."""
+        self = object.__new__(cls)
+        self.__dict__.update(obs=obs, action=action, reward=reward, next_obs=next_obs,
+                             terminated=terminated, truncated=truncated, next_state=next_state)  # fmt: skip
+        return self
+
     def to_dict(self) -> dict[str, np.ndarray]:
         """The arrays by name (``next_state`` only when recorded)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -398,12 +398,17 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
             for i in idx:
                 infos = self._add_info(infos, self._hold_info(i, {}, z, counts, rec), i)
             return infos
-        mask = np.zeros(n, dtype=bool)
-        mask[idx] = True
-        z_arr = np.zeros_like(z)
-        z_arr[idx] = z[idx]
-        holds = np.zeros(n, dtype=int)
-        holds[idx] = [counts[i] for i in idx]
+        if len(idx) == n:  # every env (the common case): no masked copies
+            mask = np.ones(n, dtype=bool)
+            z_arr = z.copy()
+            holds = np.array(counts, dtype=int)
+        else:
+            mask = np.zeros(n, dtype=bool)
+            mask[idx] = True
+            z_arr = np.zeros_like(z)
+            z_arr[idx] = z[idx]
+            holds = np.zeros(n, dtype=int)
+            holds[idx] = [counts[i] for i in idx]
         infos["z"], infos["_z"] = z_arr, mask
         infos["hold_steps"], infos["_hold_steps"] = holds, mask.copy()
         if rec is not None:
@@ -505,7 +510,7 @@ class _BatchRecorder:
         grow_buffers(self, axis=1)
 
     def result(self, i: int, k: int) -> HoldTransitions:
-        return HoldTransitions(
+        return HoldTransitions._of_views(
             self.obs[i, :k],
             self.action[i, :k],
             self.reward[i, :k],
