@@ -38,6 +38,7 @@ load changes during the run (best-of-repeats does not). The JSON records the CPU
 (AVX2 / AVX-512 / native bf16), the load average and the runnable tasks.
 
     python benchmarks/wrapper_throughput.py [--steps 3000] [--repeats 5] [--only-matched | --only-vector]
+    python benchmarks/wrapper_throughput.py --only-split --rounds 60   # workers' own policy rows
 """
 
 from __future__ import annotations
@@ -260,7 +261,8 @@ class Stepper:
         return time.perf_counter() - start, time.thread_time() - cpu
 
 
-def paired(steppers: dict[str, Stepper], rounds: int, block: int, ref: str) -> dict:
+def paired(steppers: dict[str, Stepper], rounds: int, block: int, ref: str,
+           also_ref: tuple[str, ...] = ()) -> dict:  # fmt: skip
     """Median over ``rounds`` of each variant's speed relative to ``ref``, every round timing
     one block of each variant back to back: the load changes between rounds, hardly within
     one, so each round's ratio is a fair comparison and the median drops the rounds that a
@@ -276,13 +278,16 @@ def paired(steppers: dict[str, Stepper], rounds: int, block: int, ref: str) -> d
             walls[k].append(w / steppers[k].per_call)
             cpus[k].append(c / steppers[k].per_call)
     out: dict = {"rounds": rounds, "block_calls": block, "reference": ref}
-    for clock, t in (("wall", walls), ("cpu", cpus)):
-        out[f"speed_vs_{ref}_{clock}"] = {
-            k: {"median": round(float(np.median(np.array(t[ref]) / np.array(v))), 3),
-                "q25": round(float(np.quantile(np.array(t[ref]) / np.array(v), 0.25)), 3),
-                "q75": round(float(np.quantile(np.array(t[ref]) / np.array(v), 0.75)), 3)}
-            for k, v in t.items() if k != ref and not (clock == "cpu" and "workers" in k)
-        }  # fmt: skip (this thread's CPU time leaves out a worker process's)
+    for r in (ref, *also_ref):  # also_ref: the same rounds read against other references
+        for clock, t in (("wall", walls), ("cpu", cpus)):
+            if clock == "cpu" and "workers" in r:
+                continue
+            out[f"speed_vs_{r}_{clock}"] = {
+                k: {"median": round(float(np.median(np.array(t[r]) / np.array(v))), 3),
+                    "q25": round(float(np.quantile(np.array(t[r]) / np.array(v), 0.25)), 3),
+                    "q75": round(float(np.quantile(np.array(t[r]) / np.array(v), 0.75)), 3)}
+                for k, v in t.items() if k != r and not (clock == "cpu" and "workers" in k)
+            }  # fmt: skip (this thread's CPU time leaves out a worker process's)
     return out
 
 
@@ -303,6 +308,8 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
     par = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
                                 workers=2, parallel="processes")  # fmt: skip
     par_pipe = pipe_handoff(lambda: LatentActionVectorEnv(
+        [make_env(domain, task) for _ in range(num_envs)], model, workers=2))  # fmt: skip
+    par_fwd = parent_forward(LatentActionVectorEnv(
         [make_env(domain, task) for _ in range(num_envs)], model, workers=2))  # fmt: skip
     thr = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
                                 workers=2, parallel="threads")  # fmt: skip
@@ -357,6 +364,8 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
          "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs),
          "vector_workers2_pipe": Stepper(par_pipe.step, lambda: par_pipe.reset(seed=0), latent,
                                          num_envs),
+         "vector_workers2_parent_forward": Stepper(par_fwd.step, lambda: par_fwd.reset(seed=0),
+                                                   latent, num_envs),
          "vector_threads2": Stepper(thr.step, lambda: thr.reset(seed=0), latent, num_envs),
          "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs),
          "vector_exact_false_threads2": Stepper(mat_thr.step, lambda: mat_thr.reset(seed=0),
@@ -365,6 +374,7 @@ def vector(domain: str, num_envs: int, steps: int, repeats: int) -> dict:
     )  # fmt: skip
     par.close()
     par_pipe.close()
+    par_fwd.close()
     thr.close()
     mat.close()
     mat_thr.close()
@@ -408,12 +418,16 @@ def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
                                 exact=False)  # fmt: skip
     par = LatentActionVectorEnv([make_env("walker", "run") for _ in range(num_envs)], model,
                                 workers=2)  # fmt: skip
+    par_fwd = parent_forward(LatentActionVectorEnv(
+        [make_env("walker", "run") for _ in range(num_envs)], model, workers=2))  # fmt: skip
     singles = [LatentActionWrapper(make_env("walker", "run"), model) for _ in range(num_envs)]
     pair = paired(
         {"separate_wrappers": _separate_stepper(singles, latent),
          "vector": Stepper(vec.step, lambda: vec.reset(seed=0), latent, num_envs),
          "vector_exact_false": Stepper(mat.step, lambda: mat.reset(seed=0), latent, num_envs),
-         "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs)},
+         "vector_workers2": Stepper(par.step, lambda: par.reset(seed=0), latent, num_envs),
+         "vector_workers2_parent_forward": Stepper(par_fwd.step, lambda: par_fwd.reset(seed=0),
+                                                   latent, num_envs)},
         rounds=rounds, block=max(10, min(latent.shape[0], 1000 // num_envs)), ref="separate_wrappers",
     )  # fmt: skip
     paths = {"vector": vec._runner.path, "vector_exact_false": mat._runner.path,
@@ -421,6 +435,7 @@ def vector_shipped_walker(num_envs: int, steps: int, rounds: int) -> dict:
     vec.close()
     mat.close()
     par.close()
+    par_fwd.close()
     return {"model": "bfm_gym.load('walker'): 512 wide, trained", "num_envs": num_envs,
             "paired": pair, "policy_backend": paths}
 
@@ -510,6 +525,16 @@ def pipe_handoff(build):
         _pool.SPIN_HANDOFF = saved
 
 
+def parent_forward(env: LatentActionVectorEnv) -> LatentActionVectorEnv:
+    """``env`` (``workers=2``, processes) with the policy forward of every env back in this
+    process, as before stop 48: the worker only steps its simulators. The side-by-side
+    reference for what the workers' own policy rows gain."""
+    if not getattr(env._pool, "computes_actions", False):
+        raise SystemExit("parent_forward: this vector env's workers do not compute policy rows")
+    env._pool._policy = None
+    return env
+
+
 def _separate_stepper(singles: list, latent: np.ndarray) -> Stepper:
     """A :class:`Stepper` stepping the separate wrappers in turn, one latent row each (the
     reference of the vector env's paired rounds)."""
@@ -588,6 +613,45 @@ def breakdown(steps: int, model: BFM) -> dict:
     return {"us_per_step": us, "cprofile_top_tottime": us_profile}
 
 
+def split_forward(num_envs: int, steps: int, rounds: int) -> dict:
+    """``workers=2`` with each process computing its own envs' policy rows against the same
+    pool with every env's forward in this process (:func:`parent_forward`), and both against
+    separate wrappers: three variants only, many paired rounds, on each domain's ``cpu``
+    model and the shipped walker."""
+    out: dict = {}
+    for name, domain in (("walker", "walker"), ("point_mass_maze", "point_mass_maze"),
+                         ("shipped_walker", "walker")):  # fmt: skip
+        model = bfm_gym.load("walker") if name == "shipped_walker" else cpu_model(domain)
+        task = TASK[domain]
+        latent = np.random.default_rng(1).uniform(
+            -1, 1, (max(1, steps // num_envs), num_envs, model.z_dim)).astype(np.float32)  # fmt: skip
+        split = LatentActionVectorEnv([make_env(domain, task) for _ in range(num_envs)], model,
+                                      workers=2)  # fmt: skip
+        parent = parent_forward(LatentActionVectorEnv(
+            [make_env(domain, task) for _ in range(num_envs)], model, workers=2))  # fmt: skip
+        singles = [LatentActionWrapper(make_env(domain, task), model) for _ in range(num_envs)]
+        steppers = {
+            "separate_wrappers": _separate_stepper(singles, latent),
+            "vector_workers2": Stepper(split.step, lambda e=split: e.reset(seed=0), latent,
+                                       num_envs),
+            "vector_workers2_parent_forward": Stepper(parent.step, lambda e=parent: e.reset(seed=0),
+                                                      latent, num_envs),
+        }  # fmt: skip
+        pair = paired(steppers, rounds=rounds, block=max(10, min(latent.shape[0], 1000 // num_envs)),
+                      ref="separate_wrappers", also_ref=("vector_workers2_parent_forward",))  # fmt: skip
+        split.close()
+        parent.close()
+        out[name] = {
+            "split_vs_parent_forward": pair["speed_vs_vector_workers2_parent_forward_wall"][
+                "vector_workers2"],
+            "vs_separate_wrappers": pair["speed_vs_separate_wrappers_wall"],
+            "rounds": rounds,
+            "block_calls": pair["block_calls"],
+        }
+        print("split forward", name, json.dumps(out[name]), flush=True)
+    return out
+
+
 def run_vector(report: dict, args: argparse.Namespace) -> None:
     """The vector-env comparisons of both domains and of the shipped walker, into ``report``."""
     report["vector"] = {
@@ -645,6 +709,10 @@ def main() -> None:
                         help="run the same-actions comparison only (both models)")
     parser.add_argument("--only-vector", action="store_true",
                         help="run the vector-env comparisons only (both domains, shipped walker)")
+    parser.add_argument("--only-split", action="store_true",
+                        help="only workers=2 with the workers' own policy rows against the "
+                             "forward in this process, paired (--rounds rounds per model)")
+    parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--out", default="benchmarks/results/wrapper_throughput.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -666,6 +734,11 @@ def main() -> None:
             "vector": f"vector env with {args.num_envs} envs >= 2 x {args.num_envs} separate wrappers",
         },
     }
+    if args.only_split:
+        report["split_forward"] = split_forward(args.num_envs, args.steps, args.rounds)
+        report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        write_report(args.out, report)
+        return
     if args.only_vector:
         run_vector(report, args)
         report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -736,7 +809,10 @@ def main() -> None:
             "simulators at the same time. The worker process takes its steps through shared "
             "memory, both processes spinning on a step counter (since stop 47); "
             "vector_workers2_pipe is the same pool with every step sent through the pipe "
-            "(pickled, the worker woken by the kernel), as before. It "
+            "(pickled, the worker woken by the kernel), as before. Since stop 48 each process "
+            "also computes its own envs' policy rows (bitwise as one batched forward); "
+            "vector_workers2_parent_forward is the same pool with every env's forward in this "
+            "process while the worker waits, as at stop 47. It "
             "needs a second idle core (see machine.load_average_* and "
             "machine.runnable_tasks_at_start: on a machine whose cores are taken the spinning "
             "process and the worker share a core).",

@@ -53,11 +53,13 @@ torch, whose batched products round differently for different batch sizes: then 
 env matches separate wrappers only up to float32 rounding of the actions, and trajectories
 part after a while (``workers=k`` still equals ``workers=1`` bit for bit). On the 2-core
 AVX2 VM with both cores idle, 8 envs against 8 separate wrappers (paired rounds,
-``benchmarks/wrapper_throughput.py --only-vector``; README, Measurements): ``workers=2`` with
-processes 1.76-1.81x on walker (``workers=1``: 1.27-1.35x; threads: 1.35-1.48x, their GIL
-hand-offs cost what the overlapped physics gains), 1.80-2.09x on the maze (1.78-1.92x),
-2.15-2.18x with the shipped 512-wide walker (1.73-1.78x), two runs. Workers need idle cores: a spinning process that shares its core
-with the worker slows both. ``workers="auto"`` takes
+``benchmarks/wrapper_throughput.py --only-vector``, three runs; README, Measurements):
+``workers=2`` with processes 1.59-1.95x on walker with the small ``cpu`` actor (``workers=1``:
+1.33-1.37x; threads: 1.40-1.53x, their GIL hand-offs cost what the overlapped physics gains),
+1.89-1.98x on the maze (1.68-1.77x), 2.46-2.64x with the shipped 512-wide walker
+(1.64-1.79x); the workers' own policy rows gain 8 % over the forward in this process with the
+shipped walker, nothing measurable with the small actor (``--only-split``). Workers need idle
+cores: a spinning process that shares its core with the worker slows both. ``workers="auto"`` takes
 one worker per CPU this process may use that the load average leaves idle (at most N and 4;
 1 when none is idle).
 """
