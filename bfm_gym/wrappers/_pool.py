@@ -74,6 +74,13 @@ class ChunkPolicy:
     to_env: Callable[[np.ndarray], np.ndarray]
 
 
+def _independent_runner(policy: ChunkPolicy, n: int) -> Any:
+    """``policy``'s runner for n rows, or None when its rows are not bitwise independent of
+    the batch or a call may run torch ops (e.g. a runner that fell back to ``model.actor``)."""
+    runner = policy.runner(n)
+    return runner if getattr(runner, "independent_rows", False) is True else None
+
+
 def _state(env: gym.Env) -> np.ndarray:
     return np.asarray(env.unwrapped.get_state(), dtype=np.float64)
 
@@ -265,8 +272,8 @@ class ProcessPool:
         self._channels: dict[int, _StepChannel] = {}
         ctx = mp.get_context("fork")
         self._policy: ChunkPolicy | None = None  # set when every worker computes its own rows
-        self._local_runner: Any = None
-        channel_policies = []
+        self._local_runner: Any = _independent_runner(policy, len(chunks[0])) if policy else None
+        channel_policies = [self._local_runner is not None]
         for k, chunk in enumerate(chunks[1:], 1):
             self._owner[chunk] = k
             parent, child = ctx.Pipe()
@@ -274,16 +281,15 @@ class ProcessPool:
                 SPIN_HANDOFF if spin is None else spin) else None  # fmt: skip
             if channel is not None:
                 self._channels[k] = channel
-                if policy is not None:
+                if policy is not None and self._local_runner is not None:
                     channel_policies.append(channel.add_policy(policy, len(chunk)))
             proc = ctx.Process(target=_worker, args=(child, {i: envs[i] for i in chunk}, channel),
                                daemon=True, name=f"bfm-gym-latent-vec-{k}")  # fmt: skip
             proc.start()
             child.close()
             self._conns[k], self._procs = parent, [*self._procs, proc]
-        if policy is not None and len(channel_policies) == len(chunks) - 1 and all(channel_policies):
+        if policy is not None and len(channel_policies) == len(chunks) and all(channel_policies):
             self._policy = policy
-            self._local_runner = policy.runner(len(chunks[0]))
         self._closed = False
 
     @property
@@ -458,9 +464,9 @@ class _StepChannel:
         """Lets the worker compute this chunk's actions (rows for pi's inputs in a second
         mapping, a runner built here, before the fork). False (nothing added) when the step
         results cannot come back through the rows."""
-        if self.obs is None:
+        runner = _independent_runner(policy, n) if self.obs is not None else None
+        if runner is None:
             return False
-        runner = policy.runner(n)
         dims = (runner.obs.shape[1], runner.z.shape[1])
         self._pi_memory = _SharedMemory([(np.float32, (n, dims[0])), (np.float32, (n, dims[1]))])
         self.pi_obs, self.pi_z = self._pi_memory.arrays

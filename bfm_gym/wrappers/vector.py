@@ -25,7 +25,8 @@ over all N rows, then every env still in its hold steps once; an env whose episo
 early while the others finish their hold.
 
 Parallel simulators: ``workers=k`` (default 1: every env steps here, one after the other)
-splits the envs in k contiguous chunks that step at the same time (:mod:`bfm_gym.wrappers._pool`).
+splits the envs in k contiguous chunks that step at the same time
+(:mod:`bfm_gym.wrappers._pool`).
 ``parallel="processes"`` (default): the first chunk stays here and one worker process is
 forked per other chunk, each low-level step handed over through shared memory on x86-64
 (both processes spin on a step counter while the worker is busy or just finished; it sleeps
@@ -39,8 +40,8 @@ needs ``workers=1`` or threads. Forked workers run only the inner envs (checked 
 multi-threaded torch ops in this process); an inner env whose own step runs torch ops could
 hang in a forked worker, as ``"async"`` above: use threads for such envs.
 ``parallel="threads"``: the policy forward is one batched call here; the first chunk steps
-in the calling thread, each other chunk in a thread of its own; MuJoCo releases the GIL while it integrates, so the chunks' physics can
-overlap while their Python code takes turns. The envs stay in this process (``self.envs``
+in the calling thread, each other chunk in a thread of its own; MuJoCo releases the GIL while
+it integrates, so the chunks' physics can overlap while their Python code takes turns. The envs stay in this process (``self.envs``
 are the live envs; rendering works).
 Either way the results are the same, bit for bit, as with ``workers=1`` and as N separate
 :class:`LatentActionWrapper` s (tested) when the policy runs on the numpy path (actors up to
@@ -59,9 +60,9 @@ AVX2 VM with both cores idle, 8 envs against 8 separate wrappers (paired rounds,
 1.89-1.98x on the maze (1.68-1.77x), 2.46-2.64x with the shipped 512-wide walker
 (1.64-1.79x); the workers' own policy rows gain 8 % over the forward in this process with the
 shipped walker, nothing measurable with the small actor (``--only-split``). Workers need idle
-cores: a spinning process that shares its core with the worker slows both. ``workers="auto"`` takes
-one worker per CPU this process may use that the load average leaves idle (at most N and 4;
-1 when none is idle).
+cores: a spinning process that shares its core with the worker slows both. ``workers="auto"``
+takes one worker per CPU this process may use that the load average leaves idle (at most N and
+4; 1 when none is idle).
 """
 
 from __future__ import annotations

@@ -530,3 +530,21 @@ def test_vector_env_splits_the_forward_only_when_rows_are_bitwise(bfm) -> None:
     finally:
         for env in (split, batched, threads, ref):
             env.close()
+
+
+def test_runner_without_independent_rows_keeps_the_forward_in_the_parent(bfm) -> None:
+    """A runner that does not promise bitwise, torch-free rows (here torch's ``model.actor``
+    path) is never handed to a worker: the pool steps given actions, as without a policy."""
+    from bfm_gym.models.fb.fast_policy import PolicyRunner
+
+    model = bfm._model
+    module_runner = lambda n: PolicyRunner(model, batch=n, backend="module")  # noqa: E731
+    assert not module_runner(2).independent_rows
+    pool = _pool.ProcessPool([make_inner_env("walker", "run") for _ in range(4)], 2,
+                             policy=_pool.ChunkPolicy(module_runner, np.copy))  # fmt: skip
+    try:
+        assert not pool.computes_actions
+        assert all(c.policy is None for c in pool._channels.values())
+        assert len(_pool_steps(pool, 4, 2, False)) == 2
+    finally:
+        pool.close()
