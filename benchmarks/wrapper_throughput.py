@@ -66,6 +66,7 @@ from bfm_gym.envs.dmc_env import EPISODE_STEPS
 from bfm_gym.models import BFM, FBConfig, FBModel, ModelMetadata
 from bfm_gym.wrappers import LatentActionVectorEnv, LatentActionWrapper, register_latent_envs
 from bfm_gym.models.fb.fast_policy import PolicyRunner
+from bfm_gym.utils.blas import set_blas_threads
 
 DIMS = {"walker": (24, 6), "point_mass_maze": (4, 2)}
 TASK = {"walker": "run", "point_mass_maze": "reach_top_left"}
@@ -715,6 +716,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--out", default="benchmarks/results/wrapper_throughput.json")
     args = parser.parse_args()
+    # one OpenBLAS thread, as the other benchmarks (machine.blas_threads records it); until stop
+    # 48 this script left two, which no timed product used: the runners pin one thread for
+    # products OpenBLAS would thread (bfm_gym.utils.blas)
+    set_blas_threads(1)
     torch.set_num_threads(1)
     model = cpu_model("walker")
     report: dict = {

@@ -182,7 +182,7 @@ def test_workers_reach_the_live_envs_and_report_their_errors(bfm) -> None:
     ref.reset(seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (3, 8)).astype(np.float32)
     for _ in range(3):
-        data_equivalence(vec.step(actions), ref.step(actions), exact=True)
+        assert data_equivalence(vec.step(actions), ref.step(actions), exact=True)
     states = vec.call("get_state")
     for s_vec, s_ref in zip(states, ref.call("get_state"), strict=True):
         np.testing.assert_array_equal(s_vec, s_ref)
@@ -548,3 +548,25 @@ def test_runner_without_independent_rows_keeps_the_forward_in_the_parent(bfm) ->
         assert len(_pool_steps(pool, 4, 2, False)) == 2
     finally:
         pool.close()
+
+
+def test_an_env_error_in_a_worker_computing_its_rows_comes_back(bfm) -> None:
+    """A worker that computes its own policy rows reports its env's error as itself, and a
+    dead worker by name, as a worker that is handed its actions does."""
+    vec = LatentActionVectorEnv([make_inner_env("walker", "run"),
+                                 _Exploding(make_inner_env("walker", "run"))], bfm,
+                                workers=2)  # fmt: skip
+    try:
+        assert vec._pool.computes_actions is _pool.SPIN_HANDOFF
+        vec.reset(seed=0)
+        actions = np.zeros((2, bfm.z_dim), np.float32)
+        vec.step(actions)
+        vec.step(actions)
+        with pytest.raises(RuntimeError, match="simulator diverged"):
+            vec.step(actions)
+        vec._pool._procs[0].kill()
+        vec._pool._procs[0].join()
+        with pytest.raises(RuntimeError, match="worker process 1 died"):
+            vec.step(actions)
+    finally:
+        vec.close()
