@@ -271,9 +271,7 @@ class ProcessPool:
         self._procs: list[Any] = []
         self._channels: dict[int, _StepChannel] = {}
         ctx = mp.get_context("fork")
-        self._policy: ChunkPolicy | None = None  # set when every worker computes its own rows
-        self._local_runner: Any = _independent_runner(policy, len(chunks[0])) if policy else None
-        channel_policies = [self._local_runner is not None]
+        rows_split = policy is not None  # until a chunk's runner or channel cannot take its rows
         for k, chunk in enumerate(chunks[1:], 1):
             self._owner[chunk] = k
             parent, child = ctx.Pipe()
@@ -281,15 +279,17 @@ class ProcessPool:
                 SPIN_HANDOFF if spin is None else spin) else None  # fmt: skip
             if channel is not None:
                 self._channels[k] = channel
-                if policy is not None and self._local_runner is not None:
-                    channel_policies.append(channel.add_policy(policy, len(chunk)))
+            if policy is not None and rows_split:
+                rows_split = channel is not None and channel.add_policy(policy, len(chunk))
             proc = ctx.Process(target=_worker, args=(child, {i: envs[i] for i in chunk}, channel),
                                daemon=True, name=f"bfm-gym-latent-vec-{k}")  # fmt: skip
             proc.start()
             child.close()
             self._conns[k], self._procs = parent, [*self._procs, proc]
-        if policy is not None and len(channel_policies) == len(chunks) and all(channel_policies):
-            self._policy = policy
+        self._local_runner: Any = None  # this process's runner for the first chunk's rows
+        if policy is not None and rows_split:
+            self._local_runner = _independent_runner(policy, len(chunks[0]))
+        self._policy = policy if self._local_runner is not None else None
         self._closed = False
 
     @property
@@ -344,9 +344,8 @@ class ProcessPool:
         policy = self._policy
         assert policy is not None
         by_worker = _by_owner(self._owner, idx, [None] * len(idx))
-        for k in by_worker:
-            if k and want_state and self._channels[k].state is None:
-                return None
+        if any(k and not self._channels[k].carries(want_state) for k in by_worker):
+            return None
         for k, (ids, _) in by_worker.items():
             if k:
                 channel = self._channels[k]
@@ -474,9 +473,13 @@ class _StepChannel:
         return True
 
     # parent side
+    def carries(self, want_state: bool) -> bool:
+        """Whether a step's results (with states when ``want_state``) fit the rows."""
+        return self.obs is not None and (not want_state or self.state is not None)
+
     def post(self, idx: list[int], actions: list[np.ndarray], want_state: bool) -> bool:
         """Writes a step for the worker; False (nothing written) when it cannot go this way."""
-        if self.obs is None or (want_state and self.state is None):
+        if not self.carries(want_state):
             return False
         code = None
         for a in actions:

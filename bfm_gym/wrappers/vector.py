@@ -41,8 +41,8 @@ multi-threaded torch ops in this process); an inner env whose own step runs torc
 hang in a forked worker, as ``"async"`` above: use threads for such envs.
 ``parallel="threads"``: the policy forward is one batched call here; the first chunk steps
 in the calling thread, each other chunk in a thread of its own; MuJoCo releases the GIL while
-it integrates, so the chunks' physics can overlap while their Python code takes turns. The envs stay in this process (``self.envs``
-are the live envs; rendering works).
+it integrates, so the chunks' physics can overlap while their Python code takes turns. The
+envs stay in this process (``self.envs`` are the live envs; rendering works).
 Either way the results are the same, bit for bit, as with ``workers=1`` and as N separate
 :class:`LatentActionWrapper` s (tested) when the policy runs on the numpy path (actors up to
 2^21 weights: every shipped model, the 512-wide ``walker`` included) with ``exact=True`` (the
@@ -199,9 +199,9 @@ class LatentActionVectorEnv(LatentEnvFacts, VectorEnv):
         if k > 1 and parallel == "threads":
             self._pool = ThreadPool(self.envs, k)
         elif k > 1:
-            # each process computes its own envs' policy rows when that is bitwise the same
-            rowwise = exact and getattr(self._runner, "independent_rows", False) is True
-            policy = ChunkPolicy(bfm.policy_runner, self._inner.to_env_action) if rowwise else None
+            # with exact=True each process may compute its own envs' policy rows; the pool
+            # does when the family's runners say the rows are bitwise the same (independent_rows)
+            policy = ChunkPolicy(bfm.policy_runner, self._inner.to_env_action) if exact else None
             self._pool = ProcessPool(self.envs, k, policy=policy)
         self._obs: list[Any] = [None] * self.num_envs
         space = self.single_observation_space
