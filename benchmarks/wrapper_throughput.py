@@ -653,6 +653,34 @@ def split_forward(num_envs: int, steps: int, rounds: int) -> dict:
     return out
 
 
+def forward_by_rows(batches: tuple[int, ...] = (1, 4, 8), calls: int = 1000,
+                    repeats: int = 5) -> dict:
+    """Microseconds per policy-runner call in a hot loop for each batch size (best of
+    ``repeats``), for the walker's ``cpu`` model and the shipped walker: what a worker that
+    computes half of 8 envs' rows saves the parent."""
+    out: dict = {}
+    for name, model in (("walker_cpu_preset", cpu_model("walker")),
+                        ("shipped_walker", bfm_gym.load("walker"))):  # fmt: skip
+        rng = np.random.default_rng(0)
+        row: dict = {}
+        for b in batches:
+            runner = model.policy_runner(batch=b)
+            runner.obs[:] = rng.normal(size=runner.obs.shape)
+            runner.z[:] = model.project(rng.normal(size=runner.z.shape).astype(np.float32))
+            for _ in range(calls // 5):
+                runner()
+            best = np.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    runner()
+                best = min(best, (time.perf_counter() - start) / calls)
+            row[f"us_per_call_batch_{b}"] = round(best * 1e6, 1)
+        row["policy_backend"] = runner.path
+        out[name] = row
+    return out
+
+
 def run_vector(report: dict, args: argparse.Namespace) -> None:
     """The vector-env comparisons of both domains and of the shipped walker, into ``report``."""
     report["vector"] = {
@@ -714,6 +742,8 @@ def main() -> None:
                         help="only workers=2 with the workers' own policy rows against the "
                              "forward in this process, paired (--rounds rounds per model)")
     parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--only-forward-rows", action="store_true",
+                        help="only the policy runner's hot-loop time per call at 1, 4, 8 rows")
     parser.add_argument("--out", default="benchmarks/results/wrapper_throughput.json")
     args = parser.parse_args()
     # one OpenBLAS thread, as the other benchmarks (machine.blas_threads records it); until stop
@@ -739,6 +769,11 @@ def main() -> None:
             "vector": f"vector env with {args.num_envs} envs >= 2 x {args.num_envs} separate wrappers",
         },
     }
+    if args.only_forward_rows:
+        report["forward_by_rows"] = forward_by_rows()
+        report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        write_report(args.out, report)
+        return
     if args.only_split:
         report["split_forward"] = split_forward(args.num_envs, args.steps, args.rounds)
         report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
