@@ -91,6 +91,30 @@ def test_resume_after_interrupt_equals_uninterrupted(local_run: CompareResult, m
         local_run.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
 
 
+def test_cells_reduced_to_their_small_files_are_reused(local_run: CompareResult, model_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """A long grid is committed as it runs with only each finished cell's run.json, summary and
+    records (benchmarks/results/cmp-walker-tuned; .gitignore drops states, logs and plots): a
+    clone must reuse those cells, whole grid or a subset of its adapters, and give the same
+    numbers without running one."""
+    out = tmp_path / "committed"
+    shutil.copytree(local_run.out, out)
+    dropped = 0
+    for cell in (out / "cells").iterdir():
+        for path in sorted(cell.iterdir()):
+            if path.name not in ("run.json", "summary.json", "records.jsonl", "records.csv"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                dropped += 1
+    assert dropped  # the states the committed folder leaves out were there
+    res = compare(str(model_dir), TASKS, ADAPTERS, out=out, workers=1, **KW)
+    assert {c["status"] for c in res.cells} == {"reused"} and len(res.cells) == 8
+    assert _table(out) == _table(local_run.out)
+    only = compare(str(model_dir), TASKS, "opti", out=out, workers=1, **KW)
+    assert {c["status"] for c in only.cells} == {"reused"} and {c["adapter"] for c in only.cells} == {"opti"}
+    assert only.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"] == \
+        local_run.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
+
+
 def test_ray_gives_the_same_numbers(local_run: CompareResult, model_dir: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
