@@ -113,6 +113,14 @@ def _by_owner(owner: np.ndarray, idx: list[int], actions: list[np.ndarray],
     return groups
 
 
+def _ids_by_owner(owner: np.ndarray, idx: list[int]) -> dict[int, list[int]]:
+    """The envs ``idx`` grouped by the chunk that steps them (0: here)."""
+    groups: dict[int, list[int]] = {}
+    for i in idx:
+        groups.setdefault(int(owner[i]), []).append(i)
+    return groups
+
+
 def _do(envs: dict[int, gym.Env], cmd: str, payload: Any) -> Any:
     """One command on the envs of this process (the worker loop and the local chunk)."""
     if cmd == "step":
@@ -343,10 +351,10 @@ class ProcessPool:
         whose states do not fit the rows)."""
         policy = self._policy
         assert policy is not None
-        by_worker = _by_owner(self._owner, idx, [None] * len(idx))
+        by_worker = _ids_by_owner(self._owner, idx)
         if any(k and not self._channels[k].carries(want_state) for k in by_worker):
             return None
-        for k, (ids, _) in by_worker.items():
+        for k, ids in by_worker.items():
             if k:
                 channel = self._channels[k]
                 channel.post_rows(ids, obs, z, want_state)
@@ -355,7 +363,7 @@ class ProcessPool:
         acts: dict[int, np.ndarray] = {}
         results: dict[int, StepResult] = {}
         if 0 in by_worker:  # our own chunk's rows and simulators while the workers do theirs
-            ids, _ = by_worker[0]
+            ids = by_worker[0]
             runner, m = self._local_runner, len(self._local)
             runner.obs[:] = obs[:m]
             runner.z[:] = z[:m]
@@ -363,7 +371,7 @@ class ProcessPool:
             mine = [policy.to_env(rows[i]) for i in ids]
             acts.update(zip(ids, mine, strict=True))
             results.update(zip(ids, _step_envs(self._local, ids, mine, want_state), strict=True))
-        for k, (ids, _) in by_worker.items():
+        for k, ids in by_worker.items():
             if k:
                 channel = self._channels[k]
                 if channel.wait(self._procs[k - 1].is_alive):
