@@ -215,6 +215,10 @@ def main() -> None:
     parser.add_argument("--targets", default=",".join(ROOTS),
                         help="comma-separated py-spy targets (default: all)")
     args = parser.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    unknown = sorted(set(targets) - set(ROOTS))
+    if unknown or not targets:
+        parser.error(f"--targets: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(ROOTS)}")
     import torch
 
     torch.set_num_threads(1)
@@ -241,7 +245,7 @@ def main() -> None:
         raise SystemExit("py-spy not found: pip install py-spy (into this venv).")
     report: dict = {"benchmark": "profile_hot_paths", "command": command(),
                     "machine": machine_info(torch_threads=1), "profiles": {}}
-    for target in args.targets.split(","):
+    for target in targets:
         roots = ROOTS[target]
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.txt"
@@ -257,7 +261,7 @@ def main() -> None:
         summary["wall_s"] = round(time.perf_counter() - start, 1)
         report["profiles"][target] = summary
         print(target, summary["inclusive"][:8], flush=True)
-    if args.targets == ",".join(ROOTS):
+    if set(targets) == set(ROOTS):  # the full profile also has the FB update's
         report["fb_update_torch_profiler"] = fb_update_profile()
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_report(args.out, report)
