@@ -74,11 +74,15 @@ def _parse_ints(value: str | None, hint: str) -> list[int] | None:
               help="Seeds (none of --seeds) on which --tune chooses each setting, e.g. 100,101 "
                    "(default: choose on --seeds).")
 @click.option("--no-progress", is_flag=True)
+@click.option("--status", is_flag=True,
+              help="Run nothing: say per adapter which cells of OUT are finished, part-way or not "
+                   "started, and which setting each tuned adapter has chosen (a grid run in pieces).")
 def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str, episodes: int, out: Path,
             workers: int | None, executor: str, address: str | None, overrides: tuple[str, ...],
             max_episode_steps: int | None, max_labels: int | None, oracles: tuple[str, ...],
             checkpoints: str | None, bootstrap_reps: int, score_window: int, eval_episodes: int,
-            eval_every: int, tunes: tuple[str, ...], select_seeds: str | None, no_progress: bool) -> None:
+            eval_every: int, tunes: tuple[str, ...], select_seeds: str | None, no_progress: bool,
+            status: bool) -> None:
     """Compare adapters on tasks and seeds at equal env-step and label budgets.
 
     Rerun the same command to resume: finished cells are skipped, interrupted ones
@@ -96,6 +100,14 @@ def compare(model_names: tuple[str, ...], tasks: str, adapters: str, seeds: str,
                    score_window=score_window, eval_episodes=eval_episodes, eval_every=eval_every,
                    tune=parse_tune(tunes), select_seeds=_parse_ints(select_seeds, "--select-seeds"),
                    progress=not no_progress, command=_plugins_prefix() + shlex.join(["bfm-gym", *sys.argv[1:]]))
+    if status:
+        if len(model_names) > 1:
+            raise click.UsageError("--status reads one comparison: give one --model (each model of a "
+                                   "side-by-side comparison has its own sub-folder of --out).")
+        from bfm_gym.experiments.compare.status import format_status, grid_status
+
+        click.echo(format_status(grid_status(model_names[0], tasks, adapters, out, **options)))
+        return
     if len(model_names) > 1:  # one comparison per model, then the models side by side
         from bfm_gym.experiments.families import compare_models
 

@@ -115,6 +115,37 @@ def test_cells_reduced_to_their_small_files_are_reused(local_run: CompareResult,
         local_run.aggregates["checkpoints"][-1]["adapters"]["opti"]["oracle"]["iqm"]
 
 
+def test_status_counts_finished_partial_and_missing_cells_and_writes_nothing(
+        local_run: CompareResult, model_dir: Path, tmp_path: Path) -> None:
+    from bfm_gym.experiments.compare.status import format_status, grid_status
+
+    out = tmp_path / "pieces"
+    shutil.copytree(local_run.out, out)
+    shutil.rmtree(out / "cells" / cell_name("zero-shot", "point_mass_maze-reach_top_left", 0))
+    records = out / "cells" / CELL / "records.jsonl"  # stopped after its first episode
+    records.write_text(records.read_text().splitlines()[0] + "\n")
+    (out / "cells" / CELL / "summary.json").unlink()
+    before = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
+    rows = grid_status(str(model_dir), TASKS, ADAPTERS, out, **KW)
+    assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+    by = {r["adapter"]: r for r in rows}
+    assert [r["phase"] for r in rows] == ["cells", "cells"]
+    assert {k: by["zero-shot"][k] for k in ("cells", "finished", "partial", "not_started", "episodes_left")} == \
+        {"cells": 4, "finished": 3, "partial": 0, "not_started": 1, "episodes_left": 3.0}
+    assert {k: by["opti"][k] for k in ("cells", "finished", "partial", "not_started", "episodes_left")} == \
+        {"cells": 4, "finished": 3, "partial": 1, "not_started": 0, "episodes_left": 2.0}
+    assert format_status(rows).splitlines()[-1].split() == ["all", "8", "6", "1", "1", "5"]
+    with pytest.raises(ValueError, match="another episodes"):
+        grid_status(str(model_dir), TASKS, ADAPTERS, out, **{**KW, "episodes": 4})
+    cli = subprocess.run([sys.executable, "-m", "bfm_gym.cli.main", "compare", "--model", str(model_dir),
+                          "--tasks", TASKS, "--adapters", ADAPTERS, "--seeds", "2", "--episodes", "3",
+                          "--max-episode-steps", "30", "--set", "opti.beta=0.5", "--out", str(out), "--status"],
+                         capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.splitlines()[-1].split() == ["all", "8", "6", "1", "1", "5"]
+    assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+
+
 def test_ray_gives_the_same_numbers(local_run: CompareResult, model_dir: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -176,11 +176,20 @@ def test_unlearning_table_of_every_adapter(tuned: object) -> None:
 
 def test_separate_selection_seeds(model_dir: Path, tmp_path: Path) -> None:
     """The settings run on the selection seeds only; the chosen one then on the reported seeds."""
+    from bfm_gym.experiments.compare.status import grid_status
+
     out = tmp_path / "sel"
-    res = compare(str(model_dir), "reach_top_left", "opti", out=out, seeds=[0], episodes=1,
-                  max_episode_steps=20, workers=1, bootstrap_reps=50, progress=False,
-                  tune={"opti.beta": [0.1, 10]}, select_seeds=[7])
+    kw = dict(seeds=[0], episodes=1, max_episode_steps=20, tune={"opti.beta": [0.1, 10]}, select_seeds=[7])
+    before = grid_status(str(model_dir), "reach_top_left", "opti", out, **kw)
+    assert [(r["phase"], r["cells"], r["not_started"], r["chosen"]) for r in before] == [
+        ("settings", 2, 2, None), ("reported", 1, 1, None)]
+    assert not out.exists()
+    res = compare(str(model_dir), "reach_top_left", "opti", out=out, workers=1, bootstrap_reps=50,
+                  progress=False, **kw)
     chosen = res.aggregates["tuning"]["adapters"]["opti"]["chosen_variant"]
+    after = grid_status(str(model_dir), "reach_top_left", "opti", out, **kw)
+    assert [(r["phase"], r["cells"], r["finished"], r["chosen"]) for r in after] == [
+        ("settings", 2, 2, chosen.split("@")[1]), ("reported", 1, 1, chosen.split("@")[1])]
     folders = sorted(p.name for p in (out / "cells").iterdir())
     assert folders == sorted([cell_name("opti@beta=0.1", TASK, 7), cell_name("opti@beta=10.0", TASK, 7),
                               cell_name(chosen, TASK, 0)])

@@ -72,6 +72,11 @@ skipped; any other cell is (re)run by ``adapt``, which resumes after its last
 finished episode. So a killed comparison is continued by rerunning the same command,
 without losing or double-counting episodes.
 
+**Status.** :func:`~.status.grid_status` (``bfm-gym compare ... --status``) reads a folder
+without running or writing anything: per adapter, its finished, part-way and unstarted
+cells, the budget left, and each tuned adapter's chosen setting once its settings' cells
+are finished; for a grid run in pieces.
+
 **Executors.** ``"local"``: a process pool (``spawn`` context, torch 1 thread per
 worker; ``workers=1`` runs the cells in this process). ``"ray"``: one Ray task per
 cell (``pip install 'bfm_gym[ray]'``); on a cluster, ``out`` must be on a file system
@@ -86,7 +91,7 @@ Layout: :mod:`.spec` (the grid, its budgets and every check made before a cell r
 evaluation differences, aggregates), :mod:`.outputs` (``results.csv``, ``cells.json``,
 ``aggregates.*``) and :mod:`.report` (plots, ``report.md``), :mod:`.runner`
 (:func:`compare` itself), :mod:`.tuning` (grids and the selection rule), :mod:`.unlearning`
-(drop and recovery). The run folder of each cell is adapt's
+(drop and recovery), :mod:`.status` (how far a folder is). The run folder of each cell is adapt's
 (:mod:`bfm_gym.experiments.run_folder`).
 """
 
