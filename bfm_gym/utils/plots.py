@@ -24,10 +24,11 @@ def pyplot() -> Any:
 
 def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
     """Lays ``fig`` out tightly, writes it to ``path`` as a 110 dpi PNG through a temporary file
-    (a killed run never leaves half an image) and closes it."""
+    (a killed run never leaves half an image) and closes it. The image grows to hold every label
+    (``bbox_inches="tight"``): a label longer than its axes is not cut at the edge."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
