@@ -11,6 +11,7 @@ the cell folders; it writes nothing.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,48 +45,45 @@ def grid_status(model: str, tasks: str | Sequence[str], adapters: str | Sequence
         ValueError: What ``compare`` refuses before running (unknown names, another budget in
             ``out``...).
     """
-    keep = ("seeds", "episodes", "config", "max_episode_steps", "max_labels", "oracle", "checkpoints",
-            "eval_episodes", "eval_every", "tune", "select_seeds")
+    keep = inspect.signature(plan).parameters
     spec = plan(model, tasks, adapters, **{k: v for k, v in plan_options.items() if k in keep})
     folder = Path(out)
     check_folder(folder, spec)
     records: dict[str, list[dict[str, Any]]] = {}
     first = spec.first_cells()
-    counts = {c: _cell_state(folder, spec, c, records) for c in first}
+    state = {c: _cell_state(folder, spec, c, records) for c in first}
     chosen = select_settings(folder, spec, records) if spec.tune else {}
     rows = []
     for adapter in spec.adapters:
-        mine = [c for c in first if c[0] in spec.variants(adapter)]
-        settings_done = all(counts[c] == "finished" for c in mine)
+        mine = [state[c] for c in first if c[0] in spec.variants(adapter)]
+        settings_done = all(st == "finished" for st, _ in mine)
         tuned = adapter in spec.tune
         choice = spec.setting(chosen[adapter]) if tuned and settings_done else None
-        rows.append(_row(adapter, "settings" if tuned else "cells", [counts[c] for c in mine], spec,
-                         [_spent(folder, c) for c in mine], choice))
+        rows.append(_row(adapter, "settings" if tuned else "cells", mine, spec, choice))
         if tuned and spec.select_seeds:
-            reported = [(chosen[adapter] if settings_done else None, t, s) for t in spec.tasks for s in spec.seeds]
-            states = [_cell_state(folder, spec, c, records) if c[0] else "not_started" for c in reported]
-            spent = [_spent(folder, c) if c[0] else 0 for c in reported]
-            rows.append(_row(adapter, "reported", states, spec, spent, choice))
+            reported = [_cell_state(folder, spec, (chosen[adapter], t, s), records) if settings_done
+                        else ("not_started", 0) for t in spec.tasks for s in spec.seeds]
+            rows.append(_row(adapter, "reported", reported, spec, choice))
     return rows
 
 
 def _cell_state(folder: Path, spec: CompareSpec, cell: tuple[str, str, int],
-                records: dict[str, list[dict[str, Any]]]) -> str:
+                records: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
+    """``("finished" | "partial" | "not_started", env steps spent)`` of one cell; a finished
+    cell's records go into ``records`` (the selection reads them)."""
     name = cell_name(*cell)
     recs = _finished(folder / "cells" / name, spec)
     if recs is not None:
         records[name] = recs
-        return "finished"
-    return "partial" if _steps_spent(folder / "cells" / name / "records.jsonl") else "not_started"
+        return "finished", spec.budget_steps
+    spent = _steps_spent(folder / "cells" / name / "records.jsonl")
+    return ("partial" if spent else "not_started"), spent
 
 
-def _spent(folder: Path, cell: tuple[str | None, str, int]) -> int:
-    return _steps_spent(folder / "cells" / cell_name(*cell) / "records.jsonl") if cell[0] else 0
-
-
-def _row(adapter: str, phase: str, states: list[str], spec: CompareSpec, spent: list[int],
+def _row(adapter: str, phase: str, cells: list[tuple[str, int]], spec: CompareSpec,
          chosen: str | None) -> dict[str, Any]:
-    left = sum(0 if st == "finished" else max(0, spec.budget_steps - s) for st, s in zip(states, spent, strict=True))
+    states = [st for st, _ in cells]
+    left = sum(max(0, spec.budget_steps - spent) for st, spent in cells if st != "finished")
     return {"adapter": adapter, "phase": phase, "cells": len(states), "finished": states.count("finished"),
             "partial": states.count("partial"), "not_started": states.count("not_started"),
             "episodes_left": round(left / spec.episode_length, 1), "chosen": chosen}
